@@ -1,0 +1,12 @@
+//! cgloop: workflows for learned, invertible coarse-graining of biomolecules.
+//!
+//! A study is a YAML workflow (see [`workflow`]): a DAG of stages ([`stages`]) run by the
+//! executor ([`exec`]), each node keyed by a content hash and cached as Parquet
+//! ([`artifact`]). The physics ([`md`]), networks ([`nn`]) and analysis ([`analysis`])
+//! know nothing of workflows.
+
+pub mod artifact;
+pub mod exec;
+pub mod md;
+pub mod stages;
+pub mod workflow;
