@@ -6,6 +6,7 @@
 //! know nothing of workflows.
 
 pub mod artifact;
+pub mod cli;
 pub mod exec;
 pub mod md;
 pub mod stages;

@@ -1,1 +1,16 @@
-//! stages
+//! Stages: the kinds of node a workflow is made of.
+//!
+//! A stage is a pure function of (inputs, params, rng): it gets decoded upstream
+//! artifacts, the bytes of the files its params name, and a seeded ChaCha generator, and
+//! returns its outputs. It never touches the file system or the store; the executor
+//! ([`crate::exec`]) does all I/O. Each stage lives in its own file and is listed in
+//! [`Registry::builtin`].
+
+pub mod registry;
+pub mod stage;
+
+pub use registry::Registry;
+pub use stage::{
+    Context, DataFile, DynStage, Inputs, NoProgress, Outputs, ParamDoc, ParamProblem, Port,
+    Progress, ResolvedParams, Stage, StageError,
+};

@@ -1,0 +1,85 @@
+//! The kinds of artifact a stage can declare for its inputs and outputs.
+//!
+//! A workflow may connect an output to an input only when their kinds have the same
+//! name; the executor checks that every table a stage returns has its kind's schema.
+//! Kinds with `schema: None` accept any table (used by generic analysis tables).
+
+use arrow_schema::{DataType, Field, Schema};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Format {
+    /// A Parquet table; `Some(schema)` pins its columns exactly.
+    Parquet(Option<fn() -> Schema>),
+    /// A file stored as it is, with this extension (`png`, `svg`, `md`).
+    File(&'static str),
+}
+
+/// A named kind of artifact, with a one-line description for `cgloop stages`.
+#[derive(Clone, Copy, Debug)]
+pub struct ArtifactKind {
+    pub name: &'static str,
+    pub format: Format,
+    pub about: &'static str,
+}
+
+impl ArtifactKind {
+    pub const fn table(name: &'static str, schema: fn() -> Schema, about: &'static str) -> Self {
+        ArtifactKind {
+            name,
+            format: Format::Parquet(Some(schema)),
+            about,
+        }
+    }
+
+    pub const fn file(name: &'static str, extension: &'static str, about: &'static str) -> Self {
+        ArtifactKind {
+            name,
+            format: Format::File(extension),
+            about,
+        }
+    }
+
+    /// The file name of an output of this kind in a store folder.
+    pub fn file_name(&self, output: &str) -> String {
+        match self.format {
+            Format::Parquet(_) => format!("{output}.parquet"),
+            Format::File(extension) => format!("{output}.{extension}"),
+        }
+    }
+
+    pub fn schema(&self) -> Option<Schema> {
+        match self.format {
+            Format::Parquet(Some(schema)) => Some(schema()),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for ArtifactKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+/// Any table: analysis results whose columns the stage chooses.
+pub const TABLE: ArtifactKind = ArtifactKind {
+    name: "table",
+    format: Format::Parquet(None),
+    about: "a table whose columns the stage documents",
+};
+
+/// Model parameters: one row per tensor (see [`super::tensors`]).
+pub const MODEL_PARAMETERS: ArtifactKind = ArtifactKind::table(
+    "model_parameters",
+    super::tensors::schema,
+    "network weights: name (utf8), shape (list<int64>), values (list<float64>, row-major)",
+);
+
+pub const PNG: ArtifactKind = ArtifactKind::file("png", "png", "a PNG image");
+pub const SVG: ArtifactKind = ArtifactKind::file("svg", "svg", "an SVG image");
+pub const MARKDOWN: ArtifactKind = ArtifactKind::file("markdown", "md", "a Markdown report");
+
+/// `list<float64>`, the column type of per-frame vectors (positions, forces).
+pub fn float64_list() -> DataType {
+    DataType::List(Field::new("item", DataType::Float64, false).into())
+}

@@ -1,0 +1,99 @@
+//! Command-line arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Workflows for learned, invertible coarse-graining of biomolecules.
+///
+/// A study is a YAML workflow: a DAG of stages (fine-grained MD, learning the CG map,
+/// force matching, CG sampling, the backmapping flow, reweighting, observables). Each
+/// node is keyed by a content hash of its stage, params, inputs and seed, and cached as
+/// Parquet in the store, so a study replays bit for bit and a change recomputes only
+/// what depends on it. Every artifact opens in pyarrow, polars or DuckDB.
+///
+/// Start with `cgloop stages` (what nodes exist), `cgloop plan WF` (what would run and
+/// why), `cgloop run WF`, then `cgloop show NODE --workflow WF` and `cgloop inspect`.
+#[derive(Debug, Parser)]
+#[command(name = "cgloop", version, max_term_width = 100)]
+#[command(after_help = "Exit codes: 0 success; 1 a node failed; 2 user error \
+(bad workflow, arguments or files); 3 the store failed verification; 70 internal error.\n\
+Logs: -v, -vv, or RUST_LOG (e.g. RUST_LOG=cgloop=debug).")]
+pub struct Cli {
+    /// The store folder [default: results/store].
+    #[arg(long, global = true, env = "CGLOOP_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a workflow: compute every node the store does not hold yet.
+    ///
+    /// Validates the whole workflow first (every error, with file, YAML path and
+    /// line). Independent nodes run in parallel up to --jobs. A node that fails stops
+    /// its dependents; the others go on. Nothing half-written is ever published, so a
+    /// killed run can simply be run again.
+    Run {
+        /// The workflow file (YAML).
+        workflow: PathBuf,
+        /// Stop after these nodes (and what they need); repeatable.
+        #[arg(long, value_name = "NODE")]
+        until: Vec<String>,
+        /// Recompute these nodes even if the store holds them; repeatable.
+        #[arg(long, value_name = "NODE")]
+        force: Vec<String>,
+        /// Nodes run at once.
+        #[arg(short, long, default_value_t = 1, value_name = "N")]
+        jobs: usize,
+        /// Show the plan and stop.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show each node's key, and whether it is cached or would run (and why).
+    Plan {
+        workflow: PathBuf,
+        #[arg(long, value_name = "NODE")]
+        until: Vec<String>,
+        #[arg(long, value_name = "NODE")]
+        force: Vec<String>,
+    },
+    /// Show a stored node: provenance, params, inputs, outputs and their schemas.
+    Show {
+        /// A key (or a unique prefix of one), or a node id (with --workflow, or the
+        /// last one of that id run into this store).
+        target: String,
+        /// Resolve a node id through this workflow.
+        #[arg(long, short, value_name = "WF")]
+        workflow: Option<PathBuf>,
+    },
+    /// Print a Parquet file's schema, metadata and first rows.
+    Inspect {
+        file: PathBuf,
+        /// Rows to print.
+        #[arg(long, default_value_t = 5)]
+        rows: usize,
+    },
+    /// Rehash every artifact in the store against its manifest.
+    Verify,
+    /// Delete every stored node that none of the kept workflows reaches.
+    Gc {
+        /// Workflows whose nodes to keep; repeatable.
+        #[arg(long, required = true, value_name = "WF")]
+        keep: Vec<PathBuf>,
+        /// List what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List the stages: inputs, outputs, params and their defaults.
+    Stages {
+        /// Only this stage.
+        name: Option<String>,
+    },
+}

@@ -1,0 +1,285 @@
+//! The stage trait, its type-erased form, and what a stage receives and returns.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{Artifact, ArtifactError, ArtifactKind};
+
+/// An input or output of a stage.
+#[derive(Clone, Copy, Debug)]
+pub struct Port {
+    pub name: &'static str,
+    pub kind: ArtifactKind,
+    pub about: &'static str,
+}
+
+/// One line of documentation for a parameter, shown by `cgloop stages`.
+#[derive(Clone, Copy, Debug)]
+pub struct ParamDoc {
+    pub name: &'static str,
+    pub about: &'static str,
+}
+
+/// A file named in a stage's params (a topology, a structure). Its content hash, not its
+/// path, enters the node's key; the stage reads its bytes through [`Inputs::file`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DataFile(pub String);
+
+/// The outputs of a stage, by output name.
+pub type Outputs = BTreeMap<String, Artifact>;
+
+/// What the executor hands a stage: upstream artifacts by input name, and the bytes of
+/// the files named in its params (by the path as written in the workflow).
+#[derive(Default)]
+pub struct Inputs {
+    pub artifacts: BTreeMap<String, Arc<Artifact>>,
+    pub files: BTreeMap<String, Arc<Vec<u8>>>,
+}
+
+impl Inputs {
+    /// The table connected to input `name`.
+    pub fn table(&self, name: &str) -> Result<&RecordBatch, StageError> {
+        self.artifacts
+            .get(name)
+            .and_then(|a| a.as_table())
+            .ok_or_else(|| StageError::MissingInput(name.to_string()))
+    }
+
+    /// Whether optional input `name` is connected.
+    pub fn has(&self, name: &str) -> bool {
+        self.artifacts.contains_key(name)
+    }
+
+    /// The bytes of a file named in params.
+    pub fn file(&self, file: &DataFile) -> Result<&[u8], StageError> {
+        self.files
+            .get(&file.0)
+            .map(|b| b.as_slice())
+            .ok_or_else(|| StageError::MissingInput(format!("file {}", file.0)))
+    }
+}
+
+/// Reports progress of long work (a progress bar in the terminal, nothing in tests).
+pub trait Progress: Send + Sync {
+    /// Starts a phase of `total` units (steps, epochs, frames).
+    fn start(&self, phase: &str, total: u64);
+    /// Advances the current phase by `n` units.
+    fn advance(&self, n: u64);
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _phase: &str, _total: u64) {}
+    fn advance(&self, _n: u64) {}
+}
+
+/// The seeded randomness and progress reporting of one node run.
+pub struct Context<'a> {
+    /// The node's generator, seeded from (workflow seed, node id).
+    pub rng: ChaCha20Rng,
+    seed: [u8; 32],
+    pub progress: &'a dyn Progress,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(seed: [u8; 32], progress: &'a dyn Progress) -> Self {
+        Context {
+            rng: ChaCha20Rng::from_seed(seed),
+            seed,
+            progress,
+        }
+    }
+
+    /// An independent generator for sub-stream `id` (a chain, a replica, a batch), the
+    /// same whatever order or thread the sub-streams are used in.
+    pub fn stream(&self, id: u64) -> ChaCha20Rng {
+        let mut rng = ChaCha20Rng::from_seed(self.seed);
+        rng.set_stream(id.wrapping_add(1));
+        rng
+    }
+}
+
+/// Why a stage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("input `{0}` is missing")]
+    MissingInput(String),
+    #[error("input `{input}`: {message}")]
+    BadInput { input: String, message: String },
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A parameter value the stage rejects: the path within the params (`ladder[2]`) and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamProblem {
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+impl ParamProblem {
+    pub fn new(param: &str, message: impl Into<String>) -> Self {
+        ParamProblem {
+            path: vec![param.to_string()],
+            message: message.into(),
+        }
+    }
+}
+
+/// A stage, written with typed params. Implement this; the registry erases the type.
+pub trait Stage: Send + Sync + 'static {
+    /// Params with defaults: `#[serde(default, deny_unknown_fields)]` on the struct.
+    type Params: Serialize + DeserializeOwned + Default;
+    const NAME: &'static str;
+    /// Bumped by hand whenever the stage's results change for the same params.
+    const VERSION: u32;
+    const ABOUT: &'static str;
+    const INPUTS: &'static [Port];
+    const OUTPUTS: &'static [Port];
+    const PARAMS: &'static [ParamDoc];
+
+    /// The files named in params, by param name.
+    fn data_files(_params: &Self::Params) -> Vec<(&'static str, &DataFile)> {
+        Vec::new()
+    }
+
+    /// Checks that go beyond types (positive step counts, known names).
+    fn check(_params: &Self::Params) -> Result<(), ParamProblem> {
+        Ok(())
+    }
+
+    fn run(
+        params: &Self::Params,
+        inputs: &Inputs,
+        ctx: &mut Context<'_>,
+    ) -> Result<Outputs, StageError>;
+}
+
+/// Params after validation: the canonical JSON (every default written out) and the
+/// files it names (param name, path as written).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedParams {
+    pub value: serde_json::Value,
+    pub files: Vec<(String, String)>,
+}
+
+/// A stage with its params type erased, as the registry and executor hold it.
+pub trait DynStage: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn version(&self) -> u32;
+    fn about(&self) -> &'static str;
+    fn inputs(&self) -> &'static [Port];
+    fn outputs(&self) -> &'static [Port];
+    fn param_docs(&self) -> &'static [ParamDoc];
+    /// All params with their defaults.
+    fn default_params(&self) -> serde_json::Value;
+    /// Validates params given as a JSON object and fills in defaults.
+    fn resolve_params(&self, given: &serde_json::Value) -> Result<ResolvedParams, ParamProblem>;
+    /// Runs on params returned by [`DynStage::resolve_params`].
+    fn run(
+        &self,
+        params: &serde_json::Value,
+        inputs: &Inputs,
+        ctx: &mut Context<'_>,
+    ) -> Result<Outputs, StageError>;
+}
+
+/// The type-erasing wrapper the registry stores.
+pub(crate) struct Erased<S>(pub(crate) PhantomData<S>);
+
+impl<S: Stage> Erased<S> {
+    fn typed(given: &serde_json::Value) -> Result<S::Params, ParamProblem> {
+        serde_path_to_error::deserialize::<_, S::Params>(given).map_err(|e| {
+            let path = e
+                .path()
+                .iter()
+                .filter_map(|segment| match segment {
+                    serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                    serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                    serde_path_to_error::Segment::Enum { variant } => Some(variant.clone()),
+                    serde_path_to_error::Segment::Unknown => None,
+                })
+                .collect();
+            ParamProblem {
+                path,
+                message: e.into_inner().to_string(),
+            }
+        })
+    }
+}
+
+impl<S: Stage> DynStage for Erased<S> {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+    fn version(&self) -> u32 {
+        S::VERSION
+    }
+    fn about(&self) -> &'static str {
+        S::ABOUT
+    }
+    fn inputs(&self) -> &'static [Port] {
+        S::INPUTS
+    }
+    fn outputs(&self) -> &'static [Port] {
+        S::OUTPUTS
+    }
+    fn param_docs(&self) -> &'static [ParamDoc] {
+        S::PARAMS
+    }
+
+    fn default_params(&self) -> serde_json::Value {
+        serde_json::to_value(S::Params::default()).expect("params serialize to JSON")
+    }
+
+    fn resolve_params(&self, given: &serde_json::Value) -> Result<ResolvedParams, ParamProblem> {
+        let defaults = self.default_params();
+        if let (Some(given), Some(known)) = (given.as_object(), defaults.as_object()) {
+            for key in given.keys() {
+                if !known.contains_key(key) {
+                    let valid: Vec<&str> = known.keys().map(String::as_str).collect();
+                    return Err(ParamProblem::new(
+                        key,
+                        format!(
+                            "unknown parameter `{key}` for stage `{}`; valid parameters: {}",
+                            S::NAME,
+                            valid.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let params = Self::typed(given)?;
+        S::check(&params)?;
+        let files = S::data_files(&params)
+            .into_iter()
+            .map(|(name, file)| (name.to_string(), file.0.clone()))
+            .collect();
+        Ok(ResolvedParams {
+            value: serde_json::to_value(&params).expect("params serialize to JSON"),
+            files,
+        })
+    }
+
+    fn run(
+        &self,
+        params: &serde_json::Value,
+        inputs: &Inputs,
+        ctx: &mut Context<'_>,
+    ) -> Result<Outputs, StageError> {
+        let params = Self::typed(params).map_err(|p| StageError::Failed(p.message))?;
+        S::run(&params, inputs, ctx)
+    }
+}
