@@ -1,0 +1,373 @@
+//! Stages defined for the engine tests, and helpers to run workflows into temporary
+//! stores.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{Float64Array, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use cgloop::artifact::{Artifact, ArtifactKind};
+use cgloop::stages::{
+    Context, DataFile, Inputs, Outputs, ParamDoc, ParamProblem, Port, Registry, Stage, StageError,
+};
+use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+
+pub fn numbers_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("i", DataType::Int64, false),
+        Field::new("x", DataType::Float64, false),
+    ])
+}
+
+pub const NUMBERS: ArtifactKind = ArtifactKind::table("numbers", numbers_schema, "i, x");
+pub const LABELS: ArtifactKind = ArtifactKind::table("labels", numbers_schema, "another kind");
+
+fn numbers(xs: Vec<f64>) -> Artifact {
+    let i: Vec<i64> = (0..xs.len() as i64).collect();
+    Artifact::Table(
+        RecordBatch::try_new(
+            Arc::new(numbers_schema()),
+            vec![
+                Arc::new(Int64Array::from(i)),
+                Arc::new(Float64Array::from(xs)),
+            ],
+        )
+        .unwrap(),
+    )
+}
+
+fn column(batch: &RecordBatch) -> Vec<f64> {
+    batch
+        .column_by_name("x")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .values()
+        .to_vec()
+}
+
+/// Appends the node's stage name to the file named by CGLOOP_TEST_RUN_LOG, so tests can
+/// count how often a stage really ran (across processes).
+fn log_run(what: &str) {
+    if let Ok(path) = std::env::var("CGLOOP_TEST_RUN_LOG") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(f, "{what}").unwrap();
+    }
+}
+
+/// Sleeps, first touching CGLOOP_TEST_STARTED (so a test knows the node is mid-run);
+/// not at all when CGLOOP_TEST_NO_SLEEP is set (a rerun after a kill).
+fn maybe_sleep(ms: u64) {
+    if ms > 0 && std::env::var_os("CGLOOP_TEST_NO_SLEEP").is_none() {
+        if let Ok(path) = std::env::var("CGLOOP_TEST_STARTED") {
+            std::fs::write(path, b"started").unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceParams {
+    pub n: u64,
+    pub scale: f64,
+    pub label: String,
+    pub weights: Vec<f64>,
+    pub sleep_ms: u64,
+}
+
+impl Default for SourceParams {
+    fn default() -> Self {
+        SourceParams {
+            n: 4,
+            scale: 1.0,
+            label: "a".into(),
+            weights: vec![1.0, 2.0],
+            sleep_ms: 0,
+        }
+    }
+}
+
+/// Random numbers from the node's generator.
+pub struct Source;
+
+impl Stage for Source {
+    type Params = SourceParams;
+    const NAME: &'static str = "source";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "n uniform numbers times scale";
+    const INPUTS: &'static [Port] = &[];
+    const OUTPUTS: &'static [Port] = &[Port {
+        name: "numbers",
+        kind: NUMBERS,
+        about: "the numbers",
+    }];
+    const PARAMS: &'static [ParamDoc] = &[
+        ParamDoc {
+            name: "n",
+            about: "how many",
+        },
+        ParamDoc {
+            name: "scale",
+            about: "multiplier",
+        },
+    ];
+
+    fn check(p: &SourceParams) -> Result<(), ParamProblem> {
+        if p.n == 0 {
+            return Err(ParamProblem::new("n", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn run(p: &SourceParams, _: &Inputs, ctx: &mut Context<'_>) -> Result<Outputs, StageError> {
+        log_run("source");
+        maybe_sleep(p.sleep_ms);
+        let xs = (0..p.n)
+            .map(|_| (ctx.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * p.scale)
+            .collect();
+        Ok(Outputs::from([("numbers".to_string(), numbers(xs))]))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScaleParams {
+    pub factor: f64,
+    pub sleep_ms: u64,
+}
+
+impl Default for ScaleParams {
+    fn default() -> Self {
+        ScaleParams {
+            factor: 2.0,
+            sleep_ms: 0,
+        }
+    }
+}
+
+/// Multiplies numbers.
+pub struct Scale;
+
+impl Stage for Scale {
+    type Params = ScaleParams;
+    const NAME: &'static str = "scale";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "x times factor";
+    const INPUTS: &'static [Port] = &[Port {
+        name: "numbers",
+        kind: NUMBERS,
+        about: "",
+    }];
+    const OUTPUTS: &'static [Port] = &[Port {
+        name: "numbers",
+        kind: NUMBERS,
+        about: "",
+    }];
+    const PARAMS: &'static [ParamDoc] = &[];
+
+    fn run(p: &ScaleParams, inputs: &Inputs, _: &mut Context<'_>) -> Result<Outputs, StageError> {
+        log_run("scale");
+        maybe_sleep(p.sleep_ms);
+        let xs = column(inputs.table("numbers")?)
+            .into_iter()
+            .map(|x| x * p.factor)
+            .collect();
+        Ok(Outputs::from([("numbers".to_string(), numbers(xs))]))
+    }
+}
+
+/// Adds two inputs elementwise.
+pub struct Sum;
+
+impl Stage for Sum {
+    type Params = Empty;
+    const NAME: &'static str = "sum";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "a + b";
+    const INPUTS: &'static [Port] = &[
+        Port {
+            name: "a",
+            kind: NUMBERS,
+            about: "",
+        },
+        Port {
+            name: "b",
+            kind: NUMBERS,
+            about: "",
+        },
+    ];
+    const OUTPUTS: &'static [Port] = &[Port {
+        name: "numbers",
+        kind: NUMBERS,
+        about: "",
+    }];
+    const PARAMS: &'static [ParamDoc] = &[];
+
+    fn run(_: &Empty, inputs: &Inputs, _: &mut Context<'_>) -> Result<Outputs, StageError> {
+        log_run("sum");
+        let a = column(inputs.table("a")?);
+        let b = column(inputs.table("b")?);
+        let xs = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        Ok(Outputs::from([("numbers".to_string(), numbers(xs))]))
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Empty {}
+
+/// Always fails.
+pub struct Fail;
+
+impl Stage for Fail {
+    type Params = Empty;
+    const NAME: &'static str = "fail";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "fails";
+    const INPUTS: &'static [Port] = &[Port {
+        name: "numbers",
+        kind: NUMBERS,
+        about: "",
+    }];
+    const OUTPUTS: &'static [Port] = &[Port {
+        name: "numbers",
+        kind: NUMBERS,
+        about: "",
+    }];
+    const PARAMS: &'static [ParamDoc] = &[];
+
+    fn run(_: &Empty, _: &Inputs, _: &mut Context<'_>) -> Result<Outputs, StageError> {
+        Err(StageError::Failed("simulated blow-up at step 7".into()))
+    }
+}
+
+/// Emits a different kind, for type-mismatch tests.
+pub struct Labels;
+
+impl Stage for Labels {
+    type Params = Empty;
+    const NAME: &'static str = "labels";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "labels";
+    const INPUTS: &'static [Port] = &[];
+    const OUTPUTS: &'static [Port] = &[Port {
+        name: "labels",
+        kind: LABELS,
+        about: "",
+    }];
+    const PARAMS: &'static [ParamDoc] = &[];
+
+    fn run(_: &Empty, _: &Inputs, _: &mut Context<'_>) -> Result<Outputs, StageError> {
+        Ok(Outputs::from([("labels".to_string(), numbers(vec![1.0]))]))
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileParams {
+    pub file: DataFile,
+}
+
+/// Reads a data file named in params: one row per byte.
+pub struct ReadFile;
+
+impl Stage for ReadFile {
+    type Params = FileParams;
+    const NAME: &'static str = "read_file";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "bytes of a file";
+    const INPUTS: &'static [Port] = &[];
+    const OUTPUTS: &'static [Port] = &[Port {
+        name: "numbers",
+        kind: NUMBERS,
+        about: "",
+    }];
+    const PARAMS: &'static [ParamDoc] = &[];
+
+    fn data_files(p: &FileParams) -> Vec<(&'static str, &DataFile)> {
+        vec![("file", &p.file)]
+    }
+
+    fn run(p: &FileParams, inputs: &Inputs, _: &mut Context<'_>) -> Result<Outputs, StageError> {
+        let bytes = inputs.file(&p.file)?;
+        Ok(Outputs::from([(
+            "numbers".to_string(),
+            numbers(bytes.iter().map(|&b| b as f64).collect()),
+        )]))
+    }
+}
+
+pub fn registry() -> Registry {
+    Registry::new()
+        .register::<Source>()
+        .register::<Scale>()
+        .register::<Sum>()
+        .register::<Fail>()
+        .register::<Labels>()
+        .register::<ReadFile>()
+}
+
+/// A fresh temporary folder under target/, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("cgloop-test-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes a file into the folder and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every file under a folder (relative path, bytes), skipping manifests and dot-folders.
+pub fn artifact_bytes(store: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(store).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || !entry.path().is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(entry.path()).unwrap() {
+            let file = file.unwrap();
+            let fname = file.file_name().to_string_lossy().to_string();
+            if fname != "manifest.json" {
+                out.push((
+                    format!("{name}/{fname}"),
+                    std::fs::read(file.path()).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
