@@ -6,9 +6,11 @@
 //! equal bytes. Plots and reports are plain files beside the tables. Each kind of
 //! artifact, with its Arrow schema, is declared once in [`kind`].
 
+pub mod atoms;
 pub mod kind;
 pub mod parquet_io;
 pub mod tensors;
+pub mod trajectory;
 
 pub use kind::{ArtifactKind, Format};
 pub use parquet_io::{ArtifactError, decode_table, encode_table};
