@@ -63,17 +63,23 @@ pub fn to_table(atoms: &[AtomRow]) -> RecordBatch {
             Arc::new(Int32Array::from_iter_values(
                 atoms.iter().map(|a| a.atomic_number),
             )),
-            Arc::new(Float64Array::from_iter_values(atoms.iter().map(|a| a.mass_amu))),
-            Arc::new(Float64Array::from_iter_values(atoms.iter().map(|a| a.charge_e))),
+            Arc::new(Float64Array::from_iter_values(
+                atoms.iter().map(|a| a.mass_amu),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                atoms.iter().map(|a| a.charge_e),
+            )),
         ],
     )
     .expect("columns match the atom schema")
 }
 
 pub fn from_table(batch: &RecordBatch) -> Result<Vec<AtomRow>, ArtifactError> {
-    let bad = |name: &str| ArtifactError::Schema(format!("atoms: no column `{name}` of the right type"));
+    let bad =
+        |name: &str| ArtifactError::Schema(format!("atoms: no column `{name}` of the right type"));
     let names = column::<StringArray>(batch, "name").ok_or_else(|| bad("name"))?;
-    let residues = column::<StringArray>(batch, "residue_name").ok_or_else(|| bad("residue_name"))?;
+    let residues =
+        column::<StringArray>(batch, "residue_name").ok_or_else(|| bad("residue_name"))?;
     let residue_index =
         column::<Int32Array>(batch, "residue_index").ok_or_else(|| bad("residue_index"))?;
     let z = column::<Int32Array>(batch, "atomic_number").ok_or_else(|| bad("atomic_number"))?;

@@ -80,7 +80,14 @@ pub fn decode_table(
                 .collect()
         })
         .unwrap_or_default();
-    let schema: Arc<arrow_schema::Schema> = builder.schema().clone();
+    // The key-value metadata is returned on its own, not as schema metadata.
+    let schema = Arc::new(
+        builder
+            .schema()
+            .as_ref()
+            .clone()
+            .with_metadata(std::collections::HashMap::new()),
+    );
     let reader = builder.build()?;
     let batches = reader.collect::<Result<Vec<_>, _>>()?;
     let batch = arrow_select::concat::concat_batches(&schema, &batches)?;

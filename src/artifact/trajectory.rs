@@ -18,9 +18,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{
-    Array, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch,
-};
+use arrow_array::{Array, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field, Schema};
 
@@ -128,9 +126,11 @@ impl Trajectory {
             out.time_ps.push(self.time_ps[i]);
             out.positions_nm
                 .extend_from_slice(&self.positions_nm[width * i..width * (i + 1)]);
-            out.forces.extend_from_slice(&self.forces[width * i..width * (i + 1)]);
+            out.forces
+                .extend_from_slice(&self.forces[width * i..width * (i + 1)]);
             out.potential.push(self.potential[i]);
-            out.kinetic_temperature_k.push(self.kinetic_temperature_k[i]);
+            out.kinetic_temperature_k
+                .push(self.kinetic_temperature_k[i]);
         }
         out
     }
