@@ -53,6 +53,7 @@ fn init_logging(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(crate::exec::progress::LogWriter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

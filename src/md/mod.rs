@@ -1,1 +1,25 @@
-//! md
+//! Fine-grained molecular dynamics: AMBER topologies, the force field (bonded terms,
+//! Lennard-Jones and Coulomb without cutoff, GBSA-OBC2), Langevin dynamics with H-bond
+//! constraints, minimization and temperature replica exchange.
+//!
+//! Units everywhere: nm, ps, kJ/mol, K, amu, elementary charge. AMBER's Å and kcal/mol are
+//! converted in the readers and nowhere else. This module knows nothing of workflows.
+
+// Force field: AMBER readers, topology, energies and forces (OpenMM-exact).
+pub mod coordinates;
+pub mod error;
+pub mod forcefield;
+pub mod pdb;
+pub mod potential;
+pub mod prmtop;
+pub mod structure;
+pub mod topology;
+pub mod units;
+
+// Dynamics: constraints, BAOAB Langevin, minimization, temperature replica exchange.
+pub mod constraints;
+pub mod dynamics;
+pub mod langevin;
+pub mod minimize;
+pub mod random;
+pub mod replica_exchange;

@@ -6,6 +6,7 @@
 //! ([`crate::exec`]) does all I/O. Each stage lives in its own file and is listed in
 //! [`Registry::builtin`].
 
+pub mod fg_sample;
 pub mod registry;
 pub mod stage;
 

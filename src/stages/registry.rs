@@ -20,7 +20,7 @@ impl Registry {
 
     /// The stages cgloop ships.
     pub fn builtin() -> Self {
-        Registry::new()
+        Registry::new().register::<super::fg_sample::FgSample>()
     }
 
     /// Adds a stage; a second stage of the same name replaces the first.
