@@ -18,21 +18,27 @@ pub struct Structure {
 }
 
 fn looks_like_pdb(text: &str) -> bool {
-    text.lines().any(|l| {
-        l.starts_with("ATOM  ") || l.starts_with("HETATM") || l.starts_with("MODEL ")
-    })
+    text.lines()
+        .any(|l| l.starts_with("ATOM  ") || l.starts_with("HETATM") || l.starts_with("MODEL "))
 }
 
 /// Reads coordinates (inpcrd or PDB) for `n_atoms` atoms; `source` names the file.
-pub fn parse_coordinates(text: &str, source: &str, n_atoms: usize) -> Result<Vec<[f64; 3]>, MdError> {
+pub fn parse_coordinates(
+    text: &str,
+    source: &str,
+    n_atoms: usize,
+) -> Result<Vec<[f64; 3]>, MdError> {
     let positions = if looks_like_pdb(text) {
         let pdb = parse_pdb(text, source)?;
-        pdb.frames.into_iter().next().ok_or_else(|| MdError::WrongCount {
-            file: source.to_string(),
-            context: "models".into(),
-            expected: 1,
-            found: 0,
-        })?
+        pdb.frames
+            .into_iter()
+            .next()
+            .ok_or_else(|| MdError::WrongCount {
+                file: source.to_string(),
+                context: "models".into(),
+                expected: 1,
+                found: 0,
+            })?
     } else {
         parse_inpcrd(text, source)?.positions
     };
@@ -64,7 +70,10 @@ impl Structure {
     }
 
     /// Reads both from files.
-    pub fn read(prmtop: &std::path::Path, coordinates: &std::path::Path) -> Result<Structure, MdError> {
+    pub fn read(
+        prmtop: &std::path::Path,
+        coordinates: &std::path::Path,
+    ) -> Result<Structure, MdError> {
         let read = |p: &std::path::Path| {
             std::fs::read_to_string(p).map_err(|source| MdError::Io {
                 file: p.display().to_string(),
@@ -82,7 +91,12 @@ impl Structure {
     /// `NAME (RES n)` for messages about atom `i`.
     pub fn describe_atom(&self, i: usize) -> String {
         match self.topology.atoms.get(i) {
-            Some(a) => format!("{i} {} ({} {})", a.name, a.residue_name, a.residue_index + 1),
+            Some(a) => format!(
+                "{i} {} ({} {})",
+                a.name,
+                a.residue_name,
+                a.residue_index + 1
+            ),
             None => format!("{i}"),
         }
     }

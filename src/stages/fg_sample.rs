@@ -120,21 +120,66 @@ impl Stage for FgSample {
         },
     ];
     const PARAMS: &'static [ParamDoc] = &[
-        ParamDoc { name: "topology", about: "AMBER prmtop (required)" },
-        ParamDoc { name: "coordinates", about: "inpcrd or PDB with the starting structure (required)" },
-        ParamDoc { name: "solvent", about: "vacuum | obc2 (GBSA-OBC2 implicit solvent)" },
-        ParamDoc { name: "temperature_k", about: "thermostat temperature, the ladder's lowest rung (K)" },
-        ParamDoc { name: "timestep_fs", about: "integration step (fs)" },
-        ParamDoc { name: "friction_per_ps", about: "Langevin collision rate (1/ps)" },
-        ParamDoc { name: "constraints", about: "hbonds | none" },
-        ParamDoc { name: "minimize", about: "minimize the energy before dynamics" },
-        ParamDoc { name: "equilibration_steps", about: "steps run and discarded before saving" },
-        ParamDoc { name: "steps", about: "production steps per replica" },
-        ParamDoc { name: "save_every", about: "steps between saved frames" },
-        ParamDoc { name: "replicas", about: "temperatures in the replica-exchange ladder (1: plain MD)" },
-        ParamDoc { name: "max_temperature_k", about: "highest rung of the geometric ladder (K)" },
-        ParamDoc { name: "exchange_every", about: "steps between exchange attempts" },
-        ParamDoc { name: "save_all_temperatures", about: "save frames of every rung, not only the lowest" },
+        ParamDoc {
+            name: "topology",
+            about: "AMBER prmtop (required)",
+        },
+        ParamDoc {
+            name: "coordinates",
+            about: "inpcrd or PDB with the starting structure (required)",
+        },
+        ParamDoc {
+            name: "solvent",
+            about: "vacuum | obc2 (GBSA-OBC2 implicit solvent)",
+        },
+        ParamDoc {
+            name: "temperature_k",
+            about: "thermostat temperature, the ladder's lowest rung (K)",
+        },
+        ParamDoc {
+            name: "timestep_fs",
+            about: "integration step (fs)",
+        },
+        ParamDoc {
+            name: "friction_per_ps",
+            about: "Langevin collision rate (1/ps)",
+        },
+        ParamDoc {
+            name: "constraints",
+            about: "hbonds | none",
+        },
+        ParamDoc {
+            name: "minimize",
+            about: "minimize the energy before dynamics",
+        },
+        ParamDoc {
+            name: "equilibration_steps",
+            about: "steps run and discarded before saving",
+        },
+        ParamDoc {
+            name: "steps",
+            about: "production steps per replica",
+        },
+        ParamDoc {
+            name: "save_every",
+            about: "steps between saved frames",
+        },
+        ParamDoc {
+            name: "replicas",
+            about: "temperatures in the replica-exchange ladder (1: plain MD)",
+        },
+        ParamDoc {
+            name: "max_temperature_k",
+            about: "highest rung of the geometric ladder (K)",
+        },
+        ParamDoc {
+            name: "exchange_every",
+            about: "steps between exchange attempts",
+        },
+        ParamDoc {
+            name: "save_all_temperatures",
+            about: "save frames of every rung, not only the lowest",
+        },
     ];
 
     fn data_files(p: &FgSampleParams) -> Vec<(&'static str, &DataFile)> {
@@ -143,22 +188,34 @@ impl Stage for FgSample {
 
     fn check(p: &FgSampleParams) -> Result<(), ParamProblem> {
         if p.topology.0.is_empty() {
-            return Err(ParamProblem::new("topology", "required: the path of an AMBER prmtop"));
+            return Err(ParamProblem::new(
+                "topology",
+                "required: the path of an AMBER prmtop",
+            ));
         }
         if p.coordinates.0.is_empty() {
-            return Err(ParamProblem::new("coordinates", "required: an inpcrd or PDB file"));
+            return Err(ParamProblem::new(
+                "coordinates",
+                "required: an inpcrd or PDB file",
+            ));
         }
         let positive = |name: &str, v: f64| {
             if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err(ParamProblem::new(name, format!("must be positive, got {v}")))
+                Err(ParamProblem::new(
+                    name,
+                    format!("must be positive, got {v}"),
+                ))
             }
         };
         positive("temperature_k", p.temperature_k)?;
         positive("timestep_fs", p.timestep_fs)?;
         if !(p.friction_per_ps.is_finite() && p.friction_per_ps >= 0.0) {
-            return Err(ParamProblem::new("friction_per_ps", "must be zero or positive"));
+            return Err(ParamProblem::new(
+                "friction_per_ps",
+                "must be zero or positive",
+            ));
         }
         if p.steps == 0 {
             return Err(ParamProblem::new("steps", "must be at least 1"));
@@ -176,7 +233,10 @@ impl Stage for FgSample {
             if !(p.max_temperature_k > p.temperature_k) {
                 return Err(ParamProblem::new(
                     "max_temperature_k",
-                    format!("must exceed temperature_k ({}) for replica exchange", p.temperature_k),
+                    format!(
+                        "must exceed temperature_k ({}) for replica exchange",
+                        p.temperature_k
+                    ),
                 ));
             }
             if p.exchange_every == 0 {
@@ -186,32 +246,53 @@ impl Stage for FgSample {
         Ok(())
     }
 
-    fn run(p: &FgSampleParams, inputs: &Inputs, ctx: &mut Context<'_>) -> Result<Outputs, StageError> {
+    fn run(
+        p: &FgSampleParams,
+        inputs: &Inputs,
+        ctx: &mut Context<'_>,
+    ) -> Result<Outputs, StageError> {
         let text = |f: &DataFile| -> Result<String, StageError> {
-            String::from_utf8(inputs.file(f)?.to_vec())
-                .map_err(|_| StageError::BadInput { input: f.0.clone(), message: "not UTF-8 text".into() })
+            String::from_utf8(inputs.file(f)?.to_vec()).map_err(|_| StageError::BadInput {
+                input: f.0.clone(),
+                message: "not UTF-8 text".into(),
+            })
         };
-        let structure = Structure::parse(&text(&p.topology)?, &p.topology.0, &text(&p.coordinates)?, &p.coordinates.0)
-            .map_err(|e| StageError::Failed(e.to_string()))?;
+        let structure = Structure::parse(
+            &text(&p.topology)?,
+            &p.topology.0,
+            &text(&p.coordinates)?,
+            &p.coordinates.0,
+        )
+        .map_err(|e| StageError::Failed(e.to_string()))?;
         let solvent = match p.solvent {
             SolventModel::Vacuum => Solvent::Vacuum,
             SolventModel::Obc2 => Solvent::Obc2,
         };
-        let mut forcefield =
-            ForceField::new(&structure.topology, solvent).map_err(|e| StageError::Failed(e.to_string()))?;
+        let mut forcefield = ForceField::new(&structure.topology, solvent)
+            .map_err(|e| StageError::Failed(e.to_string()))?;
         let masses: Vec<f64> = structure.topology.atoms.iter().map(|a| a.mass).collect();
         let constraints: Vec<DistanceConstraint> = match p.constraints {
             ConstraintSet::None => Vec::new(),
             ConstraintSet::Hbonds => structure
                 .topology
                 .hydrogen_bonds()
-                .map(|b| DistanceConstraint { i: b.atoms[0], j: b.atoms[1], length_nm: b.r0 })
+                .map(|b| DistanceConstraint {
+                    i: b.atoms[0],
+                    j: b.atoms[1],
+                    length_nm: b.r0,
+                })
                 .collect(),
         };
         let mut positions = structure.positions.clone();
         if p.minimize {
-            let report = minimize(&mut forcefield, &mut positions, &masses, &constraints, MinimizeOptions::default())
-                .map_err(|e| StageError::Failed(format!("minimization: {e}")))?;
+            let report = minimize(
+                &mut forcefield,
+                &mut positions,
+                &masses,
+                &constraints,
+                MinimizeOptions::default(),
+            )
+            .map_err(|e| StageError::Failed(format!("minimization: {e}")))?;
             tracing::info!(
                 initial = report.initial_energy,
                 last = report.final_energy,
@@ -225,7 +306,11 @@ impl Stage for FgSample {
             geometric_ladder(p.temperature_k, p.max_temperature_k, p.replicas)
         };
         let params = LangevinParams::new(p.temperature_k, p.friction_per_ps, p.timestep_fs * 1e-3);
-        let exchange_every = if p.replicas == 1 { p.steps + p.equilibration_steps } else { p.exchange_every };
+        let exchange_every = if p.replicas == 1 {
+            p.steps + p.equilibration_steps
+        } else {
+            p.exchange_every
+        };
         let mut remd = ReplicaExchange::new(
             &forcefield,
             &masses,
@@ -242,12 +327,19 @@ impl Stage for FgSample {
 
         let total = p.equilibration_steps + p.steps;
         ctx.progress.start("md steps", total);
-        let chunk = 1000u64.max(p.save_every).max(if p.replicas > 1 { p.exchange_every } else { 0 });
+        let chunk =
+            1000u64
+                .max(p.save_every)
+                .max(if p.replicas > 1 { p.exchange_every } else { 0 });
         let mut trajectory = Trajectory::new(masses.len());
         let mut done = 0u64;
         while done < total {
             let n = chunk.min(total - done);
-            let save = if done + n > p.equilibration_steps { p.save_every } else { 0 };
+            let save = if done + n > p.equilibration_steps {
+                p.save_every
+            } else {
+                0
+            };
             let equilibration = p.equilibration_steps;
             let timestep_ps = p.timestep_fs * 1e-3;
             let all = p.save_all_temperatures;
@@ -276,16 +368,31 @@ impl Stage for FgSample {
         let exchanges = RecordBatch::try_new(
             Arc::new(exchange_schema()),
             vec![
-                Arc::new(Float64Array::from_iter_values(stats.iter().map(|s| s.lower_k))),
-                Arc::new(Float64Array::from_iter_values(stats.iter().map(|s| s.upper_k))),
-                Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.attempts as i64))),
-                Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.accepted as i64))),
-                Arc::new(Float64Array::from_iter_values(stats.iter().map(|s| s.acceptance_rate()))),
+                Arc::new(Float64Array::from_iter_values(
+                    stats.iter().map(|s| s.lower_k),
+                )),
+                Arc::new(Float64Array::from_iter_values(
+                    stats.iter().map(|s| s.upper_k),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    stats.iter().map(|s| s.attempts as i64),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    stats.iter().map(|s| s.accepted as i64),
+                )),
+                Arc::new(Float64Array::from_iter_values(
+                    stats.iter().map(|s| s.acceptance_rate()),
+                )),
             ],
         )
         .expect("columns match the exchange schema");
         for s in stats {
-            tracing::info!("exchange {:.1} K <-> {:.1} K: acceptance {:.3}", s.lower_k, s.upper_k, s.acceptance_rate());
+            tracing::info!(
+                "exchange {:.1} K <-> {:.1} K: acceptance {:.3}",
+                s.lower_k,
+                s.upper_k,
+                s.acceptance_rate()
+            );
         }
         let atoms: Vec<AtomRow> = structure
             .topology
@@ -301,7 +408,10 @@ impl Stage for FgSample {
             })
             .collect();
         Ok(Outputs::from([
-            ("trajectory".to_string(), Artifact::Table(trajectory.to_table())),
+            (
+                "trajectory".to_string(),
+                Artifact::Table(trajectory.to_table()),
+            ),
             ("atoms".to_string(), Artifact::Table(atoms_table(&atoms))),
             ("exchanges".to_string(), Artifact::Table(exchanges)),
         ]))
@@ -313,7 +423,11 @@ fn dynamics_error(e: DynamicsError, structure: &Structure) -> StageError {
     match &e {
         DynamicsError::ForceBlowUp { step, atoms, .. } => StageError::Failed(format!(
             "{e}; atoms: {} (blow-up at step {step}: check the structure, the timestep and the constraints)",
-            atoms.iter().map(|&i| structure.describe_atom(i)).collect::<Vec<_>>().join(", ")
+            atoms
+                .iter()
+                .map(|&i| structure.describe_atom(i))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         _ => StageError::Failed(e.to_string()),
     }
