@@ -13,9 +13,14 @@ test:
 test-slow:
     cargo test --release -- --ignored --nocapture
 
-# Benchmarks: engine overhead, MD speed against OpenMM (see benches/).
+# Benchmarks: engine overhead, and MD speed side by side with OpenMM (when importable).
 bench:
     cargo bench --bench engine
+    cargo bench --bench md
+    if python3 -c "import openmm" 2>/dev/null; then \
+      python3 bench/openmm_peer.py datasets/alanine_dipeptide/ala2_ff14SB.prmtop datasets/alanine_dipeptide/ala2_ff14SB.inpcrd --solvent vacuum; \
+      python3 bench/openmm_peer.py datasets/chignolin/cln025_ff14SB.prmtop datasets/chignolin/cln025_ff14SB.inpcrd --solvent obc2; \
+    else echo "openmm not importable: pip install openmm (in a venv) for the peer numbers"; fi
 
 fmt:
     cargo fmt

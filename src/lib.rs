@@ -5,6 +5,7 @@
 //! ([`artifact`]). The physics ([`md`]), networks ([`nn`]) and analysis ([`analysis`])
 //! know nothing of workflows.
 
+pub mod analysis;
 pub mod artifact;
 pub mod cli;
 pub mod exec;

@@ -199,6 +199,20 @@ fn wrong_count_and_bad_pointer_are_errors() {
 }
 
 #[test]
+fn unsupported_terms_are_refused() {
+    let text = read(ALA2_PRMTOP).replacen(
+        "%FLAG RADIUS_SET",
+        "%FLAG CMAP_COUNT\n%FORMAT(2I8)\n       1       1\n%FLAG RADIUS_SET",
+        1,
+    );
+    let message = parse_prmtop(&text, "cmap.prmtop").unwrap_err().to_string();
+    assert!(
+        message.contains("cmap.prmtop") && message.contains("CMAP"),
+        "{message}"
+    );
+}
+
+#[test]
 fn obc2_requires_radii() {
     let text = without_flag(&read(ALA2_PRMTOP), "RADII");
     let top = parse_prmtop(&text, "noradii.prmtop").unwrap();

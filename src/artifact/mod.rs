@@ -9,6 +9,7 @@
 pub mod atoms;
 pub mod kind;
 pub mod parquet_io;
+pub mod ramachandran;
 pub mod tensors;
 pub mod trajectory;
 

@@ -11,7 +11,14 @@
 //! | `positions_nm` | list<float64> | 3N coordinates, atom-major (x0, y0, z0, x1, ...), nm |
 //! | `forces_kj_per_mol_nm` | list<float64> | 3N force components, kJ/mol/nm |
 //! | `potential_kj_per_mol` | float64 | potential energy, kJ/mol |
-//! | `kinetic_temperature_k` | float64 | instantaneous temperature from the kinetic energy, K |
+//! | `kinetic_temperature_k` | float64 | instantaneous temperature from the kinetic energy, K; NaN means unknown |
+//!
+//! Frames brought in by `import_trajectory` (positions from a PDB, DCD or XTC file, energies
+//! and forces recomputed) have no velocities: their `kinetic_temperature_k` is NaN, which
+//! in this column always means "unknown", never a failed computation. Their `step` is the
+//! frame's index in the imported file, `time_ps` that index times the stage's
+//! `timestep_ps`, and `temperature_k` the temperature the frames are declared to sample.
+//! Averages over this column must skip NaN (DuckDB: `WHERE NOT isnan(kinetic_temperature_k)`).
 //!
 //! Select one temperature with e.g. DuckDB:
 //! `SELECT * FROM 'trajectory.parquet' WHERE temperature_index = 0`.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Workflows for learned, invertible coarse-graining of biomolecules.
 ///
@@ -96,4 +96,34 @@ pub enum Command {
         /// Only this stage.
         name: Option<String>,
     },
+    /// Single-point energy by term (kJ/mol) and forces (kJ/mol/nm) of one structure.
+    ///
+    /// The AMBER force field without cutoff, as `fg_sample` uses it. Prints a table of
+    /// the terms, the total and the largest force; with --json one JSON object:
+    /// total_kj_per_mol, terms_kj_per_mol (bonds, angles, torsions, coulomb,
+    /// lennard_jones, coulomb_14, lennard_jones_14, gb) and forces_kj_per_mol_nm (one
+    /// [fx, fy, fz] per atom, topology order), at full precision.
+    Energy {
+        /// AMBER prmtop.
+        #[arg(long, value_name = "PRMTOP")]
+        topology: PathBuf,
+        /// inpcrd/rst7 or PDB (its first model), atoms in topology order.
+        #[arg(long, value_name = "FILE")]
+        coordinates: PathBuf,
+        /// Implicit solvent.
+        #[arg(long, value_enum, default_value_t = SolventArg::Vacuum)]
+        solvent: SolventArg,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Implicit solvent model on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SolventArg {
+    /// Gas phase.
+    Vacuum,
+    /// GBSA-OBC2 implicit solvent (needs the prmtop's RADII and SCREEN).
+    Obc2,
 }

@@ -134,6 +134,12 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Stages { name } => stages(&registry, name.as_deref()),
+        Command::Energy {
+            topology,
+            coordinates,
+            solvent,
+            json,
+        } => super::energy::energy(&topology, &coordinates, solvent, json),
     }
 }
 

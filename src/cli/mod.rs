@@ -6,6 +6,7 @@
 
 mod args;
 mod commands;
+mod energy;
 
 use std::process::ExitCode;
 

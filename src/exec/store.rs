@@ -93,8 +93,7 @@ impl Store {
         self.node_dir(key).join(MANIFEST_FILE).is_file()
     }
 
-    /// Takes the key's lock, waiting for another process that holds it.
-    pub fn lock(&self, key: &Key) -> Result<KeyLock, StoreError> {
+    fn lock_file(&self, key: &Key) -> Result<(File, PathBuf), StoreError> {
         let path = self.root.join(".locks").join(format!("{key}.lock"));
         let file = OpenOptions::new()
             .create(true)
@@ -102,19 +101,19 @@ impl Store {
             .write(true)
             .open(&path)
             .map_err(io_error(&path))?;
+        Ok((file, path))
+    }
+
+    /// Takes the key's lock, waiting for another process that holds it.
+    pub fn lock(&self, key: &Key) -> Result<KeyLock, StoreError> {
+        let (file, path) = self.lock_file(key)?;
         file.lock().map_err(io_error(&path))?;
         Ok(KeyLock { _file: file })
     }
 
     /// Like [`Store::lock`], but `None` instead of waiting.
     pub fn try_lock(&self, key: &Key) -> Result<Option<KeyLock>, StoreError> {
-        let path = self.root.join(".locks").join(format!("{key}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_error(&path))?;
+        let (file, path) = self.lock_file(key)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(KeyLock { _file: file })),
             Err(fs::TryLockError::WouldBlock) => Ok(None),

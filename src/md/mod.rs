@@ -7,6 +7,7 @@
 
 // Force field: AMBER readers, topology, energies and forces (OpenMM-exact).
 pub mod coordinates;
+pub mod dcd;
 pub mod error;
 pub mod forcefield;
 pub mod pdb;
@@ -15,6 +16,7 @@ pub mod prmtop;
 pub mod structure;
 pub mod topology;
 pub mod units;
+pub mod xtc;
 
 // Dynamics: constraints, BAOAB Langevin, minimization, temperature replica exchange.
 pub mod constraints;

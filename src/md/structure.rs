@@ -9,6 +9,23 @@ use super::error::MdError;
 use super::pdb::parse_pdb;
 use super::prmtop::parse_prmtop;
 use super::topology::Topology;
+use crate::artifact::atoms::AtomRow;
+
+/// The rows of the `atoms` artifact for a topology's atoms, in topology order.
+pub fn atom_rows(topology: &Topology) -> Vec<AtomRow> {
+    topology
+        .atoms
+        .iter()
+        .map(|a| AtomRow {
+            name: a.name.clone(),
+            residue_name: a.residue_name.clone(),
+            residue_index: a.residue_index as i32,
+            atomic_number: i32::from(a.atomic_number),
+            mass_amu: a.mass,
+            charge_e: a.charge,
+        })
+        .collect()
+}
 
 /// A topology and starting positions (nm).
 #[derive(Debug, Clone)]

@@ -17,15 +17,15 @@ use serde::{Deserialize, Serialize};
 
 use super::{Context, DataFile, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::artifact::Artifact;
-use crate::artifact::atoms::{ATOMS, AtomRow, to_table as atoms_table};
+use crate::artifact::atoms::{ATOMS, to_table as atoms_table};
 use crate::artifact::kind::TABLE;
 use crate::artifact::trajectory::{FrameRecord, TRAJECTORY, Trajectory};
-use crate::md::constraints::DistanceConstraint;
+use crate::md::constraints::{ConstraintError, DistanceConstraint};
 use crate::md::dynamics::{DynamicsError, LangevinParams};
 use crate::md::forcefield::{ForceField, Solvent};
 use crate::md::minimize::{MinimizeOptions, minimize};
 use crate::md::replica_exchange::{ReplicaExchange, ReplicaExchangeParams, geometric_ladder};
-use crate::md::structure::Structure;
+use crate::md::structure::{Structure, atom_rows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -394,19 +394,7 @@ impl Stage for FgSample {
                 s.acceptance_rate()
             );
         }
-        let atoms: Vec<AtomRow> = structure
-            .topology
-            .atoms
-            .iter()
-            .map(|a| AtomRow {
-                name: a.name.clone(),
-                residue_name: a.residue_name.clone(),
-                residue_index: a.residue_index as i32,
-                atomic_number: i32::from(a.atomic_number),
-                mass_amu: a.mass,
-                charge_e: a.charge,
-            })
-            .collect();
+        let atoms = atom_rows(&structure.topology);
         Ok(Outputs::from([
             (
                 "trajectory".to_string(),
@@ -418,16 +406,26 @@ impl Stage for FgSample {
     }
 }
 
-/// A dynamics error, with the atoms named for a blow-up.
+/// A dynamics error, with the atoms it involves named.
 fn dynamics_error(e: DynamicsError, structure: &Structure) -> StageError {
+    let names = |atoms: &[usize]| {
+        atoms
+            .iter()
+            .map(|&i| structure.describe_atom(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match &e {
         DynamicsError::ForceBlowUp { step, atoms, .. } => StageError::Failed(format!(
             "{e}; atoms: {} (blow-up at step {step}: check the structure, the timestep and the constraints)",
-            atoms
-                .iter()
-                .map(|&i| structure.describe_atom(i))
-                .collect::<Vec<_>>()
-                .join(", ")
+            names(atoms)
+        )),
+        DynamicsError::Constraint {
+            step,
+            source: ConstraintError::NotConverged { i, j, .. },
+        } => StageError::Failed(format!(
+            "{e}; atoms: {} (the dynamics blew up at step {step}: check the structure and the timestep)",
+            names(&[*i, *j])
         )),
         _ => StageError::Failed(e.to_string()),
     }

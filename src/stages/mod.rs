@@ -7,6 +7,8 @@
 //! [`Registry::builtin`].
 
 pub mod fg_sample;
+pub mod import_trajectory;
+pub mod ramachandran;
 pub mod registry;
 pub mod stage;
 

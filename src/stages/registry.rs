@@ -20,7 +20,10 @@ impl Registry {
 
     /// The stages cgloop ships.
     pub fn builtin() -> Self {
-        Registry::new().register::<super::fg_sample::FgSample>()
+        Registry::new()
+            .register::<super::fg_sample::FgSample>()
+            .register::<super::ramachandran::Ramachandran>()
+            .register::<super::import_trajectory::ImportTrajectory>()
     }
 
     /// Adds a stage; a second stage of the same name replaces the first.

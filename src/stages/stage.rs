@@ -147,6 +147,9 @@ pub trait Stage: Send + Sync + 'static {
     const VERSION: u32;
     const ABOUT: &'static str;
     const INPUTS: &'static [Port];
+    /// Names of the inputs in [`Stage::INPUTS`] a workflow may leave unconnected; the
+    /// stage asks [`Inputs::has`] before reading one.
+    const OPTIONAL_INPUTS: &'static [&'static str] = &[];
     const OUTPUTS: &'static [Port];
     const PARAMS: &'static [ParamDoc];
 
@@ -181,6 +184,8 @@ pub trait DynStage: Send + Sync {
     fn version(&self) -> u32;
     fn about(&self) -> &'static str;
     fn inputs(&self) -> &'static [Port];
+    /// Whether input `name` may be left unconnected.
+    fn is_optional_input(&self, name: &str) -> bool;
     fn outputs(&self) -> &'static [Port];
     fn param_docs(&self) -> &'static [ParamDoc];
     /// All params with their defaults.
@@ -232,6 +237,9 @@ impl<S: Stage> DynStage for Erased<S> {
     }
     fn inputs(&self) -> &'static [Port] {
         S::INPUTS
+    }
+    fn is_optional_input(&self, name: &str) -> bool {
+        S::OPTIONAL_INPUTS.contains(&name)
     }
     fn outputs(&self) -> &'static [Port] {
         S::OUTPUTS

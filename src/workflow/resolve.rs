@@ -227,6 +227,7 @@ pub(crate) fn resolve(
         let missing: Vec<&str> = stage
             .inputs()
             .iter()
+            .filter(|p| !stage.is_optional_input(p.name))
             .filter(|p| !node.inputs.iter().any(|i| i.name == p.name))
             .map(|p| p.name)
             .collect();

@@ -1,9 +1,11 @@
 //! The AMBER fine-grained force field: U(x) in kJ/mol and F = -dU/dx in kJ/mol/nm for
 //! positions in nm, no cutoff and no periodic box.
 //!
-//! U = E_bonds + E_angles + E_torsions                       (see [`bonded`])
-//!   + E_coulomb + E_lj + E_coulomb_14 + E_lj_14             (see [`nonbonded`])
-//!   + E_gb  (OBC2 polar + ACE surface, only with [`Solvent::Obc2`]; see [`obc2`]).
+//! ```text
+//! U = E_bonds + E_angles + E_torsions                       (bonded.rs)
+//!   + E_coulomb + E_lj + E_coulomb_14 + E_lj_14             (nonbonded.rs)
+//!   + E_gb  (OBC2 polar + ACE surface, with Solvent::Obc2;  obc2.rs)
+//! ```
 //!
 //! Matches OpenMM's `AmberPrmtopFile.createSystem(nonbondedMethod=NoCutoff,
 //! implicitSolvent=OBC2)` term by term (to ~1e-11 kJ/mol/nm on the datasets; see
@@ -11,11 +13,11 @@
 //! without allocating (scratch lives in the struct, hence `&mut self`);
 //! [`ForceField::compute_term`] evaluates one term alone, for tests and diagnostics.
 //!
-//! Speed: ordinary pairs run as rows i -> j > i over struct-of-arrays columns (runs that
-//! skip exclusions), OBC2 as three row passes; the row loops are written once over a
-//! lane type ([`simd::Lanes`]) and run on AVX-512 (8 doubles) or AVX2 (4) when a runtime
-//! check finds them, else on scalars. Bonded terms avoid libm: torsions use angle
-//! addition (no trigonometric calls), angles an fdlibm-derived atan.
+//! Speed: the pair loops (ordinary Coulomb/LJ pairs as rows i -> j > i with one mask bit
+//! per pair; the three OBC2 passes) read struct-of-arrays columns padded with inert
+//! ghost atoms, are written once over a lane type (`simd::Lanes`) and run on AVX-512
+//! (8 doubles) or AVX2 (4) when a runtime check finds them, else on scalars. Bonded
+//! terms avoid libm: torsions by angle addition, angles with an fdlibm-derived atan.
 
 pub(crate) mod bonded;
 pub(crate) mod nonbonded;
@@ -375,6 +377,36 @@ mod tests {
                 assert!((s[d] - t[d]).abs() < 1e-9 * t[d].abs().max(1.0));
             }
         }
+    }
+
+    #[test]
+    fn vectorized_and_scalar_paths_agree() {
+        // 37 atoms: rows of every length modulo the lane widths, exclusions, 1-4 pairs.
+        let top = random_molecule(37, 5);
+        let x = super::test_support::test_positions(37, 9);
+        for solvent in [Solvent::Vacuum, Solvent::Obc2] {
+            let mut fast = ForceField::new(&top, solvent).unwrap();
+            let mut scalar = fast.clone();
+            scalar.disable_simd();
+            let (mut f_fast, mut f_scalar) = (vec![[0.0; 3]; 37], vec![[0.0; 3]; 37]);
+            let e_fast = fast.compute(&x, &mut f_fast);
+            let e_scalar = scalar.compute(&x, &mut f_scalar);
+            for term in Term::ALL {
+                let (a, b) = (e_fast.get(term), e_scalar.get(term));
+                assert!(
+                    (a - b).abs() <= 1e-12 * a.abs().max(1.0),
+                    "{term:?}: {a} vs {b}"
+                );
+            }
+            for (a, b) in f_fast.iter().zip(&f_scalar) {
+                for d in 0..3 {
+                    assert!((a[d] - b[d]).abs() <= 1e-11 * a[d].abs().max(1.0));
+                }
+            }
+        }
+        // The rows cover exactly the ordinary pairs of the explicit list.
+        let rows = PairRows::new(&top).unwrap();
+        assert_eq!(rows.len(), PairList::ordinary(&top).len());
     }
 
     #[test]

@@ -1,10 +1,14 @@
-//! Lennard-Jones and Coulomb over explicit pair lists, no cutoff:
+//! Lennard-Jones and Coulomb without cutoff, in kJ/mol with r in nm:
 //!
-//! E_ij = A_ij / r^12 - B_ij / r^6 + qq_ij / r,   qq_ij = ke q_i q_j (ke = 1/(4 pi eps0)),
+//! ```text
+//! E_ij = A_ij / r^12 - B_ij / r^6 + qq_ij / r,   qq_ij = ke q_i q_j,  ke = 1/(4 pi eps0).
+//! ```
 //!
-//! in kJ/mol with r in nm. Ordinary pairs are all i < j that are neither excluded nor 1-4;
-//! 1-4 pairs carry A/scnb, B/scnb (A, B as written in the prmtop, as OpenMM) and qq/scee. Each list is struct-of-arrays and is
-//! built once; the kernel costs one sqrt and one division per pair.
+//! Ordinary pairs are all i < j that are neither excluded nor 1-4 ([`PairRows`]:
+//! vectorized rows with one mask bit per pair; Lorentz-Berthelot A, B from per-atom
+//! sigma, epsilon as OpenMM). 1-4 pairs carry A/scnb, B/scnb (A, B as written in the
+//! prmtop, as OpenMM does) and qq/scee, in an explicit struct-of-arrays [`PairList`],
+//! which also serves NBFIX tables and the per-term evaluation.
 
 use crate::md::forcefield::simd::Lanes;
 use crate::md::topology::{Atom, Topology};
@@ -204,10 +208,13 @@ impl SoaBuffers {
     }
 }
 
-/// Ordinary pairs as rows i -> (i, n) cut into runs of consecutive j that skip the
-/// excluded and 1-4 partners of i; parameters per atom, combined on the fly with
-/// Lorentz-Berthelot (sigma_ij = (sigma_i + sigma_j)/2, eps_ij = sqrt(eps_i eps_j)),
-/// as OpenMM's NonbondedForce. Memory O(N + exclusions).
+/// Ordinary pairs as rows i -> j > i over whole lane chunks, with one bit per pair that
+/// says whether it counts (excluded and 1-4 partners, and ghosts, are masked out);
+/// parameters per atom, combined on the fly with Lorentz-Berthelot
+/// (sigma_ij = (sigma_i + sigma_j)/2, eps_ij = sqrt(eps_i eps_j)) as OpenMM's
+/// NonbondedForce. Masked pairs are computed and discarded by a select, never by a
+/// multiplication, so even coincident excluded atoms cannot leak a NaN. Memory: one bit
+/// per pair.
 #[derive(Debug, Clone)]
 pub(crate) struct PairRows {
     n_atoms: usize,
@@ -217,9 +224,9 @@ pub(crate) struct PairRows {
     half_sigma: Vec<f64>,
     /// 2 sqrt(eps_i), so that 4 eps_ij = product.
     two_sqrt_epsilon: Vec<f64>,
-    /// Runs [start, end) of partners j, row i owning runs[row_start[i]..row_start[i + 1]].
-    runs: Vec<(u32, u32)>,
-    row_start: Vec<u32>,
+    /// Bit b of byte `row_mask_start[i] + k` is set when pair (i, i + 1 + 8k + b) counts.
+    pair_masks: Vec<u8>,
+    row_mask_start: Vec<u32>,
 }
 
 impl PairRows {
@@ -230,31 +237,26 @@ impl PairRows {
             return None;
         }
         let n = topology.n_atoms();
-        let mut skip: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for &[i, j] in &topology.exclusions {
-            skip[i].push(j);
+        let mut row_mask_start = Vec::with_capacity(n + 1);
+        let mut pair_masks = Vec::new();
+        for i in 0..n {
+            row_mask_start.push(pair_masks.len() as u32);
+            let len = n - i - 1;
+            pair_masks.extend((0..len.div_ceil(8)).map(|k| {
+                let valid = (len - 8 * k).min(8);
+                (0xffu16 >> (8 - valid)) as u8
+            }));
         }
-        for p in &topology.pairs_14 {
-            skip[p.atoms[0]].push(p.atoms[1]);
+        row_mask_start.push(pair_masks.len() as u32);
+        let excluded = topology
+            .exclusions
+            .iter()
+            .copied()
+            .chain(topology.pairs_14.iter().map(|p| p.atoms));
+        for [i, j] in excluded {
+            let offset = j - i - 1;
+            pair_masks[row_mask_start[i] as usize + offset / 8] &= !(1u8 << (offset % 8));
         }
-        let mut runs = Vec::new();
-        let mut row_start = Vec::with_capacity(n + 1);
-        for (i, partners) in skip.iter_mut().enumerate() {
-            row_start.push(runs.len() as u32);
-            partners.sort_unstable();
-            partners.dedup();
-            let mut start = i + 1;
-            for &j in partners.iter() {
-                if j > start {
-                    runs.push((start as u32, j as u32));
-                }
-                start = start.max(j + 1);
-            }
-            if start < n {
-                runs.push((start as u32, n as u32));
-            }
-        }
-        row_start.push(runs.len() as u32);
         let sqrt_ke = ONE_4PI_EPS0.sqrt();
         let column = |per_atom: &dyn Fn(&Atom) -> f64| -> Vec<f64> {
             let mut values: Vec<f64> = topology.atoms.iter().map(per_atom).collect();
@@ -266,18 +268,21 @@ impl PairRows {
             scaled_charge: column(&|a| sqrt_ke * a.charge),
             half_sigma: column(&|a| 0.5 * lj.sigma[a.lj_type]),
             two_sqrt_epsilon: column(&|a| 2.0 * lj.epsilon[a.lj_type].sqrt()),
-            runs,
-            row_start,
+            pair_masks,
+            row_mask_start,
         })
     }
 
-    /// Number of pairs covered.
+    /// Number of pairs that count.
     pub(crate) fn len(&self) -> usize {
-        self.runs.iter().map(|&(a, b)| (b - a) as usize).sum()
+        self.pair_masks
+            .iter()
+            .map(|m| m.count_ones() as usize)
+            .sum()
     }
 
     /// Adds the forces of the requested part into `soa`; returns (Coulomb, LJ) energies.
-    /// `W` is the lane type of the bulk of each run (the tail runs on scalars).
+    /// `W` is the lane type of the row loops.
     #[inline(always)]
     pub(crate) fn accumulate<W: Lanes>(&self, part: PairPart, soa: &mut SoaBuffers) -> (f64, f64) {
         match part {
@@ -315,49 +320,30 @@ impl PairRows {
             y: &mut fy[..padded],
             z: &mut fz[..padded],
         };
-        let mut wide = PairSums::<W>::zero();
-        let mut narrow = PairSums::<f64>::zero();
+        let lane_bits = ((1u16 << W::LANES) - 1) as u8;
+        let mut sums = PairSums::<W>::zero();
         for i in 0..n {
-            let mut fi_wide = [W::splat(0.0); 3];
-            let mut fi_narrow = [0.0; 3];
-            let rows = self.row_start[i] as usize..self.row_start[i + 1] as usize;
-            for &(start, end) in &self.runs[rows] {
-                let (mut j, mut end) = (start as usize, end as usize);
-                if end == n {
-                    // The last run of a row continues into the ghosts: no scalar tail.
-                    end = j + padded_len(end - j, W::LANES);
-                }
-                while j + W::LANES <= end {
+            let masks = &self.pair_masks[self.row_mask_start[i] as usize..];
+            let mut fi = [W::splat(0.0); 3];
+            for offset in (0..padded_len(n - i - 1, W::LANES)).step_by(W::LANES) {
+                let bits = (masks[offset / 8] >> (offset % 8)) & lane_bits;
+                if bits != 0 {
                     pair_lanes::<W, COULOMB, LJ>(
                         &atoms,
                         i,
-                        j,
+                        i + 1 + offset,
+                        bits,
                         &mut forces,
-                        &mut fi_wide,
-                        &mut wide,
+                        &mut fi,
+                        &mut sums,
                     );
-                    j += W::LANES;
-                }
-                while j < end {
-                    pair_lanes::<f64, COULOMB, LJ>(
-                        &atoms,
-                        i,
-                        j,
-                        &mut forces,
-                        &mut fi_narrow,
-                        &mut narrow,
-                    );
-                    j += 1;
                 }
             }
-            forces.x[i] += fi_wide[0].sum() + fi_narrow[0];
-            forces.y[i] += fi_wide[1].sum() + fi_narrow[1];
-            forces.z[i] += fi_wide[2].sum() + fi_narrow[2];
+            forces.x[i] += fi[0].sum();
+            forces.y[i] += fi[1].sum();
+            forces.z[i] += fi[2].sum();
         }
-        (
-            wide.coulomb.sum() + narrow.coulomb,
-            wide.lennard_jones.sum() + narrow.lennard_jones,
-        )
+        (sums.coulomb.sum(), sums.lennard_jones.sum())
     }
 }
 
@@ -393,26 +379,32 @@ impl<S: Lanes> PairSums<S> {
     }
 }
 
-/// Pairs (i, j..j + S::LANES): F_i = -s d, F_j = +s d with d = x_j - x_i and
-/// s = -(dE/dr)/r.
+/// Pairs (i, j..j + S::LANES) whose bit in `bits` is set: F_i = -s d, F_j = +s d with
+/// d = x_j - x_i and s = -(dE/dr)/r.
 #[inline(always)]
 fn pair_lanes<S: Lanes, const COULOMB: bool, const LJ: bool>(
     atoms: &AtomColumns,
     i: usize,
     j: usize,
+    bits: u8,
     forces: &mut ForceColumns,
     fi: &mut [S; 3],
     sums: &mut PairSums<S>,
 ) {
+    let zero = S::splat(0.0);
     let dx = S::load(atoms.x, j) - S::splat(atoms.x[i]);
     let dy = S::load(atoms.y, j) - S::splat(atoms.y[i]);
     let dz = S::load(atoms.z, j) - S::splat(atoms.z[i]);
     let r2 = dx * dx + dy * dy + dz * dz;
     let inv_r = r2.rsqrt();
     let inv_r2 = inv_r * inv_r;
-    let mut s = S::splat(0.0);
+    let mut s = zero;
     if COULOMB {
-        let e = S::splat(atoms.charge[i]) * S::load(atoms.charge, j) * inv_r;
+        let e = S::select_bits(
+            bits,
+            S::splat(atoms.charge[i]) * S::load(atoms.charge, j) * inv_r,
+            zero,
+        );
         sums.coulomb += e;
         s += e;
     }
@@ -421,12 +413,12 @@ fn pair_lanes<S: Lanes, const COULOMB: bool, const LJ: bool>(
         let sigma2 = sigma * sigma * inv_r2;
         let sigma6 = sigma2 * sigma2 * sigma2;
         let four_eps = S::splat(atoms.two_sqrt_epsilon[i]) * S::load(atoms.two_sqrt_epsilon, j);
-        let repulsion = four_eps * sigma6 * sigma6;
-        let dispersion = four_eps * sigma6;
+        let repulsion = S::select_bits(bits, four_eps * sigma6 * sigma6, zero);
+        let dispersion = S::select_bits(bits, four_eps * sigma6, zero);
         sums.lennard_jones += repulsion - dispersion;
         s += S::splat(12.0) * repulsion - S::splat(6.0) * dispersion;
     }
-    s = s * inv_r2;
+    s = s * S::select_bits(bits, inv_r2, zero);
     let (sx, sy, sz) = (s * dx, s * dy, s * dz);
     fi[0] -= sx;
     fi[1] -= sy;

@@ -50,6 +50,7 @@ pub(crate) struct Obc2 {
     offset_radius: Vec<f64>,
     inv_offset_radius: Vec<f64>,
     scaled_radius: Vec<f64>,
+    scaled_radius2: Vec<f64>,
     /// 4 pi gamma (rho + probe)^2 rho^6: E_sa,i = surface_coefficient / R^6.
     surface_coefficient: Vec<f64>,
     // Scratch, reused between calls.
@@ -87,6 +88,11 @@ impl Obc2 {
         let surface_factor = 4.0 * std::f64::consts::PI * SURFACE_AREA_ENERGY;
         let prefactor = -ONE_4PI_EPS0 * (1.0 / SOLUTE_DIELECTRIC - 1.0 / SOLVENT_DIELECTRIC);
         // Pair buffers hold every row padded to whole chunks of the widest lanes.
+        let scaled_radius: Vec<f64> = gb
+            .iter()
+            .zip(&offset_radius)
+            .map(|(p, r)| p.screen * r)
+            .collect();
         let n_pairs: usize = (0..n).map(|i| padded_len(n - i - 1, MAX_LANES)).sum();
         // Ghost atoms (see `nonbonded::GHOSTS`): no charge, no descreening, R = 1 nm.
         let with_ghosts = |mut column: Vec<f64>, ghost: f64| {
@@ -105,13 +111,8 @@ impl Obc2 {
             ),
             inv_radius: radius.iter().map(|r| 1.0 / r).collect(),
             inv_offset_radius: with_ghosts(offset_radius.iter().map(|r| 1.0 / r).collect(), 10.0),
-            scaled_radius: with_ghosts(
-                gb.iter()
-                    .zip(&offset_radius)
-                    .map(|(p, r)| p.screen * r)
-                    .collect(),
-                0.0,
-            ),
+            scaled_radius2: with_ghosts(scaled_radius.iter().map(|s| s * s).collect(), 0.0),
+            scaled_radius: with_ghosts(scaled_radius, 0.0),
             surface_coefficient: radius
                 .iter()
                 .map(|&r| surface_factor * (r + PROBE_RADIUS).powi(2) * r.powi(6))
@@ -155,6 +156,7 @@ impl Obc2 {
             rho: &self.offset_radius[..padded],
             inv_rho: &self.inv_offset_radius[..padded],
             screened: &self.scaled_radius[..padded],
+            screened2: &self.scaled_radius2[..padded],
         };
         let integral = &mut self.integral[..padded];
         integral.iter_mut().for_each(|v| *v = 0.0);
@@ -305,6 +307,8 @@ struct RadiusColumns<'a> {
     rho: &'a [f64],
     inv_rho: &'a [f64],
     screened: &'a [f64],
+    /// screened^2.
+    screened2: &'a [f64],
 }
 
 /// Pairs (i, j..j + S::LANES) of pass 1: adds H_ji to I_j, stores both derivatives at
@@ -322,22 +326,20 @@ fn integral_lanes<S: Lanes>(
     let dx = S::load(atoms.x, j) - S::splat(atoms.x[i]);
     let dy = S::load(atoms.y, j) - S::splat(atoms.y[i]);
     let dz = S::load(atoms.z, j) - S::splat(atoms.z[i]);
-    let r2 = dx * dx + dy * dy + dz * dz;
-    let inv_r = r2.rsqrt();
-    let r = r2 * inv_r;
+    let distance = PairDistance::new(dx * dx + dy * dy + dz * dz);
     let (h_ij, g_ij) = pair_integral(
         S::splat(atoms.rho[i]),
         S::splat(atoms.inv_rho[i]),
         S::load(atoms.screened, j),
-        r,
-        inv_r,
+        S::load(atoms.screened2, j),
+        &distance,
     );
     let (h_ji, g_ji) = pair_integral(
         S::load(atoms.rho, j),
         S::load(atoms.inv_rho, j),
         S::splat(atoms.screened[i]),
-        r,
-        inv_r,
+        S::splat(atoms.screened2[i]),
+        &distance,
     );
     h_ji.add_to(integral, j);
     g_ij.store(gradient_ij, p);
@@ -418,34 +420,68 @@ fn born_energy_lanes<S: Lanes>(
     vz.sub_from(out.fz, j);
 }
 
+/// Per-pair quantities shared by the two directions of a pair integral.
+struct PairDistance<S> {
+    r: S,
+    inv_r: S,
+    inv_r2: S,
+    half_inv_r: S,
+    quarter_inv_r: S,
+    quarter_r: S,
+    quarter_inv_r2: S,
+}
+
+impl<S: Lanes> PairDistance<S> {
+    #[inline(always)]
+    fn new(r2: S) -> Self {
+        let c = S::splat;
+        let inv_r = r2.rsqrt();
+        let inv_r2 = inv_r * inv_r;
+        let r = r2 * inv_r;
+        PairDistance {
+            r,
+            inv_r,
+            inv_r2,
+            half_inv_r: c(0.5) * inv_r,
+            quarter_inv_r: c(0.25) * inv_r,
+            quarter_r: c(0.25) * r,
+            quarter_inv_r2: c(0.25) * inv_r2,
+        }
+    }
+}
+
 /// HCT pair integral H(rho_i, s_j, r) (atom i descreened by j) and
-/// -1/2 (dH/dr) / r, the factor the chain rule multiplies with dE/dI_i. Branch-free
-/// so that it runs on lanes.
+/// -1/2 (dH/dr) / r, the factor the chain rule multiplies with dE/dI_i:
+///
+/// ```text
+/// H = (L - U) + (L^2 - U^2) (s^2/r - r)/4 + ln(U/L)/(2r) [+ 2 (1/rho - L) if engulfed]
+/// -1/2 dH/dr = (1 + s^2/r^2) (L^2 - U^2)/8 + ln(U/L)/(4 r^2)
+/// ```
+///
+/// with L = 1/max(rho_i, |r - s_j|), U = 1/(r + s_j) (OpenMM's ReferenceObc, regrouped).
+/// Branch-free so that it runs on lanes.
 #[inline(always)]
-fn pair_integral<S: Lanes>(rho_i: S, inv_rho_i: S, s_j: S, r: S, inv_r: S) -> (S, S) {
+fn pair_integral<S: Lanes>(rho_i: S, inv_rho_i: S, s_j: S, s2_j: S, d: &PairDistance<S>) -> (S, S) {
     let c = S::splat;
-    let r_plus_s = r + s_j;
-    let lower = rho_i.max((r - s_j).abs());
+    let r_plus_s = d.r + s_j;
+    let lower = rho_i.max((d.r - s_j).abs());
     // Both inverse bounds from one reciprocal.
     let inv_product = (lower * r_plus_s).recip();
     let l = r_plus_s * inv_product;
     let u = lower * inv_product;
-    let l2 = l * l;
-    let u2 = u * u;
-    let log_ratio = ln(lower * u); // ln(u / l) with u, l the inverse bounds
-    let s2 = s_j * s_j;
-    let engulfed = S::select_lt(rho_i, s_j - r, c(2.0) * (inv_rho_i - l), c(0.0));
-    let h = l - u
-        + c(0.25) * r * (u2 - l2)
-        + c(0.5) * inv_r * log_ratio
-        + c(0.25) * s2 * inv_r * (l2 - u2)
-        + engulfed;
-    let inv_r2 = inv_r * inv_r;
-    let t3 = c(0.125) * (c(1.0) + s2 * inv_r2) * (l2 - u2) + c(0.25) * log_ratio * inv_r2;
+    let l_minus_u = l - u;
+    let l2_minus_u2 = l_minus_u * (l + u);
+    let log_ratio = ln(lower * u); // ln(U / L)
+    let engulfed = S::select_lt(rho_i, s_j - d.r, c(2.0) * (inv_rho_i - l), c(0.0));
+    let q = s2_j.mul_add(d.quarter_inv_r, -d.quarter_r);
+    let h = l2_minus_u2.mul_add(q, d.half_inv_r.mul_add(log_ratio, l_minus_u + engulfed));
+    let t3 = s2_j
+        .mul_add(d.inv_r2, c(1.0))
+        .mul_add(c(0.125) * l2_minus_u2, log_ratio * d.quarter_inv_r2);
     // No overlap when rho_i >= r + s_j (then lower * u >= 1, so the log above is finite).
     (
         S::select_lt(rho_i, r_plus_s, h, c(0.0)),
-        S::select_lt(rho_i, r_plus_s, t3 * inv_r, c(0.0)),
+        S::select_lt(rho_i, r_plus_s, t3 * d.inv_r, c(0.0)),
     )
 }
 

@@ -1,0 +1,171 @@
+//! Eight f64 lanes in an AVX-512 register. Only reached from functions compiled with
+//! `#[target_feature(enable = "avx512f")]` after a runtime check, which is what makes
+//! the intrinsic calls below sound.
+
+use super::*;
+use std::arch::x86_64::*;
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct F64x8(__m512d);
+
+macro_rules! binary {
+    ($trait:ident, $method:ident, $intrinsic:ident) => {
+        impl $trait for F64x8 {
+            type Output = F64x8;
+            #[inline(always)]
+            fn $method(self, other: F64x8) -> F64x8 {
+                // SAFETY: AVX-512F is available (see the module docs).
+                F64x8(unsafe { $intrinsic(self.0, other.0) })
+            }
+        }
+    };
+}
+binary!(Add, add, _mm512_add_pd);
+binary!(Sub, sub, _mm512_sub_pd);
+binary!(Mul, mul, _mm512_mul_pd);
+binary!(Div, div, _mm512_div_pd);
+
+impl AddAssign for F64x8 {
+    #[inline(always)]
+    fn add_assign(&mut self, other: F64x8) {
+        *self = *self + other;
+    }
+}
+
+impl SubAssign for F64x8 {
+    #[inline(always)]
+    fn sub_assign(&mut self, other: F64x8) {
+        *self = *self - other;
+    }
+}
+
+impl Neg for F64x8 {
+    type Output = F64x8;
+    #[inline(always)]
+    fn neg(self) -> F64x8 {
+        // SAFETY: AVX-512F is available (see the module docs).
+        F64x8(unsafe { _mm512_sub_pd(_mm512_set1_pd(-0.0), self.0) })
+    }
+}
+
+#[inline(always)]
+fn splat_bits(value: u64) -> __m512i {
+    // SAFETY: AVX-512F is available (see the module docs).
+    unsafe { _mm512_set1_epi64(value as i64) }
+}
+
+impl Lanes for F64x8 {
+    const LANES: usize = 8;
+    #[inline(always)]
+    fn splat(value: f64) -> Self {
+        // SAFETY: AVX-512F is available (see the module docs).
+        F64x8(unsafe { _mm512_set1_pd(value) })
+    }
+    #[inline(always)]
+    fn load(values: &[f64], at: usize) -> Self {
+        let lanes = &values[at..at + 8];
+        // SAFETY: `lanes` holds 8 initialized f64; unaligned load.
+        F64x8(unsafe { _mm512_loadu_pd(lanes.as_ptr()) })
+    }
+    #[inline(always)]
+    fn store(self, values: &mut [f64], at: usize) {
+        let lanes = &mut values[at..at + 8];
+        // SAFETY: `lanes` holds 8 f64; unaligned store.
+        unsafe { _mm512_storeu_pd(lanes.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        // SAFETY: AVX-512F is available (see the module docs).
+        F64x8(unsafe { _mm512_sqrt_pd(self.0) })
+    }
+    #[inline(always)]
+    fn max(self, other: Self) -> Self {
+        // SAFETY: as above; same as the scalar `if a > b { a } else { b }` without NaN.
+        F64x8(unsafe { _mm512_max_pd(self.0, other.0) })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: as above.
+        F64x8(unsafe { _mm512_abs_pd(self.0) })
+    }
+    #[inline(always)]
+    fn select_lt(a: Self, b: Self, then: Self, otherwise: Self) -> Self {
+        // SAFETY: as above.
+        unsafe {
+            let mask = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(a.0, b.0);
+            F64x8(_mm512_mask_blend_pd(mask, otherwise.0, then.0))
+        }
+    }
+    #[inline(always)]
+    fn select_bits(bits: u8, then: Self, otherwise: Self) -> Self {
+        // SAFETY: as above.
+        F64x8(unsafe { _mm512_mask_blend_pd(bits, otherwise.0, then.0) })
+    }
+    #[inline(always)]
+    fn sum(self) -> f64 {
+        let mut lanes = [0.0; 8];
+        self.store(&mut lanes, 0);
+        ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
+            + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    }
+    #[inline(always)]
+    fn split_exponent(self) -> (Self, Self) {
+        // SAFETY: as above.
+        unsafe {
+            let bits = _mm512_add_epi64(_mm512_castpd_si512(self.0), splat_bits(LN_SHIFT));
+            let m = _mm512_add_epi64(
+                _mm512_and_si512(bits, splat_bits(MANTISSA_MASK)),
+                splat_bits(SQRT_HALF_BITS),
+            );
+            let k = _mm512_or_si512(
+                _mm512_srli_epi64::<52>(bits),
+                splat_bits(EXPONENT_MAGIC_BITS),
+            );
+            let k = _mm512_sub_pd(_mm512_castsi512_pd(k), _mm512_set1_pd(EXPONENT_MAGIC));
+            (F64x8(_mm512_castsi512_pd(m)), F64x8(k))
+        }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: as above (FMA is part of AVX-512F).
+        F64x8(unsafe { _mm512_fmadd_pd(self.0, b.0, c.0) })
+    }
+    /// 14-bit estimate, two Newton steps with FMA: about one ulp, no divider.
+    #[inline(always)]
+    fn recip(self) -> Self {
+        // SAFETY: as above.
+        unsafe {
+            let one = _mm512_set1_pd(1.0);
+            let mut y = _mm512_rcp14_pd(self.0);
+            for _ in 0..2 {
+                let e = _mm512_fnmadd_pd(self.0, y, one);
+                y = _mm512_fmadd_pd(y, e, y);
+            }
+            F64x8(y)
+        }
+    }
+    /// 14-bit estimate, two Newton steps with FMA: about one ulp, no divider.
+    #[inline(always)]
+    fn rsqrt(self) -> Self {
+        // SAFETY: as above.
+        unsafe {
+            let one = _mm512_set1_pd(1.0);
+            let half = _mm512_set1_pd(0.5);
+            let mut y = _mm512_rsqrt14_pd(self.0);
+            for _ in 0..2 {
+                let e = _mm512_fnmadd_pd(_mm512_mul_pd(self.0, y), y, one);
+                y = _mm512_fmadd_pd(_mm512_mul_pd(y, half), e, y);
+            }
+            F64x8(y)
+        }
+    }
+    #[inline(always)]
+    fn pow2_from_rounded(t: Self) -> Self {
+        // SAFETY: as above.
+        unsafe {
+            let k = _mm512_sub_epi64(_mm512_castpd_si512(t.0), splat_bits(ROUND_MAGIC.to_bits()));
+            let biased = _mm512_add_epi64(k, splat_bits(1023));
+            F64x8(_mm512_castsi512_pd(_mm512_slli_epi64::<52>(biased)))
+        }
+    }
+}
