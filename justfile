@@ -13,6 +13,10 @@ test:
 test-slow:
     cargo test --release -- --ignored --nocapture
 
+# The 300 K alanine dipeptide reference populations (replica exchange, vacuum and OBC2).
+md-populations:
+    cargo test --release --test long_alanine_md -- --ignored --nocapture
+
 # Benchmarks: engine overhead, and MD speed side by side with OpenMM (when importable).
 bench:
     cargo bench --bench engine

@@ -372,12 +372,17 @@ fn stages(registry: &Registry, only: Option<&str>) -> Result<(), CliError> {
         if !stage.inputs().is_empty() {
             println!("  inputs:");
             for p in stage.inputs() {
-                println!("    {:<18} {:<18} {}", p.name, p.kind.name, p.about);
+                let name = if stage.is_optional_input(p.name) {
+                    format!("{} (optional)", p.name)
+                } else {
+                    p.name.to_string()
+                };
+                println!("    {name:<22} {:<18} {}", p.kind.name, p.about);
             }
         }
         println!("  outputs:");
         for p in stage.outputs() {
-            println!("    {:<18} {:<18} {}", p.name, p.kind.name, p.about);
+            println!("    {:<22} {:<18} {}", p.name, p.kind.name, p.about);
         }
         println!("  params (default):");
         let defaults = stage.default_params();
@@ -386,7 +391,7 @@ fn stages(registry: &Registry, only: Option<&str>) -> Result<(), CliError> {
                 .get(doc.name)
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "required".into());
-            println!("    {:<18} {:<14} {}", doc.name, default, doc.about);
+            println!("    {:<22} {:<14} {}", doc.name, default, doc.about);
         }
         println!();
     }

@@ -12,8 +12,8 @@ use thiserror::Error;
 
 use crate::md::constraints::ConstraintError;
 
-/// Boltzmann's constant in kJ/mol/K (OpenMM's BOLTZ).
-pub const BOLTZ: f64 = 0.00831446261815324;
+/// Boltzmann's constant in kJ/mol/K (OpenMM's BOLTZ), from [`crate::md::units`].
+pub use crate::md::units::BOLTZMANN as BOLTZ;
 /// Default force magnitude (kJ/mol/nm) above which a step counts as blown up.
 pub const DEFAULT_MAX_FORCE: f64 = 1e6;
 /// Atoms listed at most in a blow-up error.
