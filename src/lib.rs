@@ -10,5 +10,6 @@ pub mod artifact;
 pub mod cli;
 pub mod exec;
 pub mod md;
+pub mod nn;
 pub mod stages;
 pub mod workflow;

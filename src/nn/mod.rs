@@ -1,0 +1,14 @@
+//! Neural-network building blocks on candle, usable without workflows.
+//!
+//! Every weight is drawn from cgloop's own seeded ChaCha streams ([`store`]), never
+//! from candle's unseedable generator, and saved as Parquet sorted by name. Networks
+//! whose training loss contains their own gradient (force matching) get that gradient
+//! analytically as candle operations ([`mlp::Mlp::forward_with_input_gradient`]), so a
+//! single backward pass gives exact parameter gradients without
+//! `CANDLE_GRAD_DO_NOT_DETACH`.
+
+pub mod mlp;
+pub mod store;
+
+pub use mlp::{Activation, Mlp};
+pub use store::ParameterStore;
