@@ -7,8 +7,12 @@
 //! single backward pass gives exact parameter gradients without
 //! `CANDLE_GRAD_DO_NOT_DETACH`.
 
+pub mod cg_potential;
+pub mod cg_map;
+pub mod equivariant;
 pub mod mlp;
 pub mod store;
 
+pub use cg_potential::{CgPotential, CgPotentialConfig};
 pub use mlp::{Activation, Mlp};
 pub use store::ParameterStore;

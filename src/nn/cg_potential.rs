@@ -1,0 +1,192 @@
+//! The CG potential U_hat(z): a pair network on bead-pair distances plus physical
+//! priors, with forces -grad_z U_hat computed analytically as candle operations.
+//!
+//! U_hat(z) = sum_{p=(i<j)} [ NN(phi(d_p), e_p) + eps (sigma / d_p)^6 ]
+//!          + sum_{consecutive beads} k_b / 2 (d_{i,i+1} - r_0)^2
+//!
+//! phi_k(d) = exp(-gamma (d - mu_k)^2), k = 1..K, mu_k evenly spaced on [0, cutoff]
+//! (a SchNet-style radial basis), e_p a one-hot of the pair (beads are distinguishable
+//! along the chain). Shapes: z (frames, n, 3) in nm, U (frames), forces (frames, n, 3)
+//! in kJ/mol/nm. The forces are F_i = -sum_p dU/dd_p * s_{p,i} (z_i - z_j) / d_p with
+//! s = +1 when i is the pair's first bead and -1 when its second; dU/dd_p comes from
+//! [`Mlp::forward_with_input_gradient`] and the basis derivative, so a force-matching
+//! loss min E |F(z) - F_inst|^2 trains with one backward pass.
+
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::mlp::{Activation, Mlp};
+
+/// Architecture and priors of the CG potential.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CgPotentialConfig {
+    /// Radial basis functions.
+    pub basis: usize,
+    /// Largest basis centre, nm.
+    pub cutoff_nm: f64,
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+    /// Repulsion prior eps (sigma/d)^6: eps in kJ/mol, sigma in nm.
+    pub repulsion_kj_per_mol: f64,
+    pub repulsion_sigma_nm: f64,
+    /// Harmonic bond prior between consecutive beads: k (kJ/mol/nm^2) and r0 (nm) per
+    /// bond; empty means no bond prior.
+    pub bond_k: Vec<f64>,
+    pub bond_r0_nm: Vec<f64>,
+}
+
+impl Default for CgPotentialConfig {
+    fn default() -> Self {
+        CgPotentialConfig {
+            basis: 16,
+            cutoff_nm: 1.2,
+            hidden: vec![32, 32],
+            activation: Activation::Silu,
+            repulsion_kj_per_mol: 1.0,
+            repulsion_sigma_nm: 0.2,
+            bond_k: Vec::new(),
+            bond_r0_nm: Vec::new(),
+        }
+    }
+}
+
+/// U_hat for `n` beads.
+pub struct CgPotential {
+    n: usize,
+    config: CgPotentialConfig,
+    network: Mlp,
+    /// Pair p = (first[p], second[p]), i < j.
+    first: Tensor,
+    second: Tensor,
+    pair_onehot: Tensor,
+    centres: Tensor,
+    gamma: f64,
+}
+
+impl CgPotential {
+    /// Parameters under `vb` (`pair_network.layer{i}`).
+    pub fn new(n: usize, config: CgPotentialConfig, vb: VarBuilder) -> Result<Self> {
+        assert!(n >= 2, "a CG potential needs two beads");
+        let device = vb.device().clone();
+        let dtype = vb.dtype();
+        let pairs: Vec<(u32, u32)> = (0..n as u32)
+            .flat_map(|i| (i + 1..n as u32).map(move |j| (i, j)))
+            .collect();
+        let n_pairs = pairs.len();
+        let mut sizes = vec![config.basis + n_pairs];
+        sizes.extend(&config.hidden);
+        sizes.push(1);
+        let network = Mlp::new(&sizes, config.activation, vb.pp("pair_network"))?;
+        let first = Tensor::from_vec(pairs.iter().map(|p| p.0).collect(), n_pairs, &device)?;
+        let second = Tensor::from_vec(pairs.iter().map(|p| p.1).collect(), n_pairs, &device)?;
+        let pair_onehot = Tensor::eye(n_pairs, dtype, &device)?;
+        let spacing = config.cutoff_nm / (config.basis.max(2) - 1) as f64;
+        let centres: Vec<f64> = (0..config.basis).map(|k| k as f64 * spacing).collect();
+        let centres = Tensor::from_vec(centres, (1, config.basis), &device)?.to_dtype(dtype)?;
+        if !config.bond_k.is_empty() {
+            assert_eq!(
+                config.bond_k.len(),
+                n - 1,
+                "one bond prior per consecutive pair"
+            );
+            assert_eq!(config.bond_r0_nm.len(), n - 1);
+        }
+        Ok(CgPotential {
+            n,
+            gamma: 1.0 / (spacing * spacing),
+            config,
+            network,
+            first,
+            second,
+            pair_onehot,
+            centres,
+        })
+    }
+
+    pub fn beads(&self) -> usize {
+        self.n
+    }
+
+    /// Energies (frames) and forces (frames, n, 3) at bead positions z (frames, n, 3).
+    pub fn energy_and_forces(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
+        let frames = z.dim(0)?;
+        let n_pairs = self.first.dim(0)?;
+        let zi = z.index_select(&self.first, 1)?; // (F, P, 3)
+        let zj = z.index_select(&self.second, 1)?;
+        let diff = (zi - zj)?;
+        let d = diff.sqr()?.sum(2)?.sqrt()?; // (F, P)
+        let flat_d = d.reshape((frames * n_pairs, 1))?;
+        // Radial basis and its derivative in d.
+        let offset = flat_d.broadcast_sub(&self.centres)?; // (FP, K)
+        let basis = (offset.sqr()? * (-self.gamma))?.exp()?;
+        let basis_derivative = ((&basis * &offset)? * (-2.0 * self.gamma))?;
+        let onehot = self
+            .pair_onehot
+            .unsqueeze(0)?
+            .broadcast_as((frames, n_pairs, n_pairs))?
+            .reshape((frames * n_pairs, n_pairs))?;
+        let features = Tensor::cat(&[&basis, &onehot], 1)?;
+        let (pair_energy, grad) = self.network.forward_with_input_gradient(&features)?;
+        let k = self.config.basis;
+        let mut de_dd = (grad.narrow(1, 0, k)? * basis_derivative)?.sum_keepdim(1)?; // (FP, 1)
+        let mut energy = pair_energy;
+        // Repulsion prior.
+        let (eps, sigma) = (
+            self.config.repulsion_kj_per_mol,
+            self.config.repulsion_sigma_nm,
+        );
+        if eps > 0.0 {
+            let s6 = (flat_d.recip()? * sigma)?.powf(6.0)?;
+            energy = (energy + (&s6 * eps)?)?;
+            de_dd = (de_dd - ((s6 * (6.0 * eps))? / &flat_d)?)?;
+        }
+        let energy = energy.reshape((frames, n_pairs))?.sum(1)?;
+        let mut de_dd = de_dd.reshape((frames, n_pairs))?;
+        let mut energy = energy;
+        // Harmonic bonds between consecutive beads: pair (i, i+1) has index
+        // sum_{m<i} (n-1-m).
+        if !self.config.bond_k.is_empty() {
+            let mut bond_index = Vec::with_capacity(self.n - 1);
+            let mut start = 0;
+            for i in 0..self.n - 1 {
+                bond_index.push(start as u32);
+                start += self.n - 1 - i;
+            }
+            let device = z.device();
+            let dtype = z.dtype();
+            let idx = Tensor::from_vec(bond_index, self.n - 1, device)?;
+            let db = d.index_select(&idx, 1)?; // (F, n-1)
+            let k = Tensor::from_vec(self.config.bond_k.clone(), (1, self.n - 1), device)?
+                .to_dtype(dtype)?;
+            let r0 = Tensor::from_vec(self.config.bond_r0_nm.clone(), (1, self.n - 1), device)?
+                .to_dtype(dtype)?;
+            let stretch = db.broadcast_sub(&r0)?;
+            energy = (energy + (stretch.sqr()?.broadcast_mul(&k)?.sum(1)? * 0.5)?)?;
+            let bond_de = stretch.broadcast_mul(&k)?; // (F, n-1)
+            let full =
+                Tensor::zeros((frames, n_pairs), dtype, device)?.index_add(&idx, &bond_de, 1)?;
+            de_dd = (de_dd + full)?;
+        }
+        // F_i = -sum_p dU/dd_p (z_i - z_j)/d_p for i first, + for i second.
+        let unit = diff.broadcast_div(&d.unsqueeze(2)?)?;
+        let pull = unit.broadcast_mul(&de_dd.unsqueeze(2)?)?; // (F, P, 3)
+        let zeros = Tensor::zeros((frames, self.n, 3), z.dtype(), z.device())?;
+        let forces =
+            (zeros.index_add(&self.second, &pull, 1)? - zeros.index_add(&self.first, &pull, 1)?)?;
+        Ok((energy, forces))
+    }
+
+    /// Force-matching loss: mean over frames, beads and components of (F - F_target)^2.
+    pub fn force_matching_loss(&self, z: &Tensor, target_forces: &Tensor) -> Result<Tensor> {
+        let (_, forces) = self.energy_and_forces(z)?;
+        (forces - target_forces)?.sqr()?.mean_all()
+    }
+}
+
+/// Bead positions as a (1, n, 3) tensor, for single configurations.
+pub fn single_frame(z: &[[f64; 3]], dtype: DType, device: &Device) -> Result<Tensor> {
+    let flat: Vec<f64> = z.iter().flatten().copied().collect();
+    Tensor::from_vec(flat, (1, z.len(), 3), device)?.to_dtype(dtype)
+}
