@@ -98,7 +98,12 @@ pub struct Constraints {
     coupling_start: Vec<usize>,
     inv_mass: Vec<f64>,
     tolerance: f64,
+    /// Cluster indices grouped by cluster size (sizes ascending), for SHAKE in lockstep.
+    by_size: Vec<(usize, Vec<usize>)>,
 }
+
+/// Clusters of one size that SHAKE iterates side by side.
+const BATCH: usize = 4;
 
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
@@ -185,6 +190,7 @@ impl Constraints {
             coupling_start: Vec::new(),
             inv_mass,
             tolerance: DEFAULT_TOLERANCE,
+            by_size: Vec::new(),
         };
         for cluster in &members {
             if cluster.len() > MAX_CLUSTER {
@@ -211,6 +217,11 @@ impl Constraints {
             }
             out.cluster_start.push(out.pairs.len());
         }
+        let mut by_size: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (k, cluster) in members.iter().enumerate() {
+            by_size.entry(cluster.len()).or_default().push(k);
+        }
+        out.by_size = by_size.into_iter().collect();
         Ok(out)
     }
 
@@ -270,18 +281,26 @@ impl Constraints {
         positions: &mut [[f64; 3]],
     ) -> Result<usize, ConstraintError> {
         let mut most = 0;
-        for k in 0..self.cluster_start.len() - 1 {
-            let iterations = match self.cluster_start[k + 1] - self.cluster_start[k] {
-                1 => self.shake_single(k, reference, positions)?,
-                2 => self.shake_small::<2>(k, reference, positions)?,
-                3 => self.shake_small::<3>(k, reference, positions)?,
-                4 => self.shake_small::<4>(k, reference, positions)?,
-                5 => self.shake_small::<5>(k, reference, positions)?,
-                6 => self.shake_small::<6>(k, reference, positions)?,
-                7 => self.shake_small::<7>(k, reference, positions)?,
-                _ => self.shake_small::<8>(k, reference, positions)?,
-            };
-            most = most.max(iterations);
+        for (size, ks) in &self.by_size {
+            for batch in ks.chunks(BATCH) {
+                let iterations = match size {
+                    1 => {
+                        let mut most = 0;
+                        for &k in batch {
+                            most = most.max(self.shake_single(k, reference, positions)?);
+                        }
+                        most
+                    }
+                    2 => self.shake_small::<2>(batch, reference, positions)?,
+                    3 => self.shake_small::<3>(batch, reference, positions)?,
+                    4 => self.shake_small::<4>(batch, reference, positions)?,
+                    5 => self.shake_small::<5>(batch, reference, positions)?,
+                    6 => self.shake_small::<6>(batch, reference, positions)?,
+                    7 => self.shake_small::<7>(batch, reference, positions)?,
+                    _ => self.shake_small::<8>(batch, reference, positions)?,
+                };
+                most = most.max(iterations);
+            }
         }
         Ok(most)
     }
@@ -356,55 +375,70 @@ impl Constraints {
         Ok(1)
     }
 
-    /// SHAKE on cluster `k` of exactly `K` constraints (Newton with the full K x K
-    /// Jacobian), on the stack.
+    /// SHAKE on the clusters `ks` (at most [`BATCH`]) of exactly `K` constraints each
+    /// (Newton with the full K x K Jacobian), on the stack. The clusters iterate in
+    /// lockstep, independent dependency chains side by side, until all have converged.
     fn shake_small<const K: usize>(
         &self,
-        k: usize,
+        ks: &[usize],
         reference: &[[f64; 3]],
         positions: &mut [[f64; 3]],
     ) -> Result<usize, ConstraintError> {
-        let start = self.cluster_start[k];
-        let pairs: &[[usize; 2]; K] = self.pairs[start..start + K].try_into().unwrap();
-        let length_sq: &[f64; K] = self.length_sq[start..start + K].try_into().unwrap();
-        let coupling = &self.coupling[self.coupling_start[k]..self.coupling_start[k] + K * K];
-        let dir: [[f64; 3]; K] =
-            std::array::from_fn(|c| sub(reference[pairs[c][0]], reference[pairs[c][1]]));
+        let batch = ks.len().min(BATCH);
+        let mut pairs = [[[0usize; 2]; K]; BATCH];
+        let mut length_sq = [[0.0; K]; BATCH];
+        let mut coupling = [[[0.0; K]; K]; BATCH];
+        let mut dir = [[[0.0; 3]; K]; BATCH];
+        for (b, &k) in ks[..batch].iter().enumerate() {
+            let start = self.cluster_start[k];
+            pairs[b].copy_from_slice(&self.pairs[start..start + K]);
+            length_sq[b].copy_from_slice(&self.length_sq[start..start + K]);
+            let at = self.coupling_start[k];
+            for c in 0..K {
+                coupling[b][c].copy_from_slice(&self.coupling[at + c * K..at + (c + 1) * K]);
+                dir[b][c] = sub(reference[pairs[b][c][0]], reference[pairs[b][c][1]]);
+            }
+        }
         let mut iteration = 0;
         loop {
-            let mut s = [[0.0; 3]; K];
-            let mut y = [0.0; K];
-            let (mut worst, mut worst_c) = (0.0, 0);
-            for c in 0..K {
-                s[c] = sub(positions[pairs[c][0]], positions[pairs[c][1]]);
-                let f = dot(s[c], s[c]) - length_sq[c];
-                let err = (f / (2.0 * length_sq[c])).abs();
-                if err.is_nan() || err > worst {
-                    (worst, worst_c) = (err, c);
+            let mut s = [[[0.0; 3]; K]; BATCH];
+            let mut y = [[0.0; K]; BATCH];
+            let (mut worst, mut worst_at) = (0.0, (0, 0));
+            for b in 0..batch {
+                for c in 0..K {
+                    s[b][c] = sub(positions[pairs[b][c][0]], positions[pairs[b][c][1]]);
+                    let f = dot(s[b][c], s[b][c]) - length_sq[b][c];
+                    let err = (f / (2.0 * length_sq[b][c])).abs();
+                    if err.is_nan() || err > worst {
+                        (worst, worst_at) = (err, (b, c));
+                    }
+                    y[b][c] = -f;
                 }
-                y[c] = -f;
             }
             if worst < self.tolerance {
                 return Ok(iteration);
             }
             if iteration == MAX_ITERATIONS || !worst.is_finite() {
-                return Err(self.not_converged(iteration, worst, start + worst_c));
+                let c = self.cluster_start[ks[worst_at.0]] + worst_at.1;
+                return Err(self.not_converged(iteration, worst, c));
             }
-            let mut m = [[0.0; K]; K];
-            for c in 0..K {
-                for e in 0..K {
-                    m[c][e] = 2.0 * coupling[c * K + e] * dot(s[c], dir[e]);
+            for b in 0..batch {
+                let mut m = [[0.0; K]; K];
+                for c in 0..K {
+                    for e in 0..K {
+                        m[c][e] = 2.0 * coupling[b][c][e] * dot(s[b][c], dir[b][e]);
+                    }
                 }
-            }
-            if !solve_fixed(&mut m, &mut y) {
-                return Err(self.singular(start));
-            }
-            for e in 0..K {
-                let [a, b] = pairs[e];
-                let (wa, wb) = (y[e] * self.inv_mass[a], y[e] * self.inv_mass[b]);
-                for x in 0..3 {
-                    positions[a][x] += wa * dir[e][x];
-                    positions[b][x] -= wb * dir[e][x];
+                if !solve_fixed(&mut m, &mut y[b]) {
+                    return Err(self.singular(self.cluster_start[ks[b]]));
+                }
+                for e in 0..K {
+                    let [a, bb] = pairs[b][e];
+                    let (wa, wb) = (y[b][e] * self.inv_mass[a], y[b][e] * self.inv_mass[bb]);
+                    for x in 0..3 {
+                        positions[a][x] += wa * dir[b][e][x];
+                        positions[bb][x] -= wb * dir[b][e][x];
+                    }
                 }
             }
             iteration += 1;
@@ -455,6 +489,51 @@ impl Constraints {
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
 fn solve_fixed<const K: usize>(m: &mut [[f64; K]; K], y: &mut [f64; K]) -> bool {
+    // The small systems of H-bond clusters (an X-H bond, NH2, CH3) by Cramer's rule:
+    // no pivoting branches, and the matrices are diagonally dominant.
+    if K == 1 {
+        let p = m[0][0];
+        if !(p.abs() > 1e-300 && p.is_finite()) {
+            return false;
+        }
+        y[0] /= p;
+        return true;
+    }
+    if K == 2 {
+        let det = m[0][0] * m[1][1] - m[0][1] * m[1][0];
+        if !(det.abs() > 1e-300 && det.is_finite()) {
+            return false;
+        }
+        let inv = 1.0 / det;
+        let (y0, y1) = (y[0], y[1]);
+        y[0] = (m[1][1] * y0 - m[0][1] * y1) * inv;
+        y[1] = (m[0][0] * y1 - m[1][0] * y0) * inv;
+        return true;
+    }
+    if K == 3 {
+        let c00 = m[1][1] * m[2][2] - m[1][2] * m[2][1];
+        let c01 = m[1][2] * m[2][0] - m[1][0] * m[2][2];
+        let c02 = m[1][0] * m[2][1] - m[1][1] * m[2][0];
+        let det = m[0][0] * c00 + m[0][1] * c01 + m[0][2] * c02;
+        if !(det.abs() > 1e-300 && det.is_finite()) {
+            return false;
+        }
+        let inv = 1.0 / det;
+        let (y0, y1, y2) = (y[0], y[1], y[2]);
+        y[0] = (c00 * y0
+            + (m[0][2] * m[2][1] - m[0][1] * m[2][2]) * y1
+            + (m[0][1] * m[1][2] - m[0][2] * m[1][1]) * y2)
+            * inv;
+        y[1] = (c01 * y0
+            + (m[0][0] * m[2][2] - m[0][2] * m[2][0]) * y1
+            + (m[0][2] * m[1][0] - m[0][0] * m[1][2]) * y2)
+            * inv;
+        y[2] = (c02 * y0
+            + (m[0][1] * m[2][0] - m[0][0] * m[2][1]) * y1
+            + (m[0][0] * m[1][1] - m[0][1] * m[1][0]) * y2)
+            * inv;
+        return true;
+    }
     for col in 0..K {
         let mut pivot = col;
         for r in col + 1..K {

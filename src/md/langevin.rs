@@ -212,15 +212,7 @@ impl<P: Potential> LangevinIntegrator<P> {
 
     /// Subtracts the centre-of-mass velocity from every atom of nonzero mass.
     pub fn remove_com_motion(&mut self) {
-        let (mut p, mut total) = ([0.0; 3], 0.0);
-        for (v, &m) in self.velocities.iter().zip(&self.mass) {
-            for k in 0..3 {
-                p[k] += m * v[k];
-            }
-            total += m;
-        }
-        if total > 0.0 {
-            let vcm = [p[0] / total, p[1] / total, p[2] / total];
+        if let Some(vcm) = self.com_velocity() {
             for (v, &m) in self.velocities.iter_mut().zip(&self.mass) {
                 if m > 0.0 {
                     for k in 0..3 {
@@ -229,6 +221,19 @@ impl<P: Potential> LangevinIntegrator<P> {
                 }
             }
         }
+    }
+
+    /// P / M, `None` when the total mass is zero.
+    #[inline]
+    fn com_velocity(&self) -> Option<[f64; 3]> {
+        let (mut p, mut total) = ([0.0; 3], 0.0);
+        for (v, &m) in self.velocities.iter().zip(&self.mass) {
+            for k in 0..3 {
+                p[k] += m * v[k];
+            }
+            total += m;
+        }
+        (total > 0.0).then(|| [p[0] / total, p[1] / total, p[2] / total])
     }
 
     fn project_velocities(&mut self) -> Result<(), DynamicsError> {
@@ -270,9 +275,29 @@ impl<P: Potential> LangevinIntegrator<P> {
     fn advance(&mut self, project_last: bool) -> Result<(), DynamicsError> {
         let every = self.params.remove_com_every;
         if every > 0 && self.step.is_multiple_of(every) {
-            self.remove_com_motion();
+            // COM removal and the opening half kick in one pass.
+            let vcm = self.com_velocity();
+            let h = 0.5 * self.params.timestep_ps;
+            for (((v, f), &w), &m) in self
+                .velocities
+                .iter_mut()
+                .zip(&self.forces)
+                .zip(&self.inv_mass)
+                .zip(&self.mass)
+            {
+                if let (Some(vcm), true) = (vcm, m > 0.0) {
+                    for k in 0..3 {
+                        v[k] -= vcm[k];
+                    }
+                }
+                let s = h * w;
+                v[0] += s * f[0];
+                v[1] += s * f[1];
+                v[2] += s * f[2];
+            }
+        } else {
+            self.half_kick();
         }
-        self.half_kick();
         self.project_velocities()?;
 
         let h = 0.5 * self.params.timestep_ps;
@@ -284,6 +309,7 @@ impl<P: Potential> LangevinIntegrator<P> {
         for i in 0..self.positions.len() {
             if self.inv_mass[i] == 0.0 {
                 self.drift[i] = self.positions[i];
+                self.unconstrained[i] = self.positions[i];
                 continue;
             }
             let (x, v) = (self.positions[i], &mut self.velocities[i]);
@@ -299,11 +325,11 @@ impl<P: Potential> LangevinIntegrator<P> {
                 y[k] += h * v[k];
             }
             self.drift[i] = y;
+            self.unconstrained[i] = y;
         }
 
         let next = self.step + 1;
         if !self.constraints.is_empty() {
-            self.unconstrained.copy_from_slice(&self.drift);
             self.constraints
                 .apply_positions(&self.positions, &mut self.drift)
                 .map_err(|source| DynamicsError::Constraint { step: next, source })?;

@@ -84,16 +84,31 @@ fn ziggurat() -> &'static Ziggurat {
 /// One standard normal draw (ziggurat; usually one word of `rng`).
 #[inline]
 pub fn normal(rng: &mut impl RngCore) -> f64 {
-    let table = ziggurat();
+    normal_from(ziggurat(), rng)
+}
+
+/// [`normal`] with the layer table looked up once by the caller. The common case (one
+/// word, accepted at once) is inlined; rejections go to [`normal_slow`].
+#[inline(always)]
+fn normal_from(table: &Ziggurat, rng: &mut impl RngCore) -> f64 {
+    let bits = rng.next_u64();
+    let i = (bits & 0xff) as usize;
+    // Top 52 bits as a float in [1, 2), mapped to [-1, 1).
+    let u = 2.0 * f64::from_bits((bits >> 12) | 0x3ff0_0000_0000_0000) - 3.0;
+    let x = u * table.x[i];
+    if x.abs() < table.x[i + 1] {
+        return x;
+    }
+    normal_slow(table, rng, i, u, x)
+}
+
+/// The rest of the ziggurat after the first word was not accepted at once: the tail
+/// (layer 0) or the wedge test, then fresh draws as [`normal_from`] until one is taken.
+#[cold]
+#[inline(never)]
+fn normal_slow(table: &Ziggurat, rng: &mut impl RngCore, i: usize, u: f64, x: f64) -> f64 {
+    let (mut i, mut u, mut x) = (i, u, x);
     loop {
-        let bits = rng.next_u64();
-        let i = (bits & 0xff) as usize;
-        // Top 52 bits as a float in [1, 2), mapped to [-1, 1).
-        let u = 2.0 * f64::from_bits((bits >> 12) | 0x3ff0_0000_0000_0000) - 3.0;
-        let x = u * table.x[i];
-        if x.abs() < table.x[i + 1] {
-            return x;
-        }
         if i == 0 {
             // Tail |x| > R (Marsaglia 1964).
             loop {
@@ -108,13 +123,21 @@ pub fn normal(rng: &mut impl RngCore) -> f64 {
         if fi + uniform(rng) * (fj - fi) < gauss(x) {
             return x;
         }
+        let bits = rng.next_u64();
+        i = (bits & 0xff) as usize;
+        u = 2.0 * f64::from_bits((bits >> 12) | 0x3ff0_0000_0000_0000) - 3.0;
+        x = u * table.x[i];
+        if x.abs() < table.x[i + 1] {
+            return x;
+        }
     }
 }
 
 /// Fills `out` with independent standard normals.
 pub fn fill_normals(rng: &mut impl RngCore, out: &mut [f64]) {
+    let table = ziggurat();
     for v in out {
-        *v = normal(rng);
+        *v = normal_from(table, rng);
     }
 }
 

@@ -7,8 +7,8 @@
 //! single backward pass gives exact parameter gradients without
 //! `CANDLE_GRAD_DO_NOT_DETACH`.
 
-pub mod cg_potential;
 pub mod cg_map;
+pub mod cg_potential;
 pub mod equivariant;
 pub mod mlp;
 pub mod store;

@@ -11,6 +11,8 @@
 //! (no trigonometric calls); their forces follow Bekker's formulation (as GROMACS'
 //! `do_dih_fup`), with no division by sin(phi).
 
+use crate::md::forcefield::nonbonded::{SoaBuffers, padded_len};
+use crate::md::forcefield::simd::Lanes;
 use crate::md::topology::Topology;
 
 #[inline(always)]
@@ -24,15 +26,6 @@ pub(crate) fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
 }
 
 #[inline(always)]
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-
-#[inline(always)]
 fn add_scaled(f: &mut [f64; 3], s: f64, v: [f64; 3]) {
     f[0] += s * v[0];
     f[1] += s * v[1];
@@ -42,28 +35,35 @@ fn add_scaled(f: &mut [f64; 3], s: f64, v: [f64; 3]) {
 /// atan2(y, x) for y >= 0 (an angle in [0, pi]), about one ulp: fdlibm's atan
 /// (Sun Microsystems, freely redistributable) after reduction to |t| <= 1. Several
 /// times faster than libm's general atan2.
-#[inline(always)]
+#[cfg(test)]
 pub(crate) fn angle_from_sin_cos(y: f64, x: f64) -> f64 {
-    use std::f64::consts::{FRAC_PI_2, PI};
-    if y == 0.0 {
-        return if x < 0.0 { PI } else { 0.0 };
-    }
-    let abs_x = x.abs();
-    if abs_x >= y {
-        let a = atan_of_ratio(y, abs_x);
-        if x > 0.0 { a } else { PI - a }
-    } else if x < 0.0 {
-        FRAC_PI_2 + atan_of_ratio(abs_x, y)
-    } else {
-        FRAC_PI_2 - atan_of_ratio(abs_x, y)
-    }
+    angle_lanes(y, x)
 }
 
-/// atan(num / den) for 0 <= num <= den, den > 0 (fdlibm s_atan.c: reduction at 7/16
-/// and 11/16), with the reduced argument formed by a single division.
+/// [`angle_from_sin_cos`] lane by lane, branch-free: every branch of the scalar
+/// algorithm becomes a select, so a lane gets the same value as the scalar function
+/// would give (to the rounding of the fused multiply-adds some lane types use).
+#[inline(always)]
+fn angle_lanes<S: Lanes>(y: S, x: S) -> S {
+    use std::f64::consts::{FRAC_PI_2, PI};
+    let zero = S::splat(0.0);
+    let abs_x = x.abs();
+    // y > |x|: atan(|x| / y) from pi/2; else atan(y / |x|).
+    let steep = |then: S, otherwise: S| S::select_lt(abs_x, y, then, otherwise);
+    let a = atan_of_ratio_lanes(steep(abs_x, y), steep(y, abs_x));
+    let negative = |then: S, otherwise: S| S::select_lt(x, zero, then, otherwise);
+    let half_pi = S::splat(FRAC_PI_2);
+    steep(
+        negative(half_pi + a, half_pi - a),
+        negative(S::splat(PI) - a, a),
+    )
+}
+
+/// atan(num / den) for 0 <= num <= den (fdlibm s_atan.c: reduction at 7/16 and 11/16,
+/// the reduced argument formed by a single division), branch-free; 0 for den = 0.
 #[inline(always)]
 #[allow(clippy::excessive_precision)]
-fn atan_of_ratio(num: f64, den: f64) -> f64 {
+fn atan_of_ratio_lanes<S: Lanes>(num: S, den: S) -> S {
     const ATAN_HI: [f64; 2] = [4.636_476_090_008_060_935_15e-1, std::f64::consts::FRAC_PI_4];
     const ATAN_LO: [f64; 2] = [
         2.269_877_745_296_168_709_24e-17,
@@ -82,22 +82,24 @@ fn atan_of_ratio(num: f64, den: f64) -> f64 {
         -3.653_157_274_421_691_552_70e-2,
         1.628_582_011_536_578_236_23e-2,
     ];
-    // t = num/den; atan(t) = atan(c) + atan((t - c) / (1 + c t)) with c = 1/2 or 1.
-    let (id, x) = if num < 0.4375 * den {
-        (None, num / den)
-    } else if num < 0.6875 * den {
-        (Some(0), (2.0 * num - den) / (2.0 * den + num))
-    } else {
-        (Some(1), (num - den) / (num + den))
-    };
+    let c = |v: f64| S::splat(v);
+    let zero = c(0.0);
+    // t = num/den; atan(t) = atan(ct) + atan((t - ct) / (1 + ct t)) with ct = 0, 1/2 or 1.
+    let small = |then: S, otherwise: S| S::select_lt(num, c(0.4375) * den, then, otherwise);
+    let middle = |then: S, otherwise: S| S::select_lt(num, c(0.6875) * den, then, otherwise);
+    let top = small(num, middle(c(2.0) * num - den, num - den));
+    let bottom = small(den, middle(c(2.0) * den + num, num + den));
+    let hi = small(zero, middle(c(ATAN_HI[0]), c(ATAN_HI[1])));
+    let lo = small(zero, middle(c(ATAN_LO[0]), c(ATAN_LO[1])));
+    let x = S::select_lt(zero, den, top / bottom, zero);
     let z = x * x;
     let w = z * z;
-    let s1 = z * (AT[0] + w * (AT[2] + w * (AT[4] + w * (AT[6] + w * (AT[8] + w * AT[10])))));
-    let s2 = w * (AT[1] + w * (AT[3] + w * (AT[5] + w * (AT[7] + w * AT[9]))));
-    match id {
-        None => x - x * (s1 + s2),
-        Some(id) => ATAN_HI[id] - ((x * (s1 + s2) - ATAN_LO[id]) - x),
-    }
+    let s1 = z
+        * (c(AT[0])
+            + w * (c(AT[2]) + w * (c(AT[4]) + w * (c(AT[6]) + w * (c(AT[8]) + w * c(AT[10]))))));
+    let s2 = w * (c(AT[1]) + w * (c(AT[3]) + w * (c(AT[5]) + w * (c(AT[7]) + w * c(AT[9])))));
+    // With hi = lo = 0 this is x - x (s1 + s2) exactly.
+    S::select_lt(zero, den, hi - ((x * (s1 + s2) - lo) - x), zero)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -108,40 +110,152 @@ struct Bond {
     r0: f64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Angle {
-    i: u32,
-    j: u32,
-    k: u32,
-    force_constant: f64,
-    theta0: f64,
+/// Lane chunk size of the bonded arrays: every column is padded to a multiple of it, the
+/// widest lane type.
+const CHUNK: usize = 8;
+
+#[inline(always)]
+pub(crate) fn sub3<S: Lanes>(a: [S; 3], b: [S; 3]) -> [S; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
-/// The torsion terms that share one quadruple of atoms.
-#[derive(Debug, Clone, Copy)]
-struct TorsionGroup {
-    atoms: [u32; 4],
-    /// Range of this group's entries in `torsion_terms`.
-    first: u32,
-    end: u32,
+#[inline(always)]
+pub(crate) fn dot3<S: Lanes>(a: [S; 3], b: [S; 3]) -> S {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
-/// One Fourier term k (1 + cos(n phi - phase)), phase stored as cos and sin.
-#[derive(Debug, Clone, Copy)]
-struct TorsionTerm {
-    force_constant: f64,
-    periodicity: u32,
-    cos_phase: f64,
-    sin_phase: f64,
+#[inline(always)]
+fn cross3<S: Lanes>(a: [S; 3], b: [S; 3]) -> [S; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+#[inline(always)]
+fn scale3<S: Lanes>(s: S, v: [S; 3]) -> [S; 3] {
+    [s * v[0], s * v[1], s * v[2]]
+}
+
+/// Positions of atoms `index[at..at + S::LANES]` as three coordinate lanes, gathered
+/// from the struct-of-arrays columns.
+#[inline(always)]
+pub(crate) fn gather<S: Lanes>(x: &SoaBuffers, index: &[u32], at: usize) -> [S; 3] {
+    [
+        S::gather(&x.x, index, at),
+        S::gather(&x.y, index, at),
+        S::gather(&x.z, index, at),
+    ]
+}
+
+/// Per-term results of a lane pass: rows of `stride` values (forces on each atom of the
+/// term, then the energy), scattered into the atoms afterwards.
+#[inline(always)]
+fn store3<S: Lanes>(scratch: &mut [f64], stride: usize, row: usize, at: usize, v: [S; 3]) {
+    for (d, value) in v.into_iter().enumerate() {
+        value.store(scratch, (row + d) * stride + at);
+    }
+}
+
+/// Per-atom sums of per-term force rows: for each atom, the scratch offsets of its x
+/// contributions (y and z follow at +stride and +2 stride). Summing per atom keeps every
+/// load independent, where adding term by term into the atoms would chain through
+/// memory on atoms shared by consecutive terms.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scatter {
+    start: Vec<u32>,
+    offset: Vec<u32>,
+    stride: usize,
+}
+
+impl Scatter {
+    /// `contributions`: (atom, offset of the x row entry), in the order to sum them.
+    pub(crate) fn new(
+        n_atoms: usize,
+        stride: usize,
+        contributions: impl Iterator<Item = (usize, usize)> + Clone,
+    ) -> Self {
+        let mut start = vec![0u32; n_atoms + 1];
+        for (atom, _) in contributions.clone() {
+            start[atom + 1] += 1;
+        }
+        for a in 0..n_atoms {
+            start[a + 1] += start[a];
+        }
+        let mut next: Vec<u32> = start[..n_atoms].to_vec();
+        let mut offset = vec![0u32; start[n_atoms] as usize];
+        for (atom, at) in contributions {
+            offset[next[atom] as usize] = at as u32;
+            next[atom] += 1;
+        }
+        Scatter {
+            start,
+            offset,
+            stride,
+        }
+    }
+
+    pub(crate) fn n_atoms(&self) -> usize {
+        self.start.len().saturating_sub(1)
+    }
+
+    /// f[a] += the sum of atom a's rows.
+    #[inline(always)]
+    pub(crate) fn add_into(&self, scratch: &[f64], f: &mut [[f64; 3]]) {
+        let stride = self.stride;
+        for (a, fa) in f.iter_mut().enumerate().take(self.n_atoms()) {
+            let mut sum = [0.0; 3];
+            for &at in &self.offset[self.start[a] as usize..self.start[a + 1] as usize] {
+                let at = at as usize;
+                sum[0] += scratch[at];
+                sum[1] += scratch[at + stride];
+                sum[2] += scratch[at + 2 * stride];
+            }
+            fa[0] += sum[0];
+            fa[1] += sum[1];
+            fa[2] += sum[2];
+        }
+    }
+}
+
+/// Harmonic angles as columns padded to [`CHUNK`] (padding: atom 0, k = 0).
+#[derive(Debug, Clone, Default)]
+struct AngleColumns {
+    len: usize,
+    i: Vec<u32>,
+    j: Vec<u32>,
+    k: Vec<u32>,
+    force_constant: Vec<f64>,
+    theta0: Vec<f64>,
+    /// Rows F_i (3), F_k (3), F_j (3) of `padded` values each.
+    scratch: Vec<f64>,
+    scatter: Scatter,
+}
+
+/// Torsions grouped by atom quadruple, columns padded to [`CHUNK`], each group's sum of
+/// k (1 + cos(n phi - phase)) rewritten as c + sum_n (A_n cos n phi + B_n sin n phi),
+/// A_n = sum k cos(phase), B_n = sum k sin(phase) over its terms of periodicity n.
+#[derive(Debug, Clone, Default)]
+struct TorsionColumns {
+    len: usize,
+    atoms: [Vec<u32>; 4],
+    constant: Vec<f64>,
+    /// A_n of group g at `(n - 1) * padded + g`, n = 1..=max_periodicity.
+    cos_coefficient: Vec<f64>,
+    sin_coefficient: Vec<f64>,
+    max_periodicity: usize,
+    /// Rows F_i, F_j, F_k, F_l (3 each).
+    scratch: Vec<f64>,
+    scatter: Scatter,
 }
 
 /// Flat lists of the bonded terms of a topology.
 #[derive(Debug, Clone)]
 pub(crate) struct BondedTerms {
     bonds: Vec<Bond>,
-    angles: Vec<Angle>,
-    torsion_groups: Vec<TorsionGroup>,
-    torsion_terms: Vec<TorsionTerm>,
+    angles: AngleColumns,
+    torsions: TorsionColumns,
 }
 
 impl BondedTerms {
@@ -156,50 +270,102 @@ impl BondedTerms {
                 r0: b.r0,
             })
             .collect();
-        let angles = topology
-            .angles
-            .iter()
-            .map(|a| Angle {
-                i: a.atoms[0] as u32,
-                j: a.atoms[1] as u32,
-                k: a.atoms[2] as u32,
-                force_constant: a.k,
-                theta0: a.theta0,
-            })
-            .collect();
+
+        let n_angles = topology.angles.len();
+        let padded = padded_len(n_angles, CHUNK);
+        let mut angles = AngleColumns {
+            len: n_angles,
+            i: vec![0; padded],
+            j: vec![0; padded],
+            k: vec![0; padded],
+            force_constant: vec![0.0; padded],
+            theta0: vec![0.0; padded],
+            scratch: vec![0.0; 9 * padded],
+            scatter: Scatter::default(),
+        };
+        for (t, a) in topology.angles.iter().enumerate() {
+            angles.i[t] = a.atoms[0] as u32;
+            angles.j[t] = a.atoms[1] as u32;
+            angles.k[t] = a.atoms[2] as u32;
+            angles.force_constant[t] = a.k;
+            angles.theta0[t] = a.theta0;
+        }
+        let n_atoms = topology.n_atoms();
+        angles.scatter = Scatter::new(
+            n_atoms,
+            padded,
+            topology.angles.iter().enumerate().flat_map(|(t, a)| {
+                [
+                    (a.atoms[0], t),
+                    (a.atoms[2], 3 * padded + t),
+                    (a.atoms[1], 6 * padded + t),
+                ]
+            }),
+        );
+
         // Group the Fourier terms of each atom quadruple (the geometry is computed once
         // per group); terms with k = 0 (padding in ParmEd files) contribute nothing.
         let mut order: Vec<usize> = (0..topology.torsions.len())
             .filter(|&t| topology.torsions[t].k != 0.0)
             .collect();
         order.sort_by_key(|&t| topology.torsions[t].atoms);
-        let mut torsion_groups: Vec<TorsionGroup> = Vec::new();
-        let mut torsion_terms = Vec::with_capacity(order.len());
+        let mut groups: Vec<([usize; 4], Vec<usize>)> = Vec::new();
         for t in order {
-            let torsion = &topology.torsions[t];
-            let atoms = torsion.atoms.map(|a| a as u32);
-            let index = torsion_terms.len() as u32;
-            match torsion_groups.last_mut() {
-                Some(group) if group.atoms == atoms => group.end = index + 1,
-                _ => torsion_groups.push(TorsionGroup {
-                    atoms,
-                    first: index,
-                    end: index + 1,
-                }),
+            let atoms = topology.torsions[t].atoms;
+            match groups.last_mut() {
+                Some((a, members)) if *a == atoms => members.push(t),
+                _ => groups.push((atoms, vec![t])),
             }
-            let (sin_phase, cos_phase) = torsion.phase.sin_cos();
-            torsion_terms.push(TorsionTerm {
-                force_constant: torsion.k,
-                periodicity: torsion.periodicity,
-                cos_phase,
-                sin_phase,
-            });
         }
+        let max_periodicity = topology
+            .torsions
+            .iter()
+            .filter(|t| t.k != 0.0)
+            .map(|t| t.periodicity as usize)
+            .max()
+            .unwrap_or(0);
+        let padded = padded_len(groups.len(), CHUNK);
+        let mut torsions = TorsionColumns {
+            len: groups.len(),
+            atoms: std::array::from_fn(|_| vec![0; padded]),
+            constant: vec![0.0; padded],
+            cos_coefficient: vec![0.0; max_periodicity * padded],
+            sin_coefficient: vec![0.0; max_periodicity * padded],
+            max_periodicity,
+            scratch: vec![0.0; 12 * padded],
+            scatter: Scatter::default(),
+        };
+        for (g, (atoms, members)) in groups.iter().enumerate() {
+            for (column, &a) in torsions.atoms.iter_mut().zip(atoms) {
+                column[g] = a as u32;
+            }
+            for &t in members {
+                let torsion = &topology.torsions[t];
+                let (sin_phase, cos_phase) = torsion.phase.sin_cos();
+                let k = torsion.k;
+                match torsion.periodicity as usize {
+                    // cos(0 phi - phase) = cos(phase): a constant.
+                    0 => torsions.constant[g] += k * (1.0 + cos_phase),
+                    n => {
+                        torsions.constant[g] += k;
+                        torsions.cos_coefficient[(n - 1) * padded + g] += k * cos_phase;
+                        torsions.sin_coefficient[(n - 1) * padded + g] += k * sin_phase;
+                    }
+                }
+            }
+        }
+        torsions.scatter = Scatter::new(
+            n_atoms,
+            padded,
+            groups
+                .iter()
+                .enumerate()
+                .flat_map(|(g, (atoms, _))| (0..4).map(move |r| (atoms[r], 3 * r * padded + g))),
+        );
         BondedTerms {
             bonds,
             angles,
-            torsion_groups,
-            torsion_terms,
+            torsions,
         }
     }
 
@@ -221,101 +387,119 @@ impl BondedTerms {
         energy
     }
 
-    /// Adds angle forces; returns the angle energy.
+    /// Adds angle forces; returns the angle energy. `S` is the lane type: the geometry
+    /// and forces of `S::LANES` angles at a time, then a scalar scatter into the atoms.
     #[inline(always)]
-    pub(crate) fn angles(&self, x: &[[f64; 3]], f: &mut [[f64; 3]]) -> f64 {
-        let mut energy = 0.0;
-        for a in &self.angles {
-            let (i, j, k) = (a.i as usize, a.j as usize, a.k as usize);
-            let u = sub(x[i], x[j]);
-            let v = sub(x[k], x[j]);
-            let normal = cross(u, v);
-            let normal_len = dot(normal, normal).sqrt();
-            let theta = angle_from_sin_cos(normal_len, dot(u, v));
-            let delta = theta - a.theta0;
-            energy += 0.5 * a.force_constant * delta * delta;
-            if normal_len < 1e-30 {
-                continue; // collinear: the force direction is undefined (and the torque zero)
-            }
-            let de_dtheta = a.force_constant * delta;
-            // d theta / d x_i = (u x n) / (|u|^2 |n|), d theta / d x_k = (n x v) / (|v|^2 |n|).
-            let gi = cross(u, normal);
-            let gk = cross(normal, v);
-            let (u2, v2) = (dot(u, u), dot(v, v));
-            let scale = -de_dtheta / (u2 * v2 * normal_len);
-            let si = scale * v2;
-            let sk = scale * u2;
-            add_scaled(&mut f[i], si, gi);
-            add_scaled(&mut f[k], sk, gk);
-            add_scaled(&mut f[j], -si, gi);
-            add_scaled(&mut f[j], -sk, gk);
+    pub(crate) fn angles<S: Lanes>(&mut self, x: &SoaBuffers, f: &mut [[f64; 3]]) -> f64 {
+        let a = &mut self.angles;
+        let padded = a.i.len();
+        let zero = S::splat(0.0);
+        let mut energy = zero;
+        for at in (0..padded_len(a.len, S::LANES)).step_by(S::LANES) {
+            let xj = gather::<S>(x, &a.j, at);
+            let u = sub3(gather::<S>(x, &a.i, at), xj);
+            let v = sub3(gather::<S>(x, &a.k, at), xj);
+            let normal = cross3(u, v);
+            let normal_len = dot3(normal, normal).sqrt();
+            let theta = angle_lanes(normal_len, dot3(u, v));
+            let force_constant = S::load(&a.force_constant, at);
+            let delta = theta - S::load(&a.theta0, at);
+            let de_dtheta = force_constant * delta;
+            // Padding lanes (u = v = 0, k = 0) give theta = 0 and add zero.
+            energy += S::splat(0.5) * de_dtheta * delta;
+            // d theta / d x_i = (u x n) / (|u|^2 |n|), d theta / d x_k = (n x v) / (|v|^2 |n|);
+            // collinear atoms (|n| ~ 0) leave the direction undefined: no force.
+            let (u2, v2) = (dot3(u, u), dot3(v, v));
+            let scale = S::select_lt(
+                S::splat(1e-30),
+                normal_len,
+                -de_dtheta / (u2 * v2 * normal_len),
+                zero,
+            );
+            let fi = scale3(scale * v2, cross3(u, normal));
+            let fk = scale3(scale * u2, cross3(normal, v));
+            store3(&mut a.scratch, padded, 3, at, fk);
+            store3(
+                &mut a.scratch,
+                padded,
+                6,
+                at,
+                std::array::from_fn(|d| zero - (fi[d] + fk[d])),
+            );
+            store3(&mut a.scratch, padded, 0, at, fi);
         }
-        energy
+        a.scatter.add_into(&a.scratch, f);
+        energy.sum()
     }
 
     /// Adds torsion forces; returns the torsion energy. cos(n phi) and sin(n phi) come
     /// from cos(phi), sin(phi) by the angle-addition recurrence: no trigonometric calls.
+    /// `S` is the lane type, as for [`Self::angles`].
     #[inline(always)]
-    pub(crate) fn torsions(&self, x: &[[f64; 3]], f: &mut [[f64; 3]]) -> f64 {
-        let mut energy = 0.0;
-        for group in &self.torsion_groups {
-            let [i, j, k, l] = group.atoms.map(|a| a as usize);
-            let r_ij = sub(x[i], x[j]);
-            let r_kj = sub(x[k], x[j]);
-            let r_kl = sub(x[k], x[l]);
-            let m = cross(r_ij, r_kj);
-            let n = cross(r_kj, r_kl);
-            let m2 = dot(m, m);
-            let n2 = dot(n, n);
-            let kj2 = dot(r_kj, r_kj);
+    pub(crate) fn torsions<S: Lanes>(&mut self, x: &SoaBuffers, f: &mut [[f64; 3]]) -> f64 {
+        let t = &mut self.torsions;
+        let padded = t.constant.len();
+        let zero = S::splat(0.0);
+        let one = S::splat(1.0);
+        let mut total = zero;
+        for at in (0..padded_len(t.len, S::LANES)).step_by(S::LANES) {
+            let xj = gather::<S>(x, &t.atoms[1], at);
+            let xk = gather::<S>(x, &t.atoms[2], at);
+            let r_ij = sub3(gather::<S>(x, &t.atoms[0], at), xj);
+            let r_kj = sub3(xk, xj);
+            let r_kl = sub3(xk, gather::<S>(x, &t.atoms[3], at));
+            let m = cross3(r_ij, r_kj);
+            let n = cross3(r_kj, r_kl);
+            let m2 = dot3(m, m);
+            let n2 = dot3(n, n);
+            let kj2 = dot3(r_kj, r_kj);
             let kj = kj2.sqrt();
             let mn = (m2 * n2).sqrt();
             // phi = atan2(|r_kj| r_ij.n, m.n) (IUPAC sign); three collinear atoms leave phi
-            // undefined: take phi = 0 and no force.
-            let degenerate = mn.is_nan() || mn <= 1e-30;
-            let inv_mn = if degenerate { 0.0 } else { 1.0 / mn };
-            let (cos_phi, sin_phi) = if degenerate {
-                (1.0, 0.0)
-            } else {
-                (dot(m, n) * inv_mn, kj * dot(r_ij, n) * inv_mn)
-            };
-            let mut de_dphi = 0.0;
-            let terms = &self.torsion_terms[group.first as usize..group.end as usize];
-            for term in terms {
-                // (cos n phi, sin n phi) by repeated rotation.
-                let (mut cos_n, mut sin_n) = (1.0, 0.0);
-                for _ in 0..term.periodicity {
-                    (cos_n, sin_n) = (
-                        cos_n * cos_phi - sin_n * sin_phi,
-                        sin_n * cos_phi + cos_n * sin_phi,
-                    );
-                }
-                let cos_arg = cos_n * term.cos_phase + sin_n * term.sin_phase;
-                let sin_arg = sin_n * term.cos_phase - cos_n * term.sin_phase;
-                energy += term.force_constant * (1.0 + cos_arg);
-                de_dphi -= term.force_constant * term.periodicity as f64 * sin_arg;
+            // undefined: take phi = 0 and no force (also for a NaN |m||n|).
+            let regular =
+                |then: S, otherwise: S| S::select_lt(S::splat(1e-30), mn, then, otherwise);
+            let inv_mn = regular(one / mn, zero);
+            let cos_phi = regular(dot3(m, n) * inv_mn, one);
+            let sin_phi = regular(kj * dot3(r_ij, n) * inv_mn, zero);
+            let mut energy = S::load(&t.constant, at);
+            let mut de_dphi = zero;
+            let (mut cos_n, mut sin_n) = (one, zero);
+            for p in 0..t.max_periodicity {
+                (cos_n, sin_n) = (
+                    cos_n * cos_phi - sin_n * sin_phi,
+                    sin_n * cos_phi + cos_n * sin_phi,
+                );
+                let a = S::load(&t.cos_coefficient, p * padded + at);
+                let b = S::load(&t.sin_coefficient, p * padded + at);
+                energy += a * cos_n + b * sin_n;
+                de_dphi += S::splat((p + 1) as f64) * (b * cos_n - a * sin_n);
             }
-            if degenerate {
-                continue;
-            }
+            // Padding lanes (zero coefficients) add zero.
+            total += energy;
             // 1/m2 = n2 / (m2 n2) and 1/n2 = m2 / (m2 n2): one division for both.
             let inv_mn2 = inv_mn * inv_mn;
-            let fi_scale = -de_dphi * kj * n2 * inv_mn2;
-            let fl_scale = de_dphi * kj * m2 * inv_mn2;
-            let inv_kj2 = 1.0 / kj2;
-            let p = dot(r_ij, r_kj) * inv_kj2;
-            let q = dot(r_kl, r_kj) * inv_kj2;
-            for d in 0..3 {
-                let fi = fi_scale * m[d];
-                let fl = fl_scale * n[d];
-                let s = p * fi - q * fl;
-                f[i][d] += fi;
-                f[j][d] -= fi - s;
-                f[k][d] -= fl + s;
-                f[l][d] += fl;
-            }
+            let fi_scale = regular(-de_dphi * kj * n2 * inv_mn2, zero);
+            let fl_scale = regular(de_dphi * kj * m2 * inv_mn2, zero);
+            let inv_kj2 = one / kj2;
+            let p = dot3(r_ij, r_kj) * inv_kj2;
+            let q = dot3(r_kl, r_kj) * inv_kj2;
+            let fi = scale3(fi_scale, m);
+            let fl = scale3(fl_scale, n);
+            let s: [S; 3] = std::array::from_fn(|d| p * fi[d] - q * fl[d]);
+            store3(&mut t.scratch, padded, 0, at, fi);
+            store3(&mut t.scratch, padded, 3, at, sub3(s, fi));
+            store3(
+                &mut t.scratch,
+                padded,
+                6,
+                at,
+                std::array::from_fn(|d| zero - (fl[d] + s[d])),
+            );
+            store3(&mut t.scratch, padded, 9, at, fl);
         }
-        energy
+        t.scatter.add_into(&t.scratch, f);
+        total.sum()
     }
 }
 
@@ -326,6 +510,12 @@ mod tests {
         check_forces_by_finite_differences, random_molecule,
     };
     use crate::md::topology::{HarmonicAngle, HarmonicBond, PeriodicTorsion};
+
+    fn soa_of(x: &[[f64; 3]]) -> SoaBuffers {
+        let mut soa = SoaBuffers::new(x.len());
+        soa.load(x);
+        soa
+    }
 
     fn small_topology() -> Topology {
         let mut top = random_molecule(6, 11);
@@ -391,15 +581,15 @@ mod tests {
     #[test]
     fn angle_forces_match_finite_differences() {
         let top = small_topology();
-        let terms = BondedTerms::new(&top);
-        check_forces_by_finite_differences(&top, |x, f| terms.angles(x, f), 1e-6);
+        let mut terms = BondedTerms::new(&top);
+        check_forces_by_finite_differences(&top, |x, f| terms.angles::<f64>(&soa_of(x), f), 1e-6);
     }
 
     #[test]
     fn torsion_forces_match_finite_differences() {
         let top = small_topology();
-        let terms = BondedTerms::new(&top);
-        check_forces_by_finite_differences(&top, |x, f| terms.torsions(x, f), 1e-6);
+        let mut terms = BondedTerms::new(&top);
+        check_forces_by_finite_differences(&top, |x, f| terms.torsions::<f64>(&soa_of(x), f), 1e-6);
     }
 
     #[test]
@@ -434,7 +624,7 @@ mod tests {
             }];
             t
         };
-        let terms = BondedTerms::new(&top);
+        let mut terms = BondedTerms::new(&top);
         let x = [
             [1.0, 0.0, 0.0],
             [0.0, 0.0, 0.0],
@@ -443,11 +633,11 @@ mod tests {
         ];
         let mut f = vec![[0.0; 3]; 4];
         // |phi| = 90 deg: E = 1 + cos(phi) = 1; the sign is checked with phase = -90 deg.
-        let e = terms.torsions(&x, &mut f);
+        let e = terms.torsions::<f64>(&soa_of(&x), &mut f);
         assert!((e - 1.0).abs() < 1e-12);
         let mut shifted = top.clone();
         shifted.torsions[0].phase = -std::f64::consts::FRAC_PI_2;
-        let e = BondedTerms::new(&shifted).torsions(&x, &mut f);
+        let e = BondedTerms::new(&shifted).torsions::<f64>(&soa_of(&x), &mut f);
         assert!(
             (e - 2.0).abs() < 1e-12,
             "IUPAC phi should be -90 deg, E = {e}"

@@ -237,14 +237,14 @@ impl ForceField {
         forces: &mut [[f64; 3]],
     ) -> EnergyTerms {
         forces.iter_mut().for_each(|f| *f = [0.0; 3]);
+        self.soa.load(x);
         let mut e = EnergyTerms {
             bonds: self.bonded.bonds(x, forces),
-            angles: self.bonded.angles(x, forces),
-            torsions: self.bonded.torsions(x, forces),
+            angles: self.bonded.angles::<W>(&self.soa, forces),
+            torsions: self.bonded.torsions::<W>(&self.soa, forces),
             ..EnergyTerms::default()
         };
-        (e.coulomb_14, e.lennard_jones_14) = self.pairs_14.accumulate(PairPart::Both, x, forces);
-        self.soa.load(x);
+        (e.coulomb_14, e.lennard_jones_14) = self.pairs_14.accumulate_lanes::<W>(&self.soa, forces);
         (e.coulomb, e.lennard_jones) = match &self.pairs {
             OrdinaryPairs::Rows(rows) => rows.accumulate::<W>(PairPart::Both, &mut self.soa),
             OrdinaryPairs::List(list) => list.accumulate(PairPart::Both, x, forces),
@@ -285,8 +285,14 @@ impl ForceField {
             };
         match term {
             Term::Bonds => self.bonded.bonds(x, forces),
-            Term::Angles => self.bonded.angles(x, forces),
-            Term::Torsions => self.bonded.torsions(x, forces),
+            Term::Angles => {
+                self.soa.load(x);
+                self.bonded.angles::<f64>(&self.soa, forces)
+            }
+            Term::Torsions => {
+                self.soa.load(x);
+                self.bonded.torsions::<f64>(&self.soa, forces)
+            }
             Term::Coulomb => ordinary(PairPart::Coulomb, self, forces).0,
             Term::LennardJones => ordinary(PairPart::LennardJones, self, forces).1,
             Term::Coulomb14 => self.pairs_14.accumulate(PairPart::Coulomb, x, forces).0,

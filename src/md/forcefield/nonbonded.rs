@@ -10,6 +10,7 @@
 //! prmtop, as OpenMM does) and qq/scee, in an explicit struct-of-arrays [`PairList`],
 //! which also serves NBFIX tables and the per-term evaluation.
 
+use crate::md::forcefield::bonded::{Scatter, dot3, gather, sub3};
 use crate::md::forcefield::simd::Lanes;
 use crate::md::topology::{Atom, Topology};
 use crate::md::units::ONE_4PI_EPS0;
@@ -33,19 +34,92 @@ pub(crate) struct PairList {
     pub(crate) a: Vec<f64>,
     /// B (/ scnb), kJ/mol nm^6.
     pub(crate) b: Vec<f64>,
+    /// Number of pairs; the columns are padded beyond it to a multiple of
+    /// [`PAIR_CHUNK`] with inert pairs (atom 0 with itself, zero coefficients).
+    n: usize,
+    /// Per-pair results of [`Self::accumulate_lanes`]: rows s d (3), -s d (3).
+    scratch: Vec<f64>,
+    /// Sums of those rows per atom, built on first use.
+    scatter: Scatter,
 }
+
+/// Lane chunk to which pair lists are padded (the widest lane type).
+const PAIR_CHUNK: usize = 8;
 
 impl PairList {
     fn push(&mut self, i: usize, j: usize, qq: f64, a: f64, b: f64) {
+        self.i.truncate(self.n);
+        self.j.truncate(self.n);
+        self.qq.truncate(self.n);
+        self.a.truncate(self.n);
+        self.b.truncate(self.n);
         self.i.push(i as u32);
         self.j.push(j as u32);
         self.qq.push(qq);
         self.a.push(a);
         self.b.push(b);
+        self.n += 1;
+        let padded = padded_len(self.n, PAIR_CHUNK);
+        self.i.resize(padded, 0);
+        self.j.resize(padded, 0);
+        self.qq.resize(padded, 0.0);
+        self.a.resize(padded, 0.0);
+        self.b.resize(padded, 0.0);
+        self.scratch.resize(6 * padded, 0.0);
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.i.len()
+        self.n
+    }
+
+    /// Both parts over `S::LANES` pairs at a time (positions gathered, forces scattered
+    /// by a scalar pass); returns (Coulomb, Lennard-Jones) energies.
+    #[inline(always)]
+    pub(crate) fn accumulate_lanes<S: Lanes>(
+        &mut self,
+        x: &SoaBuffers,
+        f: &mut [[f64; 3]],
+    ) -> (f64, f64) {
+        let n = self.len();
+        let padded = self.i.len();
+        if self.scatter.n_atoms() != f.len() {
+            self.scatter = Scatter::new(
+                f.len(),
+                padded,
+                (0..n).flat_map(|p| {
+                    [
+                        (self.i[p] as usize, 3 * padded + p),
+                        (self.j[p] as usize, p),
+                    ]
+                }),
+            );
+        }
+        let zero = S::splat(0.0);
+        let (mut e_coulomb, mut e_lj) = (zero, zero);
+        for at in (0..padded_len(n, S::LANES)).step_by(S::LANES) {
+            let d = sub3(gather::<S>(x, &self.j, at), gather::<S>(x, &self.i, at));
+            let r2 = dot3(d, d);
+            let inv_r = r2.rsqrt();
+            let inv_r2 = inv_r * inv_r;
+            let coulomb = S::load(&self.qq, at) * inv_r;
+            let inv_r6 = inv_r2 * inv_r2 * inv_r2;
+            let repulsion = S::load(&self.a, at) * inv_r6 * inv_r6;
+            let dispersion = S::load(&self.b, at) * inv_r6;
+            // -(dE/dr) / r, so that F_i = -s d and F_j = +s d.
+            let s = (coulomb + (S::splat(12.0) * repulsion - S::splat(6.0) * dispersion)) * inv_r2;
+            for (row, value) in d.into_iter().enumerate() {
+                let sd = s * value;
+                sd.store(&mut self.scratch, row * padded + at);
+                (zero - sd).store(&mut self.scratch, (3 + row) * padded + at);
+            }
+            // Padding pairs (atom 0 with itself) are NaN: masked out.
+            let real = (n - at).min(S::LANES);
+            let bits = (0xffu16 >> (8 - real)) as u8;
+            e_coulomb += S::select_bits(bits, coulomb, zero);
+            e_lj += S::select_bits(bits, repulsion - dispersion, zero);
+        }
+        self.scatter.add_into(&self.scratch, f);
+        (e_coulomb.sum(), e_lj.sum())
     }
 
     /// Ordinary pairs: every i < j that is neither excluded nor a 1-4 pair.
@@ -158,22 +232,62 @@ pub(crate) fn padded_len(len: usize, lanes: usize) -> usize {
     len.div_ceil(lanes) * lanes
 }
 
+/// Eight doubles on a 64-byte boundary (one AVX-512 register, one cache line).
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Line([f64; 8]);
+
+/// A column of f64 that starts on a 64-byte boundary, so that the aligned lane chunks of
+/// the row kernels never straddle cache lines; derefs to its slice.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Column {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl Column {
+    fn filled(len: usize, value: f64) -> Self {
+        Column {
+            lines: vec![Line([value; 8]); len.div_ceil(8)],
+            len,
+        }
+    }
+}
+
+impl std::ops::Deref for Column {
+    type Target = [f64];
+    #[inline(always)]
+    fn deref(&self) -> &[f64] {
+        // SAFETY: `Line` is `repr(C)` over [f64; 8] with size 64, so the lines are
+        // 8 * lines.len() >= len contiguous initialized f64.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f64>(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Column {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [f64] {
+        // SAFETY: as for `deref`, and `&mut self` borrows the lines exclusively.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f64>(), self.len) }
+    }
+}
+
 /// Positions and forces as struct-of-arrays, for the vectorized row kernels: the real
-/// atoms followed by [`GHOSTS`] ghost atoms.
+/// atoms followed by [`GHOSTS`] ghost atoms, each column 64-byte aligned.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SoaBuffers {
-    pub(crate) x: Vec<f64>,
-    pub(crate) y: Vec<f64>,
-    pub(crate) z: Vec<f64>,
-    pub(crate) fx: Vec<f64>,
-    pub(crate) fy: Vec<f64>,
-    pub(crate) fz: Vec<f64>,
+    pub(crate) x: Column,
+    pub(crate) y: Column,
+    pub(crate) z: Column,
+    pub(crate) fx: Column,
+    pub(crate) fy: Column,
+    pub(crate) fz: Column,
 }
 
 impl SoaBuffers {
     pub(crate) fn new(n: usize) -> Self {
-        let ghosts = vec![GHOST_POSITION; n + GHOSTS];
-        let zeros = vec![0.0; n + GHOSTS];
+        let ghosts = Column::filled(n + GHOSTS, GHOST_POSITION);
+        let zeros = Column::filled(n + GHOSTS, 0.0);
         SoaBuffers {
             x: ghosts.clone(),
             y: ghosts.clone(),
@@ -212,8 +326,8 @@ impl SoaBuffers {
 /// says whether it counts (excluded and 1-4 partners, and ghosts, are masked out);
 /// parameters per atom, combined on the fly with Lorentz-Berthelot
 /// (sigma_ij = (sigma_i + sigma_j)/2, eps_ij = sqrt(eps_i eps_j)) as OpenMM's
-/// NonbondedForce. Masked pairs are computed and discarded by a select, never by a
-/// multiplication, so even coincident excluded atoms cannot leak a NaN. Memory: one bit
+/// NonbondedForce. Masked pairs get 1/r = 0 by a select right after the reciprocal
+/// square root, so even coincident excluded atoms cannot leak a NaN. Memory: one bit
 /// per pair.
 #[derive(Debug, Clone)]
 pub(crate) struct PairRows {
@@ -224,7 +338,8 @@ pub(crate) struct PairRows {
     half_sigma: Vec<f64>,
     /// 2 sqrt(eps_i), so that 4 eps_ij = product.
     two_sqrt_epsilon: Vec<f64>,
-    /// Bit b of byte `row_mask_start[i] + k` is set when pair (i, i + 1 + 8k + b) counts.
+    /// Bit b of byte `row_mask_start[i] + k` is set when pair (i, 8 ((i + 1) / 8 + k) + b)
+    /// counts.
     pair_masks: Vec<u8>,
     row_mask_start: Vec<u32>,
 }
@@ -237,15 +352,23 @@ impl PairRows {
             return None;
         }
         let n = topology.n_atoms();
+        // Row i covers the aligned 8-column chunks from the one holding j = i + 1 on; bits
+        // of partners j <= i, ghosts (j >= n) and excluded or 1-4 partners stay clear.
+        let n_chunks = n.div_ceil(8);
         let mut row_mask_start = Vec::with_capacity(n + 1);
         let mut pair_masks = Vec::new();
         for i in 0..n {
             row_mask_start.push(pair_masks.len() as u32);
-            let len = n - i - 1;
-            pair_masks.extend((0..len.div_ceil(8)).map(|k| {
-                let valid = (len - 8 * k).min(8);
-                (0xffu16 >> (8 - valid)) as u8
-            }));
+            for chunk in (i + 1) / 8..n_chunks {
+                let mut byte = 0u8;
+                for b in 0..8 {
+                    let j = 8 * chunk + b;
+                    if j > i && j < n {
+                        byte |= 1 << b;
+                    }
+                }
+                pair_masks.push(byte);
+            }
         }
         row_mask_start.push(pair_masks.len() as u32);
         let excluded = topology
@@ -254,8 +377,9 @@ impl PairRows {
             .copied()
             .chain(topology.pairs_14.iter().map(|p| p.atoms));
         for [i, j] in excluded {
-            let offset = j - i - 1;
-            pair_masks[row_mask_start[i] as usize + offset / 8] &= !(1u8 << (offset % 8));
+            let (i, j) = (i.min(j), i.max(j));
+            let byte = row_mask_start[i] as usize + j / 8 - (i + 1) / 8;
+            pair_masks[byte] &= !(1u8 << (j % 8));
         }
         let sqrt_ke = ONE_4PI_EPS0.sqrt();
         let column = |per_atom: &dyn Fn(&Atom) -> f64| -> Vec<f64> {
@@ -322,16 +446,20 @@ impl PairRows {
         };
         let lane_bits = ((1u16 << W::LANES) - 1) as u8;
         let mut sums = PairSums::<W>::zero();
+        // Chunks aligned to multiples of the lane width (so every row adds into the same
+        // force lanes at the same addresses), from the one holding j = i + 1 on.
+        let end = padded_len(n, W::LANES);
         for i in 0..n {
             let masks = &self.pair_masks[self.row_mask_start[i] as usize..];
+            let first_byte = (i + 1) / 8;
             let mut fi = [W::splat(0.0); 3];
-            for offset in (0..padded_len(n - i - 1, W::LANES)).step_by(W::LANES) {
-                let bits = (masks[offset / 8] >> (offset % 8)) & lane_bits;
+            for j in (((i + 1) / W::LANES) * W::LANES..end).step_by(W::LANES) {
+                let bits = (masks[j / 8 - first_byte] >> (j % 8)) & lane_bits;
                 if bits != 0 {
                     pair_lanes::<W, COULOMB, LJ>(
                         &atoms,
                         i,
-                        i + 1 + offset,
+                        j,
                         bits,
                         &mut forces,
                         &mut fi,
@@ -396,15 +524,13 @@ fn pair_lanes<S: Lanes, const COULOMB: bool, const LJ: bool>(
     let dy = S::load(atoms.y, j) - S::splat(atoms.y[i]);
     let dz = S::load(atoms.z, j) - S::splat(atoms.z[i]);
     let r2 = dx * dx + dy * dy + dz * dz;
-    let inv_r = r2.rsqrt();
+    // Masked lanes (j <= i, excluded, ghosts; r may be 0) get 1/r = 0 at once, so every
+    // term below is zero there and no infinity or NaN survives.
+    let inv_r = S::select_bits(bits, r2.rsqrt(), zero);
     let inv_r2 = inv_r * inv_r;
     let mut s = zero;
     if COULOMB {
-        let e = S::select_bits(
-            bits,
-            S::splat(atoms.charge[i]) * S::load(atoms.charge, j) * inv_r,
-            zero,
-        );
+        let e = S::splat(atoms.charge[i]) * S::load(atoms.charge, j) * inv_r;
         sums.coulomb += e;
         s += e;
     }
@@ -413,12 +539,12 @@ fn pair_lanes<S: Lanes, const COULOMB: bool, const LJ: bool>(
         let sigma2 = sigma * sigma * inv_r2;
         let sigma6 = sigma2 * sigma2 * sigma2;
         let four_eps = S::splat(atoms.two_sqrt_epsilon[i]) * S::load(atoms.two_sqrt_epsilon, j);
-        let repulsion = S::select_bits(bits, four_eps * sigma6 * sigma6, zero);
-        let dispersion = S::select_bits(bits, four_eps * sigma6, zero);
+        let repulsion = four_eps * sigma6 * sigma6;
+        let dispersion = four_eps * sigma6;
         sums.lennard_jones += repulsion - dispersion;
         s += S::splat(12.0) * repulsion - S::splat(6.0) * dispersion;
     }
-    s = s * S::select_bits(bits, inv_r2, zero);
+    s = s * inv_r2;
     let (sx, sy, sz) = (s * dx, s * dy, s * dz);
     fi[0] -= sx;
     fi[1] -= sy;

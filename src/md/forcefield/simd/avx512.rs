@@ -74,6 +74,21 @@ impl Lanes for F64x8 {
         unsafe { _mm512_storeu_pd(lanes.as_mut_ptr(), self.0) }
     }
     #[inline(always)]
+    fn gather(values: &[f64], index: &[u32], at: usize) -> Self {
+        let index = &index[at..at + 8];
+        // SAFETY: AVX-512F is available (see the module docs); `index` holds 8 u32
+        // (unaligned load), and every lane is checked against `values.len()` before the
+        // gather reads values[index[l]].
+        unsafe {
+            let offsets = _mm256_loadu_si256(index.as_ptr().cast());
+            let wide = _mm512_cvtepu32_epi64(offsets);
+            let out_of_bounds =
+                _mm512_cmpge_epu64_mask(wide, _mm512_set1_epi64(values.len() as i64));
+            assert!(out_of_bounds == 0, "gather index out of bounds");
+            F64x8(_mm512_i32gather_pd::<8>(offsets, values.as_ptr().cast()))
+        }
+    }
+    #[inline(always)]
     fn sqrt(self) -> Self {
         // SAFETY: AVX-512F is available (see the module docs).
         F64x8(unsafe { _mm512_sqrt_pd(self.0) })
@@ -103,10 +118,19 @@ impl Lanes for F64x8 {
     }
     #[inline(always)]
     fn sum(self) -> f64 {
-        let mut lanes = [0.0; 8];
-        self.store(&mut lanes, 0);
-        ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
-            + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+        // ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)) in registers.
+        // SAFETY: as above (AVX and SSE2 are implied by AVX-512F).
+        unsafe {
+            let quad = _mm256_add_pd(
+                _mm512_castpd512_pd256(self.0),
+                _mm512_extractf64x4_pd::<1>(self.0),
+            );
+            let pair = _mm_add_pd(
+                _mm256_castpd256_pd128(quad),
+                _mm256_extractf128_pd::<1>(quad),
+            );
+            _mm_cvtsd_f64(_mm_add_sd(pair, _mm_unpackhi_pd(pair, pair)))
+        }
     }
     #[inline(always)]
     fn split_exponent(self) -> (Self, Self) {

@@ -55,6 +55,16 @@ pub(crate) trait Lanes:
         Self::splat(1.0) / self.sqrt()
     }
 
+    /// Lane l = values[index[at + l]]; panics if an index is out of bounds.
+    #[inline(always)]
+    fn gather(values: &[f64], index: &[u32], at: usize) -> Self {
+        let mut lanes = [0.0; 8];
+        for (lane, &i) in lanes.iter_mut().zip(&index[at..at + Self::LANES]) {
+            *lane = values[i as usize];
+        }
+        Self::load(&lanes, 0)
+    }
+
     #[inline(always)]
     fn add_to(self, values: &mut [f64], at: usize) {
         (Self::load(values, at) + self).store(values, at);
@@ -78,6 +88,10 @@ impl Lanes for f64 {
     #[inline(always)]
     fn store(self, values: &mut [f64], at: usize) {
         values[at] = self;
+    }
+    #[inline(always)]
+    fn gather(values: &[f64], index: &[u32], at: usize) -> Self {
+        values[index[at] as usize]
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
