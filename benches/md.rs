@@ -14,7 +14,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use cgloop::md::constraints::DistanceConstraint;
 use cgloop::md::dynamics::LangevinParams;
 use cgloop::md::forcefield::{ForceField, Solvent};
 use cgloop::md::langevin::LangevinIntegrator;
@@ -26,16 +25,8 @@ fn case(name: &str, prmtop: &str, inpcrd: &str, solvent: Solvent, seconds: f64) 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let s = Structure::read(&root.join(prmtop), &root.join(inpcrd)).unwrap();
     let mut ff = ForceField::new(&s.topology, solvent).unwrap();
-    let masses: Vec<f64> = s.topology.atoms.iter().map(|a| a.mass).collect();
-    let constraints: Vec<DistanceConstraint> = s
-        .topology
-        .hydrogen_bonds()
-        .map(|b| DistanceConstraint {
-            i: b.atoms[0],
-            j: b.atoms[1],
-            length_nm: b.r0,
-        })
-        .collect();
+    let masses = s.masses();
+    let constraints = s.hbond_constraints();
     let mut x = s.positions.clone();
     minimize(
         &mut ff,

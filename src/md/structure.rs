@@ -4,6 +4,7 @@
 //! Coordinates may be an AMBER inpcrd/rst7 or a PDB (its first model); the format is
 //! recognised from the content. The atom count must match the topology's.
 
+use super::constraints::DistanceConstraint;
 use super::coordinates::parse_inpcrd;
 use super::error::MdError;
 use super::pdb::parse_pdb;
@@ -103,6 +104,23 @@ impl Structure {
             &read(coordinates)?,
             &coordinates.display().to_string(),
         )
+    }
+
+    /// Atomic masses, amu, in topology order.
+    pub fn masses(&self) -> Vec<f64> {
+        self.topology.atoms.iter().map(|a| a.mass).collect()
+    }
+
+    /// OpenMM's `constraints=HBonds`: every bond with a hydrogen, held at its r0 (nm).
+    pub fn hbond_constraints(&self) -> Vec<DistanceConstraint> {
+        self.topology
+            .hydrogen_bonds()
+            .map(|b| DistanceConstraint {
+                i: b.atoms[0],
+                j: b.atoms[1],
+                length_nm: b.r0,
+            })
+            .collect()
     }
 
     /// `NAME (RES n)` for messages about atom `i`.

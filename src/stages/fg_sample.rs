@@ -272,18 +272,10 @@ impl Stage for FgSample {
         };
         let mut forcefield = ForceField::new(&structure.topology, solvent)
             .map_err(|e| StageError::Failed(e.to_string()))?;
-        let masses: Vec<f64> = structure.topology.atoms.iter().map(|a| a.mass).collect();
+        let masses = structure.masses();
         let constraints: Vec<DistanceConstraint> = match p.constraints {
             ConstraintSet::None => Vec::new(),
-            ConstraintSet::Hbonds => structure
-                .topology
-                .hydrogen_bonds()
-                .map(|b| DistanceConstraint {
-                    i: b.atoms[0],
-                    j: b.atoms[1],
-                    length_nm: b.r0,
-                })
-                .collect(),
+            ConstraintSet::Hbonds => structure.hbond_constraints(),
         };
         let mut positions = structure.positions.clone();
         if p.minimize {
