@@ -10,6 +10,7 @@
 pub mod cg_map;
 pub mod cg_potential;
 pub mod equivariant;
+pub mod gradcheck;
 pub mod mlp;
 pub mod store;
 
