@@ -15,7 +15,7 @@ use cgloop::stages::Registry;
 use cgloop::workflow;
 
 #[test]
-#[ignore = "long: about 15 minutes on 2 cores"]
+#[ignore = "long: about 10 minutes on 2 cores"]
 fn replica_exchange_gives_converged_populations_with_phi_positive_visited() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::env::set_current_dir(root).unwrap();
