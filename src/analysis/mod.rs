@@ -5,5 +5,7 @@
 
 pub mod bootstrap;
 pub mod dihedral;
+pub mod divergence;
 pub mod histogram;
+pub mod line_plot;
 pub mod plot;

@@ -47,7 +47,7 @@ pub fn register_font() {
 #[error("plot: {0}")]
 pub struct PlotError(String);
 
-fn plot_error<E: std::fmt::Display>(e: E) -> PlotError {
+pub(crate) fn plot_error<E: std::fmt::Display>(e: E) -> PlotError {
     PlotError(e.to_string())
 }
 

@@ -75,6 +75,14 @@ pub const MODEL_PARAMETERS: ArtifactKind = ArtifactKind::table(
     "network weights: name (utf8), shape (list<int64>), values (list<float64>, row-major)",
 );
 
+/// A trained CG potential U_hat: its weights and its architecture as `config.*` rows
+/// (see [`crate::nn::cg_potential::save_potential`]), in the model-parameters schema.
+pub const CG_POTENTIAL: ArtifactKind = ArtifactKind::table(
+    "cg_potential",
+    super::tensors::schema,
+    "a CG potential: weights and `config.*` architecture rows (name, shape, values)",
+);
+
 pub const PNG: ArtifactKind = ArtifactKind::file("png", "png", "a PNG image");
 pub const SVG: ArtifactKind = ArtifactKind::file("svg", "svg", "an SVG image");
 pub const MARKDOWN: ArtifactKind = ArtifactKind::file("markdown", "md", "a Markdown report");

@@ -20,6 +20,7 @@ pub mod xtc;
 
 // Dynamics: constraints, BAOAB Langevin, minimization, temperature replica exchange.
 pub mod constraints;
+pub mod covalent;
 pub mod dynamics;
 pub mod langevin;
 pub mod minimize;

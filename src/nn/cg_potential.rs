@@ -17,6 +17,8 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::mlp::{Activation, Mlp};
+use super::store::ParameterStore;
+use crate::artifact::tensors::NamedTensor;
 
 /// Architecture and priors of the CG potential.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -109,6 +111,10 @@ impl CgPotential {
         self.n
     }
 
+    pub fn config(&self) -> &CgPotentialConfig {
+        &self.config
+    }
+
     /// Energies (frames) and forces (frames, n, 3) at bead positions z (frames, n, 3).
     pub fn energy_and_forces(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
         let frames = z.dim(0)?;
@@ -189,4 +195,123 @@ impl CgPotential {
 pub fn single_frame(z: &[[f64; 3]], dtype: DType, device: &Device) -> Result<Tensor> {
     let flat: Vec<f64> = z.iter().flatten().copied().collect();
     Tensor::from_vec(flat, (1, z.len(), 3), device)?.to_dtype(dtype)
+}
+
+/// Names of the architecture tensors a saved potential carries beside its weights.
+const CONFIG_PREFIX: &str = "config.";
+
+fn scalar(name: &str, value: f64) -> NamedTensor {
+    NamedTensor {
+        name: format!("{CONFIG_PREFIX}{name}"),
+        shape: vec![1],
+        values: vec![value],
+    }
+}
+
+fn vector(name: &str, values: &[f64]) -> NamedTensor {
+    NamedTensor {
+        name: format!("{CONFIG_PREFIX}{name}"),
+        shape: vec![values.len()],
+        values: values.to_vec(),
+    }
+}
+
+impl Activation {
+    fn code(self) -> f64 {
+        match self {
+            Activation::Tanh => 0.0,
+            Activation::Silu => 1.0,
+            Activation::Softplus => 2.0,
+        }
+    }
+
+    fn from_code(code: f64) -> Option<Self> {
+        match code as i64 {
+            0 => Some(Activation::Tanh),
+            1 => Some(Activation::Silu),
+            2 => Some(Activation::Softplus),
+            _ => None,
+        }
+    }
+}
+
+/// A self-describing saved potential: the network weights (`pair_network.*`, from the
+/// store the potential was built in, with no prefix) followed by its architecture as
+/// `config.*` tensors (beads, basis, cutoff_nm, hidden, activation, repulsion, bond
+/// priors), so [`load_potential`] rebuilds it from the artifact alone.
+pub fn save_potential(
+    n_beads: usize,
+    config: &CgPotentialConfig,
+    store: &ParameterStore,
+) -> Result<Vec<NamedTensor>> {
+    let mut tensors = store.to_tensors()?;
+    let hidden: Vec<f64> = config.hidden.iter().map(|&h| h as f64).collect();
+    tensors.extend([
+        scalar("beads", n_beads as f64),
+        scalar("basis", config.basis as f64),
+        scalar("cutoff_nm", config.cutoff_nm),
+        vector("hidden", &hidden),
+        scalar("activation", config.activation.code()),
+        scalar("repulsion_kj_per_mol", config.repulsion_kj_per_mol),
+        scalar("repulsion_sigma_nm", config.repulsion_sigma_nm),
+        vector("bond_k", &config.bond_k),
+        vector("bond_r0_nm", &config.bond_r0_nm),
+    ]);
+    Ok(tensors)
+}
+
+/// The number of beads and the architecture of a potential saved by [`save_potential`],
+/// and its weights (the tensors that are not `config.*`).
+pub fn potential_config(
+    tensors: &[NamedTensor],
+) -> std::result::Result<(usize, CgPotentialConfig, Vec<NamedTensor>), String> {
+    let get = |name: &str| -> std::result::Result<&[f64], String> {
+        tensors
+            .iter()
+            .find(|t| t.name == format!("{CONFIG_PREFIX}{name}"))
+            .map(|t| t.values.as_slice())
+            .ok_or_else(|| format!("saved potential has no `{CONFIG_PREFIX}{name}` tensor"))
+    };
+    let one = |name: &str| -> std::result::Result<f64, String> {
+        get(name)?
+            .first()
+            .copied()
+            .ok_or_else(|| format!("`{CONFIG_PREFIX}{name}` is empty"))
+    };
+    let n_beads = one("beads")? as usize;
+    let activation_code = one("activation")?;
+    let config = CgPotentialConfig {
+        basis: one("basis")? as usize,
+        cutoff_nm: one("cutoff_nm")?,
+        hidden: get("hidden")?.iter().map(|&h| h as usize).collect(),
+        activation: Activation::from_code(activation_code)
+            .ok_or_else(|| format!("unknown activation code {activation_code}"))?,
+        repulsion_kj_per_mol: one("repulsion_kj_per_mol")?,
+        repulsion_sigma_nm: one("repulsion_sigma_nm")?,
+        bond_k: get("bond_k")?.to_vec(),
+        bond_r0_nm: get("bond_r0_nm")?.to_vec(),
+    };
+    let weights = tensors
+        .iter()
+        .filter(|t| !t.name.starts_with(CONFIG_PREFIX))
+        .cloned()
+        .collect();
+    Ok((n_beads, config, weights))
+}
+
+/// Rebuilds a potential saved by [`save_potential`] in a fresh store.
+pub fn load_potential(
+    tensors: &[NamedTensor],
+    dtype: DType,
+    device: &Device,
+) -> std::result::Result<(ParameterStore, CgPotential), String> {
+    let (n_beads, config, weights) = potential_config(tensors)?;
+    if n_beads < 2 {
+        return Err(format!("saved potential has {n_beads} beads"));
+    }
+    let store = ParameterStore::new([0; 32]);
+    let potential = CgPotential::new(n_beads, config, store.var_builder(dtype, device))
+        .map_err(|e| e.to_string())?;
+    store.load(&weights).map_err(|e| e.to_string())?;
+    Ok((store, potential))
 }

@@ -197,6 +197,17 @@ impl Egnn {
         })
     }
 
+    /// As [`Egnn::new`], with the read-out weights and bias starting at zero: the scores
+    /// start at 0 everywhere, so a model that adds them to a prior starts at the prior.
+    pub fn with_zero_readout(sizes: EgnnSizes, vb: VarBuilder) -> Result<Self> {
+        // Created first, so that `linear` in `new` finds them and keeps their zeros.
+        let zero = candle_nn::Init::Const(0.0);
+        let readout = vb.pp("readout");
+        readout.get_with_hints((sizes.outputs, sizes.features), "weight", zero)?;
+        readout.get_with_hints(sizes.outputs, "bias", zero)?;
+        Egnn::new(sizes, vb)
+    }
+
     /// Invariant scores (N, outputs) and the equivariant final positions (N, 3) for
     /// input features (N, inputs) and positions x (N, 3).
     pub fn forward(

@@ -9,10 +9,14 @@
 
 pub mod cg_map;
 pub mod cg_potential;
+pub mod cg_potential_host;
+pub mod decoder;
 pub mod equivariant;
 pub mod gradcheck;
+pub mod map_model;
 pub mod mlp;
 pub mod store;
+pub mod training;
 
 pub use cg_potential::{CgPotential, CgPotentialConfig};
 pub use mlp::{Activation, Mlp};

@@ -6,11 +6,16 @@
 //! ([`crate::exec`]) does all I/O. Each stage lives in its own file and is listed in
 //! [`Registry::builtin`].
 
+pub mod atom_ref;
+pub mod cg_compare;
+pub mod cg_sample;
 pub mod fg_sample;
+pub mod fit_potential;
 pub mod import_trajectory;
 pub mod ramachandran;
 pub mod registry;
 pub mod stage;
+pub mod train_map;
 
 pub use registry::Registry;
 pub use stage::{

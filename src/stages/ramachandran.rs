@@ -29,6 +29,7 @@ use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
+pub use super::atom_ref::AtomRef;
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate};
 use crate::analysis::dihedral::dihedral_of_atoms;
@@ -85,23 +86,6 @@ impl Basin {
             Basin::C7eqBeta => "C7eq/β",
             Basin::AlphaR => "α_R",
             Basin::C7axAlphaL => "C7ax/α_L",
-        }
-    }
-}
-
-/// One atom of a dihedral: its residue (0-based index) and its name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AtomRef {
-    pub residue: i32,
-    pub name: String,
-}
-
-impl AtomRef {
-    fn new(residue: i32, name: &str) -> Self {
-        AtomRef {
-            residue,
-            name: name.to_string(),
         }
     }
 }
@@ -406,46 +390,7 @@ fn resolve_atoms(
 ) -> Result<[usize; 4], StageError> {
     let mut out = [0usize; 4];
     for (slot, r) in out.iter_mut().zip(refs) {
-        let matches: Vec<usize> = atoms
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.residue_index == r.residue && a.name == r.name)
-            .map(|(i, _)| i)
-            .collect();
-        *slot = match matches.as_slice() {
-            [i] => *i,
-            [] => {
-                let in_residue: Vec<&str> = atoms
-                    .iter()
-                    .filter(|a| a.residue_index == r.residue)
-                    .map(|a| a.name.as_str())
-                    .collect();
-                return Err(StageError::BadInput {
-                    input: "atoms".into(),
-                    message: format!(
-                        "{dihedral}: no atom `{}` in residue {}; its atoms: {}",
-                        r.name,
-                        r.residue,
-                        if in_residue.is_empty() {
-                            "none (no such residue)".to_string()
-                        } else {
-                            in_residue.join(", ")
-                        }
-                    ),
-                });
-            }
-            _ => {
-                return Err(StageError::BadInput {
-                    input: "atoms".into(),
-                    message: format!(
-                        "{dihedral}: {} atoms named `{}` in residue {} (atoms {matches:?})",
-                        matches.len(),
-                        r.name,
-                        r.residue
-                    ),
-                });
-            }
-        };
+        *slot = r.resolve(atoms, dihedral)?;
     }
     Ok(out)
 }

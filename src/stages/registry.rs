@@ -22,8 +22,12 @@ impl Registry {
     pub fn builtin() -> Self {
         Registry::new()
             .register::<super::fg_sample::FgSample>()
+            .register::<super::fit_potential::FitPotential>()
+            .register::<super::cg_sample::CgSample>()
+            .register::<super::cg_compare::CgCompare>()
             .register::<super::ramachandran::Ramachandran>()
             .register::<super::import_trajectory::ImportTrajectory>()
+            .register::<super::train_map::TrainMap>()
     }
 
     /// Adds a stage; a second stage of the same name replaces the first.

@@ -1,0 +1,606 @@
+//! A figure of line plots: panels in a grid, each with its own axes, a legend and
+//! optionally a logarithmic y axis (learning curves, histograms of two distributions).
+//!
+//! Drawn like [`super::plot`]: `plotters` with pure-Rust backends, text in the bundled
+//! DejaVu Sans for the PNG (`sans-serif` in the SVG), pixels encoded by
+//! [`super::plot::encode_png`]. Nothing depends on system fonts, the clock or hash order,
+//! so equal figures give equal bytes.
+//!
+//! Layout: panels fill a grid row by row, `columns` wide (at most one column per panel),
+//! each `panel_size` pixels; a band of [`TITLE_BAND`] pixels above the grid holds the
+//! figure's title (no band when the title is empty). [`Figure::size`] gives the result's
+//! size in pixels.
+//!
+//! Data: each panel's axes span its own finite points with a margin of 5 % of the range
+//! on each side (on a log axis, 5 % of the range in decades). A non-finite point, or on
+//! a log axis a point with y <= 0, is skipped: the line breaks there rather than joining
+//! its neighbours. A series of one drawable point is drawn as a dot. A panel without
+//! drawable points gets the unit range (1 to 10 on a log axis) and still draws its axes
+//! and legend.
+
+use std::ops::Range;
+
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{
+    AsRangedCoord, KeyPointHint, KeyPointWeight, NoDefaultFormatting, Ranged, ValueFormatter,
+};
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use plotters::style::text_anchor;
+
+use super::plot::{PlotError, encode_png, plot_error, register_font};
+
+/// Height in pixels of the band that holds a figure's title (when it has one).
+pub const TITLE_BAND: u32 = 40;
+
+/// The line colours, indexed by [`Series::color`] modulo its length (Tableau 10).
+pub const PALETTE: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+
+/// Colour `index` of the palette (wrapping around).
+pub fn palette(index: usize) -> RGBColor {
+    let (r, g, b) = PALETTE[index % PALETTE.len()];
+    RGBColor(r, g, b)
+}
+
+/// One line: its legend label (empty: no legend entry), its points (x, y) in the order
+/// they are joined, and its colour as an index into [`PALETTE`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub color: usize,
+}
+
+/// One set of axes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Panel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// A logarithmic y axis (points with y <= 0 are skipped).
+    pub log_y: bool,
+    pub series: Vec<Series>,
+}
+
+/// Panels in a grid under a title.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figure {
+    pub title: String,
+    /// Panels per row.
+    pub columns: usize,
+    /// Width and height of each panel in pixels (SVG user units for the SVG).
+    pub panel_size: (u32, u32),
+    pub panels: Vec<Panel>,
+}
+
+impl Figure {
+    /// (columns, rows) of the grid actually drawn: `columns` clamped to 1..=panels.
+    pub fn grid(&self) -> (usize, usize) {
+        let columns = self.columns.clamp(1, self.panels.len().max(1));
+        let rows = self.panels.len().div_ceil(columns).max(1);
+        (columns, rows)
+    }
+
+    /// Width and height of the figure in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        let (columns, rows) = self.grid();
+        let band = if self.title.is_empty() { 0 } else { TITLE_BAND };
+        (
+            columns as u32 * self.panel_size.0,
+            rows as u32 * self.panel_size.1 + band,
+        )
+    }
+
+    /// The figure as an SVG document.
+    pub fn to_svg(&self) -> Result<String, PlotError> {
+        register_font();
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, self.size()).into_drawing_area();
+            self.draw(&root)?;
+            root.present().map_err(plot_error)?;
+        }
+        Ok(svg)
+    }
+
+    /// The figure as a PNG (8-bit RGB).
+    pub fn to_png(&self) -> Result<Vec<u8>, PlotError> {
+        register_font();
+        let (w, h) = self.size();
+        let mut rgb = vec![0u8; w as usize * h as usize * 3];
+        {
+            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+            self.draw(&root)?;
+            root.present().map_err(plot_error)?;
+        }
+        encode_png(&rgb, w, h)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        if self.panel_size.0 == 0 || self.panel_size.1 == 0 {
+            return Err(plot_error("a figure's panels need a positive size"));
+        }
+        root.fill(&WHITE).map_err(plot_error)?;
+        let grid_area = if self.title.is_empty() {
+            root.clone()
+        } else {
+            let (band, rest) = root.split_vertically(TITLE_BAND);
+            let (w, h) = band.dim_in_pixel();
+            let style = ("sans-serif", 22)
+                .into_font()
+                .color(&BLACK)
+                .pos(text_anchor::Pos::new(
+                    text_anchor::HPos::Center,
+                    text_anchor::VPos::Center,
+                ));
+            band.draw_text(&self.title, &style, (w as i32 / 2, h as i32 / 2))
+                .map_err(plot_error)?;
+            rest
+        };
+        let (columns, rows) = self.grid();
+        let cells = grid_area.split_evenly((rows, columns));
+        for (panel, cell) in self.panels.iter().zip(&cells) {
+            panel.draw(cell)?;
+        }
+        Ok(())
+    }
+}
+
+impl Panel {
+    /// Each series cut into runs of consecutive drawable points.
+    fn runs(&self) -> Vec<Vec<Vec<(f64, f64)>>> {
+        let log_y = self.log_y;
+        let drawable = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
+        self.series
+            .iter()
+            .map(|s| {
+                let mut runs = Vec::new();
+                let mut run = Vec::new();
+                for p in &s.points {
+                    if drawable(p) {
+                        run.push(*p);
+                    } else if !run.is_empty() {
+                        runs.push(std::mem::take(&mut run));
+                    }
+                }
+                if !run.is_empty() {
+                    runs.push(run);
+                }
+                runs
+            })
+            .collect()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        let runs = self.runs();
+        let points = || runs.iter().flatten().flatten();
+        let x = linear_range(points().map(|p| p.0));
+        if self.log_y {
+            let (lo, hi) = log_range(points().map(|p| p.1));
+            self.draw_axes(area, &runs, x, LogAxis { lo, hi })
+        } else {
+            self.draw_axes(area, &runs, x, linear_range(points().map(|p| p.1)))
+        }
+    }
+
+    fn draw_axes<DB, Y>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        runs: &[Vec<Vec<(f64, f64)>>],
+        x: Range<f64>,
+        y: Y,
+    ) -> Result<(), PlotError>
+    where
+        DB: DrawingBackend,
+        Y: AsRangedCoord<Value = f64>,
+        Y::CoordDescType: ValueFormatter<f64>,
+    {
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .margin(10)
+            .margin_right(20)
+            .x_label_area_size(45)
+            .y_label_area_size(70);
+        if !self.title.is_empty() {
+            builder.caption(&self.title, ("sans-serif", 18));
+        }
+        let mut chart = builder.build_cartesian_2d(x, y).map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label.as_str())
+            .y_desc(self.y_label.as_str())
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 15))
+            .light_line_style(WHITE)
+            .bold_line_style(BLACK.mix(0.12))
+            .x_labels(7)
+            .y_labels(7)
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
+            .draw()
+            .map_err(plot_error)?;
+        let mut labelled = false;
+        for (series, runs) in self.series.iter().zip(runs) {
+            let color = palette(series.color);
+            let line = color.stroke_width(2);
+            for run in runs {
+                if run.len() == 1 {
+                    chart
+                        .draw_series(std::iter::once(Circle::new(run[0], 4, color.filled())))
+                        .map_err(plot_error)?;
+                } else {
+                    chart
+                        .draw_series(LineSeries::new(run.iter().copied(), line))
+                        .map_err(plot_error)?;
+                }
+            }
+            if !series.label.is_empty() {
+                // An empty series carries the legend entry, drawn or not: a dot for a
+                // series that is one point, else a line.
+                let dot = series.points.len() == 1;
+                chart
+                    .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+                    .map_err(plot_error)?
+                    .label(series.label.as_str())
+                    .legend(move |(x, y)| {
+                        if dot {
+                            Circle::new((x + 10, y), 4, color.filled()).into_dyn()
+                        } else {
+                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                                .into_dyn()
+                        }
+                    });
+                labelled = true;
+            }
+        }
+        if labelled {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.4))
+                .label_font(("sans-serif", 13))
+                .draw()
+                .map_err(plot_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// A logarithmic axis over lo..hi (0 < lo < hi), ticked at 1, 2, 5 or 1..9 times powers
+/// of ten, whichever fits the number of labels asked for, or linearly when the range is
+/// too narrow for three such ticks.
+#[derive(Clone, Copy, Debug)]
+struct LogAxis {
+    lo: f64,
+    hi: f64,
+}
+
+impl Ranged for LogAxis {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let t = (value.ln() - self.lo.ln()) / (self.hi.ln() - self.lo.ln());
+        limit.0 + (t * f64::from(limit.1 - limit.0)).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if matches!(hint.weight(), KeyPointWeight::Any) {
+            // No light grid lines on log axes.
+            return Vec::new();
+        }
+        log_ticks(self.lo, self.hi, hint.max_num_points())
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.lo..self.hi
+    }
+}
+
+impl ValueFormatter<f64> for LogAxis {
+    fn format(value: &f64) -> String {
+        tick(*value)
+    }
+}
+
+/// Tick positions on a log axis over lo..hi, at most `max` of them (at least 2 asked):
+/// the richest of {1..9, (1, 2, 5), 1} x 10^k that fits, every few decades when even the
+/// decades are too many, linear when fewer than three round values fall in the range.
+fn log_ticks(lo: f64, hi: f64, max: usize) -> Vec<f64> {
+    let max = max.max(2);
+    let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let within = |mantissas: &[f64], every: i32| -> Vec<f64> {
+        (first..=last)
+            .filter(|k| k.rem_euclid(every) == 0)
+            .flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k)))
+            .filter(|v| (lo..=hi).contains(v))
+            .collect()
+    };
+    let mantissas: [&[f64]; 3] = [
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+        &[1.0, 2.0, 5.0],
+        &[1.0],
+    ];
+    for m in mantissas {
+        let ticks = within(m, 1);
+        if ticks.len() <= max {
+            if ticks.len() >= 3.min(max) {
+                return ticks;
+            }
+            break;
+        }
+    }
+    let decades = within(&[1.0], 1).len();
+    if decades > max {
+        let every = decades.div_ceil(max) as i32;
+        return within(&[1.0], every);
+    }
+    // Too narrow for three round ticks: linear ones.
+    RangedCoordf64::from(lo..hi).key_points(max)
+}
+
+/// The span of the values with 5 % margins; the unit range when there are none, one
+/// unit (or 10 % of the value) around a single value.
+fn linear_range(values: impl Iterator<Item = f64>) -> Range<f64> {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if lo > hi {
+        return 0.0..1.0;
+    }
+    if hi - lo <= f64::EPSILON * lo.abs().max(hi.abs()) {
+        let pad = if lo == 0.0 { 1.0 } else { 0.1 * lo.abs() };
+        return lo - pad..hi + pad;
+    }
+    let pad = 0.05 * (hi - lo);
+    lo - pad..hi + pad
+}
+
+/// The span of positive values with 5 % margins in decades; 1..10 when there are none, a
+/// factor 2 around a single value.
+fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if lo > hi {
+        return (1.0, 10.0);
+    }
+    if hi / lo < 1.0 + 1e-12 {
+        return (lo / 2.0, hi * 2.0);
+    }
+    let pad = (hi / lo).powf(0.05);
+    (lo / pad, hi * pad)
+}
+
+/// A tick label: plain decimals for moderate magnitudes, scientific otherwise.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if (1e-3..1e5).contains(&a) {
+        let s = format!("{v:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s == "-0" { "0".into() } else { s.to_string() }
+    } else {
+        let s = format!("{v:.2e}");
+        // 1.50e3 -> 1.5e3
+        match s.split_once('e') {
+            Some((m, e)) => {
+                let m = if m.contains('.') {
+                    m.trim_end_matches('0').trim_end_matches('.')
+                } else {
+                    m
+                };
+                format!("{m}e{e}")
+            }
+            None => s,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve(color: usize, label: &str, f: impl Fn(f64) -> f64) -> Series {
+        Series {
+            label: label.into(),
+            points: (0..30).map(|i| (i as f64, f(i as f64))).collect(),
+            color,
+        }
+    }
+
+    fn figure() -> Figure {
+        Figure {
+            title: "Learning curves".into(),
+            columns: 2,
+            panel_size: (420, 300),
+            panels: vec![
+                Panel {
+                    title: "Force RMSE".into(),
+                    x_label: "epoch".into(),
+                    y_label: "kJ/mol/nm".into(),
+                    log_y: true,
+                    series: vec![
+                        curve(0, "train", |x| 100.0 * (-x / 5.0).exp() + 1.0),
+                        curve(1, "validation", |x| 120.0 * (-x / 5.0).exp() + 2.0),
+                    ],
+                },
+                Panel {
+                    title: "Histogram".into(),
+                    x_label: "d (nm)".into(),
+                    y_label: "density".into(),
+                    log_y: false,
+                    series: vec![
+                        curve(2, "reference", |x| (-(x - 15.0).powi(2) / 20.0).exp()),
+                        curve(3, "model", |x| (-(x - 14.0).powi(2) / 25.0).exp()),
+                    ],
+                },
+                Panel {
+                    title: "Third".into(),
+                    x_label: "x".into(),
+                    y_label: "y".into(),
+                    log_y: false,
+                    series: vec![curve(4, "line", |x| -x)],
+                },
+            ],
+        }
+    }
+
+    fn png_size(png: &[u8]) -> (u32, u32) {
+        let be = |i: usize| u32::from_be_bytes(png[i..i + 4].try_into().unwrap());
+        (be(16), be(20))
+    }
+
+    const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+
+    #[test]
+    fn png_has_the_grid_size_and_is_deterministic() {
+        let f = figure();
+        assert_eq!(f.grid(), (2, 2));
+        assert_eq!(f.size(), (840, 600 + TITLE_BAND));
+        let png = f.to_png().unwrap();
+        assert_eq!(png[..8], SIGNATURE);
+        assert_eq!(&png[12..16], b"IHDR");
+        assert_eq!(png_size(&png), (840, 640));
+        assert_eq!(png, f.to_png().unwrap());
+        // Not a blank canvas: the PNG of a figure with lines differs from one without.
+        let mut empty = f.clone();
+        for p in &mut empty.panels {
+            p.series.clear();
+        }
+        assert_ne!(png, empty.to_png().unwrap());
+    }
+
+    #[test]
+    fn svg_holds_the_titles_labels_and_legend() {
+        let svg = figure().to_svg().unwrap();
+        for text in [
+            "Learning curves",
+            "Force RMSE",
+            "Histogram",
+            "Third",
+            "epoch",
+            "validation",
+            "reference",
+        ] {
+            assert!(svg.contains(text), "no `{text}` in the SVG");
+        }
+        assert!(svg.contains(r#"width="840""#) && svg.contains(r#"height="640""#));
+        assert_eq!(svg, figure().to_svg().unwrap());
+    }
+
+    #[test]
+    fn empty_series_nan_points_and_nonpositive_log_values_still_draw() {
+        let f = Figure {
+            title: String::new(),
+            columns: 5,
+            panel_size: (300, 200),
+            panels: vec![
+                Panel {
+                    title: "empty".into(),
+                    x_label: "x".into(),
+                    y_label: "y".into(),
+                    log_y: true,
+                    series: vec![Series {
+                        label: "nothing".into(),
+                        points: vec![],
+                        color: 0,
+                    }],
+                },
+                Panel {
+                    title: "holes".into(),
+                    x_label: "x".into(),
+                    y_label: "y".into(),
+                    log_y: true,
+                    series: vec![Series {
+                        label: "gaps".into(),
+                        points: vec![
+                            (0.0, 1.0),
+                            (1.0, f64::NAN),
+                            (2.0, 0.0),
+                            (3.0, -4.0),
+                            (f64::INFINITY, 2.0),
+                            (5.0, 3.0),
+                            (6.0, 4.0),
+                        ],
+                        color: 17,
+                    }],
+                },
+                Panel {
+                    title: "single".into(),
+                    x_label: "x".into(),
+                    y_label: "y".into(),
+                    log_y: false,
+                    series: vec![
+                        Series {
+                            label: String::new(),
+                            points: vec![(2.0, 2.0)],
+                            color: 1,
+                        },
+                        Series {
+                            label: "all NaN".into(),
+                            points: vec![(f64::NAN, f64::NAN); 3],
+                            color: 2,
+                        },
+                    ],
+                },
+            ],
+        };
+        // Three panels in one row: columns clamped, no title band.
+        assert_eq!(f.size(), (900, 200));
+        let png = f.to_png().unwrap();
+        assert_eq!(png[..8], SIGNATURE);
+        assert_eq!(png_size(&png), (900, 200));
+        let svg = f.to_svg().unwrap();
+        assert!(svg.contains("holes") && svg.contains("gaps"));
+        // No panels at all: one empty cell.
+        let none = Figure {
+            title: "nothing".into(),
+            columns: 3,
+            panel_size: (200, 100),
+            panels: vec![],
+        };
+        assert_eq!(png_size(&none.to_png().unwrap()), (200, 100 + TITLE_BAND));
+    }
+
+    #[test]
+    fn ranges_and_ticks() {
+        assert_eq!(linear_range(std::iter::empty()), 0.0..1.0);
+        assert_eq!(linear_range([0.0].into_iter()), -1.0..1.0);
+        let r = linear_range([0.0, 10.0].into_iter());
+        assert!((r.start + 0.5).abs() < 1e-12 && (r.end - 10.5).abs() < 1e-12);
+        assert_eq!(log_range(std::iter::empty()), (1.0, 10.0));
+        let (lo, hi) = log_range([1.0, 100.0].into_iter());
+        assert!((lo.log10() + 0.1).abs() < 1e-12 && (hi.log10() - 2.1).abs() < 1e-12);
+        assert_eq!(log_ticks(0.9, 110.0, 6), vec![1.0, 10.0, 100.0]);
+        assert_eq!(log_ticks(0.9, 110.0, 7).len(), 7);
+        assert_eq!(log_ticks(0.9, 11.0, 7), vec![1.0, 2.0, 5.0, 10.0]);
+        assert_eq!(log_ticks(1.5, 5.5, 7), vec![2.0, 3.0, 4.0, 5.0]);
+        // Only 20 and 30 are round: linear ticks instead.
+        let narrow = log_ticks(10.5, 37.0, 7);
+        assert!(narrow.len() >= 3 && narrow.iter().all(|v| (10.5..=37.0).contains(v)));
+        let wide = log_ticks(1e-9, 1.1e9, 7);
+        assert!(
+            (4..=7).contains(&wide.len()) && wide.contains(&1.0),
+            "{wide:?}"
+        );
+        assert!(log_ticks(2.1, 2.9, 7).len() >= 2);
+        assert_eq!(tick(0.5), "0.5");
+        assert_eq!(tick(20.0), "20");
+        assert_eq!(tick(1.5e6), "1.5e6");
+        assert_eq!(tick(2e-5), "2e-5");
+    }
+}

@@ -1,0 +1,153 @@
+//! What every training loop shares: a seeded train/validation split, seeded minibatches,
+//! frames gathered into a tensor, and Adam over a parameter store.
+//!
+//! The split and the batch order come from the caller's ChaCha generator (a node's
+//! stream), so training is a pure function of (data, params, seed). The split is by
+//! contiguous blocks of frames rather than frame by frame: neighbouring MD frames are
+//! correlated, and a validation frame whose neighbour was trained on would flatter the
+//! validation error.
+
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand_core::RngCore;
+
+use super::store::ParameterStore;
+
+/// A uniform index in 0..n from the generator (n > 0), by rejection (no modulo bias).
+pub fn uniform_index(rng: &mut impl RngCore, n: usize) -> usize {
+    let n = n as u64;
+    let zone = u64::MAX - (u64::MAX % n);
+    loop {
+        let v = rng.next_u64();
+        if v < zone {
+            return (v % n) as usize;
+        }
+    }
+}
+
+/// Fisher-Yates shuffle driven by the generator.
+pub fn shuffle<T>(items: &mut [T], rng: &mut impl RngCore) {
+    for i in (1..items.len()).rev() {
+        let j = uniform_index(rng, i + 1);
+        items.swap(i, j);
+    }
+}
+
+/// Frames 0..n split into `blocks` contiguous blocks, a fraction `validation` of the
+/// blocks (at least one when `validation > 0` and there are two blocks) drawn for
+/// validation. Returns (train, validation), each sorted.
+pub fn block_split(
+    n: usize,
+    blocks: usize,
+    validation: f64,
+    rng: &mut impl RngCore,
+) -> (Vec<usize>, Vec<usize>) {
+    let blocks = blocks.clamp(1, n.max(1));
+    let mut order: Vec<usize> = (0..blocks).collect();
+    shuffle(&mut order, rng);
+    let mut n_validation = (validation * blocks as f64).round() as usize;
+    if validation > 0.0 && blocks >= 2 {
+        n_validation = n_validation.max(1);
+    }
+    n_validation = n_validation.min(blocks.saturating_sub(1));
+    let chosen = &order[..n_validation];
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for frame in 0..n {
+        let block = frame * blocks / n;
+        if chosen.contains(&block) {
+            val.push(frame);
+        } else {
+            train.push(frame);
+        }
+    }
+    (train, val)
+}
+
+/// One epoch's minibatches: the indices shuffled, cut into batches of `size` (the last
+/// may be smaller).
+pub fn minibatches(indices: &[usize], size: usize, rng: &mut impl RngCore) -> Vec<Vec<usize>> {
+    let mut order = indices.to_vec();
+    shuffle(&mut order, rng);
+    order.chunks(size.max(1)).map(|c| c.to_vec()).collect()
+}
+
+/// Rows `frames` of a flat per-frame array (`width` values a frame) as a tensor of
+/// shape (frames, width / 3, 3).
+pub fn gather_frames(
+    values: &[f64],
+    width: usize,
+    frames: &[usize],
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
+    let mut out = Vec::with_capacity(frames.len() * width);
+    for &f in frames {
+        out.extend_from_slice(&values[f * width..(f + 1) * width]);
+    }
+    Tensor::from_vec(out, (frames.len(), width / 3, 3), device)?.to_dtype(dtype)
+}
+
+/// Adam (no weight decay) over every parameter in the store.
+pub fn adam(store: &ParameterStore, learning_rate: f64) -> Result<AdamW> {
+    let vars = store.vars().into_iter().map(|(_, v)| v).collect();
+    AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr: learning_rate,
+            weight_decay: 0.0,
+            ..ParamsAdamW::default()
+        },
+    )
+}
+
+/// Adam (no weight decay) over every parameter of several stores (one model made of
+/// parts), in store order then name order.
+pub fn adam_over(stores: &[&ParameterStore], learning_rate: f64) -> Result<AdamW> {
+    let vars = stores
+        .iter()
+        .flat_map(|s| s.vars().into_iter().map(|(_, v)| v))
+        .collect();
+    AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr: learning_rate,
+            weight_decay: 0.0,
+            ..ParamsAdamW::default()
+        },
+    )
+}
+
+/// One optimizer step on `loss`; returns the loss value.
+pub fn step(optimizer: &mut AdamW, loss: &Tensor) -> Result<f64> {
+    optimizer.backward_step(loss)?;
+    loss.to_dtype(DType::F64)?.to_scalar::<f64>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::md::random::stream;
+
+    #[test]
+    fn block_split_covers_every_frame_once() {
+        let mut rng = stream(3, 0);
+        let (train, val) = block_split(103, 10, 0.2, &mut rng);
+        assert_eq!(train.len() + val.len(), 103);
+        assert!(!val.is_empty() && !train.is_empty());
+        let mut all: Vec<usize> = train.iter().chain(&val).copied().collect();
+        all.sort();
+        assert_eq!(all, (0..103).collect::<Vec<_>>());
+        // Same generator state, same split.
+        assert_eq!(block_split(103, 10, 0.2, &mut stream(3, 0)), (train, val));
+    }
+
+    #[test]
+    fn minibatches_partition_the_indices() {
+        let idx: Vec<usize> = (0..10).collect();
+        let batches = minibatches(&idx, 4, &mut stream(1, 1));
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
+        let mut all: Vec<usize> = batches.concat();
+        all.sort();
+        assert_eq!(all, idx);
+    }
+}

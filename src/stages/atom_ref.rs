@@ -1,0 +1,68 @@
+//! Naming one atom in a workflow: its residue (0-based index) and its atom name, resolved
+//! against a trajectory's atom table.
+
+use serde::{Deserialize, Serialize};
+
+use super::StageError;
+use crate::artifact::atoms::AtomRow;
+
+/// One atom: its residue (0-based index) and its name, e.g. `{residue: 1, name: CA}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtomRef {
+    pub residue: i32,
+    pub name: String,
+}
+
+impl AtomRef {
+    pub fn new(residue: i32, name: &str) -> Self {
+        AtomRef {
+            residue,
+            name: name.to_string(),
+        }
+    }
+
+    /// The index of the one atom this names in `atoms`; `what` (e.g. `phi`, `bead 2`)
+    /// says in the error which reference failed. An error lists the residue's atoms when
+    /// the name is not found.
+    pub fn resolve(&self, atoms: &[AtomRow], what: &str) -> Result<usize, StageError> {
+        let matches: Vec<usize> = atoms
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.residue_index == self.residue && a.name == self.name)
+            .map(|(i, _)| i)
+            .collect();
+        match matches.as_slice() {
+            [i] => Ok(*i),
+            [] => {
+                let in_residue: Vec<&str> = atoms
+                    .iter()
+                    .filter(|a| a.residue_index == self.residue)
+                    .map(|a| a.name.as_str())
+                    .collect();
+                Err(StageError::BadInput {
+                    input: "atoms".into(),
+                    message: format!(
+                        "{what}: no atom `{}` in residue {}; its atoms: {}",
+                        self.name,
+                        self.residue,
+                        if in_residue.is_empty() {
+                            "none (no such residue)".to_string()
+                        } else {
+                            in_residue.join(", ")
+                        }
+                    ),
+                })
+            }
+            _ => Err(StageError::BadInput {
+                input: "atoms".into(),
+                message: format!(
+                    "{what}: {} atoms named `{}` in residue {} (atoms {matches:?})",
+                    matches.len(),
+                    self.name,
+                    self.residue
+                ),
+            }),
+        }
+    }
+}

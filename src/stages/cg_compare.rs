@@ -1,0 +1,662 @@
+//! `cg_compare`: do the CG chains reproduce the mapped FG distributions of CG-level
+//! observables?
+//!
+//! Inputs are two bead trajectories with the same number n of beads per frame: the
+//! `reference` (FG frames mapped to beads by `train_map`; only the frames at
+//! `temperature_index` are used) and the `sample` (the chains of `cg_sample`; all frames,
+//! every chain pooled). For each frame the observables over beads 0..n are
+//!
+//! | observable | kind | unit | range |
+//! |---|---|---|---|
+//! | `d(I,J)`, every pair I < J | `distance` | nm | [0, inf) |
+//! | `angle(I,I+1,I+2)`, at bead I+1 | `angle` | degrees | [0, 180] |
+//! | `dihedral(I,I+1,I+2,I+3)` | `dihedral` | degrees | (-180, 180] |
+//!
+//! that is n(n-1)/2 distances, n-2 angles and n-3 dihedrals (in that order). Angles are
+//! `atan2(|a x b|, a . b)` for the bond vectors a, b from the middle bead; dihedrals
+//! follow [`crate::analysis::dihedral`] (IUPAC sign).
+//!
+//! **Estimator.** Each observable is histogrammed with `bins` equal bins on one binning
+//! shared by both data sets: distances over [min, max] of both sets, widened by 2 % of
+//! that span on each side (and not below 0); angles over [0, 180]; dihedrals periodically
+//! over one turn. The Jensen-Shannon divergence of the two histograms,
+//! `JS = 1/2 KL(P || M) + 1/2 KL(Q || M)` with `M = (P + Q) / 2`, is in nats: 0 for equal
+//! histograms, ln 2 = 0.693 for histograms without a common bin
+//! ([`crate::analysis::divergence`]). It is a plug-in estimate on the histogram: it
+//! depends on `bins`, and finite sampling alone makes it positive.
+//!
+//! **Noise floor.** `js_noise_floor` is the JS, on the same bins, between the first and
+//! the second half (in frame order) of the reference frames: what the reference data can
+//! resolve on their own, finite sampling plus any drift or slow correlation along the
+//! reference. For independent frames it is about `(B - 1) / (2 m)` with m reference frames
+//! and B occupied bins, while a sample of s frames drawn from exactly the reference
+//! distribution gives about `(B - 1) (1/m + 1/s) / 8`; so with s >= m a faithful CG model
+//! sits at or below the floor, and a JS several times the floor is a real difference
+//! between the distributions (at the resolution of the bins). Correlated frames raise
+//! both numbers alike.
+//!
+//! Means and standard deviations are over frames (standard deviation with 1/N). For
+//! dihedrals they are circular: the mean is `atan2(<sin>, <cos>)` and the standard
+//! deviation `sqrt(-2 ln R)`, R = |<exp(i phi)>| the mean resultant length, both in degrees.
+//!
+//! Outputs (tables of kind `table`):
+//!
+//! `divergences`, one row per observable:
+//!
+//! | column | type | unit / meaning |
+//! |---|---|---|
+//! | `observable` | utf8 | `d(0,3)`, `angle(1,2,3)`, `dihedral(0,1,2,3)` |
+//! | `kind` | utf8 | `distance`, `angle` or `dihedral` |
+//! | `js_divergence` | float64 | JS of reference vs sample, nats |
+//! | `js_noise_floor` | float64 | JS of the reference's first half vs its second half, nats |
+//! | `reference_mean`, `reference_std` | float64 | nm or degrees (circular for dihedrals) |
+//! | `sample_mean`, `sample_std` | float64 | nm or degrees (circular for dihedrals) |
+//! | `reference_frames`, `sample_frames` | int64 | frames used |
+//!
+//! `histograms`, one row per observable and bin (observables in the order above, bins in
+//! increasing order):
+//!
+//! | column | type | unit / meaning |
+//! |---|---|---|
+//! | `observable` | utf8 | as in `divergences` |
+//! | `bin_centre` | float64 | nm or degrees |
+//! | `reference_density`, `sample_density` | float64 | probability density, 1/nm or 1/degree (integrates to 1) |
+//!
+//! and `plot` (PNG) / `plot_svg` (SVG): one panel per observable with the two densities,
+//! titled with the observable and its JS. The stage draws no random numbers: equal inputs
+//! give equal outputs.
+
+use std::sync::Arc;
+
+use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use serde::{Deserialize, Serialize};
+
+use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::analysis::dihedral::{dihedral_of_atoms, wrap_deg};
+use crate::analysis::divergence::{Binning, Histogram};
+use crate::analysis::line_plot::{Figure, Panel, Series};
+use crate::artifact::Artifact;
+use crate::artifact::kind::{PNG, SVG, TABLE};
+use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+
+/// Relative padding of the distance range on each side.
+const DISTANCE_PADDING: f64 = 0.02;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CgCompareParams {
+    /// Rung of the reference's temperature ladder to compare against.
+    pub temperature_index: i32,
+    /// Histogram bins per observable.
+    pub bins: usize,
+}
+
+impl Default for CgCompareParams {
+    fn default() -> Self {
+        CgCompareParams {
+            temperature_index: 0,
+            bins: 50,
+        }
+    }
+}
+
+/// A CG-level observable of one frame, by bead indices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observable {
+    /// Distance between beads I < J, nm.
+    Distance(usize, usize),
+    /// Angle at bead I+1 of beads (I, I+1, I+2), degrees in [0, 180].
+    Angle(usize),
+    /// Dihedral of beads (I, I+1, I+2, I+3), degrees in (-180, 180].
+    Dihedral(usize),
+}
+
+impl Observable {
+    /// All observables of `n` beads: pair distances (I < J, lexicographic), then angles,
+    /// then dihedrals of consecutive beads.
+    pub fn all(n: usize) -> Vec<Observable> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            for j in i + 1..n {
+                out.push(Observable::Distance(i, j));
+            }
+        }
+        out.extend((0..n.saturating_sub(2)).map(Observable::Angle));
+        out.extend((0..n.saturating_sub(3)).map(Observable::Dihedral));
+        out
+    }
+
+    /// `d(0,3)`, `angle(1,2,3)`, `dihedral(0,1,2,3)`.
+    pub fn name(&self) -> String {
+        match *self {
+            Observable::Distance(i, j) => format!("d({i},{j})"),
+            Observable::Angle(i) => format!("angle({},{},{})", i, i + 1, i + 2),
+            Observable::Dihedral(i) => {
+                format!("dihedral({},{},{},{})", i, i + 1, i + 2, i + 3)
+            }
+        }
+    }
+
+    /// `distance`, `angle` or `dihedral`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Observable::Distance(..) => "distance",
+            Observable::Angle(_) => "angle",
+            Observable::Dihedral(_) => "dihedral",
+        }
+    }
+
+    /// The value in one frame of flat bead positions (x0, y0, z0, x1, ...).
+    pub fn value(&self, positions: &[f64]) -> f64 {
+        let p = |i: usize| [positions[3 * i], positions[3 * i + 1], positions[3 * i + 2]];
+        match *self {
+            Observable::Distance(i, j) => norm(sub(p(j), p(i))),
+            Observable::Angle(i) => {
+                let a = sub(p(i), p(i + 1));
+                let b = sub(p(i + 2), p(i + 1));
+                norm(cross(a, b)).atan2(dot(a, b)).to_degrees()
+            }
+            Observable::Dihedral(i) => dihedral_of_atoms(positions, [i, i + 1, i + 2, i + 3]),
+        }
+    }
+
+    fn x_label(&self) -> &'static str {
+        match self {
+            Observable::Distance(..) => "distance (nm)",
+            Observable::Angle(_) => "angle (degrees)",
+            Observable::Dihedral(_) => "dihedral (degrees)",
+        }
+    }
+
+    fn y_label(&self) -> &'static str {
+        match self {
+            Observable::Distance(..) => "density (1/nm)",
+            _ => "density (1/degree)",
+        }
+    }
+}
+
+/// The comparison of one observable.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    pub observable: Observable,
+    pub js_divergence: f64,
+    pub js_noise_floor: f64,
+    pub reference_mean: f64,
+    pub reference_std: f64,
+    pub sample_mean: f64,
+    pub sample_std: f64,
+    pub bin_centres: Vec<f64>,
+    pub reference_density: Vec<f64>,
+    pub sample_density: Vec<f64>,
+}
+
+/// Compares one observable's values in the reference and the sample frames on `bins`
+/// shared bins (the module doc gives the binning, the noise floor and the moments).
+///
+/// # Panics
+/// If either set of values is empty or `bins` is 0.
+pub fn compare(
+    observable: Observable,
+    reference: &[f64],
+    sample: &[f64],
+    bins: usize,
+) -> Comparison {
+    assert!(!reference.is_empty() && !sample.is_empty());
+    let binning = match observable {
+        Observable::Distance(..) => distance_binning(reference, sample, bins),
+        Observable::Angle(_) => Binning::linear(0.0, 180.0, bins),
+        Observable::Dihedral(_) => Binning::periodic_degrees(bins),
+    };
+    let histogram = |values: &[f64]| Histogram::from_samples(binning, values, None);
+    let (h_reference, h_sample) = (histogram(reference), histogram(sample));
+    let half = reference.len() / 2;
+    let js_noise_floor =
+        histogram(&reference[..half]).js_divergence(&histogram(&reference[half..]));
+    let moments = |values: &[f64]| match observable {
+        Observable::Dihedral(_) => circular_mean_std_deg(values),
+        _ => mean_std(values),
+    };
+    let (reference_mean, reference_std) = moments(reference);
+    let (sample_mean, sample_std) = moments(sample);
+    Comparison {
+        observable,
+        js_divergence: h_reference.js_divergence(&h_sample),
+        js_noise_floor,
+        reference_mean,
+        reference_std,
+        sample_mean,
+        sample_std,
+        bin_centres: binning.centres(),
+        reference_density: h_reference.densities(),
+        sample_density: h_sample.densities(),
+    }
+}
+
+/// [min, max] of both sets, widened by [`DISTANCE_PADDING`] of the span on each side and
+/// kept at or above 0.
+fn distance_binning(reference: &[f64], sample: &[f64], bins: usize) -> Binning {
+    let (lo, hi) = reference
+        .iter()
+        .chain(sample)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
+    let span = hi - lo;
+    let pad = if span > 0.0 {
+        DISTANCE_PADDING * span
+    } else {
+        (1e-3 * hi.abs()).max(1e-6)
+    };
+    Binning::linear((lo - pad).max(0.0), hi + pad, bins)
+}
+
+/// Mean and standard deviation (1/N) of the values.
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// Circular mean (in (-180, 180]) and circular standard deviation `sqrt(-2 ln R)` of
+/// angles in degrees, both in degrees.
+pub fn circular_mean_std_deg(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let (s, c) = values.iter().fold((0.0, 0.0), |(s, c), x| {
+        let (sin, cos) = x.to_radians().sin_cos();
+        (s + sin, c + cos)
+    });
+    let (s, c) = (s / n, c / n);
+    let r = s.hypot(c).min(1.0);
+    let mean = wrap_deg(s.atan2(c).to_degrees());
+    let std = (-2.0 * r.ln()).sqrt().to_degrees();
+    (mean, std)
+}
+
+pub struct CgCompare;
+
+impl Stage for CgCompare {
+    type Params = CgCompareParams;
+    const NAME: &'static str = "cg_compare";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "CG chains against mapped FG frames: Jensen-Shannon divergence \
+         of every bead distance, angle and dihedral histogram, with a noise floor (tables, PNG, SVG)";
+    const INPUTS: &'static [Port] = &[
+        Port {
+            name: "reference",
+            kind: TRAJECTORY,
+            about: "the FG frames mapped to beads (train_map's trajectory)",
+        },
+        Port {
+            name: "sample",
+            kind: TRAJECTORY,
+            about: "the CG chains (cg_sample's trajectory), same number of beads",
+        },
+    ];
+    const OUTPUTS: &'static [Port] = &[
+        Port {
+            name: "divergences",
+            kind: TABLE,
+            about: "per observable: observable, kind, js_divergence, js_noise_floor (nats), \
+                    reference_mean/std, sample_mean/std, reference_frames, sample_frames",
+        },
+        Port {
+            name: "histograms",
+            kind: TABLE,
+            about: "per observable and bin: observable, bin_centre, reference_density, \
+                    sample_density",
+        },
+        Port {
+            name: "plot",
+            kind: PNG,
+            about: "one panel per observable: reference and sample densities",
+        },
+        Port {
+            name: "plot_svg",
+            kind: SVG,
+            about: "the same figure as SVG",
+        },
+    ];
+    const PARAMS: &'static [ParamDoc] = &[
+        ParamDoc {
+            name: "temperature_index",
+            about: "rung of the reference's temperature ladder to compare against (0: the \
+                    lowest); every sample frame is used",
+        },
+        ParamDoc {
+            name: "bins",
+            about: "histogram bins per observable (distances over their joint range, angles \
+                    over [0, 180], dihedrals over one turn)",
+        },
+    ];
+
+    fn check(p: &CgCompareParams) -> Result<(), ParamProblem> {
+        if p.temperature_index < 0 {
+            return Err(ParamProblem::new("temperature_index", "must be 0 or more"));
+        }
+        if !(2..=100_000).contains(&p.bins) {
+            return Err(ParamProblem::new(
+                "bins",
+                format!("must be between 2 and 100000, got {}", p.bins),
+            ));
+        }
+        Ok(())
+    }
+
+    fn run(
+        p: &CgCompareParams,
+        inputs: &Inputs,
+        ctx: &mut Context<'_>,
+    ) -> Result<Outputs, StageError> {
+        let reference = Trajectory::from_table(inputs.table("reference")?)?;
+        let sample = Trajectory::from_table(inputs.table("sample")?)?;
+        let bad = |input: &str, message: String| StageError::BadInput {
+            input: input.into(),
+            message,
+        };
+        if reference.n_atoms != sample.n_atoms {
+            return Err(bad(
+                "sample",
+                format!(
+                    "the sample has {} beads per frame but the reference has {}",
+                    sample.n_atoms, reference.n_atoms
+                ),
+            ));
+        }
+        let n = reference.n_atoms;
+        if n < 2 {
+            return Err(bad(
+                "reference",
+                format!("{n} beads per frame; comparing needs at least 2"),
+            ));
+        }
+        let rows: Vec<usize> = (0..reference.len())
+            .filter(|&i| reference.temperature_index[i] == p.temperature_index)
+            .collect();
+        if rows.len() < 2 {
+            let mut present = reference.temperature_index.clone();
+            present.sort_unstable();
+            present.dedup();
+            return Err(bad(
+                "reference",
+                format!(
+                    "{} frames at temperature_index {} (the noise floor needs at least 2); \
+                     present: {present:?}",
+                    rows.len(),
+                    p.temperature_index
+                ),
+            ));
+        }
+        if sample.is_empty() {
+            return Err(bad("sample", "no frames".into()));
+        }
+        let reference_frames: Vec<&[f64]> = rows.iter().map(|&i| reference.positions(i)).collect();
+        let sample_frames: Vec<&[f64]> = (0..sample.len()).map(|i| sample.positions(i)).collect();
+        for (input, frames, index) in [
+            ("reference", &reference_frames, Some(&rows)),
+            ("sample", &sample_frames, None),
+        ] {
+            if let Some(k) = frames.iter().position(|f| f.iter().any(|x| !x.is_finite())) {
+                let frame = index.map_or(k, |rows| rows[k]);
+                return Err(bad(
+                    input,
+                    format!("frame {frame} has non-finite positions"),
+                ));
+            }
+        }
+
+        let observables = Observable::all(n);
+        ctx.progress.start("observables", observables.len() as u64);
+        let comparisons: Vec<Comparison> = observables
+            .iter()
+            .map(|&o| {
+                let values =
+                    |frames: &[&[f64]]| -> Vec<f64> { frames.iter().map(|f| o.value(f)).collect() };
+                let c = compare(
+                    o,
+                    &values(&reference_frames),
+                    &values(&sample_frames),
+                    p.bins,
+                );
+                ctx.progress.advance(1);
+                c
+            })
+            .collect();
+
+        let mean_js =
+            comparisons.iter().map(|c| c.js_divergence).sum::<f64>() / comparisons.len() as f64;
+        let worst = comparisons
+            .iter()
+            .max_by(|a, b| a.js_divergence.total_cmp(&b.js_divergence))
+            .expect("at least one observable");
+        tracing::info!(
+            "{} observables, {} reference frames, {} sample frames: mean JS {mean_js:.4}, \
+             largest {:.4} at {} (noise floor {:.4})",
+            comparisons.len(),
+            rows.len(),
+            sample.len(),
+            worst.js_divergence,
+            worst.observable.name(),
+            worst.js_noise_floor
+        );
+
+        let figure = figure(&comparisons, rows.len(), sample.len(), mean_js);
+        let png = figure
+            .to_png()
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+        let svg = figure
+            .to_svg()
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+        Ok(Outputs::from([
+            (
+                "divergences".to_string(),
+                Artifact::Table(divergences_table(
+                    &comparisons,
+                    rows.len() as i64,
+                    sample.len() as i64,
+                )),
+            ),
+            (
+                "histograms".to_string(),
+                Artifact::Table(histograms_table(&comparisons)),
+            ),
+            ("plot".to_string(), Artifact::File(png)),
+            ("plot_svg".to_string(), Artifact::File(svg.into_bytes())),
+        ]))
+    }
+}
+
+/// Columns of the `divergences` output.
+pub fn divergences_schema() -> Schema {
+    let f64_field = |name: &str| Field::new(name, DataType::Float64, false);
+    Schema::new(vec![
+        Field::new("observable", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        f64_field("js_divergence"),
+        f64_field("js_noise_floor"),
+        f64_field("reference_mean"),
+        f64_field("reference_std"),
+        f64_field("sample_mean"),
+        f64_field("sample_std"),
+        Field::new("reference_frames", DataType::Int64, false),
+        Field::new("sample_frames", DataType::Int64, false),
+    ])
+}
+
+/// Columns of the `histograms` output.
+pub fn histograms_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("observable", DataType::Utf8, false),
+        Field::new("bin_centre", DataType::Float64, false),
+        Field::new("reference_density", DataType::Float64, false),
+        Field::new("sample_density", DataType::Float64, false),
+    ])
+}
+
+fn divergences_table(c: &[Comparison], reference_frames: i64, sample_frames: i64) -> RecordBatch {
+    let column =
+        |f: fn(&Comparison) -> f64| Arc::new(Float64Array::from_iter_values(c.iter().map(f)));
+    RecordBatch::try_new(
+        Arc::new(divergences_schema()),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                c.iter().map(|c| c.observable.name()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                c.iter().map(|c| c.observable.kind()),
+            )),
+            column(|c| c.js_divergence),
+            column(|c| c.js_noise_floor),
+            column(|c| c.reference_mean),
+            column(|c| c.reference_std),
+            column(|c| c.sample_mean),
+            column(|c| c.sample_std),
+            Arc::new(Int64Array::from(vec![reference_frames; c.len()])),
+            Arc::new(Int64Array::from(vec![sample_frames; c.len()])),
+        ],
+    )
+    .expect("columns match the divergences schema")
+}
+
+fn histograms_table(c: &[Comparison]) -> RecordBatch {
+    let names = c.iter().flat_map(|c| {
+        let name = c.observable.name();
+        std::iter::repeat_n(name, c.bin_centres.len())
+    });
+    let flat = |f: fn(&Comparison) -> &Vec<f64>| {
+        Arc::new(Float64Array::from_iter_values(
+            c.iter().flat_map(|c| f(c).iter().copied()),
+        ))
+    };
+    RecordBatch::try_new(
+        Arc::new(histograms_schema()),
+        vec![
+            Arc::new(StringArray::from_iter_values(names)),
+            flat(|c| &c.bin_centres),
+            flat(|c| &c.reference_density),
+            flat(|c| &c.sample_density),
+        ],
+    )
+    .expect("columns match the histograms schema")
+}
+
+/// One panel per observable: reference and sample densities over the bin centres.
+fn figure(c: &[Comparison], reference_frames: usize, sample_frames: usize, mean_js: f64) -> Figure {
+    let columns = ((c.len() as f64).sqrt().ceil() as usize).clamp(1, 8);
+    let panels = c
+        .iter()
+        .map(|c| {
+            let series = |label: &str, density: &[f64], color: usize| Series {
+                label: label.to_string(),
+                points: c
+                    .bin_centres
+                    .iter()
+                    .copied()
+                    .zip(density.iter().copied())
+                    .collect(),
+                color,
+            };
+            Panel {
+                title: format!(
+                    "{}: JS {:.4} (floor {:.4})",
+                    c.observable.name(),
+                    c.js_divergence,
+                    c.js_noise_floor
+                ),
+                x_label: c.observable.x_label().to_string(),
+                y_label: c.observable.y_label().to_string(),
+                log_y: false,
+                series: vec![
+                    series(
+                        &format!("mapped FG ({reference_frames})"),
+                        &c.reference_density,
+                        0,
+                    ),
+                    series(&format!("CG ({sample_frames})"), &c.sample_density, 1),
+                ],
+            }
+        })
+        .collect();
+    Figure {
+        title: format!(
+            "CG chains vs mapped FG: {} observables, mean JS {mean_js:.4} nats",
+            c.len()
+        ),
+        columns,
+        panel_size: (360, 270),
+        panels,
+    }
+}
+
+fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+fn norm(a: [f64; 3]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observables_of_four_beads_are_named_in_order() {
+        let names: Vec<String> = Observable::all(4).iter().map(|o| o.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "d(0,1)",
+                "d(0,2)",
+                "d(0,3)",
+                "d(1,2)",
+                "d(1,3)",
+                "d(2,3)",
+                "angle(0,1,2)",
+                "angle(1,2,3)",
+                "dihedral(0,1,2,3)"
+            ]
+        );
+        assert_eq!(Observable::all(2).len(), 1);
+    }
+
+    #[test]
+    fn observables_of_a_constructed_frame() {
+        // A square-ish path: 0 -> 1 along x, 1 -> 2 along y, 2 -> 3 along z.
+        let x = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 3.0];
+        assert!((Observable::Distance(0, 3).value(&x) - 14f64.sqrt()).abs() < 1e-12);
+        assert!((Observable::Angle(0).value(&x) - 90.0).abs() < 1e-12);
+        assert!((Observable::Angle(1).value(&x) - 90.0).abs() < 1e-12);
+        assert!((Observable::Dihedral(0).value(&x).abs() - 90.0).abs() < 1e-12);
+        let straight = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 3.0, 0.0, 0.0];
+        assert!((Observable::Angle(0).value(&straight) - 180.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn circular_moments_wrap_across_180() {
+        let (mean, std) = circular_mean_std_deg(&[170.0, -170.0]);
+        assert!((mean - 180.0).abs() < 1e-9, "{mean}");
+        // R = cos(10 degrees).
+        let want = (-2.0 * 10f64.to_radians().cos().ln()).sqrt().to_degrees();
+        assert!((std - want).abs() < 1e-9);
+        let (mean, std) = circular_mean_std_deg(&[30.0, 30.0]);
+        assert!((mean - 30.0).abs() < 1e-12 && std.abs() < 1e-5);
+        let (mean, std) = mean_std(&[1.0, 2.0, 3.0]);
+        assert_eq!(mean, 2.0);
+        assert!((std - (2.0f64 / 3.0).sqrt()).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,819 @@
+//! `fit_potential`: the CG potential U_hat(z) by force matching on a mapped trajectory.
+//!
+//! Data: the frames at `temperature_index` of a CG trajectory (e.g. `train_map`'s
+//! mapped output), bead positions z (nm) and the instantaneous mean force F_inst
+//! (kJ/mol/nm) per frame; the `potential_kj_per_mol` column is not used (NaN for mapped
+//! data). The model ([`crate::nn::cg_potential::CgPotential`]) is
+//!
+//! ```text
+//! U_hat(z) = sum_{i<j} [ NN(phi(d_ij), e_ij) + eps (sigma / d_ij)^6 ]
+//!          + sum_i k_i / 2 (d_{i,i+1} - r0_i)^2                         (kJ/mol)
+//! ```
+//!
+//! a pair network on a radial basis of each bead-pair distance plus two priors:
+//! - a short-range repulsion, eps = `repulsion_kj_per_mol`, sigma = `repulsion_sigma_nm`
+//!   or, when that is null, 0.9 times the smallest bead-pair distance in the training
+//!   frames;
+//! - with `bond_prior`, harmonic bonds between consecutive beads by Boltzmann inversion
+//!   of the training frames: r0_i = mean of d_{i,i+1}, k_i = k_B T / var(d_{i,i+1})
+//!   (kJ/mol/nm^2, T = `temperature_k`).
+//!
+//! Loss (force matching), minimised by Adam over minibatches B of training frames:
+//!
+//! ```text
+//! L(theta) = 1 / (3 n |B|) sum_{t in B} sum_{i=1..n} | -grad_{z_i} U_hat(z_t) - F_inst,i(t) |^2
+//! ```
+//!
+//! in (kJ/mol/nm)^2. The forces -grad U_hat are analytic candle operations, so one
+//! backward pass gives exact parameter gradients (DESIGN.md §6). Since F_inst is the mean
+//! force plus zero-mean noise, the minimiser over all functions is the mean force and
+//! the loss cannot go below the noise variance.
+//!
+//! Split: frames are cut into `validation_blocks` contiguous blocks and a fraction
+//! `validation_fraction` of the blocks (at least one) is held out
+//! ([`crate::nn::training::block_split`]); the priors see only the training frames.
+//! After every epoch the force RMSE, sqrt(mean over frames, beads and components of
+//! (F_model - F_inst)^2) in kJ/mol/nm, is computed on the validation frames and, with the
+//! epoch's final parameters and no gradients, on the training frames. The parameters of
+//! the epoch with the lowest validation RMSE (the earliest on a tie) are the output.
+//!
+//! Randomness: the weights come from a [`ParameterStore`] seeded from the node's
+//! generator, the split from sub-stream 1 and the batch order from sub-stream 2, so the
+//! outputs are a pure function of (trajectory, params, node seed).
+//!
+//! Outputs:
+//! - `potential` (cg_potential): the best epoch's weights with the architecture and the
+//!   resolved priors ([`crate::nn::cg_potential::save_potential`]).
+//! - `learning_curve` (table): epoch (int64, 1-based), train_loss (float64: the mean of
+//!   the epoch's minibatch losses weighted by batch size, taken while the parameters
+//!   change), train_force_rmse and validation_force_rmse (float64, kJ/mol/nm, end of
+//!   epoch), best (bool: the kept epoch, exactly one row).
+//! - `summary` (table, one row): train_frames, validation_frames, best_epoch (int64);
+//!   train_force_rmse and validation_force_rmse at the best epoch; force_rms (RMS of
+//!   F_inst over all frames used: the force scale); zero_model_validation_force_rmse
+//!   (the RMSE of F = 0 on the validation frames, i.e. their RMS force);
+//!   prior_validation_force_rmse (the priors alone, network output 0): float64,
+//!   kJ/mol/nm; repulsion_sigma_nm, the sigma used (float64, nm).
+//! - `split` (table): frame (int64, row of the input trajectory), validation (bool).
+//! - `learning_curve_plot` / `learning_curve_svg`: force RMSE per epoch (log scale) with
+//!   the zero-model and priors-only references and the kept epoch, and the training loss.
+
+use std::sync::Arc;
+
+use arrow_array::{BooleanArray, Float64Array, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use candle_core::{DType, Device};
+use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::analysis::line_plot::{Figure, Panel, Series};
+use crate::artifact::Artifact;
+use crate::artifact::kind::{CG_POTENTIAL, PNG, SVG, TABLE};
+use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
+use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::md::units::BOLTZMANN;
+use crate::nn::cg_potential::{CgPotential, CgPotentialConfig, save_potential};
+use crate::nn::training::{adam, block_split, gather_frames, minibatches, step};
+use crate::nn::{Activation, ParameterStore};
+
+/// Fewer frames than this at the chosen temperature is an error.
+pub const MIN_FRAMES: usize = 10;
+
+/// Frames per forward pass when evaluating (bounds memory on long trajectories).
+const EVAL_CHUNK: usize = 256;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FitPotentialParams {
+    pub temperature_index: i32,
+    /// Temperature of the Boltzmann-inverted bond prior, K.
+    pub temperature_k: f64,
+    pub basis: usize,
+    pub cutoff_nm: f64,
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+    pub repulsion_kj_per_mol: f64,
+    /// `None`: 0.9 times the smallest bead-pair distance in the training frames.
+    pub repulsion_sigma_nm: Option<f64>,
+    pub bond_prior: bool,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub validation_fraction: f64,
+    pub validation_blocks: usize,
+}
+
+impl Default for FitPotentialParams {
+    fn default() -> Self {
+        FitPotentialParams {
+            temperature_index: 0,
+            temperature_k: 300.0,
+            basis: 16,
+            cutoff_nm: 1.2,
+            hidden: vec![64, 64],
+            activation: Activation::Silu,
+            repulsion_kj_per_mol: 1.0,
+            repulsion_sigma_nm: None,
+            bond_prior: true,
+            epochs: 50,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            validation_fraction: 0.2,
+            validation_blocks: 10,
+        }
+    }
+}
+
+pub struct FitPotential;
+
+impl Stage for FitPotential {
+    type Params = FitPotentialParams;
+    const NAME: &'static str = "fit_potential";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "CG potential U_hat (pair network on bead distances + harmonic bond \
+         and repulsion priors) by force matching on mapped frames; keeps the epoch with the \
+         lowest validation force RMSE";
+    const INPUTS: &'static [Port] = &[Port {
+        name: "trajectory",
+        kind: TRAJECTORY,
+        about: "CG frames: bead positions (nm) and instantaneous mean forces (kJ/mol/nm)",
+    }];
+    const OUTPUTS: &'static [Port] = &[
+        Port {
+            name: "potential",
+            kind: CG_POTENTIAL,
+            about: "the CG potential of the best epoch: weights and architecture",
+        },
+        Port {
+            name: "learning_curve",
+            kind: TABLE,
+            about: "per epoch: epoch, train_loss, train_force_rmse, validation_force_rmse \
+                    (kJ/mol/nm), best",
+        },
+        Port {
+            name: "summary",
+            kind: TABLE,
+            about: "one row: frames, best epoch, its force RMSEs, and the references: force \
+                    RMS, zero-model and priors-only validation RMSE (kJ/mol/nm)",
+        },
+        Port {
+            name: "split",
+            kind: TABLE,
+            about: "per frame used: frame (row of the input trajectory), validation (bool)",
+        },
+        Port {
+            name: "learning_curve_plot",
+            kind: PNG,
+            about: "force RMSE and training loss per epoch",
+        },
+        Port {
+            name: "learning_curve_svg",
+            kind: SVG,
+            about: "the same plot as SVG",
+        },
+    ];
+    const PARAMS: &'static [ParamDoc] = &[
+        ParamDoc {
+            name: "temperature_index",
+            about: "rung of the temperature ladder to train on (0: the lowest)",
+        },
+        ParamDoc {
+            name: "temperature_k",
+            about: "temperature of the bond prior's Boltzmann inversion k = k_B T / var(d), K",
+        },
+        ParamDoc {
+            name: "basis",
+            about: "Gaussian radial basis functions per bead-pair distance",
+        },
+        ParamDoc {
+            name: "cutoff_nm",
+            about: "largest radial basis centre, nm",
+        },
+        ParamDoc {
+            name: "hidden",
+            about: "hidden layer widths of the pair network",
+        },
+        ParamDoc {
+            name: "activation",
+            about: "activation of the pair network: silu, tanh or softplus",
+        },
+        ParamDoc {
+            name: "repulsion_kj_per_mol",
+            about: "eps of the repulsion prior eps (sigma/d)^6, kJ/mol (0: none)",
+        },
+        ParamDoc {
+            name: "repulsion_sigma_nm",
+            about: "sigma of the repulsion prior, nm; null: 0.9 x the smallest bead-pair \
+                    distance in the training frames",
+        },
+        ParamDoc {
+            name: "bond_prior",
+            about: "harmonic bonds between consecutive beads, by Boltzmann inversion of the \
+                    training frames",
+        },
+        ParamDoc {
+            name: "epochs",
+            about: "passes over the training frames",
+        },
+        ParamDoc {
+            name: "batch_size",
+            about: "frames per minibatch",
+        },
+        ParamDoc {
+            name: "learning_rate",
+            about: "Adam step size",
+        },
+        ParamDoc {
+            name: "validation_fraction",
+            about: "fraction of the blocks held out for validation, in (0, 1)",
+        },
+        ParamDoc {
+            name: "validation_blocks",
+            about: "contiguous blocks the frames are cut into for the split (at least 2)",
+        },
+    ];
+
+    fn check(p: &FitPotentialParams) -> Result<(), ParamProblem> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(ParamProblem::new(
+                    name,
+                    format!("must be positive, got {v}"),
+                ))
+            }
+        };
+        if p.temperature_index < 0 {
+            return Err(ParamProblem::new("temperature_index", "must be 0 or more"));
+        }
+        positive("temperature_k", p.temperature_k)?;
+        if !(2..=1024).contains(&p.basis) {
+            return Err(ParamProblem::new(
+                "basis",
+                format!("must be between 2 and 1024, got {}", p.basis),
+            ));
+        }
+        positive("cutoff_nm", p.cutoff_nm)?;
+        if let Some(&h) = p.hidden.iter().find(|&&h| !(1..=8192).contains(&h)) {
+            return Err(ParamProblem::new(
+                "hidden",
+                format!("layer widths must be between 1 and 8192, got {h}"),
+            ));
+        }
+        if !(p.repulsion_kj_per_mol.is_finite() && p.repulsion_kj_per_mol >= 0.0) {
+            return Err(ParamProblem::new(
+                "repulsion_kj_per_mol",
+                format!("must be 0 or more, got {}", p.repulsion_kj_per_mol),
+            ));
+        }
+        if let Some(s) = p.repulsion_sigma_nm {
+            positive("repulsion_sigma_nm", s)?;
+        }
+        if p.epochs == 0 {
+            return Err(ParamProblem::new("epochs", "must be at least 1"));
+        }
+        if p.batch_size == 0 {
+            return Err(ParamProblem::new("batch_size", "must be at least 1"));
+        }
+        if !(p.learning_rate.is_finite() && p.learning_rate > 0.0 && p.learning_rate <= 1.0) {
+            return Err(ParamProblem::new(
+                "learning_rate",
+                format!("must be in (0, 1], got {}", p.learning_rate),
+            ));
+        }
+        if !(p.validation_fraction > 0.0 && p.validation_fraction < 1.0) {
+            return Err(ParamProblem::new(
+                "validation_fraction",
+                format!("must be in (0, 1), got {}", p.validation_fraction),
+            ));
+        }
+        if p.validation_blocks < 2 {
+            return Err(ParamProblem::new(
+                "validation_blocks",
+                "must be at least 2 (one for training, one for validation)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn run(
+        p: &FitPotentialParams,
+        inputs: &Inputs,
+        ctx: &mut Context<'_>,
+    ) -> Result<Outputs, StageError> {
+        Self::check(p).map_err(|e| {
+            StageError::Failed(format!("param `{}`: {}", e.path.join("."), e.message))
+        })?;
+        let trajectory = Trajectory::from_table(inputs.table("trajectory")?)?;
+        let rows: Vec<usize> = (0..trajectory.len())
+            .filter(|&i| trajectory.temperature_index[i] == p.temperature_index)
+            .collect();
+        let data = Frames::new(&trajectory, &rows, p.temperature_index)?;
+        let n = data.n;
+
+        // Split, priors, model.
+        let (train, validation) = block_split(
+            data.len(),
+            p.validation_blocks,
+            p.validation_fraction,
+            &mut ctx.stream(1),
+        );
+        if train.is_empty() || validation.is_empty() {
+            return Err(StageError::BadInput {
+                input: "trajectory".into(),
+                message: format!(
+                    "{} frames give {} training and {} validation frames",
+                    data.len(),
+                    train.len(),
+                    validation.len()
+                ),
+            });
+        }
+        let repulsion_sigma_nm = match p.repulsion_sigma_nm {
+            Some(s) => s,
+            None => 0.9 * data.smallest_distance(&train),
+        };
+        let (bond_k, bond_r0_nm) = if p.bond_prior {
+            data.boltzmann_inverted_bonds(&train, BOLTZMANN * p.temperature_k)?
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let config = CgPotentialConfig {
+            basis: p.basis,
+            cutoff_nm: p.cutoff_nm,
+            hidden: p.hidden.clone(),
+            activation: p.activation,
+            repulsion_kj_per_mol: p.repulsion_kj_per_mol,
+            repulsion_sigma_nm,
+            bond_k,
+            bond_r0_nm,
+        };
+        tracing::info!(
+            "{n} beads, {} training and {} validation frames; repulsion sigma {:.4} nm; \
+             bond prior r0 {:?} nm, k {:?} kJ/mol/nm^2",
+            train.len(),
+            validation.len(),
+            repulsion_sigma_nm,
+            config.bond_r0_nm,
+            config.bond_k
+        );
+        let mut seed = [0u8; 32];
+        ctx.rng.fill_bytes(&mut seed);
+        let store = ParameterStore::new(seed);
+        let device = Device::Cpu;
+        let potential = CgPotential::new(n, config.clone(), store.var_builder(DType::F64, &device))
+            .map_err(nn_error)?;
+
+        // References a user judges the fit by.
+        let force_rms = data.force_rms(&(0..data.len()).collect::<Vec<_>>());
+        let zero_model_rmse = data.force_rms(&validation);
+        let prior_rmse = {
+            let prior_store = ParameterStore::new([0; 32]);
+            let prior = CgPotential::new(
+                n,
+                config.clone(),
+                prior_store.var_builder(DType::F64, &device),
+            )
+            .map_err(nn_error)?;
+            let zeros: Vec<NamedTensor> = prior_store
+                .to_tensors()
+                .map_err(nn_error)?
+                .into_iter()
+                .map(|t| NamedTensor {
+                    values: vec![0.0; t.values.len()],
+                    ..t
+                })
+                .collect();
+            prior_store.load(&zeros).map_err(nn_error)?;
+            force_rmse(&prior, &data, &validation).map_err(nn_error)?
+        };
+        tracing::info!(
+            "force RMS {force_rms:.3} kJ/mol/nm; validation RMSE of the zero model \
+             {zero_model_rmse:.3}, of the priors alone {prior_rmse:.3}"
+        );
+
+        // Training.
+        let mut optimizer = adam(&store, p.learning_rate).map_err(nn_error)?;
+        let mut batch_rng = ctx.stream(2);
+        let mut curve = Curve::default();
+        let mut best: Option<(usize, Vec<NamedTensor>)> = None;
+        ctx.progress.start("epochs", p.epochs as u64);
+        for epoch in 1..=p.epochs {
+            let mut loss_sum = 0.0;
+            for batch in minibatches(&train, p.batch_size, &mut batch_rng) {
+                let z = data.positions(&batch, &device).map_err(nn_error)?;
+                let f = data.forces(&batch, &device).map_err(nn_error)?;
+                let loss = potential.force_matching_loss(&z, &f).map_err(nn_error)?;
+                loss_sum += step(&mut optimizer, &loss).map_err(nn_error)? * batch.len() as f64;
+            }
+            let train_loss = loss_sum / train.len() as f64;
+            let train_rmse = force_rmse(&potential, &data, &train).map_err(nn_error)?;
+            let validation_rmse = force_rmse(&potential, &data, &validation).map_err(nn_error)?;
+            let improved = validation_rmse.is_finite()
+                && best
+                    .as_ref()
+                    .is_none_or(|(b, _)| validation_rmse < curve.validation[b - 1]);
+            if improved {
+                best = Some((epoch, store.to_tensors().map_err(nn_error)?));
+            }
+            tracing::info!(
+                "epoch {epoch}/{}: train loss {train_loss:.4} (kJ/mol/nm)^2, force RMSE train \
+                 {train_rmse:.4}, validation {validation_rmse:.4} kJ/mol/nm{}",
+                p.epochs,
+                if improved { " (best)" } else { "" }
+            );
+            curve.train_loss.push(train_loss);
+            curve.train.push(train_rmse);
+            curve.validation.push(validation_rmse);
+            ctx.progress.advance(1);
+        }
+        let Some((best_epoch, best_weights)) = best else {
+            return Err(StageError::Failed(format!(
+                "force matching diverged: the validation force RMSE was not finite in any of \
+                 the {} epochs (try a smaller learning_rate)",
+                p.epochs
+            )));
+        };
+        store.load(&best_weights).map_err(nn_error)?;
+        let saved = save_potential(n, &config, &store).map_err(nn_error)?;
+        tracing::info!(
+            "kept epoch {best_epoch}: validation force RMSE {:.4} kJ/mol/nm (zero model \
+             {zero_model_rmse:.4}, priors alone {prior_rmse:.4})",
+            curve.validation[best_epoch - 1]
+        );
+
+        let summary = Summary {
+            train_frames: train.len(),
+            validation_frames: validation.len(),
+            best_epoch,
+            train_force_rmse: curve.train[best_epoch - 1],
+            validation_force_rmse: curve.validation[best_epoch - 1],
+            force_rms,
+            zero_model_validation_force_rmse: zero_model_rmse,
+            prior_validation_force_rmse: prior_rmse,
+            repulsion_sigma_nm,
+        };
+        let figure = curve.figure(&summary, n);
+        let png = figure
+            .to_png()
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+        let svg = figure
+            .to_svg()
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+        let mut is_validation = vec![false; data.len()];
+        for &v in &validation {
+            is_validation[v] = true;
+        }
+        Ok(Outputs::from([
+            (
+                "potential".to_string(),
+                Artifact::Table(tensors_table(&saved)),
+            ),
+            (
+                "learning_curve".to_string(),
+                Artifact::Table(curve.table(best_epoch)),
+            ),
+            ("summary".to_string(), Artifact::Table(summary.table())),
+            (
+                "split".to_string(),
+                Artifact::Table(split_table(&rows, &is_validation)),
+            ),
+            ("learning_curve_plot".to_string(), Artifact::File(png)),
+            (
+                "learning_curve_svg".to_string(),
+                Artifact::File(svg.into_bytes()),
+            ),
+        ]))
+    }
+}
+
+fn nn_error(e: candle_core::Error) -> StageError {
+    StageError::Failed(format!("force matching: {e}"))
+}
+
+fn bad_input(message: String) -> StageError {
+    StageError::BadInput {
+        input: "trajectory".into(),
+        message,
+    }
+}
+
+/// The frames trained on: positions and forces, 3n values each per frame.
+struct Frames {
+    n: usize,
+    positions: Vec<f64>,
+    forces: Vec<f64>,
+}
+
+impl Frames {
+    fn new(
+        trajectory: &Trajectory,
+        rows: &[usize],
+        temperature_index: i32,
+    ) -> Result<Self, StageError> {
+        let n = trajectory.n_atoms;
+        if n < 2 {
+            return Err(bad_input(format!(
+                "{n} bead(s) per frame; a CG potential needs at least 2"
+            )));
+        }
+        if rows.len() < MIN_FRAMES {
+            let mut present = trajectory.temperature_index.clone();
+            present.sort_unstable();
+            present.dedup();
+            return Err(bad_input(format!(
+                "{} frames at temperature_index {temperature_index} (present: {present:?}); \
+                 force matching needs at least {MIN_FRAMES}",
+                rows.len()
+            )));
+        }
+        let selected = trajectory.select(rows);
+        let frames = Frames {
+            n,
+            positions: selected.positions_nm,
+            forces: selected.forces,
+        };
+        let width = 3 * n;
+        for (what, values) in [("positions", &frames.positions), ("forces", &frames.forces)] {
+            if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+                return Err(bad_input(format!(
+                    "frame {} has a non-finite value in its {what}",
+                    rows[k / width]
+                )));
+            }
+        }
+        for (t, &row) in rows.iter().enumerate() {
+            for (i, j) in pairs(n) {
+                if frames.distance(t, i, j) == 0.0 {
+                    return Err(bad_input(format!(
+                        "frame {row}: beads {i} and {j} coincide"
+                    )));
+                }
+            }
+        }
+        Ok(frames)
+    }
+
+    fn len(&self) -> usize {
+        self.positions.len() / (3 * self.n)
+    }
+
+    fn bead(&self, frame: usize, i: usize) -> &[f64] {
+        let at = 3 * (frame * self.n + i);
+        &self.positions[at..at + 3]
+    }
+
+    fn distance(&self, frame: usize, i: usize, j: usize) -> f64 {
+        let (a, b) = (self.bead(frame, i), self.bead(frame, j));
+        ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+    }
+
+    fn positions(
+        &self,
+        frames: &[usize],
+        device: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        gather_frames(&self.positions, 3 * self.n, frames, DType::F64, device)
+    }
+
+    fn forces(
+        &self,
+        frames: &[usize],
+        device: &Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        gather_frames(&self.forces, 3 * self.n, frames, DType::F64, device)
+    }
+
+    /// The smallest bead-pair distance over `frames`, nm.
+    fn smallest_distance(&self, frames: &[usize]) -> f64 {
+        frames
+            .iter()
+            .flat_map(|&t| pairs(self.n).map(move |(i, j)| (t, i, j)))
+            .map(|(t, i, j)| self.distance(t, i, j))
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// Harmonic bonds between consecutive beads from the distance statistics over
+    /// `frames`: (k = kT / var, r0 = mean).
+    fn boltzmann_inverted_bonds(
+        &self,
+        frames: &[usize],
+        kt: f64,
+    ) -> Result<(Vec<f64>, Vec<f64>), StageError> {
+        let mut k = Vec::with_capacity(self.n - 1);
+        let mut r0 = Vec::with_capacity(self.n - 1);
+        for i in 0..self.n - 1 {
+            let d: Vec<f64> = frames.iter().map(|&t| self.distance(t, i, i + 1)).collect();
+            let mean = d.iter().sum::<f64>() / d.len() as f64;
+            let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / d.len() as f64;
+            if var <= 1e-12 * mean * mean {
+                return Err(bad_input(format!(
+                    "the distance between beads {i} and {} does not vary over the training \
+                     frames ({mean} nm): no harmonic bond by Boltzmann inversion (set \
+                     bond_prior: false)",
+                    i + 1
+                )));
+            }
+            k.push(kt / var);
+            r0.push(mean);
+        }
+        Ok((k, r0))
+    }
+
+    /// sqrt(mean over `frames`, beads and components of F_inst^2).
+    fn force_rms(&self, frames: &[usize]) -> f64 {
+        let width = 3 * self.n;
+        let sum: f64 = frames
+            .iter()
+            .flat_map(|&t| &self.forces[t * width..(t + 1) * width])
+            .map(|f| f * f)
+            .sum();
+        (sum / (frames.len() * width) as f64).sqrt()
+    }
+}
+
+/// Bead pairs (i, j), i < j.
+fn pairs(n: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).flat_map(move |i| (i + 1..n).map(move |j| (i, j)))
+}
+
+/// sqrt(mean over `frames`, beads and components of (F_model - F_inst)^2), kJ/mol/nm,
+/// evaluated in chunks of frames.
+fn force_rmse(
+    potential: &CgPotential,
+    data: &Frames,
+    frames: &[usize],
+) -> candle_core::Result<f64> {
+    let device = Device::Cpu;
+    let mut sum = 0.0;
+    for chunk in frames.chunks(EVAL_CHUNK) {
+        let z = data.positions(chunk, &device)?;
+        let f = data.forces(chunk, &device)?;
+        let (_, model) = potential.energy_and_forces(&z)?;
+        sum += (model - f)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
+    }
+    Ok((sum / (frames.len() * 3 * data.n) as f64).sqrt())
+}
+
+/// Per-epoch numbers.
+#[derive(Default)]
+struct Curve {
+    train_loss: Vec<f64>,
+    train: Vec<f64>,
+    validation: Vec<f64>,
+}
+
+struct Summary {
+    train_frames: usize,
+    validation_frames: usize,
+    best_epoch: usize,
+    train_force_rmse: f64,
+    validation_force_rmse: f64,
+    force_rms: f64,
+    zero_model_validation_force_rmse: f64,
+    prior_validation_force_rmse: f64,
+    repulsion_sigma_nm: f64,
+}
+
+impl Curve {
+    fn table(&self, best_epoch: usize) -> RecordBatch {
+        let epochs = self.train.len();
+        let schema = Schema::new(vec![
+            Field::new("epoch", DataType::Int64, false),
+            Field::new("train_loss", DataType::Float64, false),
+            Field::new("train_force_rmse", DataType::Float64, false),
+            Field::new("validation_force_rmse", DataType::Float64, false),
+            Field::new("best", DataType::Boolean, false),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(1..=epochs as i64)),
+                Arc::new(Float64Array::from(self.train_loss.clone())),
+                Arc::new(Float64Array::from(self.train.clone())),
+                Arc::new(Float64Array::from(self.validation.clone())),
+                Arc::new(BooleanArray::from(
+                    (1..=epochs).map(|e| e == best_epoch).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .expect("columns match the learning-curve schema")
+    }
+
+    fn figure(&self, s: &Summary, beads: usize) -> Figure {
+        let per_epoch = |values: &[f64]| -> Vec<(f64, f64)> {
+            values
+                .iter()
+                .enumerate()
+                .map(|(e, &v)| ((e + 1) as f64, v))
+                .collect()
+        };
+        let flat = |v: f64| vec![(1.0, v), (self.train.len() as f64, v)];
+        let rmse = Panel {
+            title: "Force RMSE".into(),
+            x_label: "epoch".into(),
+            y_label: "RMSE (kJ/mol/nm)".into(),
+            log_y: true,
+            series: vec![
+                Series {
+                    label: "train".into(),
+                    points: per_epoch(&self.train),
+                    color: 0,
+                },
+                Series {
+                    label: "validation".into(),
+                    points: per_epoch(&self.validation),
+                    color: 1,
+                },
+                Series {
+                    label: "zero model (validation)".into(),
+                    points: flat(s.zero_model_validation_force_rmse),
+                    color: 7,
+                },
+                Series {
+                    label: "priors only (validation)".into(),
+                    points: flat(s.prior_validation_force_rmse),
+                    color: 2,
+                },
+                Series {
+                    label: format!("kept: epoch {}", s.best_epoch),
+                    points: vec![(s.best_epoch as f64, s.validation_force_rmse)],
+                    color: 3,
+                },
+            ],
+        };
+        let loss = Panel {
+            title: "Training loss".into(),
+            x_label: "epoch".into(),
+            y_label: "loss ((kJ/mol/nm)²)".into(),
+            log_y: true,
+            series: vec![Series {
+                label: "minibatch mean".into(),
+                points: per_epoch(&self.train_loss),
+                color: 0,
+            }],
+        };
+        Figure {
+            title: format!(
+                "fit_potential: {beads} beads, {} training / {} validation frames",
+                s.train_frames, s.validation_frames
+            ),
+            columns: 2,
+            panel_size: (600, 440),
+            panels: vec![rmse, loss],
+        }
+    }
+}
+
+impl Summary {
+    fn table(&self) -> RecordBatch {
+        let f = |name: &str| Field::new(name, DataType::Float64, false);
+        let i = |name: &str| Field::new(name, DataType::Int64, false);
+        let schema = Schema::new(vec![
+            i("train_frames"),
+            i("validation_frames"),
+            i("best_epoch"),
+            f("train_force_rmse"),
+            f("validation_force_rmse"),
+            f("force_rms"),
+            f("zero_model_validation_force_rmse"),
+            f("prior_validation_force_rmse"),
+            f("repulsion_sigma_nm"),
+        ]);
+        let int =
+            |v: usize| Arc::new(Int64Array::from(vec![v as i64])) as Arc<dyn arrow_array::Array>;
+        let float = |v: f64| Arc::new(Float64Array::from(vec![v])) as Arc<dyn arrow_array::Array>;
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                int(self.train_frames),
+                int(self.validation_frames),
+                int(self.best_epoch),
+                float(self.train_force_rmse),
+                float(self.validation_force_rmse),
+                float(self.force_rms),
+                float(self.zero_model_validation_force_rmse),
+                float(self.prior_validation_force_rmse),
+                float(self.repulsion_sigma_nm),
+            ],
+        )
+        .expect("columns match the summary schema")
+    }
+}
+
+fn split_table(rows: &[usize], is_validation: &[bool]) -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("frame", DataType::Int64, false),
+        Field::new("validation", DataType::Boolean, false),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|&r| r as i64))),
+            Arc::new(BooleanArray::from(is_validation.to_vec())),
+        ],
+    )
+    .expect("columns match the split schema")
+}

@@ -1,0 +1,233 @@
+//! The host-side CG potential: the same energies and forces as candle's `CgPotential`
+//! (f64) for random weights, every activation and several architectures; forces equal
+//! minus a central finite difference of the energy; malformed saved potentials are
+//! refused; and (printed, not asserted) its speed in Langevin dynamics.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use cgloop::artifact::tensors::NamedTensor;
+use cgloop::md::dynamics::LangevinParams;
+use cgloop::md::langevin::LangevinIntegrator;
+use cgloop::md::potential::Potential;
+use cgloop::md::random::{normal, stream};
+use cgloop::nn::cg_potential::{save_potential, single_frame};
+use cgloop::nn::cg_potential_host::HostCgPotential;
+use cgloop::nn::{Activation, CgPotential, CgPotentialConfig, ParameterStore};
+
+/// A saved potential with random weights: candle's model and the saved tensors.
+fn saved(n: usize, config: &CgPotentialConfig, seed: u8) -> (CgPotential, Vec<NamedTensor>) {
+    let store = ParameterStore::new([seed; 32]);
+    let u = CgPotential::new(
+        n,
+        config.clone(),
+        store.var_builder(DType::F64, &Device::Cpu),
+    )
+    .unwrap();
+    let tensors = save_potential(n, config, &store).unwrap();
+    (u, tensors)
+}
+
+/// A perturbed zigzag chain of `n` beads, some pairs close to the repulsion range.
+fn configuration(n: usize, seed: u64, noise: f64) -> Vec<[f64; 3]> {
+    let mut rng = stream(seed, 3);
+    (0..n)
+        .map(|b| {
+            let base = [0.36 * b as f64, 0.12 * (b % 2) as f64, 0.04 * b as f64];
+            [
+                base[0] + noise * normal(&mut rng),
+                base[1] + noise * normal(&mut rng),
+                base[2] + noise * normal(&mut rng),
+            ]
+        })
+        .collect()
+}
+
+fn candle(u: &CgPotential, z: &[[f64; 3]]) -> (f64, Vec<[f64; 3]>) {
+    let (e, f) = u
+        .energy_and_forces(&single_frame(z, DType::F64, &Device::Cpu).unwrap())
+        .unwrap();
+    let e = e.to_vec1::<f64>().unwrap()[0];
+    let f = f.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    (e, f.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
+}
+
+fn host(h: &mut HostCgPotential, z: &[[f64; 3]]) -> (f64, Vec<[f64; 3]>) {
+    let mut f = vec![[f64::NAN; 3]; z.len()];
+    let e = h.energy_forces(z, &mut f);
+    (e, f)
+}
+
+fn architectures() -> Vec<(usize, CgPotentialConfig)> {
+    let mut out = Vec::new();
+    for activation in [Activation::Tanh, Activation::Silu, Activation::Softplus] {
+        // Bond priors and repulsion, two hidden layers.
+        out.push((
+            5,
+            CgPotentialConfig {
+                basis: 12,
+                hidden: vec![16, 8],
+                activation,
+                bond_k: vec![800.0, 900.0, 1000.0, 1100.0],
+                bond_r0_nm: vec![0.38, 0.38, 0.4, 0.37],
+                ..CgPotentialConfig::default()
+            },
+        ));
+        // No priors, three hidden layers.
+        out.push((
+            4,
+            CgPotentialConfig {
+                basis: 7,
+                cutoff_nm: 0.9,
+                hidden: vec![6, 9, 5],
+                activation,
+                repulsion_kj_per_mol: 0.0,
+                ..CgPotentialConfig::default()
+            },
+        ));
+    }
+    // A single linear layer (no hidden layer) and one hidden layer, two beads.
+    out.push((
+        2,
+        CgPotentialConfig {
+            hidden: vec![],
+            bond_k: vec![500.0],
+            bond_r0_nm: vec![0.35],
+            ..CgPotentialConfig::default()
+        },
+    ));
+    out.push((
+        3,
+        CgPotentialConfig {
+            basis: 2,
+            hidden: vec![10],
+            activation: Activation::Tanh,
+            ..CgPotentialConfig::default()
+        },
+    ));
+    out
+}
+
+#[test]
+fn energies_and_forces_equal_candles() {
+    for (a, (n, config)) in architectures().into_iter().enumerate() {
+        let (u, tensors) = saved(n, &config, 10 + a as u8);
+        let mut h = HostCgPotential::from_tensors(&tensors).unwrap();
+        assert_eq!((h.beads(), h.n_atoms()), (n, n));
+        assert_eq!(h.config(), &config);
+        for seed in 0..4 {
+            let z = configuration(n, seed, 0.06);
+            let (e_ref, f_ref) = candle(&u, &z);
+            let (e, f) = host(&mut h, &z);
+            let scale = f_ref.iter().flatten().fold(1.0f64, |m, &x| m.max(x.abs()));
+            assert!(
+                (e - e_ref).abs() <= 1e-10 * e_ref.abs().max(1.0),
+                "{config:?} seed {seed}: energy {e} vs candle {e_ref}"
+            );
+            for (fh, fr) in f.iter().flatten().zip(f_ref.iter().flatten()) {
+                assert!(
+                    (fh - fr).abs() <= 1e-10 * scale,
+                    "{config:?} seed {seed}: force {fh} vs candle {fr} (scale {scale})"
+                );
+            }
+            // The same again: scratch buffers carry nothing over.
+            let (e2, f2) = host(&mut h, &z);
+            assert_eq!(e2.to_bits(), e.to_bits());
+            assert_eq!(f2, f);
+        }
+    }
+}
+
+#[test]
+fn forces_are_minus_the_energy_gradient() {
+    for (a, (n, config)) in architectures().into_iter().enumerate() {
+        let (_, tensors) = saved(n, &config, 40 + a as u8);
+        let mut h = HostCgPotential::from_tensors(&tensors).unwrap();
+        let z = configuration(n, 100 + a as u64, 0.05);
+        let (_, f) = host(&mut h, &z);
+        let scale = f.iter().flatten().fold(1.0f64, |m, &x| m.max(x.abs()));
+        let step = 1e-6;
+        for i in 0..n {
+            for c in 0..3 {
+                let mut plus = z.clone();
+                plus[i][c] += step;
+                let mut minus = z.clone();
+                minus[i][c] -= step;
+                let numeric = -(host(&mut h, &plus).0 - host(&mut h, &minus).0) / (2.0 * step);
+                assert!(
+                    (numeric - f[i][c]).abs() <= 1e-6 * scale,
+                    "{config:?} bead {i} component {c}: analytic {} vs finite difference {numeric}",
+                    f[i][c]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_potentials_are_refused() {
+    let config = CgPotentialConfig {
+        hidden: vec![8],
+        ..CgPotentialConfig::default()
+    };
+    let (_, tensors) = saved(3, &config, 1);
+    let without = |name: &str| -> Vec<NamedTensor> {
+        tensors.iter().filter(|t| t.name != name).cloned().collect()
+    };
+    let err = HostCgPotential::from_tensors(&without("pair_network.layer1.bias")).unwrap_err();
+    assert!(err.contains("pair_network.layer1.bias"), "{err}");
+    let err = HostCgPotential::from_tensors(&without("config.beads")).unwrap_err();
+    assert!(err.contains("config.beads"), "{err}");
+    let mut wrong = tensors.clone();
+    for t in &mut wrong {
+        if t.name == "config.hidden" {
+            t.values = vec![9.0];
+        }
+    }
+    let err = HostCgPotential::from_tensors(&wrong).unwrap_err();
+    assert!(err.contains("pair_network.layer0.weight"), "{err}");
+}
+
+/// Steps per second of BAOAB on 5 beads with hidden [64, 64] (printed; run with
+/// `--nocapture`).
+#[test]
+fn speed_of_five_beads_with_hidden_64_64() {
+    let config = CgPotentialConfig {
+        hidden: vec![64, 64],
+        bond_k: vec![1000.0; 4],
+        bond_r0_nm: vec![0.38; 4],
+        ..CgPotentialConfig::default()
+    };
+    let (_, tensors) = saved(5, &config, 3);
+    let mut h = HostCgPotential::from_tensors(&tensors).unwrap();
+    let z = configuration(5, 1, 0.02);
+    let evaluations = 20_000;
+    let mut forces = vec![[0.0; 3]; 5];
+    let clock = Instant::now();
+    let mut sink = 0.0;
+    for _ in 0..evaluations {
+        sink += h.energy_forces(&z, &mut forces);
+    }
+    let per_eval = clock.elapsed().as_secs_f64() / evaluations as f64;
+    assert!(sink.is_finite());
+    let mut md = LangevinIntegrator::new(
+        h,
+        &[40.0; 5],
+        &z,
+        &[],
+        LangevinParams::new(300.0, 1.0, 0.002),
+        stream(2, 0),
+    )
+    .unwrap();
+    md.initialize_velocities().unwrap();
+    let steps = 20_000;
+    let clock = Instant::now();
+    md.run(steps, 0, |_| {}).unwrap();
+    let seconds = clock.elapsed().as_secs_f64();
+    println!(
+        "host CG potential, 5 beads, basis 16, hidden [64, 64]: {:.2} us per evaluation, \
+         {:.0} BAOAB steps/s",
+        per_eval * 1e6,
+        steps as f64 / seconds
+    );
+}

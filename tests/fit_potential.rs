@@ -1,0 +1,389 @@
+//! The `fit_potential` stage on a synthetic mapped trajectory whose mean force is known:
+//! the kept checkpoint beats the zero model and the priors alone, the learning curve
+//! marks one best epoch, the saved potential reproduces its recorded validation error,
+//! the same seed gives the same bytes, and bad inputs and params are refused.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::{Array, BooleanArray, Float64Array, Int64Array, RecordBatch};
+use candle_core::{DType, Device, Tensor};
+use cgloop::artifact::Artifact;
+use cgloop::artifact::tensors::from_table as tensors_from_table;
+use cgloop::artifact::trajectory::{FrameRecord, Trajectory};
+use cgloop::md::random::{normal, stream};
+use cgloop::nn::cg_potential::load_potential;
+use cgloop::stages::fit_potential::{FitPotential, FitPotentialParams};
+use cgloop::stages::{Context, Inputs, NoProgress, Outputs, Registry, Stage, StageError};
+
+const BEADS: usize = 4;
+const FRAMES: usize = 200;
+/// Noise on the instantaneous force, as a fraction of the mean force's RMS.
+const NOISE: f64 = 0.3;
+
+/// The known mean force: harmonic bonds plus a Gaussian well between beads 0 and 3
+/// (as in tests/cg_potential.rs), for one frame of 3 * BEADS coordinates.
+fn mean_force(z: &[f64]) -> Vec<f64> {
+    let mut f = vec![0.0; z.len()];
+    let pos = |i: usize| [z[3 * i], z[3 * i + 1], z[3 * i + 2]];
+    let pair = |i: usize, j: usize, de_dd: &dyn Fn(f64) -> f64, f: &mut Vec<f64>| {
+        let (a, b) = (pos(i), pos(j));
+        let d = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
+        let g = de_dd(d);
+        for c in 0..3 {
+            let u = (a[c] - b[c]) / d;
+            f[3 * i + c] -= g * u;
+            f[3 * j + c] += g * u;
+        }
+    };
+    for (i, r0) in [(0, 0.37), (1, 0.39), (2, 0.41)] {
+        pair(i, i + 1, &|d| 1000.0 * (d - r0), &mut f);
+    }
+    pair(
+        0,
+        3,
+        &|d| 20.0 * (d - 0.6) / 0.01 * (-(d - 0.6f64).powi(2) / 0.02).exp(),
+        &mut f,
+    );
+    f
+}
+
+/// A mapped trajectory: a bent 4-bead chain, perturbed per frame, with F_inst the mean
+/// force plus Gaussian noise. Frames at temperature index 1 (junk) are interleaved to
+/// check that only index 0 is used. Also returns the exact mean force per used frame.
+fn trajectory(seed: u64) -> (Trajectory, Vec<Vec<f64>>) {
+    let mut rng = stream(seed, 0);
+    let mut t = Trajectory::new(BEADS);
+    let mut exact = Vec::new();
+    let mut frames = Vec::new();
+    for _ in 0..FRAMES {
+        let z: Vec<f64> = (0..BEADS)
+            .flat_map(|b| [0.38 * b as f64, 0.1 * ((b % 2) as f64), 0.05 * b as f64])
+            .map(|c| c + 0.03 * normal(&mut rng))
+            .collect();
+        let f = mean_force(&z);
+        frames.push((z, f));
+    }
+    let rms = (frames
+        .iter()
+        .flat_map(|(_, f)| f)
+        .map(|f| f * f)
+        .sum::<f64>()
+        / (FRAMES * 3 * BEADS) as f64)
+        .sqrt();
+    let triples =
+        |v: &[f64]| -> Vec<[f64; 3]> { v.chunks(3).map(|c| [c[0], c[1], c[2]]).collect() };
+    for (k, (z, f)) in frames.into_iter().enumerate() {
+        let noisy: Vec<f64> = f
+            .iter()
+            .map(|x| x + NOISE * rms * normal(&mut rng))
+            .collect();
+        for temperature_index in [0, 1] {
+            let junk = temperature_index == 1;
+            t.push(FrameRecord {
+                temperature_index,
+                replica: temperature_index,
+                temperature_k: 300.0,
+                step: 100 * k as i64,
+                time_ps: 0.2 * k as f64,
+                // Junk frames: beads far apart and huge forces.
+                positions_nm: &triples(
+                    &z.iter()
+                        .map(|x| if junk { 5.0 * x } else { *x })
+                        .collect::<Vec<_>>(),
+                ),
+                forces: &triples(
+                    &noisy
+                        .iter()
+                        .map(|x| if junk { 1e4 } else { *x })
+                        .collect::<Vec<_>>(),
+                ),
+                potential: f64::NAN,
+                kinetic_temperature_k: f64::NAN,
+            });
+        }
+        exact.push(f);
+    }
+    (t, exact)
+}
+
+fn params() -> FitPotentialParams {
+    FitPotentialParams {
+        hidden: vec![32, 32],
+        epochs: 40,
+        batch_size: 32,
+        learning_rate: 3e-3,
+        ..FitPotentialParams::default()
+    }
+}
+
+fn run(t: &Trajectory, p: &FitPotentialParams, seed: u8) -> Result<Outputs, StageError> {
+    let inputs = Inputs {
+        artifacts: BTreeMap::from([(
+            "trajectory".to_string(),
+            Arc::new(Artifact::Table(t.to_table())),
+        )]),
+        files: BTreeMap::new(),
+    };
+    let mut ctx = Context::new([seed; 32], &NoProgress);
+    FitPotential::run(p, &inputs, &mut ctx)
+}
+
+fn table<'a>(out: &'a Outputs, name: &str) -> &'a RecordBatch {
+    out[name].as_table().unwrap()
+}
+
+fn f64s(batch: &RecordBatch, name: &str) -> Vec<f64> {
+    batch
+        .column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .values()
+        .to_vec()
+}
+
+fn i64s(batch: &RecordBatch, name: &str) -> Vec<i64> {
+    batch
+        .column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .values()
+        .to_vec()
+}
+
+fn bools(batch: &RecordBatch, name: &str) -> Vec<bool> {
+    let a = batch
+        .column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .unwrap();
+    (0..a.len()).map(|i| a.value(i)).collect()
+}
+
+fn rms(a: &[f64], b: &[f64]) -> f64 {
+    (a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / a.len() as f64).sqrt()
+}
+
+#[test]
+fn force_matching_fits_a_known_mean_force_and_replays_bit_for_bit() {
+    let (t, exact) = trajectory(5);
+    let p = params();
+    let out = run(&t, &p, 7).unwrap();
+
+    // Learning curve: one row per epoch, exactly one best, at the lowest validation RMSE.
+    let curve = table(&out, "learning_curve");
+    assert_eq!(curve.num_rows(), p.epochs);
+    assert_eq!(
+        i64s(curve, "epoch"),
+        (1..=p.epochs as i64).collect::<Vec<_>>()
+    );
+    let best = bools(curve, "best");
+    assert_eq!(best.iter().filter(|&&b| b).count(), 1);
+    let best_row = best.iter().position(|&b| b).unwrap();
+    let validation = f64s(curve, "validation_force_rmse");
+    let lowest = validation.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(validation[best_row], lowest);
+    assert!(
+        f64s(curve, "train_loss")
+            .iter()
+            .all(|l| l.is_finite() && *l > 0.0)
+    );
+
+    let summary = table(&out, "summary");
+    let s = |name: &str| f64s(summary, name)[0];
+    let best_rmse = s("validation_force_rmse");
+    let (zero, prior) = (
+        s("zero_model_validation_force_rmse"),
+        s("prior_validation_force_rmse"),
+    );
+    println!(
+        "best epoch {}: validation RMSE {best_rmse:.2} kJ/mol/nm; zero model {zero:.2}, priors \
+         alone {prior:.2}, force RMS {:.2}; train RMSE {:.2}",
+        i64s(summary, "best_epoch")[0],
+        s("force_rms"),
+        s("train_force_rmse")
+    );
+    assert_eq!(i64s(summary, "best_epoch")[0], best_row as i64 + 1);
+    assert_eq!(best_rmse, lowest);
+    // The noise alone leaves ~0.3 of the zero-model RMSE; a fit that learned the mean
+    // force lands near it. 0.5 fails for a model that learned little beyond the priors.
+    assert!(best_rmse < 0.5 * zero, "{best_rmse} vs zero model {zero}");
+    assert!(
+        best_rmse < 0.8 * prior,
+        "{best_rmse} vs priors alone {prior}"
+    );
+
+    // Split: every frame at temperature index 0 (even rows) once, some held out.
+    let split = table(&out, "split");
+    let frames = i64s(split, "frame");
+    assert_eq!(
+        frames,
+        (0..FRAMES as i64).map(|k| 2 * k).collect::<Vec<_>>()
+    );
+    let held_out: Vec<usize> = bools(split, "validation")
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v)
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(held_out.len() as i64, i64s(summary, "validation_frames")[0]);
+    assert!(!held_out.is_empty() && held_out.len() < FRAMES);
+
+    // The saved potential reproduces the recorded best validation RMSE.
+    let tensors = tensors_from_table(table(&out, "potential")).unwrap();
+    let (_store, u) = load_potential(&tensors, DType::F64, &Device::Cpu).unwrap();
+    assert_eq!(u.beads(), BEADS);
+    assert_eq!(u.config().bond_k.len(), BEADS - 1);
+    let gather = |rows: &[usize], forces: bool| -> Vec<f64> {
+        rows.iter()
+            .flat_map(|&k| {
+                let row = 2 * k;
+                if forces {
+                    t.frame_forces(row)
+                } else {
+                    t.positions(row)
+                }
+                .to_vec()
+            })
+            .collect()
+    };
+    let z = Tensor::from_vec(
+        gather(&held_out, false),
+        (held_out.len(), BEADS, 3),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let (_, model) = u.energy_and_forces(&z).unwrap();
+    let model = model.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let reproduced = rms(&model, &gather(&held_out, true));
+    assert!(
+        (reproduced - best_rmse).abs() < 1e-9 * best_rmse,
+        "{reproduced} vs recorded {best_rmse}"
+    );
+    // And it learned the mean force, not the noise: its error to the exact mean force
+    // is well below the noise it was trained on (fitting F_inst frame by frame would
+    // leave an error as large as the noise).
+    let exact_held: Vec<f64> = held_out.iter().flat_map(|&k| exact[k].clone()).collect();
+    let to_mean = rms(&model, &exact_held);
+    let noise = NOISE * s("force_rms");
+    println!("validation error to the exact mean force {to_mean:.2} (noise {noise:.2})");
+    assert!(to_mean < 0.5 * noise, "{to_mean} vs noise {noise}");
+
+    // Same seed: identical tables and plots. Another seed: other weights.
+    let again = run(&t, &p, 7).unwrap();
+    for name in ["potential", "learning_curve", "summary", "split"] {
+        assert_eq!(table(&out, name), table(&again, name), "{name} differs");
+    }
+    for name in ["learning_curve_plot", "learning_curve_svg"] {
+        assert_eq!(
+            out[name].as_bytes().unwrap(),
+            again[name].as_bytes().unwrap()
+        );
+    }
+    assert!(
+        out["learning_curve_plot"]
+            .as_bytes()
+            .unwrap()
+            .starts_with(b"\x89PNG")
+    );
+    let other = run(&t, &p, 8).unwrap();
+    assert_ne!(table(&out, "potential"), table(&other, "potential"));
+}
+
+#[test]
+fn too_few_frames_or_beads_are_refused() {
+    let (t, _) = trajectory(6);
+    let p = FitPotentialParams {
+        epochs: 1,
+        hidden: vec![4],
+        ..FitPotentialParams::default()
+    };
+    // 9 frames at temperature index 0.
+    let few = t.select(&(0..18).collect::<Vec<_>>());
+    match run(&few, &p, 1) {
+        Err(StageError::BadInput { input, message }) => {
+            assert_eq!(input, "trajectory");
+            assert!(message.contains("9 frames"), "{message}");
+        }
+        other => panic!(
+            "expected BadInput, got {:?}",
+            other.map(|o| o.keys().cloned().collect::<Vec<_>>())
+        ),
+    }
+    // No frames at the requested temperature.
+    let q = FitPotentialParams {
+        temperature_index: 3,
+        ..p.clone()
+    };
+    assert!(matches!(run(&t, &q, 1), Err(StageError::BadInput { .. })));
+    // One bead.
+    let mut one = Trajectory::new(1);
+    for k in 0..20 {
+        one.push(FrameRecord {
+            temperature_index: 0,
+            replica: 0,
+            temperature_k: 300.0,
+            step: k,
+            time_ps: k as f64,
+            positions_nm: &[[0.1 * k as f64, 0.0, 0.0]],
+            forces: &[[1.0, 0.0, 0.0]],
+            potential: f64::NAN,
+            kinetic_temperature_k: f64::NAN,
+        });
+    }
+    match run(&one, &p, 1) {
+        Err(StageError::BadInput { message, .. }) => assert!(message.contains("bead"), "{message}"),
+        other => panic!("expected BadInput, got {:?}", other.is_ok()),
+    }
+}
+
+#[test]
+fn the_registry_checks_params() {
+    let registry = Registry::builtin();
+    let stage = registry
+        .get("fit_potential")
+        .expect("fit_potential is registered");
+    let defaults = stage.default_params();
+    assert_eq!(defaults["epochs"], 50);
+    assert_eq!(defaults["hidden"], serde_json::json!([64, 64]));
+    assert!(defaults["repulsion_sigma_nm"].is_null());
+    assert_eq!(defaults["activation"], "silu");
+    assert!(stage.resolve_params(&serde_json::json!({})).is_ok());
+    assert!(
+        stage
+            .resolve_params(&serde_json::json!({"repulsion_sigma_nm": 0.3}))
+            .is_ok()
+    );
+    for (bad, param) in [
+        (serde_json::json!({"epochs": 0}), "epochs"),
+        (
+            serde_json::json!({"validation_fraction": 1.0}),
+            "validation_fraction",
+        ),
+        (
+            serde_json::json!({"validation_fraction": 0.0}),
+            "validation_fraction",
+        ),
+        (serde_json::json!({"batch_size": 0}), "batch_size"),
+        (serde_json::json!({"learning_rate": -1e-3}), "learning_rate"),
+        (
+            serde_json::json!({"validation_blocks": 1}),
+            "validation_blocks",
+        ),
+        (
+            serde_json::json!({"repulsion_sigma_nm": 0.0}),
+            "repulsion_sigma_nm",
+        ),
+        (serde_json::json!({"hidden": [64, 0]}), "hidden"),
+        (serde_json::json!({"activation": "relu"}), "activation"),
+        (serde_json::json!({"epoch": 3}), "epoch"),
+    ] {
+        let problem = stage.resolve_params(&bad).expect_err(&bad.to_string());
+        assert_eq!(problem.path, vec![param.to_string()], "{bad}: {problem:?}");
+    }
+}
