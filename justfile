@@ -17,6 +17,11 @@ test-slow:
 md-populations:
     cargo test --release --test long_alanine_md -- --ignored --nocapture
 
+# Learned coarse-graining of alanine dipeptide: learned vs fixed map, force-matched CG
+# potentials, CG chains, and JS divergences of every CG observable.
+cg-study:
+    cargo test --release --test long_alanine_cg -- --ignored --nocapture
+
 # Benchmarks: engine overhead, and MD speed side by side with OpenMM (when importable).
 bench:
     cargo bench --bench engine
@@ -25,6 +30,18 @@ bench:
       python3 bench/openmm_peer.py datasets/alanine_dipeptide/ala2_ff14SB.prmtop datasets/alanine_dipeptide/ala2_ff14SB.inpcrd --solvent vacuum; \
       python3 bench/openmm_peer.py datasets/chignolin/cln025_ff14SB.prmtop datasets/chignolin/cln025_ff14SB.inpcrd --solvent obc2; \
     else echo "openmm not importable: pip install openmm (in a venv) for the peer numbers"; fi
+
+# Training speed (force matching, train_map's joint step) side by side with PyTorch on the
+# CPU, when `torch` is importable by $PYTHON (default python3; PyTorch is never a
+# dependency of cgloop). The peer alone, and its check that it computes cgloop's losses:
+#   python3 bench/torch_peer.py --seconds 10 [--threads T]
+#   CGLOOP_BENCH_EXPORT=/tmp/nn CGLOOP_BENCH_SECONDS=0.1 cargo bench --bench nn
+#   python3 bench/torch_peer.py --check /tmp/nn
+bench-nn:
+    cargo bench --bench nn
+    if "${PYTHON:-python3}" -c "import torch" 2>/dev/null; then \
+      "${PYTHON:-python3}" bench/torch_peer.py --seconds 10; \
+    else echo "torch not importable: pip install torch (in a venv; PYTHON=venv/bin/python) for the peer numbers"; fi
 
 fmt:
     cargo fmt

@@ -1,7 +1,8 @@
 //! The host-side CG potential: the same energies and forces as candle's `CgPotential`
-//! (f64) for random weights, every activation and several architectures; forces equal
-//! minus a central finite difference of the energy; malformed saved potentials are
-//! refused; and (printed, not asserted) its speed in Langevin dynamics.
+//! (f64) for random weights, every activation and several architectures, with and
+//! without the torsion term; forces equal minus a central finite difference of the
+//! energy; malformed saved potentials are refused and ones saved before the torsion
+//! term load without it; and (printed, not asserted) its speed in Langevin dynamics.
 
 use std::time::Instant;
 
@@ -61,7 +62,7 @@ fn host(h: &mut HostCgPotential, z: &[[f64; 3]]) -> (f64, Vec<[f64; 3]>) {
 fn architectures() -> Vec<(usize, CgPotentialConfig)> {
     let mut out = Vec::new();
     for activation in [Activation::Tanh, Activation::Silu, Activation::Softplus] {
-        // Bond priors and repulsion, two hidden layers.
+        // Bond and angle priors and repulsion, two hidden layers.
         out.push((
             5,
             CgPotentialConfig {
@@ -70,6 +71,8 @@ fn architectures() -> Vec<(usize, CgPotentialConfig)> {
                 activation,
                 bond_k: vec![800.0, 900.0, 1000.0, 1100.0],
                 bond_r0_nm: vec![0.38, 0.38, 0.4, 0.37],
+                angle_k: vec![300.0, 400.0, 350.0],
+                angle_r0_nm: vec![0.6, 0.65, 0.62],
                 ..CgPotentialConfig::default()
             },
         ));
@@ -86,6 +89,51 @@ fn architectures() -> Vec<(usize, CgPotentialConfig)> {
             },
         ));
     }
+    for activation in [Activation::Tanh, Activation::Silu, Activation::Softplus] {
+        // Torsions over 3 quadruples (6 beads), two hidden layers, bond priors.
+        out.push((
+            6,
+            CgPotentialConfig {
+                basis: 9,
+                hidden: vec![12, 7],
+                activation,
+                bond_k: vec![800.0, 900.0, 1000.0, 1100.0, 950.0],
+                bond_r0_nm: vec![0.38, 0.38, 0.4, 0.37, 0.39],
+                torsions: true,
+                ..CgPotentialConfig::default()
+            },
+        ));
+        // Torsions, one hidden layer, 4 beads (one quadruple).
+        out.push((
+            4,
+            CgPotentialConfig {
+                basis: 6,
+                hidden: vec![10],
+                activation,
+                torsions: true,
+                ..CgPotentialConfig::default()
+            },
+        ));
+    }
+    // No torsions on 5 beads; torsions with a single linear layer (no hidden layer).
+    out.push((
+        5,
+        CgPotentialConfig {
+            basis: 8,
+            hidden: vec![8, 8],
+            torsions: false,
+            ..CgPotentialConfig::default()
+        },
+    ));
+    out.push((
+        5,
+        CgPotentialConfig {
+            basis: 8,
+            hidden: vec![],
+            torsions: true,
+            ..CgPotentialConfig::default()
+        },
+    ));
     // A single linear layer (no hidden layer) and one hidden layer, two beads.
     out.push((
         2,
@@ -186,6 +234,77 @@ fn malformed_potentials_are_refused() {
     }
     let err = HostCgPotential::from_tensors(&wrong).unwrap_err();
     assert!(err.contains("pair_network.layer0.weight"), "{err}");
+
+    // The torsion network: missing, mis-shaped, or present without the torsion flag.
+    let config = CgPotentialConfig {
+        hidden: vec![8],
+        torsions: true,
+        ..CgPotentialConfig::default()
+    };
+    let (_, tensors) = saved(5, &config, 2);
+    let without = |name: &str| -> Vec<NamedTensor> {
+        tensors.iter().filter(|t| t.name != name).cloned().collect()
+    };
+    let err = HostCgPotential::from_tensors(&without("torsion_network.layer1.weight")).unwrap_err();
+    assert!(err.contains("torsion_network.layer1.weight"), "{err}");
+    let mut wrong = tensors.clone();
+    for t in &mut wrong {
+        if t.name == "torsion_network.layer0.weight" {
+            t.shape = vec![4, 8];
+            t.values.truncate(32);
+        }
+    }
+    let err = HostCgPotential::from_tensors(&wrong).unwrap_err();
+    assert!(err.contains("torsion_network.layer0.weight"), "{err}");
+    let mut off = tensors.clone();
+    for t in &mut off {
+        if t.name == "config.torsions" {
+            t.values = vec![0.0];
+        }
+    }
+    let err = HostCgPotential::from_tensors(&off).unwrap_err();
+    assert!(err.contains("torsion_network."), "{err}");
+}
+
+/// A potential saved before the torsion term (no `config.torsions` row, no torsion
+/// network) loads as a distance-only potential, on the host and in candle.
+#[test]
+fn potentials_saved_without_the_torsion_row_have_no_torsions() {
+    let config = CgPotentialConfig {
+        hidden: vec![8],
+        torsions: false,
+        ..CgPotentialConfig::default()
+    };
+    let (u, tensors) = saved(5, &config, 3);
+    let old: Vec<NamedTensor> = tensors
+        .into_iter()
+        .filter(|t| t.name != "config.torsions")
+        .collect();
+    let mut h = HostCgPotential::from_tensors(&old).unwrap();
+    assert!(!h.config().torsions);
+    let (_, loaded) =
+        cgloop::nn::cg_potential::load_potential(&old, DType::F64, &Device::Cpu).unwrap();
+    let z = configuration(5, 7, 0.05);
+    let (e, f) = host(&mut h, &z);
+    for (e_ref, f_ref) in [candle(&u, &z), candle(&loaded, &z)] {
+        assert!((e - e_ref).abs() <= 1e-10 * e_ref.abs().max(1.0));
+        for (a, b) in f.iter().flatten().zip(f_ref.iter().flatten()) {
+            assert!((a - b).abs() <= 1e-10 * b.abs().max(1.0));
+        }
+    }
+    // Mirror images have one energy without torsions, two with.
+    let mirror: Vec<[f64; 3]> = z.iter().map(|p| [-p[0], p[1], p[2]]).collect();
+    assert!((host(&mut h, &mirror).0 - e).abs() <= 1e-10 * e.abs().max(1.0));
+    let (_, chiral) = saved(
+        5,
+        &CgPotentialConfig {
+            torsions: true,
+            ..config
+        },
+        3,
+    );
+    let mut h = HostCgPotential::from_tensors(&chiral).unwrap();
+    assert!((host(&mut h, &mirror).0 - host(&mut h, &z).0).abs() > 1e-4);
 }
 
 /// Steps per second of BAOAB on 5 beads with hidden [64, 64] (printed; run with

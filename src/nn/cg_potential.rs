@@ -1,16 +1,43 @@
-//! The CG potential U_hat(z): a pair network on bead-pair distances plus physical
-//! priors, with forces -grad_z U_hat computed analytically as candle operations.
+//! The CG potential U_hat(z): a pair network on bead-pair distances, a torsion network
+//! on the dihedrals of consecutive bead quadruples, and physical priors, with forces
+//! -grad_z U_hat computed analytically as candle operations.
 //!
+//! ```text
 //! U_hat(z) = sum_{p=(i<j)} [ NN(phi(d_p), e_p) + eps (sigma / d_p)^6 ]
 //!          + sum_{consecutive beads} k_b / 2 (d_{i,i+1} - r_0)^2
+//!          + sum_{triples} k_a / 2 (d_{i,i+2} - r_a)^2                  (angle prior)
+//!          + sum_{q=(I,I+1,I+2,I+3)} T(cos psi_q, sin psi_q, e_q)       (torsions, n >= 4)
+//! ```
 //!
 //! phi_k(d) = exp(-gamma (d - mu_k)^2), k = 1..K, mu_k evenly spaced on [0, cutoff]
 //! (a SchNet-style radial basis), e_p a one-hot of the pair (beads are distinguishable
 //! along the chain). Shapes: z (frames, n, 3) in nm, U (frames), forces (frames, n, 3)
-//! in kJ/mol/nm. The forces are F_i = -sum_p dU/dd_p * s_{p,i} (z_i - z_j) / d_p with
+//! in kJ/mol/nm. The pair forces are F_i = -sum_p dU/dd_p * s_{p,i} (z_i - z_j) / d_p with
 //! s = +1 when i is the pair's first bead and -1 when its second; dU/dd_p comes from
 //! [`Mlp::forward_with_input_gradient`] and the basis derivative, so a force-matching
 //! loss min E |F(z) - F_inst|^2 trains with one backward pass.
+//!
+//! **Torsions.** Distances alone are invariant under reflection, so a distance-only
+//! U_hat cannot tell a chiral chain from its mirror image (CGnet, Wang et al. 2019, adds
+//! dihedral features for this reason). With `torsions` (the default) and n >= 4 beads,
+//! each consecutive quadruple q = (i, j, k, l) = (I, I+1, I+2, I+3), I = 0..n-4, adds
+//! T(cos psi_q, sin psi_q, e_q), an MLP `torsion_network.layer{i}` (the pair network's
+//! hidden sizes and activation) on the cosine and sine of the signed dihedral psi_q and
+//! a one-hot e_q of the quadruple. With b1 = z_j - z_i, b2 = z_k - z_j, b3 = z_l - z_k,
+//! m = b1 x b2 and n = b2 x b3 (IUPAC sign, as [`crate::analysis::dihedral::dihedral_deg`]):
+//!
+//! ```text
+//! cos psi = m.n / (|m| |n|),   sin psi = |b2| b1.n / (|m| |n|)
+//! dT/dpsi = dT/dcos (-sin psi) + dT/dsin cos psi
+//! dpsi/dz_i = -|b2| / |m|^2 m,   dpsi/dz_l = |b2| / |n|^2 n
+//! dpsi/dz_j = -(1 + p) dpsi/dz_i + r dpsi/dz_l,   dpsi/dz_k = p dpsi/dz_i - (1 + r) dpsi/dz_l
+//! p = b1.b2 / |b2|^2,   r = b3.b2 / |b2|^2,   F_x = -dT/dpsi dpsi/dz_x
+//! ```
+//!
+//! (Blondel & Karplus, J. Comput. Chem. 17, 1132 (1996); the same as MD codes'
+//! torsion forces). The four forces sum to zero and exert no torque. psi itself is
+//! never formed, only its cosine and sine; the formula is singular (as in every MD code)
+//! when three consecutive beads are collinear (|m| = 0 or |n| = 0).
 
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -37,6 +64,13 @@ pub struct CgPotentialConfig {
     /// bond; empty means no bond prior.
     pub bond_k: Vec<f64>,
     pub bond_r0_nm: Vec<f64>,
+    /// Harmonic prior on the distance between beads i and i+2 (an angle prior in
+    /// Urey-Bradley form): k (kJ/mol/nm^2) and r0 (nm) per triple; empty means none.
+    pub angle_k: Vec<f64>,
+    pub angle_r0_nm: Vec<f64>,
+    /// The torsion network T(cos psi, sin psi, e_q) over consecutive bead quadruples
+    /// (only with 4 beads or more); without it U_hat is reflection-invariant.
+    pub torsions: bool,
 }
 
 impl Default for CgPotentialConfig {
@@ -50,6 +84,9 @@ impl Default for CgPotentialConfig {
             repulsion_sigma_nm: 0.2,
             bond_k: Vec::new(),
             bond_r0_nm: Vec::new(),
+            angle_k: Vec::new(),
+            angle_r0_nm: Vec::new(),
+            torsions: true,
         }
     }
 }
@@ -65,10 +102,22 @@ pub struct CgPotential {
     pair_onehot: Tensor,
     centres: Tensor,
     gamma: f64,
+    /// With torsions and n >= 4: the torsion network and the quadruples' one-hot.
+    torsion: Option<Torsion>,
+}
+
+/// The torsion term over the n - 3 consecutive quadruples (I, I+1, I+2, I+3).
+struct Torsion {
+    network: Mlp,
+    /// (Q, Q) identity: the quadruple one-hot.
+    onehot: Tensor,
+    /// Bead of each row of the stacked (i, j, k, l) force contributions (4Q).
+    beads: Tensor,
 }
 
 impl CgPotential {
-    /// Parameters under `vb` (`pair_network.layer{i}`).
+    /// Parameters under `vb` (`pair_network.layer{i}`, and `torsion_network.layer{i}`
+    /// with torsions and n >= 4 beads).
     pub fn new(n: usize, config: CgPotentialConfig, vb: VarBuilder) -> Result<Self> {
         assert!(n >= 2, "a CG potential needs two beads");
         let device = vb.device().clone();
@@ -95,8 +144,31 @@ impl CgPotential {
             );
             assert_eq!(config.bond_r0_nm.len(), n - 1);
         }
+        if !config.angle_k.is_empty() {
+            assert!(n >= 3, "angle priors need three beads");
+            assert_eq!(config.angle_k.len(), n - 2, "one angle prior per triple");
+            assert_eq!(config.angle_r0_nm.len(), n - 2);
+        }
+        let torsion = if config.torsions && n >= 4 {
+            let quads = n - 3;
+            let mut sizes = vec![2 + quads];
+            sizes.extend(&config.hidden);
+            sizes.push(1);
+            let network = Mlp::new(&sizes, config.activation, vb.pp("torsion_network"))?;
+            let beads: Vec<u32> = (0..4u32)
+                .flat_map(|offset| (0..quads as u32).map(move |q| q + offset))
+                .collect();
+            Some(Torsion {
+                network,
+                onehot: Tensor::eye(quads, dtype, &device)?,
+                beads: Tensor::from_vec(beads, 4 * quads, &device)?,
+            })
+        } else {
+            None
+        };
         Ok(CgPotential {
             n,
+            torsion,
             gamma: 1.0 / (spacing * spacing),
             config,
             network,
@@ -151,28 +223,33 @@ impl CgPotential {
         let energy = energy.reshape((frames, n_pairs))?.sum(1)?;
         let mut de_dd = de_dd.reshape((frames, n_pairs))?;
         let mut energy = energy;
-        // Harmonic bonds between consecutive beads: pair (i, i+1) has index
-        // sum_{m<i} (n-1-m).
-        if !self.config.bond_k.is_empty() {
-            let mut bond_index = Vec::with_capacity(self.n - 1);
+        // Harmonic priors on the pairs (i, i+1) (bonds) and (i, i+2) (angles): pair
+        // (i, i+s) has index sum_{m<i} (n-1-m) + s - 1.
+        for (separation, k, r0) in [
+            (1, &self.config.bond_k, &self.config.bond_r0_nm),
+            (2, &self.config.angle_k, &self.config.angle_r0_nm),
+        ] {
+            if k.is_empty() {
+                continue;
+            }
+            let count = self.n - separation;
+            let mut index = Vec::with_capacity(count);
             let mut start = 0;
-            for i in 0..self.n - 1 {
-                bond_index.push(start as u32);
+            for i in 0..count {
+                index.push((start + separation - 1) as u32);
                 start += self.n - 1 - i;
             }
             let device = z.device();
             let dtype = z.dtype();
-            let idx = Tensor::from_vec(bond_index, self.n - 1, device)?;
-            let db = d.index_select(&idx, 1)?; // (F, n-1)
-            let k = Tensor::from_vec(self.config.bond_k.clone(), (1, self.n - 1), device)?
-                .to_dtype(dtype)?;
-            let r0 = Tensor::from_vec(self.config.bond_r0_nm.clone(), (1, self.n - 1), device)?
-                .to_dtype(dtype)?;
-            let stretch = db.broadcast_sub(&r0)?;
+            let idx = Tensor::from_vec(index, count, device)?;
+            let dp = d.index_select(&idx, 1)?; // (F, count)
+            let k = Tensor::from_vec(k.clone(), (1, count), device)?.to_dtype(dtype)?;
+            let r0 = Tensor::from_vec(r0.clone(), (1, count), device)?.to_dtype(dtype)?;
+            let stretch = dp.broadcast_sub(&r0)?;
             energy = (energy + (stretch.sqr()?.broadcast_mul(&k)?.sum(1)? * 0.5)?)?;
-            let bond_de = stretch.broadcast_mul(&k)?; // (F, n-1)
+            let prior_de = stretch.broadcast_mul(&k)?; // (F, count)
             let full =
-                Tensor::zeros((frames, n_pairs), dtype, device)?.index_add(&idx, &bond_de, 1)?;
+                Tensor::zeros((frames, n_pairs), dtype, device)?.index_add(&idx, &prior_de, 1)?;
             de_dd = (de_dd + full)?;
         }
         // F_i = -sum_p dU/dd_p (z_i - z_j)/d_p for i first, + for i second.
@@ -181,13 +258,89 @@ impl CgPotential {
         let zeros = Tensor::zeros((frames, self.n, 3), z.dtype(), z.device())?;
         let forces =
             (zeros.index_add(&self.second, &pull, 1)? - zeros.index_add(&self.first, &pull, 1)?)?;
-        Ok((energy, forces))
+        match &self.torsion {
+            Some(torsion) => {
+                let (torsion_energy, torsion_forces) = torsion.energy_and_forces(z)?;
+                Ok(((energy + torsion_energy)?, (forces + torsion_forces)?))
+            }
+            None => Ok((energy, forces)),
+        }
     }
 
     /// Force-matching loss: mean over frames, beads and components of (F - F_target)^2.
     pub fn force_matching_loss(&self, z: &Tensor, target_forces: &Tensor) -> Result<Tensor> {
         let (_, forces) = self.energy_and_forces(z)?;
         (forces - target_forces)?.sqr()?.mean_all()
+    }
+}
+
+/// The cross product of two (.., 3) tensors along their last dimension:
+/// a x b = a' * b'' - a'' * b' with ' and '' the components rotated by one and two.
+fn cross(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let rotate = |t: &Tensor, by: usize| -> Result<Tensor> {
+        let last = t.rank() - 1;
+        Tensor::cat(
+            &[&t.narrow(last, by, 3 - by)?, &t.narrow(last, 0, by)?],
+            last,
+        )
+    };
+    (rotate(a, 1)? * rotate(b, 2)?)? - (rotate(a, 2)? * rotate(b, 1)?)?
+}
+
+/// The dot product of two (.., 3) tensors along their last dimension, kept as (.., 1).
+fn dot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    (a * b)?.sum_keepdim(a.rank() - 1)
+}
+
+impl Torsion {
+    /// Energies (frames) and forces (frames, n, 3) of the torsion term (module docs).
+    fn energy_and_forces(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (frames, n, _) = z.dims3()?;
+        let quads = n - 3;
+        let bead = |offset: usize| z.narrow(1, offset, quads); // (F, Q, 3)
+        let (zi, zj, zk, zl) = (bead(0)?, bead(1)?, bead(2)?, bead(3)?);
+        let b1 = (&zj - &zi)?;
+        let b2 = (&zk - &zj)?;
+        let b3 = (&zl - &zk)?;
+        let m = cross(&b1, &b2)?;
+        let nn = cross(&b2, &b3)?;
+        // (F, Q, 1) each.
+        let m2 = dot(&m, &m)?;
+        let n2 = dot(&nn, &nn)?;
+        let b2_sq = dot(&b2, &b2)?;
+        let b2_len = b2_sq.sqrt()?;
+        let norms = (&m2 * &n2)?.sqrt()?;
+        let cos = (dot(&m, &nn)? / &norms)?;
+        let sin = ((&b2_len * dot(&b1, &nn)?)? / &norms)?;
+        let onehot = self
+            .onehot
+            .unsqueeze(0)?
+            .broadcast_as((frames, quads, quads))?
+            .reshape((frames * quads, quads))?;
+        let angle = Tensor::cat(&[&cos, &sin], 2)?.reshape((frames * quads, 2))?;
+        let features = Tensor::cat(&[&angle, &onehot], 1)?;
+        let (energy, grad) = self.network.forward_with_input_gradient(&features)?;
+        let energy = energy.reshape((frames, quads))?.sum(1)?;
+        // dT/dpsi = dT/dcos (-sin) + dT/dsin cos, (F, Q, 1).
+        let de_dpsi = ((grad.narrow(1, 1, 1)?.reshape((frames, quads, 1))? * &cos)?
+            - (grad.narrow(1, 0, 1)?.reshape((frames, quads, 1))? * &sin)?)?;
+        // dpsi/dz for the four beads (Blondel & Karplus).
+        let gi = m.broadcast_mul(&(&b2_len / &m2)?.neg()?)?;
+        let gl = nn.broadcast_mul(&(&b2_len / &n2)?)?;
+        let p = (dot(&b1, &b2)? / &b2_sq)?;
+        let r = (dot(&b3, &b2)? / &b2_sq)?;
+        let gj = (gl.broadcast_mul(&r)? - gi.broadcast_mul(&(&p + 1.0)?)?)?;
+        let gk = (gi.broadcast_mul(&p)? - gl.broadcast_mul(&(&r + 1.0)?)?)?;
+        // F_x = -dT/dpsi dpsi/dz_x, stacked as (F, 4Q, 3) and added to the beads.
+        let stacked = Tensor::cat(&[&gi, &gj, &gk, &gl], 1)?;
+        let scale = Tensor::cat(&[&de_dpsi, &de_dpsi, &de_dpsi, &de_dpsi], 1)?.neg()?;
+        let contributions = stacked.broadcast_mul(&scale)?;
+        let forces = Tensor::zeros((frames, n, 3), z.dtype(), z.device())?.index_add(
+            &self.beads,
+            &contributions,
+            1,
+        )?;
+        Ok((energy, forces))
     }
 }
 
@@ -235,10 +388,11 @@ impl Activation {
     }
 }
 
-/// A self-describing saved potential: the network weights (`pair_network.*`, from the
-/// store the potential was built in, with no prefix) followed by its architecture as
-/// `config.*` tensors (beads, basis, cutoff_nm, hidden, activation, repulsion, bond
-/// priors), so [`load_potential`] rebuilds it from the artifact alone.
+/// A self-describing saved potential: the network weights (`pair_network.*` and
+/// `torsion_network.*`, from the store the potential was built in, with no prefix)
+/// followed by its architecture as `config.*` tensors (beads, basis, cutoff_nm, hidden,
+/// activation, repulsion, bond priors, torsions as 1 or 0), so [`load_potential`]
+/// rebuilds it from the artifact alone.
 pub fn save_potential(
     n_beads: usize,
     config: &CgPotentialConfig,
@@ -256,12 +410,16 @@ pub fn save_potential(
         scalar("repulsion_sigma_nm", config.repulsion_sigma_nm),
         vector("bond_k", &config.bond_k),
         vector("bond_r0_nm", &config.bond_r0_nm),
+        vector("angle_k", &config.angle_k),
+        vector("angle_r0_nm", &config.angle_r0_nm),
+        scalar("torsions", if config.torsions { 1.0 } else { 0.0 }),
     ]);
     Ok(tensors)
 }
 
 /// The number of beads and the architecture of a potential saved by [`save_potential`],
-/// and its weights (the tensors that are not `config.*`).
+/// and its weights (the tensors that are not `config.*`). A potential saved without a
+/// `config.torsions` row (before the torsion term existed) has `torsions: false`.
 pub fn potential_config(
     tensors: &[NamedTensor],
 ) -> std::result::Result<(usize, CgPotentialConfig, Vec<NamedTensor>), String> {
@@ -290,6 +448,11 @@ pub fn potential_config(
         repulsion_sigma_nm: one("repulsion_sigma_nm")?,
         bond_k: get("bond_k")?.to_vec(),
         bond_r0_nm: get("bond_r0_nm")?.to_vec(),
+        // Potentials saved before the angle prior have no such rows: no angle prior.
+        angle_k: get("angle_k").map(<[f64]>::to_vec).unwrap_or_default(),
+        angle_r0_nm: get("angle_r0_nm").map(<[f64]>::to_vec).unwrap_or_default(),
+        // Potentials saved before the torsion term have no such row: no torsions.
+        torsions: get("torsions").is_ok_and(|v| v.first().is_some_and(|&t| t != 0.0)),
     };
     let weights = tensors
         .iter()

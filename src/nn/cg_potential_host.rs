@@ -9,6 +9,8 @@
 //! ```text
 //! U_hat(z) = sum_{p=(i<j)} [ NN(phi(d_p), e_p) + eps (sigma / d_p)^6 ]      (eps > 0 only)
 //!          + sum_i k_i / 2 (d_{i,i+1} - r0_i)^2                            (if bond priors)
+//!          + sum_i k_i / 2 (d_{i,i+2} - r0_i)^2                            (if angle priors)
+//!          + sum_{q=0..n-4} T(cos psi_q, sin psi_q, e_q)                   (if torsions, n >= 4)
 //! phi_k(d) = exp(-gamma (d - mu_k)^2), mu_k = k c / (max(K, 2) - 1), gamma = 1 / spacing^2
 //! ```
 //!
@@ -19,17 +21,37 @@
 //! dNN/dphi by back-propagation through the layers, dU/dd_p from the basis derivative
 //! -2 gamma (d - mu_k) phi_k, the repulsion -6 eps s^6 / d and the bond k (d - r0), and
 //! F_i = -sum_p dU/dd_p (z_i - z_j) / d_p for i the pair's first bead (+ for its second).
+//!
+//! The torsion term: psi_q is the signed (IUPAC) dihedral of beads (i, j, k, l) =
+//! (q, q+1, q+2, q+3), e_q the one-hot of q, and T the MLP `torsion_network.layer{i}`
+//! (the same activation; its first layer's one-hot columns likewise fold into a bias per
+//! quadruple). With b1 = z_j - z_i, b2 = z_k - z_j, b3 = z_l - z_k, m = b1 x b2,
+//! n = b2 x b3: cos psi = m.n / (|m| |n|), sin psi = |b2| b1.n / (|m| |n|);
+//! dT/dpsi = dT/dcos (-sin psi) + dT/dsin cos psi by back-propagation; and
+//! F_x = -dT/dpsi dpsi/dz_x with (Blondel & Karplus 1996)
+//!
+//! ```text
+//! dpsi/dz_i = -|b2| / |m|^2 m,   dpsi/dz_l = |b2| / |n|^2 n,
+//! dpsi/dz_j = -(1 + p) dpsi/dz_i + r dpsi/dz_l,   dpsi/dz_k = p dpsi/dz_i - (1 + r) dpsi/dz_l,
+//! p = b1.b2 / |b2|^2,   r = b3.b2 / |b2|^2.
+//! ```
+//!
+//! The n - 3 quadruples go through the torsion network together, with the same layer
+//! products as the pairs (so the same bits on every instruction set).
+//!
 //! Units: nm, kJ/mol, kJ/mol/nm. All scratch space is allocated once, in
 //! [`HostCgPotential::from_tensors`]; an evaluation allocates nothing.
 //!
-//! Speed: all pairs go through each layer together, as register-blocked products
-//! compiled for AVX-512 or AVX when the CPU has them (chosen at run time) and portable
-//! code otherwise, and the exponentials of the basis, SiLU and softplus use a
-//! branch-free `exp` of its own that vectorizes. Every path performs the same multiplications
-//! and additions in the same order, without fused multiply-add, so the results are the
-//! same bits on every instruction set (tanh and softplus's ln_1p come from the
-//! platform's libm). About 12 us per evaluation for 5 beads, 16 basis functions and
-//! hidden [64, 64] on one core of a recent Xeon (AVX-512).
+//! Speed: all pairs (and all quadruples) go through each layer together, as
+//! register-blocked products compiled for AVX-512 or AVX when the CPU has them (chosen
+//! at run time) and portable code otherwise, and the exponentials of the basis, SiLU
+//! and softplus use a branch-free `exp` of its own that vectorizes. Every path performs
+//! the same multiplications and additions in the same order, without fused multiply-add,
+//! so the results are the same bits on every instruction set (tanh and softplus's ln_1p
+//! come from the platform's libm). About 12 us per evaluation for 5 beads, 16 basis
+//! functions and hidden [64, 64] without torsions on one core of a recent Xeon
+//! (AVX-512); the torsion term (2 quadruples) adds about a third (15 us and 20 us
+//! measured side by side on a busy shared machine).
 
 use super::cg_potential::{CgPotentialConfig, potential_config};
 use super::mlp::Activation;
@@ -80,27 +102,45 @@ pub struct HostCgPotential {
     pairs: Vec<(usize, usize)>,
     centres: Vec<f64>,
     gamma: f64,
-    /// Layers; the first one's `inputs` is the number of basis functions only (its
-    /// pair one-hot columns live in `pair_bias`).
-    layers: Vec<Dense>,
-    /// Per pair p: first-layer bias plus the first layer's column for e_p (P x out_0).
-    pair_bias: Vec<f64>,
+    /// The pair network: one row per pair, inputs phi(d_p) (its pair one-hot columns
+    /// folded into per-pair biases).
+    pair: Network,
     /// Index of each consecutive pair (i, i+1) in `pairs`, when there are bond priors.
     bonds: Vec<usize>,
+    /// Index of each pair (i, i+2) in `pairs`, when there are angle priors.
+    angle_pairs: Vec<usize>,
     lanes: Lanes,
+    /// The torsion network, with torsions and at least 4 beads: one row per quadruple,
+    /// inputs (cos psi, sin psi) (its quadruple one-hot columns folded into biases).
+    torsion: Option<Network>,
     // Scratch, one row per pair.
     distance: Vec<f64>,
     /// phi_k(d_p) (P x K).
     basis: Vec<f64>,
-    /// Hidden layers' activations sigma(a) and derivatives sigma'(a) (P x width each).
+    de_dd: Vec<f64>,
+    /// (cos psi_q, sin psi_q) per quadruple (Q x 2).
+    angles: Vec<f64>,
+}
+
+/// An MLP with a scalar output whose input is `features` per row plus a one-hot of the
+/// row (pair or quadruple), evaluated on all rows at once, with its input gradient.
+#[derive(Clone, Debug)]
+struct Network {
+    rows: usize,
+    /// Layers; the first one's `inputs` is the number of features only (its one-hot
+    /// columns live in `row_bias`).
+    layers: Vec<Dense>,
+    /// Per row r: first-layer bias plus the first layer's column for e_r (rows x out_0).
+    row_bias: Vec<f64>,
+    /// Hidden layers' activations sigma(a) and derivatives sigma'(a) (rows x width each).
     hidden: Vec<Vec<f64>>,
     slope: Vec<Vec<f64>>,
-    /// The network's output per pair (P).
+    /// The output per row (rows).
     output: Vec<f64>,
-    /// Back-propagated gradients (P x widest), two buffers used in turn.
+    /// Back-propagated gradients (rows x widest), two buffers used in turn; after
+    /// [`Network::evaluate`], `grad` holds d output / d features (rows x features).
     grad: Vec<f64>,
     grad_next: Vec<f64>,
-    de_dd: Vec<f64>,
 }
 
 /// e^x for the network, branch-free so loops over it vectorize, and the same bits on
@@ -228,7 +268,12 @@ fn gemm_rows<const R: usize>(
     let mut c0 = 0;
     while c0 < cols {
         let left = cols - c0;
-        if left >= 8 {
+        // With one or two rows, wider blocks keep enough independent sums in flight
+        // (each entry is still summed in the same order).
+        if R <= 2 && left >= 16 {
+            gemm_block::<R, 16>(r0, c0, inner, cols, x, m, c);
+            c0 += 16;
+        } else if left >= 8 {
             gemm_block::<R, 8>(r0, c0, inner, cols, x, m, c);
             c0 += 8;
         } else if left >= 4 {
@@ -271,10 +316,272 @@ fn gemm_block<const R: usize, const B: usize>(
     }
 }
 
+/// A dense layer `{prefix}.layer{l}` of shape (outputs, inputs) from saved weights.
+fn dense_tensors<'a>(
+    weights: &'a [NamedTensor],
+    prefix: &str,
+    l: usize,
+    inputs: usize,
+    outputs: usize,
+) -> Result<(&'a NamedTensor, &'a NamedTensor), String> {
+    let find = |name: &str| -> Result<&'a NamedTensor, String> {
+        weights
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| format!("saved potential has no `{name}` tensor"))
+    };
+    let weight = find(&format!("{prefix}.layer{l}.weight"))?;
+    let bias = find(&format!("{prefix}.layer{l}.bias"))?;
+    if weight.shape != [outputs, inputs] || weight.values.len() != outputs * inputs {
+        return Err(format!(
+            "`{}` has shape {:?}, expected [{outputs}, {inputs}]",
+            weight.name, weight.shape
+        ));
+    }
+    if bias.shape != [outputs] || bias.values.len() != outputs {
+        return Err(format!(
+            "`{}` has shape {:?}, expected [{outputs}]",
+            bias.name, bias.shape
+        ));
+    }
+    Ok((weight, bias))
+}
+
+impl Network {
+    /// The MLP `{prefix}.layer{l}` with `sizes` = [features + rows, hidden.., 1]: the first
+    /// `features` inputs are features and the rest a one-hot of the `rows` rows. A layer
+    /// beyond `sizes` is an error.
+    fn load(
+        weights: &[NamedTensor],
+        prefix: &str,
+        sizes: &[usize],
+        features: usize,
+        rows: usize,
+        hidden: &[usize],
+    ) -> Result<Self, String> {
+        let mut layers = Vec::with_capacity(sizes.len() - 1);
+        let mut row_bias = Vec::new();
+        for (l, w) in sizes.windows(2).enumerate() {
+            let (inputs, outputs) = (w[0], w[1]);
+            let (weight, bias) = dense_tensors(weights, prefix, l, inputs, outputs)?;
+            // The first layer keeps only its feature columns; the one-hot columns become
+            // a bias per row.
+            let kept = if l == 0 { features } else { inputs };
+            let mut w_rows = Vec::with_capacity(outputs * kept);
+            for i in 0..outputs {
+                w_rows.extend_from_slice(&weight.values[i * inputs..i * inputs + kept]);
+            }
+            let mut w_t = vec![0.0; outputs * kept];
+            for i in 0..outputs {
+                for j in 0..kept {
+                    w_t[j * outputs + i] = w_rows[i * kept + j];
+                }
+            }
+            if l == 0 {
+                row_bias = Vec::with_capacity(rows * outputs);
+                for p in 0..rows {
+                    for i in 0..outputs {
+                        row_bias.push(bias.values[i] + weight.values[i * inputs + kept + p]);
+                    }
+                }
+            }
+            layers.push(Dense {
+                inputs: kept,
+                outputs,
+                weight: w_rows,
+                weight_t: w_t,
+                bias: bias.values.clone(),
+            });
+        }
+        let extra = format!("{prefix}.layer{}.weight", sizes.len() - 1);
+        if weights.iter().any(|t| t.name == extra) {
+            return Err(format!(
+                "saved potential has `{extra}`, more layers than its `config.hidden` {hidden:?}"
+            ));
+        }
+        let widest = sizes[1..]
+            .iter()
+            .copied()
+            .chain([features])
+            .max()
+            .unwrap_or(1);
+        let per_row = |width: usize| vec![0.0; rows * width];
+        Ok(Network {
+            rows,
+            layers,
+            row_bias,
+            hidden: hidden.iter().map(|&h| per_row(h)).collect(),
+            slope: hidden.iter().map(|&h| per_row(h)).collect(),
+            output: per_row(1),
+            grad: per_row(widest),
+            grad_next: per_row(widest),
+        })
+    }
+
+    /// The network on `input` (rows x features): outputs in `self.output`,
+    /// d output / d input (rows x features) in `self.grad`.
+    #[inline(always)]
+    fn evaluate(&mut self, activation: Activation, input: &[f64]) {
+        let rows = self.rows;
+        let last = self.layers.len() - 1;
+        // Forward: a_l = h_{l-1} W_l^T + b_l, all rows together.
+        for l in 0..=last {
+            let layer = &self.layers[l];
+            let (done, rest) = self.hidden.split_at_mut(l);
+            let target: &mut [f64] = if l == last {
+                &mut self.output
+            } else {
+                &mut rest[0]
+            };
+            if l == 0 {
+                target.copy_from_slice(&self.row_bias);
+            } else {
+                for row in target.chunks_exact_mut(layer.outputs) {
+                    row.copy_from_slice(&layer.bias);
+                }
+            }
+            let input: &[f64] = if l == 0 { input } else { &done[l - 1] };
+            gemm_acc(
+                rows,
+                layer.inputs,
+                layer.outputs,
+                input,
+                &layer.weight_t,
+                target,
+            );
+            if l < last {
+                activate_all(activation, target, &mut self.slope[l]);
+            }
+        }
+        // Backward: dy/dh_{last-1} = w_last; g_in = (g * sigma') W_l.
+        let features = self.layers[0].inputs;
+        if last == 0 {
+            for row in self.grad[..rows * features].chunks_exact_mut(features) {
+                row.copy_from_slice(&self.layers[0].weight);
+            }
+            return;
+        }
+        let width = self.layers[last].inputs;
+        for (row, slope) in self.grad[..rows * width]
+            .chunks_exact_mut(width)
+            .zip(self.slope[last - 1].chunks_exact(width))
+        {
+            for ((g, &w), &s) in row.iter_mut().zip(&self.layers[last].weight).zip(slope) {
+                *g = w * s;
+            }
+        }
+        for l in (0..last).rev() {
+            let layer = &self.layers[l];
+            let next = &mut self.grad_next[..rows * layer.inputs];
+            next.fill(0.0);
+            gemm_acc(
+                rows,
+                layer.outputs,
+                layer.inputs,
+                &self.grad,
+                &layer.weight,
+                next,
+            );
+            if l > 0 {
+                for (g, &s) in next.iter_mut().zip(&self.slope[l - 1]) {
+                    *g *= s;
+                }
+            }
+            std::mem::swap(&mut self.grad, &mut self.grad_next);
+        }
+    }
+}
+
+#[inline(always)]
+fn sub3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+#[inline(always)]
+fn dot3(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+#[inline(always)]
+fn cross3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+/// The geometry of quadruple q = beads (q, q+1, q+2, q+3) = (i, j, k, l).
+struct Quadruple {
+    q: usize,
+    b1: [f64; 3],
+    b2: [f64; 3],
+    b3: [f64; 3],
+    /// m = b1 x b2, n = b2 x b3.
+    m: [f64; 3],
+    n: [f64; 3],
+}
+
+impl Quadruple {
+    #[inline(always)]
+    fn new(positions: &[[f64; 3]], q: usize) -> Self {
+        let b1 = sub3(positions[q + 1], positions[q]);
+        let b2 = sub3(positions[q + 2], positions[q + 1]);
+        let b3 = sub3(positions[q + 3], positions[q + 2]);
+        Quadruple {
+            q,
+            b1,
+            b2,
+            b3,
+            m: cross3(b1, b2),
+            n: cross3(b2, b3),
+        }
+    }
+
+    /// cos psi = m.n / (|m| |n|), sin psi = |b2| b1.n / (|m| |n|).
+    #[inline(always)]
+    fn cos_sin(&self) -> (f64, f64) {
+        let norms = (dot3(self.m, self.m) * dot3(self.n, self.n)).sqrt();
+        let b2_len = dot3(self.b2, self.b2).sqrt();
+        (
+            dot3(self.m, self.n) / norms,
+            b2_len * dot3(self.b1, self.n) / norms,
+        )
+    }
+
+    /// forces_x -= dU/dpsi dpsi/dz_x for the four beads (Blondel & Karplus).
+    #[inline(always)]
+    fn add_forces(&self, de_dpsi: f64, forces: &mut [[f64; 3]]) {
+        let (m2, n2, b2_sq) = (
+            dot3(self.m, self.m),
+            dot3(self.n, self.n),
+            dot3(self.b2, self.b2),
+        );
+        let b2_len = b2_sq.sqrt();
+        let (ci, cl) = (-b2_len / m2, b2_len / n2);
+        let p = dot3(self.b1, self.b2) / b2_sq;
+        let r = dot3(self.b3, self.b2) / b2_sq;
+        let q = self.q;
+        for c in 0..3 {
+            let gi = ci * self.m[c];
+            let gl = cl * self.n[c];
+            let gj = r * gl - (p + 1.0) * gi;
+            let gk = p * gi - (r + 1.0) * gl;
+            forces[q][c] -= de_dpsi * gi;
+            forces[q + 1][c] -= de_dpsi * gj;
+            forces[q + 2][c] -= de_dpsi * gk;
+            forces[q + 3][c] -= de_dpsi * gl;
+        }
+    }
+}
+
 impl HostCgPotential {
     /// Builds the potential from a saved potential
     /// ([`super::cg_potential::save_potential`]): the `config.*` rows and the weights
-    /// `pair_network.layer{i}.weight` (out, in) and `.bias` (out).
+    /// `pair_network.layer{i}.weight` (out, in) and `.bias` (out), and likewise
+    /// `torsion_network.layer{i}` when `config.torsions` is set and there are at least 4
+    /// beads (a torsion network without them is refused). A potential saved before the
+    /// torsion term (no `config.torsions` row) has none.
     pub fn from_tensors(tensors: &[NamedTensor]) -> Result<Self, String> {
         let (beads, config, weights) = potential_config(tensors)?;
         if beads < 2 {
@@ -307,66 +614,34 @@ impl HostCgPotential {
         if let Some(i) = sizes.iter().position(|&s| s == 0) {
             return Err(format!("layer sizes {sizes:?} contain a zero at {i}"));
         }
-        let find = |name: &str| -> Result<&NamedTensor, String> {
-            weights
+        let pair = Network::load(&weights, "pair_network", &sizes, k, n_pairs, &config.hidden)?;
+        let quads = beads.saturating_sub(3);
+        let torsion = if config.torsions && quads > 0 {
+            let mut sizes = vec![2 + quads];
+            sizes.extend(&config.hidden);
+            sizes.push(1);
+            Some(Network::load(
+                &weights,
+                "torsion_network",
+                &sizes,
+                2,
+                quads,
+                &config.hidden,
+            )?)
+        } else {
+            if let Some(t) = weights
                 .iter()
-                .find(|t| t.name == name)
-                .ok_or_else(|| format!("saved potential has no `{name}` tensor"))
+                .find(|t| t.name.starts_with("torsion_network."))
+            {
+                return Err(format!(
+                    "saved potential has `{}` but no torsion term (config.torsions {}, \
+                     {beads} beads)",
+                    t.name,
+                    u8::from(config.torsions)
+                ));
+            }
+            None
         };
-        let mut layers = Vec::with_capacity(sizes.len() - 1);
-        let mut pair_bias = Vec::new();
-        for (l, w) in sizes.windows(2).enumerate() {
-            let (inputs, outputs) = (w[0], w[1]);
-            let weight = find(&format!("pair_network.layer{l}.weight"))?;
-            let bias = find(&format!("pair_network.layer{l}.bias"))?;
-            if weight.shape != [outputs, inputs] || weight.values.len() != outputs * inputs {
-                return Err(format!(
-                    "`{}` has shape {:?}, expected [{outputs}, {inputs}]",
-                    weight.name, weight.shape
-                ));
-            }
-            if bias.shape != [outputs] || bias.values.len() != outputs {
-                return Err(format!(
-                    "`{}` has shape {:?}, expected [{outputs}]",
-                    bias.name, bias.shape
-                ));
-            }
-            // The first layer keeps only its basis columns; the one-hot columns become
-            // a bias per pair.
-            let kept = if l == 0 { k } else { inputs };
-            let mut w_rows = Vec::with_capacity(outputs * kept);
-            for i in 0..outputs {
-                w_rows.extend_from_slice(&weight.values[i * inputs..i * inputs + kept]);
-            }
-            let mut w_t = vec![0.0; outputs * kept];
-            for i in 0..outputs {
-                for j in 0..kept {
-                    w_t[j * outputs + i] = w_rows[i * kept + j];
-                }
-            }
-            if l == 0 {
-                pair_bias = Vec::with_capacity(n_pairs * outputs);
-                for p in 0..n_pairs {
-                    for i in 0..outputs {
-                        pair_bias.push(bias.values[i] + weight.values[i * inputs + k + p]);
-                    }
-                }
-            }
-            layers.push(Dense {
-                inputs: kept,
-                outputs,
-                weight: w_rows,
-                weight_t: w_t,
-                bias: bias.values.clone(),
-            });
-        }
-        let extra = format!("pair_network.layer{}.weight", sizes.len() - 1);
-        if weights.iter().any(|t| t.name == extra) {
-            return Err(format!(
-                "saved potential has `{extra}`, more layers than its `config.hidden` {:?}",
-                config.hidden
-            ));
-        }
         let spacing = config.cutoff_nm / (config.basis.max(2) - 1) as f64;
         let centres: Vec<f64> = (0..k).map(|c| c as f64 * spacing).collect();
         let bonds = if config.bond_k.is_empty() {
@@ -380,24 +655,44 @@ impl HostCgPotential {
             }
             out
         };
-        let widest = sizes[1..].iter().copied().chain([k]).max().unwrap_or(1);
-        let per_pair = |width: usize| vec![0.0; n_pairs * width];
+        if !config.angle_k.is_empty()
+            && (beads < 3
+                || config.angle_k.len() != beads - 2
+                || config.angle_r0_nm.len() != beads - 2)
+        {
+            return Err(format!(
+                "saved potential has {} angle constants and {} angle lengths for {beads} beads \
+                 (expected {} of each)",
+                config.angle_k.len(),
+                config.angle_r0_nm.len(),
+                beads.saturating_sub(2)
+            ));
+        }
+        let angle_pairs = if config.angle_k.is_empty() {
+            Vec::new()
+        } else {
+            let mut out = Vec::with_capacity(beads - 2);
+            let mut start = 0;
+            for i in 0..beads - 2 {
+                out.push(start + 1);
+                start += beads - 1 - i;
+            }
+            out
+        };
+        let angles = vec![0.0; 2 * torsion.as_ref().map_or(0, |t| t.rows)];
         Ok(HostCgPotential {
             beads,
             gamma: 1.0 / (spacing * spacing),
             centres,
-            layers,
-            pair_bias,
+            pair,
             bonds,
+            angle_pairs,
             lanes: Lanes::detect(),
-            distance: per_pair(1),
-            basis: per_pair(k),
-            hidden: config.hidden.iter().map(|&h| per_pair(h)).collect(),
-            slope: config.hidden.iter().map(|&h| per_pair(h)).collect(),
-            output: per_pair(1),
-            grad: per_pair(widest),
-            grad_next: per_pair(widest),
-            de_dd: per_pair(1),
+            torsion,
+            distance: vec![0.0; n_pairs],
+            basis: vec![0.0; n_pairs * k],
+            de_dd: vec![0.0; n_pairs],
+            angles,
             pairs,
             config,
         })
@@ -411,9 +706,10 @@ impl HostCgPotential {
         &self.config
     }
 
-    /// The radial basis of every pair distance in `self.distance` (into `self.basis`),
-    /// and the network on it: outputs in `self.output`, dNN/dphi (P x K) in
-    /// `self.grad`.
+    /// The radial basis of every pair distance in `self.distance` (into `self.basis`)
+    /// and the pair network on it: outputs in `self.pair.output`, dNN/dphi (P x K) in
+    /// `self.pair.grad`; and the torsion network on `self.angles` (outputs and
+    /// (dT/dcos, dT/dsin) likewise in `self.torsion`).
     fn network(&mut self) {
         #[cfg(target_arch = "x86_64")]
         match self.lanes {
@@ -440,9 +736,7 @@ impl HostCgPotential {
 
     #[inline(always)]
     fn network_portable(&mut self) {
-        let n_pairs = self.pairs.len();
         let activation = self.config.activation;
-        let last = self.layers.len() - 1;
         let gamma = self.gamma;
         let k = self.config.basis;
         for (row, &d) in self.basis.chunks_exact_mut(k).zip(&self.distance) {
@@ -451,69 +745,9 @@ impl HostCgPotential {
                 *phi = exp(-gamma * offset * offset);
             }
         }
-        // Forward: a_l = h_{l-1} W_l^T + b_l, row by row (pairs).
-        for l in 0..=last {
-            let layer = &self.layers[l];
-            let (done, rest) = self.hidden.split_at_mut(l);
-            let target: &mut [f64] = if l == last {
-                &mut self.output
-            } else {
-                &mut rest[0]
-            };
-            if l == 0 {
-                target.copy_from_slice(&self.pair_bias);
-            } else {
-                for row in target.chunks_exact_mut(layer.outputs) {
-                    row.copy_from_slice(&layer.bias);
-                }
-            }
-            let input: &[f64] = if l == 0 { &self.basis } else { &done[l - 1] };
-            gemm_acc(
-                n_pairs,
-                layer.inputs,
-                layer.outputs,
-                input,
-                &layer.weight_t,
-                target,
-            );
-            if l < last {
-                activate_all(activation, target, &mut self.slope[l]);
-            }
-        }
-        // Backward: dy/dh_{last-1} = w_last; g_in = (g * sigma') W_l.
-        if last == 0 {
-            for row in self.grad[..n_pairs * k].chunks_exact_mut(k) {
-                row.copy_from_slice(&self.layers[0].weight);
-            }
-            return;
-        }
-        let width = self.layers[last].inputs;
-        for (row, slope) in self.grad[..n_pairs * width]
-            .chunks_exact_mut(width)
-            .zip(self.slope[last - 1].chunks_exact(width))
-        {
-            for ((g, &w), &s) in row.iter_mut().zip(&self.layers[last].weight).zip(slope) {
-                *g = w * s;
-            }
-        }
-        for l in (0..last).rev() {
-            let layer = &self.layers[l];
-            let next = &mut self.grad_next[..n_pairs * layer.inputs];
-            next.fill(0.0);
-            gemm_acc(
-                n_pairs,
-                layer.outputs,
-                layer.inputs,
-                &self.grad,
-                &layer.weight,
-                next,
-            );
-            if l > 0 {
-                for (g, &s) in next.iter_mut().zip(&self.slope[l - 1]) {
-                    *g *= s;
-                }
-            }
-            std::mem::swap(&mut self.grad, &mut self.grad_next);
+        self.pair.evaluate(activation, &self.basis);
+        if let Some(torsion) = &mut self.torsion {
+            torsion.evaluate(activation, &self.angles);
         }
     }
 }
@@ -533,6 +767,13 @@ impl Potential for HostCgPotential {
             let diff = [zi[0] - zj[0], zi[1] - zj[1], zi[2] - zj[2]];
             self.distance[p] = (diff[0] * diff[0] + diff[1] * diff[1] + diff[2] * diff[2]).sqrt();
         }
+        if self.torsion.is_some() {
+            for (q, angle) in self.angles.chunks_exact_mut(2).enumerate() {
+                let (cos, sin) = Quadruple::new(positions, q).cos_sin();
+                angle[0] = cos;
+                angle[1] = sin;
+            }
+        }
         self.network();
         let (eps, sigma) = (
             self.config.repulsion_kj_per_mol,
@@ -541,9 +782,9 @@ impl Potential for HostCgPotential {
         let mut energy = 0.0;
         for p in 0..self.pairs.len() {
             let d = self.distance[p];
-            let mut pair_energy = self.output[p];
+            let mut pair_energy = self.pair.output[p];
             let mut de_dd = 0.0;
-            for ((&g, &phi), &mu) in self.grad[p * k..(p + 1) * k]
+            for ((&g, &phi), &mu) in self.pair.grad[p * k..(p + 1) * k]
                 .iter()
                 .zip(&self.basis[p * k..(p + 1) * k])
                 .zip(&self.centres)
@@ -564,6 +805,12 @@ impl Potential for HostCgPotential {
             energy += 0.5 * k * stretch * stretch;
             self.de_dd[p] += k * stretch;
         }
+        for (a, &p) in self.angle_pairs.iter().enumerate() {
+            let stretch = self.distance[p] - self.config.angle_r0_nm[a];
+            let k = self.config.angle_k[a];
+            energy += 0.5 * k * stretch * stretch;
+            self.de_dd[p] += k * stretch;
+        }
         for f in forces.iter_mut() {
             *f = [0.0; 3];
         }
@@ -574,6 +821,20 @@ impl Potential for HostCgPotential {
                 let pull = s * (zi[c] - zj[c]);
                 forces[j][c] += pull;
                 forces[i][c] -= pull;
+            }
+        }
+        if let Some(torsion) = &self.torsion {
+            for (q, (&value, d)) in torsion
+                .output
+                .iter()
+                .zip(torsion.grad.chunks_exact(2))
+                .enumerate()
+            {
+                energy += value;
+                let (cos, sin) = (self.angles[2 * q], self.angles[2 * q + 1]);
+                // dT/dpsi = dT/dcos (-sin psi) + dT/dsin cos psi.
+                let de_dpsi = d[1] * cos - d[0] * sin;
+                Quadruple::new(positions, q).add_forces(de_dpsi, forces);
             }
         }
         energy

@@ -36,7 +36,7 @@ const SQUARE_ANGSTROM_PER_SQUARE_NM: f64 = 100.0;
 const KCAL_ANGSTROM_PER_KJ_NM: f64 = 1.0 / 41.84;
 
 /// Width of the clustering prior's Gaussian, nm.
-const PRIOR_WIDTH_NM: f64 = 0.1;
+pub const PRIOR_WIDTH_NM: f64 = 0.1;
 
 /// Where P comes from.
 pub enum Assignment {
@@ -57,7 +57,8 @@ pub enum Assignment {
 }
 
 impl Assignment {
-    /// A learned assignment: EGNN parameters under `vb`.
+    /// A learned assignment: EGNN parameters under `vb`; the clustering prior has width
+    /// [`PRIOR_WIDTH_NM`].
     #[allow(clippy::too_many_arguments)]
     pub fn learned(
         sizes: EgnnSizes,
@@ -65,6 +66,29 @@ impl Assignment {
         reference: &[[f64; 3]],
         cutoff_nm: f64,
         features: Tensor,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Self::learned_with_prior(
+            sizes,
+            bonds,
+            reference,
+            cutoff_nm,
+            features,
+            PRIOR_WIDTH_NM,
+            vb,
+        )
+    }
+
+    /// As [`Assignment::learned`], with the clustering prior's width (nm): wider starts
+    /// softer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn learned_with_prior(
+        sizes: EgnnSizes,
+        bonds: &[[usize; 2]],
+        reference: &[[f64; 3]],
+        cutoff_nm: f64,
+        features: Tensor,
+        prior_width_nm: f64,
         vb: VarBuilder,
     ) -> Result<Self> {
         let device = vb.device().clone();
@@ -82,7 +106,7 @@ impl Assignment {
             .collect();
         let graph = AtomGraph::new(bonds, &centred, cutoff_nm, dtype, &device)?;
         let flat: Vec<f64> = centred.iter().flatten().copied().collect();
-        let prior = cluster_prior(&centred, sizes.outputs, PRIOR_WIDTH_NM);
+        let prior = cluster_prior(&centred, sizes.outputs, prior_width_nm);
         Ok(Assignment::Learned {
             egnn: Egnn::with_zero_readout(sizes, vb)?,
             graph,
@@ -240,6 +264,9 @@ pub fn mean_force_potential(beads: usize, vb: VarBuilder) -> Result<CgPotential>
         CgPotentialConfig {
             hidden: vec![32, 32],
             repulsion_kj_per_mol: 0.0,
+            // Distances only: a torsion's gradient is singular when three consecutive
+            // beads line up, which a map in training may pass through.
+            torsions: false,
             ..CgPotentialConfig::default()
         },
         vb,

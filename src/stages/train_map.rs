@@ -94,6 +94,7 @@ pub struct TrainMapParams {
     pub validation_fraction: f64,
     pub validation_blocks: usize,
     pub graph_cutoff_nm: f64,
+    pub prior_width_nm: f64,
     pub egnn_features: usize,
     pub egnn_layers: usize,
     pub decoder_hidden: Vec<usize>,
@@ -124,6 +125,7 @@ impl Default for TrainMapParams {
             validation_fraction: 0.2,
             validation_blocks: 10,
             graph_cutoff_nm: 0.5,
+            prior_width_nm: crate::nn::map_model::PRIOR_WIDTH_NM,
             egnn_features: 32,
             egnn_layers: 2,
             decoder_hidden: vec![64, 64],
@@ -279,6 +281,10 @@ impl Stage for TrainMap {
             about: "EGNN edges: bonds plus atom pairs closer than this in the reference frame (nm)",
         },
         ParamDoc {
+            name: "prior_width_nm",
+            about: "learned map: width of the spatial-clustering prior the scores start from (nm); wider starts softer",
+        },
+        ParamDoc {
             name: "egnn_features",
             about: "EGNN feature width",
         },
@@ -327,6 +333,9 @@ impl Stage for TrainMap {
         }
         if p.validation_blocks < 2 {
             return Err(ParamProblem::new("validation_blocks", "must be >= 2"));
+        }
+        if !(p.prior_width_nm > 0.0 && p.prior_width_nm.is_finite()) {
+            return Err(ParamProblem::new("prior_width_nm", "must be > 0"));
         }
         if !(p.graph_cutoff_nm > 0.0) {
             return Err(ParamProblem::new("graph_cutoff_nm", "must be > 0"));
@@ -411,9 +420,16 @@ impl Stage for TrainMap {
                 };
                 let bonds = infer_bonds(&atomic_numbers, &reference);
                 let vb = map_store.var_builder(dtype, &dev).pp("map");
-                let a =
-                    Assignment::learned(sizes, &bonds, &reference, p.graph_cutoff_nm, features, vb)
-                        .map_err(failed)?;
+                let a = Assignment::learned_with_prior(
+                    sizes,
+                    &bonds,
+                    &reference,
+                    p.graph_cutoff_nm,
+                    features,
+                    p.prior_width_nm,
+                    vb,
+                )
+                .map_err(failed)?;
                 (a, p.beads)
             }
             MapKind::Fixed => {
@@ -443,12 +459,13 @@ impl Stage for TrainMap {
             decoder_store.var_builder(dtype, &dev).pp("decoder"),
         )
         .map_err(failed)?;
+        // The mean-force term needs a potential only when it counts.
         let potential = match p.map {
-            MapKind::Learned => Some(
+            MapKind::Learned if p.lambda * p.lambda_mf > 0.0 => Some(
                 mean_force_potential(n_beads, potential_store.var_builder(dtype, &dev))
                     .map_err(failed)?,
             ),
-            MapKind::Fixed => None,
+            _ => None,
         };
         let train_x =
             gather_frames(&selected.positions_nm, width, &train, dtype, &dev).map_err(failed)?;

@@ -1,0 +1,113 @@
+//! The long check of issue 4: learned and fixed CG maps of alanine dipeptide, their
+//! force-matched potentials and CG chains, and how well the chains reproduce the mapped
+//! fine-grained distributions. Minutes to run, so ignored by default:
+//!
+//!     cargo test --release --test long_alanine_cg -- --ignored --nocapture
+//!
+//! It runs `workflows/alanine_dipeptide_cg.yaml` into `results/store` (or
+//! `CGLOOP_STORE`), so it reuses a run made with `cgloop run`, and prints for both maps
+//! the decoder's validation reconstruction error, the force-matching errors, and the
+//! Jensen-Shannon divergence of every CG observable with its noise floor.
+
+use std::path::Path;
+
+use arrow_array::{Array, Float64Array, RecordBatch, StringArray};
+use cgloop::exec::{RunOptions, Store, run};
+use cgloop::stages::Registry;
+use cgloop::workflow;
+
+fn column(t: &RecordBatch, name: &str) -> Vec<f64> {
+    t.column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .values()
+        .to_vec()
+}
+
+#[test]
+#[ignore = "long: about 10 minutes on 2 cores"]
+fn cg_chains_reproduce_the_mapped_distributions() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::set_current_dir(root).unwrap();
+    let wf = workflow::load(
+        Path::new("workflows/alanine_dipeptide_cg.yaml"),
+        &Registry::builtin(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let store_dir = std::env::var("CGLOOP_STORE").unwrap_or_else(|_| "results/store".into());
+    let store = Store::open(&store_dir).unwrap();
+    let report = run(
+        &wf,
+        &store,
+        &RunOptions {
+            jobs: 2,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(report.succeeded(), "{}", report.summary());
+    let key = |id: &str| report.nodes.iter().find(|n| n.id == id).unwrap().key;
+    let table = |id: &str, output: &str| {
+        store
+            .load_output(&key(id), output)
+            .unwrap()
+            .as_table()
+            .unwrap()
+            .clone()
+    };
+    let mut reconstruction = Vec::new();
+    for map in ["learned", "fixed"] {
+        let losses = table(&format!("map_{map}"), "losses");
+        let rmsd = column(&losses, "validation_rmsd_nm");
+        let best = rmsd.iter().copied().fold(f64::INFINITY, f64::min);
+        reconstruction.push(best);
+        let summary = table(&format!("fit_{map}"), "summary");
+        println!(
+            "{map} map: validation reconstruction RMSD {best:.5} nm; force matching: \
+             validation RMSE {:.1}, priors only {:.1}, zero model {:.1} kJ/mol/nm",
+            column(&summary, "validation_force_rmse")[0],
+            column(&summary, "prior_validation_force_rmse")[0],
+            column(&summary, "zero_model_validation_force_rmse")[0],
+        );
+        let divergences = table(&format!("compare_{map}"), "divergences");
+        let names = divergences
+            .column_by_name("observable")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .clone();
+        let js = column(&divergences, "js_divergence");
+        let floor = column(&divergences, "js_noise_floor");
+        let (rm, sm) = (
+            column(&divergences, "reference_mean"),
+            column(&divergences, "sample_mean"),
+        );
+        let (rs, ss) = (
+            column(&divergences, "reference_std"),
+            column(&divergences, "sample_std"),
+        );
+        println!("  observable            JS      floor   mean FG / CG        std FG / CG");
+        for i in 0..names.len() {
+            println!(
+                "  {:<20} {:.4}  {:.4}  {:>8.3} / {:<8.3}  {:>7.3} / {:<7.3}",
+                names.value(i),
+                js[i],
+                floor[i],
+                rm[i],
+                sm[i],
+                rs[i],
+                ss[i]
+            );
+        }
+        let mean = js.iter().sum::<f64>() / js.len() as f64;
+        println!("  mean JS {mean:.4}");
+        assert!(js.iter().all(|j| j.is_finite() && *j >= 0.0));
+    }
+    println!(
+        "reconstruction: learned {:.5} nm, fixed backbone {:.5} nm",
+        reconstruction[0], reconstruction[1]
+    );
+}
