@@ -14,8 +14,9 @@ What it measures: optimizer steps per second, batch 64 frames, after a warm-up, 
                        beads): EGNN scores (src/nn/equivariant.rs, 2 layers, 32 features,
                        17-wide messages, graph = bonds + pairs within 0.5 nm) plus the
                        clustering prior, P = softmax over atoms, z = P^T (x - mean), the
-                       decoder of the 10 heavy atoms (src/nn/decoder.rs), the loss
-                       L_r + 0.1 (L_link + L_ent + L_assign) + 0.1 * 0.001 L_mf of
+                       decoder of the 10 heavy atoms (src/nn/decoder.rs), the mean-force
+                       potential (pair MLP [26, 32, 32, 1], no priors, no torsions), the
+                       loss L_r + 0.1 (L_link + L_ent + L_assign) + 0.1 * 0.001 L_mf of
                        src/nn/map_model.rs (Å and kcal/mol units), Adam over everything.
 Data are random (reference geometry + noise), as on the Rust side: only timing matters.
 
@@ -302,7 +303,7 @@ def map_step(seconds, threads, gen, check=None, beads=5):
     seed_index = torch.tensor([i for i, a in enumerate(z) if a != 1])
     egnn = Egnn(features.shape[1], 32, 17, 32, 2, beads)
     decoder = BeadDecoder(beads, len(seed_index), (64, 64))
-    potential = CgPotential(beads, hidden=(32, 32))  # mean_force_potential: no priors, torsions
+    potential = CgPotential(beads, hidden=(32, 32), torsions=False)  # mean_force_potential
     x = reference + 0.01 * torch.randn(BATCH, len(ref), 3, generator=gen, dtype=torch.float64)
     f = 300.0 * torch.randn(BATCH, len(ref), 3, generator=gen, dtype=torch.float64)
     if check is not None:

@@ -6,8 +6,8 @@
 //!   loss and Adam;
 //! - `map_step`: train_map's joint step at alanine dipeptide's size (22 atoms, 5 beads):
 //!   EGNN assignment (2 layers, 32 features) with the clustering prior, decoder of the
-//!   10 heavy atoms, mean-force potential (hidden [32, 32], torsion network), the full
-//!   loss and Adam over all three parts.
+//!   10 heavy atoms, mean-force potential (`mean_force_potential`: hidden [32, 32], pair
+//!   distances only), the full loss and Adam over all three parts.
 //!
 //! Compare with PyTorch (CPU, same networks, same step) on the same machine:
 //!
@@ -15,7 +15,11 @@
 //!     python3 bench/torch_peer.py --seconds 10
 //!
 //! (`just bench-nn` runs both when `torch` is importable.) Set CGLOOP_BENCH_SECONDS to
-//! change the measuring time (default 10 s per case, as the peer script).
+//! change the measuring time (default 10 s per case, as the peer script),
+//! RAYON_NUM_THREADS for the threads (candle's matrix products read it; the peer's
+//! `--threads`), and `cargo bench --bench nn -- map_step` runs one case. With
+//! CGLOOP_BENCH_EXPORT=DIR the networks, batch, losses and gradients are written for
+//! `bench/torch_peer.py --check DIR`, which checks that both sides compute the same thing.
 
 use std::hint::black_box;
 use std::path::Path;

@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use arrow_array::{Array, Float64Array, Int32Array, StringArray};
+use arrow_array::{Array, BooleanArray, Float64Array, Int32Array, StringArray};
 use candle_core::{DType, Device, Tensor};
 use cgloop::artifact::Artifact;
 use cgloop::artifact::atoms::from_table as atoms_from_table;
@@ -42,9 +42,9 @@ fn workflow_text(nodes: &str) -> String {
 }
 
 const MAPS: &str = "  learned:\n    stage: train_map\n    inputs: {trajectory: fg.trajectory, atoms: fg.atoms}\n    \
-     params: {map: learned, beads: 4, epochs: 3, decoder_epochs: 2, egnn_features: 8, decoder_hidden: [16]}\n  \
+     params: {map: learned, beads: 4, epochs: 3, decoder_epochs: 2, egnn_features: 8, decoder_hidden: [16], initial_temperature: 4, restarts: 2}\n  \
      fixed:\n    stage: train_map\n    inputs: {trajectory: fg.trajectory, atoms: fg.atoms}\n    \
-     params: {map: fixed, epochs: 3, decoder_epochs: 2, decoder_hidden: [16]}\n";
+     params: {map: fixed, epochs: 3, decoder_epochs: 2, decoder_hidden: [16], restarts: 1}\n";
 
 /// Runs the workflow into a fresh store; returns the store and node keys by id.
 fn run_maps(dir: &TempDir, name: &str) -> (Store, BTreeMap<String, cgloop::workflow::Key>) {
@@ -142,9 +142,10 @@ fn maps_of_alanine_dipeptide_frames() {
     assert_eq!(learned.n_atoms, 4);
     assert!(learned.forces.iter().all(|f| f.is_finite()));
 
-    // The loss history: one row per epoch, joint then decoder; every term finite.
+    // The loss history: one row per epoch and restart, joint then decoder; every term
+    // finite; the kept restart is the one with the lowest validation error.
     let losses = table(&store, &keys["learned"], "losses");
-    assert_eq!(losses.num_rows(), 5);
+    assert_eq!(losses.num_rows(), 10);
     let phase = losses
         .column_by_name("phase")
         .unwrap()
@@ -153,10 +154,29 @@ fn maps_of_alanine_dipeptide_frames() {
         .unwrap();
     let phases: Vec<&str> = (0..5).map(|r| phase.value(r)).collect();
     assert_eq!(phases, ["joint", "joint", "joint", "decoder", "decoder"]);
+    let kept = losses
+        .column_by_name("kept")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .unwrap();
     let rmsd = f64_column(&losses, "validation_rmsd_nm");
     assert!(rmsd.iter().all(|r| r.is_finite() && *r > 0.0));
-    // Training helps: the last validation error is below the first.
-    assert!(rmsd[4] < rmsd[0], "{rmsd:?}");
+    let kept_rows: Vec<usize> = (0..10).filter(|&r| kept.value(r)).collect();
+    assert!(kept_rows == (0..5).collect::<Vec<_>>() || kept_rows == (5..10).collect::<Vec<_>>());
+    let best_decoder = |rows: std::ops::Range<usize>| {
+        rows.filter(|&r| phase.value(r) == "decoder")
+            .map(|r| rmsd[r])
+            .fold(f64::INFINITY, f64::min)
+    };
+    let (kept_best, other_best) = if kept_rows[0] == 0 {
+        (best_decoder(0..5), best_decoder(5..10))
+    } else {
+        (best_decoder(5..10), best_decoder(0..5))
+    };
+    assert!(kept_best <= other_best, "{kept_best} vs {other_best}");
+    // Training helps: each restart's last validation error is below its first.
+    assert!(rmsd[4] < rmsd[0] && rmsd[9] < rmsd[5], "{rmsd:?}");
     let fixed_losses = table(&store, &keys["fixed"], "losses");
     assert_eq!(fixed_losses.num_rows(), 5);
 

@@ -119,6 +119,13 @@ impl Assignment {
 
     /// P (N, n), columns summing to 1.
     pub fn matrix(&self) -> Result<Tensor> {
+        self.matrix_at(1.0)
+    }
+
+    /// P at softmax temperature tau: softmax over atoms of (scores + prior) / tau. A
+    /// temperature above 1 spreads every bead over more atoms (an annealing schedule
+    /// starts high and ends at 1); a fixed P ignores it.
+    pub fn matrix_at(&self, tau: f64) -> Result<Tensor> {
         match self {
             Assignment::Learned {
                 egnn,
@@ -128,7 +135,7 @@ impl Assignment {
                 prior,
             } => {
                 let (scores, _) = egnn.forward(graph, features, reference)?;
-                soft_assignment(&(scores + prior)?)
+                soft_assignment(&((scores + prior)? / tau)?)
             }
             Assignment::Fixed(p) => Ok(p.clone()),
         }

@@ -118,14 +118,8 @@ pub fn adam_over(stores: &[&ParameterStore], learning_rate: f64) -> Result<AdamW
 }
 
 /// One optimizer step on `loss`; returns the loss value.
-///
-/// The backward pass and the update run on a thread of rayon's global pool
-/// (`rayon::scope`): candle splits its matrix products over that pool, which from one of
-/// its threads is work stealing, but from any other thread a hand-off per product and a
-/// sleep until it is done, and for the small products of these networks the hand-offs
-/// made two threads slower than one (benches/nn.rs). Same arithmetic, same bits.
 pub fn step(optimizer: &mut AdamW, loss: &Tensor) -> Result<f64> {
-    rayon::scope(|_| optimizer.backward_step(loss))?;
+    optimizer.backward_step(loss)?;
     loss.to_dtype(DType::F64)?.to_scalar::<f64>()
 }
 

@@ -11,7 +11,14 @@
 //! training the decoder on L_r alone, keeping the decoder of the epoch with the lowest
 //! validation reconstruction error. A fixed map trains only the decoder, for
 //! `epochs + decoder_epochs` epochs, so learned and fixed maps get the same decoder
-//! budget and their reconstruction errors compare.
+//! budget and their reconstruction errors compare. With `initial_temperature` tau_0 > 1
+//! the learned P is softmax((scores + prior) / tau) with tau lowered geometrically from
+//! tau_0 in the first joint epoch to 1 in the last (annealing: beads start spread over
+//! their neighbourhoods instead of settling on single atoms at once). The default,
+//! tau_0 = 20, matters: on alanine dipeptide without annealing the map settles on single
+//! atoms within a few epochs, chosen by the mean-force term, and reconstructs worse than
+//! the fixed backbone map; annealed from 20 it finds methyl-group centroids and
+//! carbonyl/amide atoms and reconstructs better (see the README).
 //!
 //! Frames at `temperature_index` are split into contiguous blocks for training and
 //! validation ([`crate::nn::training::block_split`]). Every weight, the split and the
@@ -36,7 +43,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use candle_core::{DType, Device, Tensor};
 use rand_core::RngCore;
@@ -95,6 +102,8 @@ pub struct TrainMapParams {
     pub validation_blocks: usize,
     pub graph_cutoff_nm: f64,
     pub prior_width_nm: f64,
+    pub initial_temperature: f64,
+    pub restarts: usize,
     pub egnn_features: usize,
     pub egnn_layers: usize,
     pub decoder_hidden: Vec<usize>,
@@ -126,6 +135,8 @@ impl Default for TrainMapParams {
             validation_blocks: 10,
             graph_cutoff_nm: 0.5,
             prior_width_nm: crate::nn::map_model::PRIOR_WIDTH_NM,
+            initial_temperature: 20.0,
+            restarts: 3,
             egnn_features: 32,
             egnn_layers: 2,
             decoder_hidden: vec![64, 64],
@@ -138,6 +149,8 @@ pub struct TrainMap;
 fn losses_schema() -> Schema {
     let f = |name: &str| Field::new(name, DataType::Float64, false);
     Schema::new(vec![
+        Field::new("restart", DataType::Int64, false),
+        Field::new("kept", DataType::Boolean, false),
         Field::new("phase", DataType::Utf8, false),
         Field::new("epoch", DataType::Int64, false),
         f("total"),
@@ -170,8 +183,21 @@ fn seed32(rng: &mut impl RngCore) -> [u8; 32] {
     seed
 }
 
+/// One trained map, a candidate among the restarts.
+struct Attempt {
+    restart: usize,
+    /// The best validation reconstruction RMSD of its decoder, nm.
+    score: f64,
+    frozen: Tensor,
+    parameters: Vec<NamedTensor>,
+    n_beads: usize,
+}
+
 /// One row of the loss history.
 struct EpochRecord {
+    restart: i64,
+    /// Whether this restart's map is the one returned.
+    kept: bool,
     phase: &'static str,
     epoch: i64,
     means: [f64; 6],
@@ -181,7 +207,8 @@ struct EpochRecord {
 impl Stage for TrainMap {
     type Params = TrainMapParams;
     const NAME: &'static str = "train_map";
-    const VERSION: u32 = 1;
+    // 2: the mean-force potential has no torsion network.
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "Learn the CG map (EGNN assignment + decoder + mean-force term) or fix it \
          on named atoms; map the trajectory to beads and instantaneous mean forces";
     const INPUTS: &'static [Port] = &[
@@ -285,6 +312,14 @@ impl Stage for TrainMap {
             about: "learned map: width of the spatial-clustering prior the scores start from (nm); wider starts softer",
         },
         ParamDoc {
+            name: "initial_temperature",
+            about: "learned map: softmax temperature of P in the first joint epoch, lowered geometrically to 1 by the last (1 = no annealing; default 20)",
+        },
+        ParamDoc {
+            name: "restarts",
+            about: "train this many maps (and decoders) from different initial weights and batch orders; keep the one with the lowest validation reconstruction RMSD",
+        },
+        ParamDoc {
             name: "egnn_features",
             about: "EGNN feature width",
         },
@@ -314,6 +349,9 @@ impl Stage for TrainMap {
                 "epochs + decoder_epochs must be > 0",
             ));
         }
+        if p.restarts == 0 {
+            return Err(ParamProblem::new("restarts", "must be >= 1"));
+        }
         if p.batch_size == 0 {
             return Err(ParamProblem::new("batch_size", "must be > 0"));
         }
@@ -336,6 +374,9 @@ impl Stage for TrainMap {
         }
         if !(p.prior_width_nm > 0.0 && p.prior_width_nm.is_finite()) {
             return Err(ParamProblem::new("prior_width_nm", "must be > 0"));
+        }
+        if !(p.initial_temperature >= 1.0 && p.initial_temperature.is_finite()) {
+            return Err(ParamProblem::new("initial_temperature", "must be >= 1"));
         }
         if !(p.graph_cutoff_nm > 0.0) {
             return Err(ParamProblem::new("graph_cutoff_nm", "must be > 0"));
@@ -389,206 +430,265 @@ impl Stage for TrainMap {
             p.validation_fraction,
             &mut ctx.rng,
         );
-        let map_store = ParameterStore::new(seed32(&mut ctx.rng));
-        let decoder_store = ParameterStore::new(seed32(&mut ctx.rng));
-        let potential_store = ParameterStore::new(seed32(&mut ctx.rng));
-        let mut batch_rng = ctx.stream(0);
+        let mut kept: Option<Attempt> = None;
+        let mut all_history: Vec<EpochRecord> = Vec::new();
+        for restart in 0..p.restarts {
+            let map_store = ParameterStore::new(seed32(&mut ctx.rng));
+            let decoder_store = ParameterStore::new(seed32(&mut ctx.rng));
+            let potential_store = ParameterStore::new(seed32(&mut ctx.rng));
+            let mut batch_rng = ctx.stream(restart as u64);
 
-        // The map: learned from a reference frame, or fixed on named atoms.
-        let reference: Vec<[f64; 3]> = selected
-            .positions(train[0])
-            .chunks(3)
-            .map(|c| [c[0], c[1], c[2]])
-            .collect();
-        let atomic_numbers: Vec<i32> = atoms.iter().map(|a| a.atomic_number).collect();
-        let (assignment, n_beads) = match p.map {
-            MapKind::Learned => {
-                let features = atom_features(
-                    &atomic_numbers,
-                    &atoms.iter().map(|a| a.residue_index).collect::<Vec<_>>(),
-                    &atoms.iter().map(|a| a.charge_e).collect::<Vec<_>>(),
-                    &dev,
-                )
-                .map_err(failed)?;
-                let sizes = EgnnSizes {
-                    inputs: features.dim(1).map_err(failed)?,
-                    features: p.egnn_features,
-                    messages: p.egnn_features / 2 + 1,
-                    hidden: p.egnn_features,
-                    layers: p.egnn_layers,
-                    outputs: p.beads,
-                };
-                let bonds = infer_bonds(&atomic_numbers, &reference);
-                let vb = map_store.var_builder(dtype, &dev).pp("map");
-                let a = Assignment::learned_with_prior(
-                    sizes,
-                    &bonds,
-                    &reference,
-                    p.graph_cutoff_nm,
-                    features,
-                    p.prior_width_nm,
-                    vb,
-                )
-                .map_err(failed)?;
-                (a, p.beads)
-            }
-            MapKind::Fixed => {
-                let mut beads = Vec::with_capacity(p.fixed_beads.len());
-                for (b, refs) in p.fixed_beads.iter().enumerate() {
-                    let members = refs
-                        .iter()
-                        .map(|r| r.resolve(&atoms, &format!("fixed_beads[{b}]")))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    beads.push(members);
+            // The map: learned from a reference frame, or fixed on named atoms.
+            let reference: Vec<[f64; 3]> = selected
+                .positions(train[0])
+                .chunks(3)
+                .map(|c| [c[0], c[1], c[2]])
+                .collect();
+            let atomic_numbers: Vec<i32> = atoms.iter().map(|a| a.atomic_number).collect();
+            let (assignment, n_beads) = match p.map {
+                MapKind::Learned => {
+                    let features = atom_features(
+                        &atomic_numbers,
+                        &atoms.iter().map(|a| a.residue_index).collect::<Vec<_>>(),
+                        &atoms.iter().map(|a| a.charge_e).collect::<Vec<_>>(),
+                        &dev,
+                    )
+                    .map_err(failed)?;
+                    let sizes = EgnnSizes {
+                        inputs: features.dim(1).map_err(failed)?,
+                        features: p.egnn_features,
+                        messages: p.egnn_features / 2 + 1,
+                        hidden: p.egnn_features,
+                        layers: p.egnn_layers,
+                        outputs: p.beads,
+                    };
+                    let bonds = infer_bonds(&atomic_numbers, &reference);
+                    let vb = map_store.var_builder(dtype, &dev).pp("map");
+                    let a = Assignment::learned_with_prior(
+                        sizes,
+                        &bonds,
+                        &reference,
+                        p.graph_cutoff_nm,
+                        features,
+                        p.prior_width_nm,
+                        vb,
+                    )
+                    .map_err(failed)?;
+                    (a, p.beads)
                 }
-                let map = FixedMap::new(n_atoms, beads).map_err(|e| StageError::BadInput {
-                    input: "atoms".into(),
-                    message: format!("fixed_beads: {e}"),
-                })?;
-                let matrix = map.assignment(dtype, &dev).map_err(failed)?;
-                (Assignment::Fixed(matrix), map.n_beads())
-            }
-        };
-        let seed_atoms: Vec<usize> = (0..n_atoms)
-            .filter(|&i| p.seed_atoms == SeedAtoms::All || atomic_numbers[i] != 1)
-            .collect();
-        let decoder = BeadDecoder::new(
-            n_beads,
-            seed_atoms.len(),
-            &p.decoder_hidden,
-            decoder_store.var_builder(dtype, &dev).pp("decoder"),
-        )
-        .map_err(failed)?;
-        // The mean-force term needs a potential only when it counts.
-        let potential = match p.map {
-            MapKind::Learned if p.lambda * p.lambda_mf > 0.0 => Some(
-                mean_force_potential(n_beads, potential_store.var_builder(dtype, &dev))
-                    .map_err(failed)?,
-            ),
-            _ => None,
-        };
-        let train_x =
-            gather_frames(&selected.positions_nm, width, &train, dtype, &dev).map_err(failed)?;
-        let distances = rms_distance_matrix(&train_x).map_err(failed)?;
-        let validation_x = gather_frames(&selected.positions_nm, width, &validation, dtype, &dev)
-            .map_err(failed)?;
-        let model = MapModel::new(
-            assignment,
-            decoder,
-            potential,
-            &seed_atoms,
-            &distances,
-            MapLossWeights {
-                lambda: p.lambda,
-                lambda_mf: p.lambda_mf,
-            },
-        )
-        .map_err(failed)?;
-
-        let (joint_epochs, decoder_epochs) = match p.map {
-            MapKind::Learned => (p.epochs, p.decoder_epochs),
-            MapKind::Fixed => (0, p.epochs + p.decoder_epochs),
-        };
-        ctx.progress
-            .start("epochs", (joint_epochs + decoder_epochs) as u64);
-        let mut history: Vec<EpochRecord> = Vec::new();
-        let batch = |rows: &[usize]| -> Result<(Tensor, Tensor), StageError> {
-            Ok((
-                gather_frames(&selected.positions_nm, width, rows, dtype, &dev).map_err(failed)?,
-                gather_frames(&selected.forces, width, rows, dtype, &dev).map_err(failed)?,
-            ))
-        };
-
-        // Phase 1: map, decoder and mean-force potential together.
-        if joint_epochs > 0 {
-            let mut optimizer = adam_over(
-                &[&map_store, &decoder_store, &potential_store],
-                p.learning_rate,
+                MapKind::Fixed => {
+                    let mut beads = Vec::with_capacity(p.fixed_beads.len());
+                    for (b, refs) in p.fixed_beads.iter().enumerate() {
+                        let members = refs
+                            .iter()
+                            .map(|r| r.resolve(&atoms, &format!("fixed_beads[{b}]")))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        beads.push(members);
+                    }
+                    let map = FixedMap::new(n_atoms, beads).map_err(|e| StageError::BadInput {
+                        input: "atoms".into(),
+                        message: format!("fixed_beads: {e}"),
+                    })?;
+                    let matrix = map.assignment(dtype, &dev).map_err(failed)?;
+                    (Assignment::Fixed(matrix), map.n_beads())
+                }
+            };
+            let seed_atoms: Vec<usize> = (0..n_atoms)
+                .filter(|&i| p.seed_atoms == SeedAtoms::All || atomic_numbers[i] != 1)
+                .collect();
+            let decoder = BeadDecoder::new(
+                n_beads,
+                seed_atoms.len(),
+                &p.decoder_hidden,
+                decoder_store.var_builder(dtype, &dev).pp("decoder"),
             )
             .map_err(failed)?;
-            for _ in 0..joint_epochs {
-                let mut sums = [0.0; 6];
-                let batches = minibatches(&train, p.batch_size, &mut batch_rng);
-                for rows in &batches {
-                    let (x, f) = batch(rows)?;
-                    let pm = model.assignment.matrix().map_err(failed)?;
-                    let losses = model.losses(&pm, &x, &f).map_err(failed)?;
-                    let values = losses.values().map_err(failed)?;
-                    finite(&values, history.len() + 1)?;
-                    step(&mut optimizer, &losses.total).map_err(failed)?;
-                    for (s, v) in sums.iter_mut().zip(values) {
-                        *s += v * rows.len() as f64;
-                    }
-                }
-                let pm = model.assignment.matrix().map_err(failed)?;
-                let rmsd = model
-                    .reconstruction_rmsd_nm(&pm, &validation_x)
+            // The mean-force term needs a potential only when it counts.
+            let potential = match p.map {
+                MapKind::Learned if p.lambda * p.lambda_mf > 0.0 => Some(
+                    mean_force_potential(n_beads, potential_store.var_builder(dtype, &dev))
+                        .map_err(failed)?,
+                ),
+                _ => None,
+            };
+            let train_x = gather_frames(&selected.positions_nm, width, &train, dtype, &dev)
+                .map_err(failed)?;
+            let distances = rms_distance_matrix(&train_x).map_err(failed)?;
+            let validation_x =
+                gather_frames(&selected.positions_nm, width, &validation, dtype, &dev)
                     .map_err(failed)?;
-                let record = EpochRecord {
-                    phase: "joint",
-                    epoch: history.len() as i64 + 1,
-                    means: sums.map(|s| s / train.len() as f64),
-                    validation_rmsd_nm: rmsd,
-                };
-                log_epoch(&record);
-                history.push(record);
-                ctx.progress.advance(1);
-            }
-        }
+            let model = MapModel::new(
+                assignment,
+                decoder,
+                potential,
+                &seed_atoms,
+                &distances,
+                MapLossWeights {
+                    lambda: p.lambda,
+                    lambda_mf: p.lambda_mf,
+                },
+            )
+            .map_err(failed)?;
 
-        // Phase 2: the map frozen, the decoder alone on L_r; the best epoch kept.
-        let frozen = model.assignment.matrix().map_err(failed)?.detach();
-        let decoder_only = MapModel::new(
-            Assignment::Fixed(frozen.clone()),
-            model.decoder.clone(),
-            None,
-            &seed_atoms,
-            &distances,
-            MapLossWeights {
-                lambda: p.lambda,
-                lambda_mf: p.lambda_mf,
-            },
-        )
-        .map_err(failed)?;
-        let mut best: Option<(f64, Vec<NamedTensor>)> = None;
-        if decoder_epochs > 0 {
-            let mut optimizer = adam_over(&[&decoder_store], p.learning_rate).map_err(failed)?;
-            for _ in 0..decoder_epochs {
-                let mut sums = [0.0; 6];
-                for rows in &minibatches(&train, p.batch_size, &mut batch_rng) {
-                    let (x, f) = batch(rows)?;
-                    let losses = decoder_only.losses(&frozen, &x, &f).map_err(failed)?;
-                    let values = losses.values().map_err(failed)?;
-                    finite(&values, history.len() + 1)?;
-                    step(&mut optimizer, &losses.reconstruction).map_err(failed)?;
-                    for (s, v) in sums.iter_mut().zip(values) {
-                        *s += v * rows.len() as f64;
+            let (joint_epochs, decoder_epochs) = match p.map {
+                MapKind::Learned => (p.epochs, p.decoder_epochs),
+                MapKind::Fixed => (0, p.epochs + p.decoder_epochs),
+            };
+            if restart == 0 {
+                ctx.progress.start(
+                    "epochs",
+                    ((joint_epochs + decoder_epochs) * p.restarts) as u64,
+                );
+            }
+            let mut history: Vec<EpochRecord> = Vec::new();
+            let batch = |rows: &[usize]| -> Result<(Tensor, Tensor), StageError> {
+                Ok((
+                    gather_frames(&selected.positions_nm, width, rows, dtype, &dev)
+                        .map_err(failed)?,
+                    gather_frames(&selected.forces, width, rows, dtype, &dev).map_err(failed)?,
+                ))
+            };
+
+            // Phase 1: map, decoder and mean-force potential together.
+            if joint_epochs > 0 {
+                let mut optimizer = adam_over(
+                    &[&map_store, &decoder_store, &potential_store],
+                    p.learning_rate,
+                )
+                .map_err(failed)?;
+                for epoch in 0..joint_epochs {
+                    // tau_e = tau_0^(1 - e / (E - 1)): tau_0 in the first epoch, 1 in the last.
+                    let tau = if joint_epochs > 1 {
+                        p.initial_temperature
+                            .powf(1.0 - epoch as f64 / (joint_epochs - 1) as f64)
+                    } else {
+                        1.0
+                    };
+                    let mut sums = [0.0; 6];
+                    let batches = minibatches(&train, p.batch_size, &mut batch_rng);
+                    for rows in &batches {
+                        let (x, f) = batch(rows)?;
+                        let pm = model.assignment.matrix_at(tau).map_err(failed)?;
+                        let losses = model.losses(&pm, &x, &f).map_err(failed)?;
+                        let values = losses.values().map_err(failed)?;
+                        finite(&values, history.len() + 1)?;
+                        step(&mut optimizer, &losses.total).map_err(failed)?;
+                        for (s, v) in sums.iter_mut().zip(values) {
+                            *s += v * rows.len() as f64;
+                        }
                     }
+                    let pm = model.assignment.matrix_at(tau).map_err(failed)?;
+                    let rmsd = model
+                        .reconstruction_rmsd_nm(&pm, &validation_x)
+                        .map_err(failed)?;
+                    let record = EpochRecord {
+                        restart: restart as i64,
+                        kept: false,
+                        phase: "joint",
+                        epoch: history.len() as i64 + 1,
+                        means: sums.map(|s| s / train.len() as f64),
+                        validation_rmsd_nm: rmsd,
+                    };
+                    log_epoch(&record);
+                    history.push(record);
+                    ctx.progress.advance(1);
                 }
-                let rmsd = decoder_only
-                    .reconstruction_rmsd_nm(&frozen, &validation_x)
-                    .map_err(failed)?;
-                if best.as_ref().is_none_or(|(b, _)| rmsd < *b) {
-                    best = Some((rmsd, decoder_store.to_tensors().map_err(failed)?));
+            }
+
+            // Phase 2: the map frozen, the decoder alone on L_r; the best epoch kept.
+            let frozen = model.assignment.matrix().map_err(failed)?.detach();
+            let decoder_only = MapModel::new(
+                Assignment::Fixed(frozen.clone()),
+                model.decoder.clone(),
+                None,
+                &seed_atoms,
+                &distances,
+                MapLossWeights {
+                    lambda: p.lambda,
+                    lambda_mf: p.lambda_mf,
+                },
+            )
+            .map_err(failed)?;
+            let mut best: Option<(f64, Vec<NamedTensor>)> = None;
+            if decoder_epochs > 0 {
+                let mut optimizer =
+                    adam_over(&[&decoder_store], p.learning_rate).map_err(failed)?;
+                for _ in 0..decoder_epochs {
+                    let mut sums = [0.0; 6];
+                    for rows in &minibatches(&train, p.batch_size, &mut batch_rng) {
+                        let (x, f) = batch(rows)?;
+                        let losses = decoder_only.losses(&frozen, &x, &f).map_err(failed)?;
+                        let values = losses.values().map_err(failed)?;
+                        finite(&values, history.len() + 1)?;
+                        step(&mut optimizer, &losses.reconstruction).map_err(failed)?;
+                        for (s, v) in sums.iter_mut().zip(values) {
+                            *s += v * rows.len() as f64;
+                        }
+                    }
+                    let rmsd = decoder_only
+                        .reconstruction_rmsd_nm(&frozen, &validation_x)
+                        .map_err(failed)?;
+                    if best.as_ref().is_none_or(|(b, _)| rmsd < *b) {
+                        best = Some((rmsd, decoder_store.to_tensors().map_err(failed)?));
+                    }
+                    let record = EpochRecord {
+                        restart: restart as i64,
+                        kept: false,
+                        phase: "decoder",
+                        epoch: history.len() as i64 + 1,
+                        means: sums.map(|s| s / train.len() as f64),
+                        validation_rmsd_nm: rmsd,
+                    };
+                    log_epoch(&record);
+                    history.push(record);
+                    ctx.progress.advance(1);
                 }
-                let record = EpochRecord {
-                    phase: "decoder",
-                    epoch: history.len() as i64 + 1,
-                    means: sums.map(|s| s / train.len() as f64),
-                    validation_rmsd_nm: rmsd,
-                };
-                log_epoch(&record);
-                history.push(record);
-                ctx.progress.advance(1);
+            }
+            if let Some((rmsd, tensors)) = &best {
+                decoder_store.load(tensors).map_err(failed)?;
+                tracing::info!(
+                    validation_rmsd_nm = rmsd,
+                    "train_map: kept the best decoder"
+                );
+            }
+
+            let mut parameters = map_store.to_tensors().map_err(failed)?;
+            parameters.extend(decoder_store.to_tensors().map_err(failed)?);
+            let score = best
+                .as_ref()
+                .map(|(r, _)| *r)
+                .or_else(|| history.last().map(|r| r.validation_rmsd_nm))
+                .unwrap_or(f64::INFINITY);
+            tracing::info!(
+                restart,
+                validation_rmsd_nm = score,
+                "train_map: restart done"
+            );
+            all_history.extend(history);
+            if kept.as_ref().is_none_or(|k: &Attempt| score < k.score) {
+                kept = Some(Attempt {
+                    restart,
+                    score,
+                    frozen,
+                    parameters,
+                    n_beads,
+                });
             }
         }
-        if let Some((rmsd, tensors)) = &best {
-            decoder_store.load(tensors).map_err(failed)?;
-            tracing::info!(
-                validation_rmsd_nm = rmsd,
-                "train_map: kept the best decoder"
-            );
-        }
+        let Attempt {
+            restart: kept_restart,
+            frozen,
+            parameters,
+            n_beads,
+            ..
+        } = kept.expect("restarts >= 1");
+        let history: Vec<EpochRecord> = all_history
+            .into_iter()
+            .map(|mut r| {
+                r.kept = r.restart == kept_restart as i64;
+                r
+            })
+            .collect();
 
         // Map every input frame with the final P.
         let weights = frozen.to_vec2::<f64>().map_err(failed)?;
@@ -613,9 +713,6 @@ impl Stage for TrainMap {
                 charge_e: 0.0,
             })
             .collect();
-        let mut parameters = map_store.to_tensors().map_err(failed)?;
-        parameters.extend(decoder_store.to_tensors().map_err(failed)?);
-
         let mut out = Outputs::new();
         out.insert("trajectory".into(), Artifact::Table(mapped.to_table()));
         out.insert("beads".into(), Artifact::Table(atoms_table(&bead_rows)));
@@ -747,6 +844,12 @@ fn losses_table(history: &[EpochRecord]) -> RecordBatch {
     RecordBatch::try_new(
         Arc::new(losses_schema()),
         vec![
+            Arc::new(Int64Array::from(
+                history.iter().map(|r| r.restart).collect::<Vec<_>>(),
+            )),
+            Arc::new(BooleanArray::from(
+                history.iter().map(|r| r.kept).collect::<Vec<_>>(),
+            )),
             Arc::new(StringArray::from(
                 history.iter().map(|r| r.phase).collect::<Vec<_>>(),
             )),
