@@ -167,16 +167,7 @@ impl Stage for CgSample {
     ];
 
     fn check(p: &CgSampleParams) -> Result<(), ParamProblem> {
-        let positive = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(ParamProblem::new(
-                    name,
-                    format!("must be finite and positive, got {v}"),
-                ))
-            }
-        };
+        let positive = ParamProblem::positive;
         if p.chains == 0 {
             return Err(ParamProblem::new("chains", "must be at least 1"));
         }

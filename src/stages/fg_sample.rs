@@ -201,16 +201,7 @@ impl Stage for FgSample {
                 "required: an inpcrd or PDB file",
             ));
         }
-        let positive = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(ParamProblem::new(
-                    name,
-                    format!("must be positive, got {v}"),
-                ))
-            }
-        };
+        let positive = ParamProblem::positive;
         positive("temperature_k", p.temperature_k)?;
         positive("timestep_fs", p.timestep_fs)?;
         if !(p.friction_per_ps.is_finite() && p.friction_per_ps >= 0.0) {

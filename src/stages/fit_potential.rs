@@ -258,16 +258,7 @@ impl Stage for FitPotential {
     ];
 
     fn check(p: &FitPotentialParams) -> Result<(), ParamProblem> {
-        let positive = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(ParamProblem::new(
-                    name,
-                    format!("must be positive, got {v}"),
-                ))
-            }
-        };
+        let positive = ParamProblem::positive;
         if p.temperature_index < 0 {
             return Err(ParamProblem::new("temperature_index", "must be 0 or more"));
         }

@@ -136,6 +136,18 @@ impl ParamProblem {
             message: message.into(),
         }
     }
+
+    /// Ok when `value` is finite and above zero, else a problem naming `param`.
+    pub fn positive(param: &str, value: f64) -> Result<(), ParamProblem> {
+        if value.is_finite() && value > 0.0 {
+            Ok(())
+        } else {
+            Err(ParamProblem::new(
+                param,
+                format!("must be finite and positive, got {value}"),
+            ))
+        }
+    }
 }
 
 /// A stage, written with typed params. Implement this; the registry erases the type.
