@@ -147,6 +147,125 @@ impl BlockBootstrap {
     }
 }
 
+/// A weighted mean and variance, each with its block-bootstrap standard error.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Moments {
+    pub mean: Estimate,
+    /// sum_t w_t (a_t - m_a)^2 / sum_t w_t (the weighted population variance).
+    pub variance: Estimate,
+}
+
+impl BlockBootstrap {
+    /// Weighted mean and variance of each observable, with standard errors over the
+    /// same block resamples ([`BlockBootstrap::weighted_means`] of a and a^2; the
+    /// variance of a resample is m_{a^2} - m_a^2, computed about a shift (the
+    /// observable's first value) to avoid cancellation).
+    pub fn weighted_moments<R: RngCore + ?Sized>(
+        &self,
+        observables: &[&[f64]],
+        weights: &[f64],
+        rng: &mut R,
+    ) -> Result<Vec<Moments>, BootstrapError> {
+        let n = weights.len();
+        if n == 0 {
+            return Err(BootstrapError::Empty);
+        }
+        if self.blocks == 0 || self.resamples < 2 {
+            return Err(BootstrapError::Settings {
+                blocks: self.blocks,
+                resamples: self.resamples,
+            });
+        }
+        for (k, a) in observables.iter().enumerate() {
+            if a.len() != n {
+                return Err(BootstrapError::Length {
+                    what: format!("observable {k}"),
+                    got: a.len(),
+                    frames: n,
+                });
+            }
+        }
+        if let Some((frame, &value)) = weights
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+        {
+            return Err(BootstrapError::BadWeight { frame, value });
+        }
+        let k_obs = observables.len();
+        let shift: Vec<f64> = observables.iter().map(|a| a[0]).collect();
+        // Per block: total weight, and weighted sums of (a - shift) and (a - shift)^2.
+        let blocks = self.blocks.min(n);
+        let mut block_weight = vec![0.0; blocks];
+        let mut block_sums = vec![vec![0.0; 2 * k_obs]; blocks];
+        for b in 0..blocks {
+            for t in b * n / blocks..(b + 1) * n / blocks {
+                block_weight[b] += weights[t];
+                for (k, a) in observables.iter().enumerate() {
+                    let d = a[t] - shift[k];
+                    block_sums[b][2 * k] += weights[t] * d;
+                    block_sums[b][2 * k + 1] += weights[t] * d * d;
+                }
+            }
+        }
+        let moments = |w: f64, sums: &[f64], k: usize| -> (f64, f64) {
+            let m = sums[2 * k] / w;
+            (shift[k] + m, (sums[2 * k + 1] / w - m * m).max(0.0))
+        };
+        let total_weight: f64 = block_weight.iter().sum();
+        if total_weight <= 0.0 {
+            return Err(BootstrapError::ZeroWeight);
+        }
+        let totals: Vec<f64> = (0..2 * k_obs)
+            .map(|j| block_sums.iter().map(|s| s[j]).sum())
+            .collect();
+        // Welford over resamples: (mean, variance) per observable.
+        let mut running = vec![(0.0, 0.0); k_obs];
+        let mut m2 = vec![(0.0, 0.0); k_obs];
+        let mut sums = vec![0.0; 2 * k_obs];
+        let mut done = 0usize;
+        while done < self.resamples {
+            let mut w = 0.0;
+            sums.iter_mut().for_each(|s| *s = 0.0);
+            for _ in 0..blocks {
+                let b = uniform_below(rng, blocks);
+                w += block_weight[b];
+                for (s, x) in sums.iter_mut().zip(&block_sums[b]) {
+                    *s += x;
+                }
+            }
+            if w <= 0.0 {
+                continue;
+            }
+            done += 1;
+            for k in 0..k_obs {
+                let (m, v) = moments(w, &sums, k);
+                let (dm, dv) = (m - running[k].0, v - running[k].1);
+                running[k].0 += dm / done as f64;
+                running[k].1 += dv / done as f64;
+                m2[k].0 += dm * (m - running[k].0);
+                m2[k].1 += dv * (v - running[k].1);
+            }
+        }
+        let r = (self.resamples - 1) as f64;
+        Ok((0..k_obs)
+            .map(|k| {
+                let (mean, variance) = moments(total_weight, &totals, k);
+                Moments {
+                    mean: Estimate {
+                        mean,
+                        std_error: (m2[k].0 / r).sqrt(),
+                    },
+                    variance: Estimate {
+                        mean: variance,
+                        std_error: (m2[k].1 / r).sqrt(),
+                    },
+                }
+            })
+            .collect())
+    }
+}
+
 /// A uniform integer in `[0, n)` by rejection (no modulo bias), `n > 0`.
 pub fn uniform_below<R: RngCore + ?Sized>(rng: &mut R, n: usize) -> usize {
     let n = n as u64;
@@ -217,5 +336,39 @@ mod tests {
             bootstrap.weighted_means(&[&x[..1]], &[1.0, 1.0], &mut rng),
             Err(BootstrapError::Length { .. })
         ));
+    }
+
+    #[test]
+    fn moments_are_the_weighted_mean_and_variance_with_the_means_errors() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let n = 400;
+        let a: Vec<f64> = (0..n)
+            .map(|t| 1e3 + (t as f64 * 0.37).sin() + (t % 7) as f64 * 0.1)
+            .collect();
+        let w: Vec<f64> = (0..n).map(|t| 0.5 + (t % 5) as f64).collect();
+        let bootstrap = BlockBootstrap {
+            blocks: 10,
+            resamples: 50,
+        };
+        let m = bootstrap
+            .weighted_moments(&[&a], &w, &mut ChaCha20Rng::seed_from_u64(9))
+            .unwrap();
+        let total: f64 = w.iter().sum();
+        let mean = a.iter().zip(&w).map(|(a, w)| a * w).sum::<f64>() / total;
+        let var = a
+            .iter()
+            .zip(&w)
+            .map(|(a, w)| w * (a - mean).powi(2))
+            .sum::<f64>()
+            / total;
+        assert!((m[0].mean.mean - mean).abs() < 1e-10);
+        assert!((var - m[0].variance.mean).abs() < 1e-10 * var);
+        assert!(m[0].variance.std_error > 0.0);
+        // The same resamples as weighted_means: the same error of the mean.
+        let e = bootstrap
+            .weighted_means(&[&a], &w, &mut ChaCha20Rng::seed_from_u64(9))
+            .unwrap();
+        assert!((e[0].std_error - m[0].mean.std_error).abs() < 1e-9 * e[0].std_error);
+        let _ = uniform_below(&mut rng, 3);
     }
 }

@@ -83,6 +83,15 @@ pub const CG_POTENTIAL: ArtifactKind = ArtifactKind::table(
     "a CG potential: weights and `config.*` architecture rows (name, shape, values)",
 );
 
+/// A trained inverse map p(q | z): flow weights and `config.*` rows (Z-matrix, CG map,
+/// box, context scaling; see [`crate::nn::inverse_map::InverseMap::save`]), in the
+/// model-parameters schema.
+pub const INVERSE_MAP: ArtifactKind = ArtifactKind::table(
+    "inverse_map",
+    super::tensors::schema,
+    "an inverse map p(q | z): flow weights and `config.*` rows (Z-matrix, map, box)",
+);
+
 pub const PNG: ArtifactKind = ArtifactKind::file("png", "png", "a PNG image");
 pub const SVG: ArtifactKind = ArtifactKind::file("svg", "svg", "an SVG image");
 pub const MARKDOWN: ArtifactKind = ArtifactKind::file("markdown", "md", "a Markdown report");

@@ -39,7 +39,9 @@ pub enum Command {
     /// Validates the whole workflow first (every error, with file, YAML path and
     /// line). Independent nodes run in parallel up to --jobs. A node that fails stops
     /// its dependents; the others go on. Nothing half-written is ever published, so a
-    /// killed run can simply be run again.
+    /// killed run can simply be run again. Afterwards the figures and reports of the
+    /// nodes (PNG, SVG, Markdown) are copied to results/<workflow name>/<node>/ beside
+    /// the store, and a node's `report` to results/<workflow name>/report.md.
     Run {
         /// The workflow file (YAML).
         workflow: PathBuf,

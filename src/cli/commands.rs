@@ -57,6 +57,12 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 }
             }
             eprintln!("{}", report.summary());
+            let dir = crate::exec::export::export_dir(&store_root, &wf.name);
+            let files =
+                crate::exec::export::export_files(&store, &report, &dir).map_err(store_error)?;
+            if !files.is_empty() {
+                eprintln!("figures and reports: {}/", dir.display());
+            }
             if report.succeeded() {
                 Ok(())
             } else {

@@ -1,6 +1,7 @@
 //! The executor and the store: plans a validated workflow against the content-addressed
 //! store, runs what is not cached, and publishes each node atomically.
 
+pub mod export;
 pub mod manifest;
 pub mod plan;
 pub mod progress;

@@ -12,11 +12,16 @@ pub mod cg_potential;
 pub mod cg_potential_host;
 pub mod decoder;
 pub mod equivariant;
+pub mod flow;
 pub mod gradcheck;
+pub mod inverse_map;
+pub mod made;
 pub mod map_model;
 pub mod mlp;
+pub mod spline;
 pub mod store;
 pub mod training;
+pub mod unit_box;
 
 pub use cg_potential::{CgPotential, CgPotentialConfig};
 pub use mlp::{Activation, Mlp};

@@ -7,14 +7,18 @@
 //! [`Registry::builtin`].
 
 pub mod atom_ref;
+pub mod backmap;
 pub mod cg_compare;
 pub mod cg_sample;
+pub mod compare;
 pub mod fg_sample;
 pub mod fit_potential;
 pub mod import_trajectory;
 pub mod ramachandran;
 pub mod registry;
+pub mod reweight;
 pub mod stage;
+pub mod train_flow;
 pub mod train_map;
 
 pub use registry::Registry;

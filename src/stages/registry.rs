@@ -28,6 +28,10 @@ impl Registry {
             .register::<super::ramachandran::Ramachandran>()
             .register::<super::import_trajectory::ImportTrajectory>()
             .register::<super::train_map::TrainMap>()
+            .register::<super::train_flow::TrainFlow>()
+            .register::<super::backmap::Backmap>()
+            .register::<super::reweight::Reweight>()
+            .register::<super::compare::Compare>()
     }
 
     /// Adds a stage; a second stage of the same name replaces the first.

@@ -53,6 +53,28 @@ impl Inputs {
             .ok_or_else(|| StageError::MissingInput(name.to_string()))
     }
 
+    /// Column `column` of the table connected to input `input`, as array type `T`
+    /// (e.g. `Float64Array`); an error names the input, the column and the type wanted.
+    pub fn column<T: arrow_array::Array + 'static>(
+        &self,
+        input: &str,
+        column: &str,
+    ) -> Result<&T, StageError> {
+        self.table(input)?
+            .column_by_name(column)
+            .and_then(|c| c.as_any().downcast_ref::<T>())
+            .ok_or_else(|| StageError::BadInput {
+                input: input.to_string(),
+                message: format!(
+                    "no column `{column}` of type {}",
+                    std::any::type_name::<T>()
+                        .rsplit("::")
+                        .next()
+                        .unwrap_or("?")
+                ),
+            })
+    }
+
     /// Whether optional input `name` is connected.
     pub fn has(&self, name: &str) -> bool {
         self.artifacts.contains_key(name)

@@ -1,0 +1,121 @@
+//! Internal coordinates rescaled to the unit cube, where the flow lives.
+//!
+//! Bonds (nm) and angles (rad) are bounded: u = (q - lo) / (hi - lo), with [lo, hi] the
+//! range of the training data widened by `margin` times its span on each side (angles
+//! kept within [0, pi], bonds above 0). Torsions (rad, (-pi, pi]) are circular:
+//! u = (q + pi) / (2 pi). The map is affine per coordinate, so densities relate by a
+//! constant:
+//!
+//! ```text
+//! log p(q) = log p(u) - sum_d ln(hi_d - lo_d)        (hi - lo = 2 pi for torsions)
+//! ```
+//!
+//! The flow's density is zero outside the box: a bond or angle beyond the widened data
+//! range is never proposed. With a margin of a quarter of the span on each side that
+//! excludes only configurations many standard deviations out.
+
+use std::f64::consts::PI;
+
+use crate::md::zmatrix::CoordinateKind;
+
+/// Per-coordinate bounds of the unit-cube map.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnitBox {
+    pub lo: Vec<f64>,
+    pub hi: Vec<f64>,
+    pub circular: Vec<bool>,
+}
+
+impl UnitBox {
+    /// Bounds from `q`, rows of `kinds.len()` internal coordinates, widened by `margin`
+    /// (a fraction of each span) on each side. Panics on empty data.
+    pub fn fit(q: &[f64], kinds: &[CoordinateKind], margin: f64) -> UnitBox {
+        let d = kinds.len();
+        assert!(d > 0 && !q.is_empty() && q.len() % d == 0);
+        let mut lo = vec![f64::INFINITY; d];
+        let mut hi = vec![f64::NEG_INFINITY; d];
+        for row in q.chunks_exact(d) {
+            for (k, &v) in row.iter().enumerate() {
+                lo[k] = lo[k].min(v);
+                hi[k] = hi[k].max(v);
+            }
+        }
+        let mut circular = vec![false; d];
+        for (k, kind) in kinds.iter().enumerate() {
+            let span = (hi[k] - lo[k]).max(1e-6);
+            let (a, b) = (lo[k] - margin * span, hi[k] + margin * span);
+            match kind {
+                CoordinateKind::Bond => {
+                    lo[k] = a.max(0.0);
+                    hi[k] = b;
+                }
+                CoordinateKind::Angle => {
+                    lo[k] = a.max(0.0);
+                    hi[k] = b.min(PI);
+                }
+                CoordinateKind::Torsion => {
+                    lo[k] = -PI;
+                    hi[k] = PI;
+                    circular[k] = true;
+                }
+            }
+        }
+        UnitBox { lo, hi, circular }
+    }
+
+    pub fn dims(&self) -> usize {
+        self.lo.len()
+    }
+
+    /// sum_d ln(hi_d - lo_d): log p(q) = log p(u) - this.
+    pub fn log_volume(&self) -> f64 {
+        self.lo
+            .iter()
+            .zip(&self.hi)
+            .map(|(lo, hi)| (hi - lo).ln())
+            .sum()
+    }
+
+    /// u for rows of q (same layout). Torsions wrap into [0, 1).
+    pub fn to_unit(&self, q: &[f64]) -> Vec<f64> {
+        let d = self.dims();
+        let mut u = Vec::with_capacity(q.len());
+        for row in q.chunks_exact(d) {
+            for (k, &v) in row.iter().enumerate() {
+                let x = (v - self.lo[k]) / (self.hi[k] - self.lo[k]);
+                u.push(if self.circular[k] {
+                    x.rem_euclid(1.0)
+                } else {
+                    x
+                });
+            }
+        }
+        u
+    }
+
+    /// q for rows of u (same layout); torsions come back in [-pi, pi).
+    pub fn from_unit(&self, u: &[f64]) -> Vec<f64> {
+        let d = self.dims();
+        let mut q = Vec::with_capacity(u.len());
+        for row in u.chunks_exact(d) {
+            for (k, &v) in row.iter().enumerate() {
+                q.push(self.lo[k] + v * (self.hi[k] - self.lo[k]));
+            }
+        }
+        q
+    }
+
+    /// Rows of q that lie outside the box (bounded coordinates only), by row index.
+    pub fn rows_outside(&self, q: &[f64]) -> Vec<usize> {
+        let d = self.dims();
+        q.chunks_exact(d)
+            .enumerate()
+            .filter(|(_, row)| {
+                row.iter()
+                    .enumerate()
+                    .any(|(k, &v)| !self.circular[k] && !(v >= self.lo[k] && v <= self.hi[k]))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+}

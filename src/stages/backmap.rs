@@ -1,0 +1,226 @@
+//! `backmap`: atoms for every CG sample, with the exact density they were drawn from.
+//!
+//! For each frame z of the CG trajectory (every frame, every chain, in order) the stage
+//! draws `samples_per_frame` internal-coordinate vectors q ~ p(q | z) from the trained
+//! inverse map ([`crate::nn::inverse_map`]), rebuilds Cartesians x(q) by NeRF and records
+//!
+//! ```text
+//! log p(q | z)   the flow's log-density at the drawn q (nm^-1 per bond, rad^-1 per angle/torsion)
+//! log J(q)       ln |det dx/dq| = sum 2 ln r + sum ln sin(theta)  (nm^2 per bond)
+//! ```
+//!
+//! x(q) is built in the Z-matrix's standard frame (first atom at the origin) and then
+//! translated so that its beads' centroid, sum_I (P^T x)_I / n, sits on that of z; its
+//! orientation is arbitrary (every quantity downstream is invariant).
+//!
+//! Outputs:
+//! - `trajectory` (trajectory): the rebuilt atoms. `temperature_index`, `replica`
+//!   (the CG chain), `temperature_k`, `step`, `time_ps` are copied from the CG frame;
+//!   forces and potential are NaN (the FG energy is computed by `reweight`).
+//! - `densities` (table): frame (int64, row of `trajectory`), cg_frame (int64, row of
+//!   the CG trajectory), log_q_given_z, log_jacobian (float64), cg_potential_kj_per_mol
+//!   (U_hat(z) as the CG trajectory recorded it).
+//!
+//! Randomness: batch k of `batch_size` draws uses the node's stream k, so the output
+//! does not depend on thread count.
+
+use std::sync::Arc;
+
+use arrow_array::{Float64Array, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use serde::{Deserialize, Serialize};
+
+use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::artifact::Artifact;
+use crate::artifact::kind::{INVERSE_MAP, TABLE};
+use crate::artifact::tensors::from_table as tensors_from_table;
+use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::nn::inverse_map::InverseMap;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackmapParams {
+    /// Draws of q per CG frame.
+    pub samples_per_frame: usize,
+    /// Draws per batch (one random stream each).
+    pub batch_size: usize,
+}
+
+impl Default for BackmapParams {
+    fn default() -> Self {
+        BackmapParams {
+            samples_per_frame: 1,
+            batch_size: 1024,
+        }
+    }
+}
+
+pub struct Backmap;
+
+impl Stage for Backmap {
+    type Params = BackmapParams;
+    const NAME: &'static str = "backmap";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "Draw atoms for every CG sample from the inverse map p(q | z) and \
+         record log p(q | z) and the internal-coordinate Jacobian";
+    const INPUTS: &'static [Port] = &[
+        Port {
+            name: "flow",
+            kind: INVERSE_MAP,
+            about: "the inverse map from train_flow",
+        },
+        Port {
+            name: "samples",
+            kind: TRAJECTORY,
+            about: "CG frames (bead positions, U_hat) from cg_sample",
+        },
+    ];
+    const OUTPUTS: &'static [Port] = &[
+        Port {
+            name: "trajectory",
+            kind: TRAJECTORY,
+            about: "the backmapped atoms (forces and potential NaN)",
+        },
+        Port {
+            name: "densities",
+            kind: TABLE,
+            about: "per frame: CG frame, log p(q | z), log J(q), U_hat(z)",
+        },
+    ];
+    const PARAMS: &'static [ParamDoc] = &[
+        ParamDoc {
+            name: "samples_per_frame",
+            about: "draws of the atoms per CG frame",
+        },
+        ParamDoc {
+            name: "batch_size",
+            about: "draws per batch (each batch has its own random stream)",
+        },
+    ];
+
+    fn check(p: &BackmapParams) -> Result<(), ParamProblem> {
+        if p.samples_per_frame == 0 {
+            return Err(ParamProblem::new("samples_per_frame", "must be at least 1"));
+        }
+        if p.batch_size == 0 {
+            return Err(ParamProblem::new("batch_size", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn run(
+        p: &BackmapParams,
+        inputs: &Inputs,
+        ctx: &mut Context<'_>,
+    ) -> Result<Outputs, StageError> {
+        let tensors = tensors_from_table(inputs.table("flow")?)?;
+        let model = InverseMap::load(&tensors).map_err(|e| bad("flow", e))?;
+        let cg = Trajectory::from_table(inputs.table("samples")?)?;
+        let n = model.n_beads();
+        if cg.n_atoms != n {
+            return Err(bad(
+                "samples",
+                format!("{} beads per frame, the inverse map has {n}", cg.n_atoms),
+            ));
+        }
+        // Draw k of CG frame f is row f * samples_per_frame + k.
+        let cg_rows: Vec<usize> = (0..cg.len())
+            .flat_map(|f| std::iter::repeat_n(f, p.samples_per_frame))
+            .collect();
+        let n_atoms = model.n_atoms();
+        let d = model.zmatrix.n_dof();
+        let mut out = Trajectory::new(n_atoms);
+        let mut log_q = Vec::with_capacity(cg_rows.len());
+        let mut log_j = Vec::with_capacity(cg_rows.len());
+        ctx.progress.start("frames", cg_rows.len() as u64);
+        for (k, batch) in cg_rows.chunks(p.batch_size).enumerate() {
+            let z: Vec<f64> = batch
+                .iter()
+                .flat_map(|&f| cg.positions(f).iter().copied())
+                .collect();
+            let s = model.cg_coordinates(&z);
+            let (q, log_p) = model
+                .sample(&s, &mut ctx.stream(k as u64))
+                .map_err(|e| StageError::Failed(format!("sampling the flow: {e}")))?;
+            let mut x = model.zmatrix.to_cartesian_frames(&q);
+            let zx = model.bead_positions(&x);
+            for (b, &f) in batch.iter().enumerate() {
+                let shift = centroid_shift(
+                    &z[3 * n * b..3 * n * (b + 1)],
+                    &zx[3 * n * b..3 * n * (b + 1)],
+                );
+                let frame = &mut x[3 * n_atoms * b..3 * n_atoms * (b + 1)];
+                for atom in frame.chunks_exact_mut(3) {
+                    for c in 0..3 {
+                        atom[c] += shift[c];
+                    }
+                }
+                let positions: Vec<[f64; 3]> =
+                    frame.chunks_exact(3).map(|a| [a[0], a[1], a[2]]).collect();
+                out.push(crate::artifact::trajectory::FrameRecord {
+                    temperature_index: cg.temperature_index[f],
+                    replica: cg.replica[f],
+                    temperature_k: cg.temperature_k[f],
+                    step: cg.step[f],
+                    time_ps: cg.time_ps[f],
+                    positions_nm: &positions,
+                    forces: &vec![[f64::NAN; 3]; n_atoms],
+                    potential: f64::NAN,
+                    kinetic_temperature_k: f64::NAN,
+                });
+                log_j.push(model.zmatrix.log_jacobian(&q[d * b..d * (b + 1)]));
+            }
+            log_q.extend(log_p);
+            ctx.progress.advance(batch.len() as u64);
+        }
+        let u_hat: Vec<f64> = cg_rows.iter().map(|&f| cg.potential[f]).collect();
+        let schema = Schema::new(vec![
+            Field::new("frame", DataType::Int64, false),
+            Field::new("cg_frame", DataType::Int64, false),
+            Field::new("log_q_given_z", DataType::Float64, false),
+            Field::new("log_jacobian", DataType::Float64, false),
+            Field::new("cg_potential_kj_per_mol", DataType::Float64, false),
+        ]);
+        let densities = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..cg_rows.len() as i64)),
+                Arc::new(Int64Array::from_iter_values(
+                    cg_rows.iter().map(|&f| f as i64),
+                )),
+                Arc::new(Float64Array::from(log_q)),
+                Arc::new(Float64Array::from(log_j)),
+                Arc::new(Float64Array::from(u_hat)),
+            ],
+        )
+        .expect("columns match the densities schema");
+        tracing::info!(
+            "backmapped {} CG frames into {} atom frames",
+            cg.len(),
+            out.len()
+        );
+        Ok(Outputs::from([
+            ("trajectory".to_string(), Artifact::Table(out.to_table())),
+            ("densities".to_string(), Artifact::Table(densities)),
+        ]))
+    }
+}
+
+/// The translation taking the centroid of beads `from` onto that of `to` (both n x 3).
+fn centroid_shift(to: &[f64], from: &[f64]) -> [f64; 3] {
+    let n = (to.len() / 3) as f64;
+    let mut shift = [0.0; 3];
+    for (a, b) in to.chunks_exact(3).zip(from.chunks_exact(3)) {
+        for c in 0..3 {
+            shift[c] += (a[c] - b[c]) / n;
+        }
+    }
+    shift
+}
+
+fn bad(input: &str, message: String) -> StageError {
+    StageError::BadInput {
+        input: input.to_string(),
+        message,
+    }
+}

@@ -1,0 +1,800 @@
+//! `compare`: the fine-grained reference against backmapped samples, raw and reweighted.
+//!
+//! Three estimates of each observable, side by side:
+//!
+//! | estimate | frames | weights |
+//! |---|---|---|
+//! | `reference` | the `reference` trajectory at `temperature_index` (FG MD) | 1 |
+//! | `raw` | every frame of `sample` (backmapped CG samples) | 1 |
+//! | `reweighted` | every frame of `sample` | the `weight` column of `weights` |
+//!
+//! Observables, per frame:
+//! - basin populations of alanine dipeptide from phi and psi (the `ramachandran` stage's
+//!   basins: C7ax/alpha_L phi > 0; alpha_R phi <= 0 and -125 < psi < 50; C7eq/beta the
+//!   rest; degrees);
+//! - every bond length (nm; bonds from the reference's first frame,
+//!   [`crate::md::covalent::infer_bonds`]) and every bond angle i-j-k over bonded pairs
+//!   (degrees), and the FG potential energy (kJ/mol, the trajectories' own column:
+//!   `sample` must carry FG energies, e.g. `reweight.trajectory`).
+//!
+//! Each gets a weighted mean and variance (population variance, sum w (a - m)^2 / sum w)
+//! with block-bootstrap standard errors ([`crate::analysis::bootstrap`]; `blocks`
+//! contiguous blocks in frame order, `resamples` resamples from the node's generator).
+//! For raw and reweighted estimates the z-score against the reference is
+//! (x - x_ref) / sqrt(se^2 + se_ref^2); `|z| <= 2` counts as agreement.
+//!
+//! Outputs:
+//! - `populations` (table): basin (utf8), then for each estimate E in reference, raw,
+//!   reweighted: E, E_se (float64).
+//! - `observables` (table): observable (utf8, e.g. `r(C1-N1)` with atom names and residue
+//!   numbers, `theta(...)`, `U`), kind (bond | angle | energy), unit, then for each
+//!   estimate E: E_mean, E_mean_se, E_variance, E_variance_se; and z-scores
+//!   raw_mean_z, reweighted_mean_z, raw_variance_z, reweighted_variance_z.
+//! - `summary` (table, one row): reference_frames, sample_frames, ess (of the weights),
+//!   and per estimate the fraction of means and of variances within 2 standard errors.
+//! - `plot` / `plot_svg`: free energy along phi and along psi (kT, periodic histograms of
+//!   `bins` bins, 0 at the minimum) and the potential-energy density, three curves each;
+//!   the mean z-score of every observable, raw and reweighted.
+//! - `report` (markdown): the numbers above as tables, linking `./plot.png`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use serde::{Deserialize, Serialize};
+
+use super::atom_ref::AtomRef;
+use super::ramachandran::Basin;
+use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments};
+use crate::analysis::dihedral::dihedral_of_atoms;
+use crate::analysis::line_plot::{Figure, Panel, Series};
+use crate::artifact::Artifact;
+use crate::artifact::atoms::{ATOMS, AtomRow, from_table as atoms_from_table};
+use crate::artifact::kind::{MARKDOWN, PNG, SVG, TABLE};
+use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::md::covalent::infer_bonds;
+
+const ESTIMATES: [&str; 3] = ["reference", "raw", "reweighted"];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompareParams {
+    /// Rung of the reference's temperature ladder.
+    pub temperature_index: i32,
+    pub phi: [AtomRef; 4],
+    pub psi: [AtomRef; 4],
+    /// Bins of the 1D free-energy profiles over one turn.
+    pub bins: usize,
+    pub blocks: usize,
+    pub resamples: usize,
+    /// Heading of the report.
+    pub title: String,
+}
+
+impl Default for CompareParams {
+    fn default() -> Self {
+        let r = |res: i32, name: &str| AtomRef::new(res, name);
+        CompareParams {
+            temperature_index: 0,
+            phi: [r(0, "C"), r(1, "N"), r(1, "CA"), r(1, "C")],
+            psi: [r(1, "N"), r(1, "CA"), r(1, "C"), r(2, "N")],
+            bins: 36,
+            blocks: 20,
+            resamples: 200,
+            title: "Backmapping and reweighting".into(),
+        }
+    }
+}
+
+pub struct Compare;
+
+/// Per-frame observables of one data set.
+struct Observed {
+    phi: Vec<f64>,
+    psi: Vec<f64>,
+    /// One column per observable, in `names` order.
+    columns: Vec<Vec<f64>>,
+}
+
+/// What each observable is.
+struct Definitions {
+    names: Vec<String>,
+    kinds: Vec<&'static str>,
+    units: Vec<&'static str>,
+    bonds: Vec<[usize; 2]>,
+    angles: Vec<[usize; 3]>,
+}
+
+impl Stage for Compare {
+    type Params = CompareParams;
+    const NAME: &'static str = "compare";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "FG reference vs backmapped samples, raw and reweighted: basin populations, \
+         bond, angle and energy means and variances with block-bootstrap errors, plots, a report";
+    const INPUTS: &'static [Port] = &[
+        Port {
+            name: "reference",
+            kind: TRAJECTORY,
+            about: "fine-grained reference frames (FG MD)",
+        },
+        Port {
+            name: "atoms",
+            kind: ATOMS,
+            about: "the fine-grained atoms",
+        },
+        Port {
+            name: "sample",
+            kind: TRAJECTORY,
+            about: "backmapped frames with FG energies (reweight.trajectory)",
+        },
+        Port {
+            name: "weights",
+            kind: TABLE,
+            about: "a float64 column `weight`, one per sample frame (reweight.weights)",
+        },
+    ];
+    const OUTPUTS: &'static [Port] = &[
+        Port {
+            name: "populations",
+            kind: TABLE,
+            about: "basin populations with errors: reference, raw, reweighted",
+        },
+        Port {
+            name: "observables",
+            kind: TABLE,
+            about: "means and variances of bonds, angles and U with errors and z-scores",
+        },
+        Port {
+            name: "summary",
+            kind: TABLE,
+            about: "frames, ESS, fractions of observables within 2 standard errors",
+        },
+        Port {
+            name: "plot",
+            kind: PNG,
+            about: "free energy along phi and psi, energy density, z-scores (PNG)",
+        },
+        Port {
+            name: "plot_svg",
+            kind: SVG,
+            about: "the same plot as SVG",
+        },
+        Port {
+            name: "report",
+            kind: MARKDOWN,
+            about: "the comparison as a Markdown report",
+        },
+    ];
+    const PARAMS: &'static [ParamDoc] = &[
+        ParamDoc {
+            name: "temperature_index",
+            about: "rung of the reference's temperature ladder (0: the lowest)",
+        },
+        ParamDoc {
+            name: "phi",
+            about: "four atoms of phi ({residue, name}); default alanine dipeptide's",
+        },
+        ParamDoc {
+            name: "psi",
+            about: "four atoms of psi ({residue, name}); default alanine dipeptide's",
+        },
+        ParamDoc {
+            name: "bins",
+            about: "bins of the free-energy profiles along phi and psi",
+        },
+        ParamDoc {
+            name: "blocks",
+            about: "contiguous blocks of the block bootstrap",
+        },
+        ParamDoc {
+            name: "resamples",
+            about: "bootstrap resamples",
+        },
+        ParamDoc {
+            name: "title",
+            about: "heading of the Markdown report",
+        },
+    ];
+
+    fn check(p: &CompareParams) -> Result<(), ParamProblem> {
+        if p.temperature_index < 0 {
+            return Err(ParamProblem::new("temperature_index", "must be 0 or more"));
+        }
+        if !(4..=720).contains(&p.bins) {
+            return Err(ParamProblem::new("bins", "must be between 4 and 720"));
+        }
+        if p.blocks == 0 {
+            return Err(ParamProblem::new("blocks", "must be at least 1"));
+        }
+        if p.resamples < 2 {
+            return Err(ParamProblem::new("resamples", "must be at least 2"));
+        }
+        Ok(())
+    }
+
+    fn run(
+        p: &CompareParams,
+        inputs: &Inputs,
+        ctx: &mut Context<'_>,
+    ) -> Result<Outputs, StageError> {
+        let atoms = atoms_from_table(inputs.table("atoms")?)?;
+        let reference = Trajectory::from_table(inputs.table("reference")?)?;
+        let sample = Trajectory::from_table(inputs.table("sample")?)?;
+        for (name, t) in [("reference", &reference), ("sample", &sample)] {
+            if t.n_atoms != atoms.len() {
+                return Err(bad(
+                    name,
+                    format!(
+                        "{} atoms per frame, the atom table has {}",
+                        t.n_atoms,
+                        atoms.len()
+                    ),
+                ));
+            }
+        }
+        let rows: Vec<usize> = (0..reference.len())
+            .filter(|&i| reference.temperature_index[i] == p.temperature_index)
+            .collect();
+        if rows.is_empty() || sample.is_empty() {
+            return Err(StageError::Failed(format!(
+                "nothing to compare: {} reference frames at temperature_index {}, {} sample frames",
+                rows.len(),
+                p.temperature_index,
+                sample.len()
+            )));
+        }
+        let weights = inputs.column::<Float64Array>("weights", "weight")?;
+        if weights.len() != sample.len() || weights.null_count() > 0 {
+            return Err(bad(
+                "weights",
+                format!(
+                    "{} weights for {} sample frames",
+                    weights.len(),
+                    sample.len()
+                ),
+            ));
+        }
+        let weights = weights.values().to_vec();
+        let ess = weights.iter().sum::<f64>().powi(2) / weights.iter().map(|w| w * w).sum::<f64>();
+
+        let resolve = |refs: &[AtomRef; 4], what: &str| -> Result<[usize; 4], StageError> {
+            let mut out = [0; 4];
+            for (slot, r) in out.iter_mut().zip(refs) {
+                *slot = r.resolve(&atoms, what)?;
+            }
+            Ok(out)
+        };
+        let (phi_atoms, psi_atoms) = (resolve(&p.phi, "phi")?, resolve(&p.psi, "psi")?);
+        let first: Vec<[f64; 3]> = frame(&reference, rows[0]);
+        let elements: Vec<i32> = atoms.iter().map(|a| a.atomic_number).collect();
+        let defs = Definitions::new(&atoms, infer_bonds(&elements, &first));
+        let reference_obs = defs.observe(&reference, &rows, phi_atoms, psi_atoms);
+        let all: Vec<usize> = (0..sample.len()).collect();
+        let sample_obs = defs.observe(&sample, &all, phi_atoms, psi_atoms);
+
+        let bootstrap = BlockBootstrap {
+            blocks: p.blocks,
+            resamples: p.resamples,
+        };
+        let ones_ref = vec![1.0; rows.len()];
+        let ones = vec![1.0; sample.len()];
+        let sets: [(&Observed, &[f64]); 3] = [
+            (&reference_obs, &ones_ref),
+            (&sample_obs, &ones),
+            (&sample_obs, &weights),
+        ];
+        let mut populations = Vec::new();
+        let mut moments = Vec::new();
+        for (k, (obs, w)) in sets.iter().enumerate() {
+            let mut rng = ctx.stream(k as u64);
+            let failed = |e: crate::analysis::bootstrap::BootstrapError| {
+                StageError::Failed(format!("{} estimate: {e}", ESTIMATES[k]))
+            };
+            populations.push(basin_populations(obs, w, bootstrap, &mut rng).map_err(failed)?);
+            let columns: Vec<&[f64]> = obs.columns.iter().map(Vec::as_slice).collect();
+            moments.push(
+                bootstrap
+                    .weighted_moments(&columns, w, &mut rng)
+                    .map_err(failed)?,
+            );
+        }
+        let z = |x: &Estimate, r: &Estimate| {
+            (x.mean - r.mean) / (x.std_error.powi(2) + r.std_error.powi(2)).sqrt()
+        };
+        let within = |e: usize, variance: bool| -> f64 {
+            let count = (0..defs.names.len())
+                .filter(|&o| {
+                    let (x, r) = if variance {
+                        (&moments[e][o].variance, &moments[0][o].variance)
+                    } else {
+                        (&moments[e][o].mean, &moments[0][o].mean)
+                    };
+                    z(x, r).abs() <= 2.0
+                })
+                .count();
+            count as f64 / defs.names.len() as f64
+        };
+        let summary = Summary {
+            reference_frames: rows.len(),
+            sample_frames: sample.len(),
+            ess,
+            raw_means: within(1, false),
+            raw_variances: within(1, true),
+            reweighted_means: within(2, false),
+            reweighted_variances: within(2, true),
+        };
+        tracing::info!(
+            "ESS {ess:.1} of {} frames; means within 2 SE: raw {:.2}, reweighted {:.2}; variances: \
+             raw {:.2}, reweighted {:.2}",
+            sample.len(),
+            summary.raw_means,
+            summary.reweighted_means,
+            summary.raw_variances,
+            summary.reweighted_variances
+        );
+
+        let profiles = [
+            (&reference_obs, ones_ref.as_slice()),
+            (&sample_obs, ones.as_slice()),
+            (&sample_obs, weights.as_slice()),
+        ];
+        let figure = figure(p, &profiles, &defs, &moments, &summary);
+        let png = figure
+            .to_png()
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+        let svg = figure
+            .to_svg()
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+        let report = report(p, &populations, &defs, &moments, &summary);
+        Ok(Outputs::from([
+            (
+                "populations".to_string(),
+                Artifact::Table(populations_table(&populations)),
+            ),
+            (
+                "observables".to_string(),
+                Artifact::Table(observables_table(&defs, &moments)),
+            ),
+            ("summary".to_string(), Artifact::Table(summary.table())),
+            ("plot".to_string(), Artifact::File(png)),
+            ("plot_svg".to_string(), Artifact::File(svg.into_bytes())),
+            ("report".to_string(), Artifact::File(report.into_bytes())),
+        ]))
+    }
+}
+
+fn bad(input: &str, message: String) -> StageError {
+    StageError::BadInput {
+        input: input.to_string(),
+        message,
+    }
+}
+
+fn frame(t: &Trajectory, i: usize) -> Vec<[f64; 3]> {
+    t.positions(i)
+        .chunks_exact(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect()
+}
+
+fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+fn norm(a: [f64; 3]) -> f64 {
+    (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt()
+}
+
+impl Definitions {
+    fn new(atoms: &[AtomRow], mut bonds: Vec<[usize; 2]>) -> Definitions {
+        for b in &mut bonds {
+            b.sort_unstable();
+        }
+        bonds.sort_unstable();
+        bonds.dedup();
+        let label = |i: usize| format!("{}{}", atoms[i].name, atoms[i].residue_index);
+        let mut angles = Vec::new();
+        for j in 0..atoms.len() {
+            let mut neighbours: Vec<usize> = bonds
+                .iter()
+                .filter_map(|b| match *b {
+                    [a, c] if a == j => Some(c),
+                    [a, c] if c == j => Some(a),
+                    _ => None,
+                })
+                .collect();
+            neighbours.sort_unstable();
+            for (x, &i) in neighbours.iter().enumerate() {
+                for &k in &neighbours[x + 1..] {
+                    angles.push([i, j, k]);
+                }
+            }
+        }
+        let mut names = Vec::new();
+        let mut kinds = Vec::new();
+        let mut units = Vec::new();
+        for b in &bonds {
+            names.push(format!("r({}-{})", label(b[0]), label(b[1])));
+            kinds.push("bond");
+            units.push("nm");
+        }
+        for a in &angles {
+            names.push(format!(
+                "theta({}-{}-{})",
+                label(a[0]),
+                label(a[1]),
+                label(a[2])
+            ));
+            kinds.push("angle");
+            units.push("deg");
+        }
+        names.push("U".into());
+        kinds.push("energy");
+        units.push("kJ/mol");
+        Definitions {
+            names,
+            kinds,
+            units,
+            bonds,
+            angles,
+        }
+    }
+
+    fn observe(
+        &self,
+        t: &Trajectory,
+        rows: &[usize],
+        phi: [usize; 4],
+        psi: [usize; 4],
+    ) -> Observed {
+        let mut columns = vec![Vec::with_capacity(rows.len()); self.names.len()];
+        let mut phis = Vec::with_capacity(rows.len());
+        let mut psis = Vec::with_capacity(rows.len());
+        for &r in rows {
+            let x = frame(t, r);
+            phis.push(dihedral_of_atoms(t.positions(r), phi));
+            psis.push(dihedral_of_atoms(t.positions(r), psi));
+            let mut c = 0;
+            for b in &self.bonds {
+                columns[c].push(norm(sub(x[b[0]], x[b[1]])));
+                c += 1;
+            }
+            for a in &self.angles {
+                let (u, v) = (sub(x[a[0]], x[a[1]]), sub(x[a[2]], x[a[1]]));
+                let cross = [
+                    u[1] * v[2] - u[2] * v[1],
+                    u[2] * v[0] - u[0] * v[2],
+                    u[0] * v[1] - u[1] * v[0],
+                ];
+                let dot = u[0] * v[0] + u[1] * v[1] + u[2] * v[2];
+                columns[c].push(norm(cross).atan2(dot).to_degrees());
+                c += 1;
+            }
+            columns[c].push(t.potential[r]);
+        }
+        Observed {
+            phi: phis,
+            psi: psis,
+            columns,
+        }
+    }
+}
+
+fn basin_populations(
+    obs: &Observed,
+    weights: &[f64],
+    bootstrap: BlockBootstrap,
+    rng: &mut rand_chacha::ChaCha20Rng,
+) -> Result<Vec<Estimate>, crate::analysis::bootstrap::BootstrapError> {
+    let basins: Vec<Basin> = obs
+        .phi
+        .iter()
+        .zip(&obs.psi)
+        .map(|(&f, &s)| Basin::of(f, s))
+        .collect();
+    let indicators: Vec<Vec<f64>> = Basin::ALL
+        .iter()
+        .map(|&b| {
+            basins
+                .iter()
+                .map(|&x| if x == b { 1.0 } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    let columns: Vec<&[f64]> = indicators.iter().map(Vec::as_slice).collect();
+    bootstrap.weighted_means(&columns, weights, rng)
+}
+
+struct Summary {
+    reference_frames: usize,
+    sample_frames: usize,
+    ess: f64,
+    raw_means: f64,
+    raw_variances: f64,
+    reweighted_means: f64,
+    reweighted_variances: f64,
+}
+
+impl Summary {
+    fn table(&self) -> RecordBatch {
+        let f = |name: &str| Field::new(name, DataType::Float64, false);
+        let i = |name: &str| Field::new(name, DataType::Int64, false);
+        let float = |v: f64| Arc::new(Float64Array::from(vec![v])) as Arc<dyn Array>;
+        let int = |v: usize| Arc::new(Int64Array::from(vec![v as i64])) as Arc<dyn Array>;
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                i("reference_frames"),
+                i("sample_frames"),
+                f("ess"),
+                f("raw_means_within_2se"),
+                f("raw_variances_within_2se"),
+                f("reweighted_means_within_2se"),
+                f("reweighted_variances_within_2se"),
+            ])),
+            vec![
+                int(self.reference_frames),
+                int(self.sample_frames),
+                float(self.ess),
+                float(self.raw_means),
+                float(self.raw_variances),
+                float(self.reweighted_means),
+                float(self.reweighted_variances),
+            ],
+        )
+        .expect("columns match the summary schema")
+    }
+}
+
+fn populations_table(populations: &[Vec<Estimate>]) -> RecordBatch {
+    let mut fields = vec![Field::new("basin", DataType::Utf8, false)];
+    let mut columns: Vec<Arc<dyn Array>> = vec![Arc::new(StringArray::from_iter_values(
+        Basin::ALL.iter().map(|b| b.name()),
+    ))];
+    for (e, estimates) in ESTIMATES.iter().zip(populations) {
+        fields.push(Field::new(*e, DataType::Float64, false));
+        fields.push(Field::new(format!("{e}_se"), DataType::Float64, false));
+        columns.push(Arc::new(Float64Array::from_iter_values(
+            estimates.iter().map(|x| x.mean),
+        )));
+        columns.push(Arc::new(Float64Array::from_iter_values(
+            estimates.iter().map(|x| x.std_error),
+        )));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .expect("columns match the populations schema")
+}
+
+fn observables_table(defs: &Definitions, moments: &[Vec<Moments>]) -> RecordBatch {
+    let mut fields = vec![
+        Field::new("observable", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("unit", DataType::Utf8, false),
+    ];
+    let mut columns: Vec<Arc<dyn Array>> = vec![
+        Arc::new(StringArray::from(defs.names.clone())),
+        Arc::new(StringArray::from(defs.kinds.clone())),
+        Arc::new(StringArray::from(defs.units.clone())),
+    ];
+    let mut push = |name: String, values: Vec<f64>| {
+        fields.push(Field::new(name, DataType::Float64, false));
+        columns.push(Arc::new(Float64Array::from(values)));
+    };
+    for (e, m) in ESTIMATES.iter().zip(moments) {
+        push(format!("{e}_mean"), m.iter().map(|x| x.mean.mean).collect());
+        push(
+            format!("{e}_mean_se"),
+            m.iter().map(|x| x.mean.std_error).collect(),
+        );
+        push(
+            format!("{e}_variance"),
+            m.iter().map(|x| x.variance.mean).collect(),
+        );
+        push(
+            format!("{e}_variance_se"),
+            m.iter().map(|x| x.variance.std_error).collect(),
+        );
+    }
+    for (e, m) in ESTIMATES.iter().zip(moments).skip(1) {
+        push(format!("{e}_mean_z"), z_scores(m, &moments[0], false));
+    }
+    for (e, m) in ESTIMATES.iter().zip(moments).skip(1) {
+        push(format!("{e}_variance_z"), z_scores(m, &moments[0], true));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .expect("columns match the observables schema")
+}
+
+fn z_scores(m: &[Moments], reference: &[Moments], variance: bool) -> Vec<f64> {
+    m.iter()
+        .zip(reference)
+        .map(|(x, r)| {
+            let (x, r) = if variance {
+                (x.variance, r.variance)
+            } else {
+                (x.mean, r.mean)
+            };
+            (x.mean - r.mean) / (x.std_error.powi(2) + r.std_error.powi(2)).sqrt()
+        })
+        .collect()
+}
+
+/// Free energy (kT, 0 at the minimum) on `bins` periodic bins of (-180, 180]; empty bins
+/// are left out.
+fn profile(angles: &[f64], weights: &[f64], bins: usize) -> Vec<(f64, f64)> {
+    let mut h = vec![0.0; bins];
+    for (&a, &w) in angles.iter().zip(weights) {
+        let b = (((a + 180.0) / 360.0 * bins as f64).floor() as usize).min(bins - 1);
+        h[b] += w;
+    }
+    let max = h.iter().copied().fold(0.0, f64::max);
+    (0..bins)
+        .filter(|&b| h[b] > 0.0)
+        .map(|b| {
+            (
+                -180.0 + (b as f64 + 0.5) * 360.0 / bins as f64,
+                -(h[b] / max).ln(),
+            )
+        })
+        .collect()
+}
+
+/// Probability density of `values` on `bins` bins over [lo, hi].
+fn density(values: &[f64], weights: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<(f64, f64)> {
+    let width = (hi - lo) / bins as f64;
+    let mut h = vec![0.0; bins];
+    let mut total = 0.0;
+    for (&v, &w) in values.iter().zip(weights) {
+        if v >= lo && v <= hi {
+            h[(((v - lo) / width) as usize).min(bins - 1)] += w;
+        }
+        total += w;
+    }
+    (0..bins)
+        .map(|b| (lo + (b as f64 + 0.5) * width, h[b] / (total * width)))
+        .collect()
+}
+
+fn figure(
+    p: &CompareParams,
+    sets: &[(&Observed, &[f64]); 3],
+    defs: &Definitions,
+    moments: &[Vec<Moments>],
+    summary: &Summary,
+) -> Figure {
+    let series = |f: &dyn Fn(&Observed, &[f64]) -> Vec<(f64, f64)>| -> Vec<Series> {
+        sets.iter()
+            .enumerate()
+            .map(|(k, (obs, w))| Series {
+                label: ESTIMATES[k].into(),
+                points: f(obs, w),
+                color: k,
+            })
+            .collect()
+    };
+    let energy = defs.names.len() - 1;
+    let (lo, hi) = {
+        let r = &moments[0][energy];
+        let sd = r.variance.mean.sqrt();
+        (r.mean.mean - 5.0 * sd, r.mean.mean + 5.0 * sd)
+    };
+    let z_series = |k: usize| Series {
+        label: ESTIMATES[k].into(),
+        points: z_scores(&moments[k], &moments[0], false)
+            .into_iter()
+            .enumerate()
+            .map(|(o, z)| (o as f64, z.clamp(-20.0, 20.0)))
+            .collect(),
+        color: k,
+    };
+    Figure {
+        title: format!(
+            "{}: {} reference frames, {} samples, ESS {:.1}",
+            p.title, summary.reference_frames, summary.sample_frames, summary.ess
+        ),
+        columns: 2,
+        panel_size: (560, 400),
+        panels: vec![
+            Panel {
+                title: "Free energy along phi".into(),
+                x_label: "phi (degrees)".into(),
+                y_label: "F (kT)".into(),
+                log_y: false,
+                series: series(&|o, w| profile(&o.phi, w, p.bins)),
+            },
+            Panel {
+                title: "Free energy along psi".into(),
+                x_label: "psi (degrees)".into(),
+                y_label: "F (kT)".into(),
+                log_y: false,
+                series: series(&|o, w| profile(&o.psi, w, p.bins)),
+            },
+            Panel {
+                title: "Potential energy".into(),
+                x_label: "U (kJ/mol)".into(),
+                y_label: "density (mol/kJ)".into(),
+                log_y: false,
+                series: series(&|o, w| density(&o.columns[energy], w, lo, hi, 40)),
+            },
+            Panel {
+                title: "Means vs reference (z-score, clamped to ±20)".into(),
+                x_label: "observable (bonds, angles, U)".into(),
+                y_label: "z".into(),
+                log_y: false,
+                series: vec![z_series(1), z_series(2)],
+            },
+        ],
+    }
+}
+
+fn report(
+    p: &CompareParams,
+    populations: &[Vec<Estimate>],
+    defs: &Definitions,
+    moments: &[Vec<Moments>],
+    summary: &Summary,
+) -> String {
+    let mut out = String::new();
+    let pm = |e: &Estimate| format!("{:.3} ± {:.3}", e.mean, e.std_error);
+    let _ = writeln!(out, "# {}\n", p.title);
+    let _ = writeln!(
+        out,
+        "{} reference frames, {} backmapped samples, effective sample size of the weights \
+         {:.1} ({:.4} of the samples). Errors are block-bootstrap standard errors ({} blocks).\n",
+        summary.reference_frames,
+        summary.sample_frames,
+        summary.ess,
+        summary.ess / summary.sample_frames as f64,
+        p.blocks
+    );
+    let _ = writeln!(out, "![comparison](./plot.png)\n\n## Basin populations\n");
+    let _ = writeln!(
+        out,
+        "| basin | reference | raw | reweighted |\n|---|---|---|---|"
+    );
+    for (b, basin) in Basin::ALL.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            basin.name(),
+            pm(&populations[0][b]),
+            pm(&populations[1][b]),
+            pm(&populations[2][b])
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n## Bonds, angles, energy\n\nFraction of the {} observables whose mean (variance) \
+         lies within 2 standard errors of the reference: raw {:.2} ({:.2}), reweighted {:.2} \
+         ({:.2}).\n",
+        defs.names.len(),
+        summary.raw_means,
+        summary.raw_variances,
+        summary.reweighted_means,
+        summary.reweighted_variances
+    );
+    let _ = writeln!(
+        out,
+        "| observable | unit | reference mean | raw mean | reweighted mean | reference variance | raw variance | reweighted variance |\n|---|---|---|---|---|---|---|---|"
+    );
+    for o in 0..defs.names.len() {
+        let e = |k: usize, variance: bool| {
+            let m = &moments[k][o];
+            pm(if variance { &m.variance } else { &m.mean })
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            defs.names[o],
+            defs.units[o],
+            e(0, false),
+            e(1, false),
+            e(2, false),
+            e(0, true),
+            e(1, true),
+            e(2, true)
+        );
+    }
+    out
+}

@@ -1,0 +1,609 @@
+//! `train_flow`: learn the inverse of the CG map, p(q | z), by maximum likelihood.
+//!
+//! Every FG frame x at `temperature_index` is paired with its CG image z = P^T x (P from
+//! the `assignment` table of `train_map`). The frame's internal coordinates q(x) follow
+//! a Z-matrix built from the bond graph (bonds inferred from the first frame's geometry,
+//! [`crate::md::covalent::infer_bonds`]) with the `seeds` atoms placed first; the beads'
+//! own internal coordinates s(z) condition the flow ([`crate::nn::inverse_map`]). With
+//! a fixed map onto the seed atoms (the default backbone map and seeds) the seeds'
+//! coordinates equal s and are pinned, not learned. The loss is the negative log-likelihood per frame,
+//!
+//! ```text
+//! NLL = -(1/|B|) sum_{frames in B} log p(q(x) | z(x))
+//! ```
+//!
+//! in nats, with densities in nm^-1 per bond and rad^-1 per angle and torsion (so its
+//! value depends on those units; differences between models do not). Frames are split
+//! into contiguous blocks, a fraction of them held out for validation; the weights of the
+//! epoch with the lowest validation NLL are kept. The unit box of the flow comes from the
+//! training frames only, widened by `box_margin`; validation frames outside it (a bond or
+//! angle beyond the widened range) are counted and left out of the validation NLL.
+//!
+//! Outputs:
+//! - `flow` (inverse_map): the model, self-contained (weights, Z-matrix, P, box,
+//!   context scaling; [`crate::nn::inverse_map::InverseMap::save`]).
+//! - `learning_curve` (table): epoch (int64), train_nll, validation_nll (float64,
+//!   nats per frame), best (bool).
+//! - `coordinates` (table): one row per internal coordinate: index (int64), label
+//!   (utf8, e.g. `phi(7-5-4-2)`), kind (utf8: bond | angle | torsion), atom (int32),
+//!   lo, hi (float64: the box, nm or rad; NaN for coordinates pinned to the beads).
+//! - `learning_curve_plot` / `learning_curve_svg`: NLL per epoch.
+//!
+//! Randomness: weights, the split and the batch order come from the node's streams.
+
+use std::sync::Arc;
+
+use arrow_array::{BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::atom_ref::AtomRef;
+use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::analysis::line_plot::{Figure, Panel, Series};
+use crate::artifact::Artifact;
+use crate::artifact::atoms::{ATOMS, from_table as atoms_from_table};
+use crate::artifact::kind::{INVERSE_MAP, PNG, SVG, TABLE};
+use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
+use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::md::covalent::infer_bonds;
+use crate::md::zmatrix::{CoordinateKind, ZMatrix};
+use crate::nn::ParameterStore;
+use crate::nn::flow::FlowConfig;
+use crate::nn::inverse_map::{InverseMap, bead_chain, bead_positions, pinned_coordinates};
+use crate::nn::training::{adam, block_split, minibatches, step};
+use crate::nn::unit_box::UnitBox;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainFlowParams {
+    /// Rung of the temperature ladder to learn from.
+    pub temperature_index: i32,
+    /// Atoms placed first in the Z-matrix, in order (they must be bonded in a chain).
+    pub seeds: Vec<AtomRef>,
+    pub layers: usize,
+    pub hidden: Vec<usize>,
+    pub bins: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub validation_fraction: f64,
+    pub validation_blocks: usize,
+    /// Widening of each bond and angle range, as a fraction of the span, on each side.
+    pub box_margin: f64,
+}
+
+fn backbone() -> Vec<AtomRef> {
+    [(0, "C"), (1, "N"), (1, "CA"), (1, "C"), (2, "N")]
+        .iter()
+        .map(|&(r, n)| AtomRef::new(r, n))
+        .collect()
+}
+
+impl Default for TrainFlowParams {
+    fn default() -> Self {
+        TrainFlowParams {
+            temperature_index: 0,
+            seeds: backbone(),
+            layers: 4,
+            hidden: vec![256, 256],
+            bins: 8,
+            epochs: 50,
+            batch_size: 256,
+            learning_rate: 1e-3,
+            validation_fraction: 0.2,
+            validation_blocks: 10,
+            box_margin: 0.25,
+        }
+    }
+}
+
+pub struct TrainFlow;
+
+impl Stage for TrainFlow {
+    type Params = TrainFlowParams;
+    const NAME: &'static str = "train_flow";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "Learn p(q | z), the inverse of the CG map: an autoregressive spline \
+         flow over all internal coordinates conditioned on the beads, by maximum likelihood";
+    const INPUTS: &'static [Port] = &[
+        Port {
+            name: "trajectory",
+            kind: TRAJECTORY,
+            about: "fine-grained frames (positions)",
+        },
+        Port {
+            name: "atoms",
+            kind: ATOMS,
+            about: "the fine-grained atoms (elements for the bond graph, names for `seeds`)",
+        },
+        Port {
+            name: "assignment",
+            kind: TABLE,
+            about: "the CG map P from train_map (atom, bead, weight)",
+        },
+    ];
+    const OUTPUTS: &'static [Port] = &[
+        Port {
+            name: "flow",
+            kind: INVERSE_MAP,
+            about: "the trained inverse map (weights, Z-matrix, map, box)",
+        },
+        Port {
+            name: "learning_curve",
+            kind: TABLE,
+            about: "train and validation NLL per epoch (nats per frame)",
+        },
+        Port {
+            name: "coordinates",
+            kind: TABLE,
+            about: "the internal coordinates: label, kind, atom, box bounds",
+        },
+        Port {
+            name: "learning_curve_plot",
+            kind: PNG,
+            about: "NLL per epoch (PNG)",
+        },
+        Port {
+            name: "learning_curve_svg",
+            kind: SVG,
+            about: "NLL per epoch (SVG)",
+        },
+    ];
+    const PARAMS: &'static [ParamDoc] = &[
+        ParamDoc {
+            name: "temperature_index",
+            about: "rung of the temperature ladder to learn from (0: the lowest)",
+        },
+        ParamDoc {
+            name: "seeds",
+            about: "atoms placed first in the Z-matrix ({residue, name} list; default the \
+                    alanine dipeptide backbone C, N, CA, C, N)",
+        },
+        ParamDoc {
+            name: "layers",
+            about: "spline layers of the flow",
+        },
+        ParamDoc {
+            name: "hidden",
+            about: "hidden widths of each layer's MADE conditioner",
+        },
+        ParamDoc {
+            name: "bins",
+            about: "rational-quadratic spline bins",
+        },
+        ParamDoc {
+            name: "epochs",
+            about: "passes over the training frames",
+        },
+        ParamDoc {
+            name: "batch_size",
+            about: "frames per minibatch",
+        },
+        ParamDoc {
+            name: "learning_rate",
+            about: "Adam step size",
+        },
+        ParamDoc {
+            name: "validation_fraction",
+            about: "fraction of the frame blocks held out",
+        },
+        ParamDoc {
+            name: "validation_blocks",
+            about: "contiguous blocks the frames are cut into for the split",
+        },
+        ParamDoc {
+            name: "box_margin",
+            about: "widening of each bond and angle range beyond the training data, a \
+                    fraction of the span on each side",
+        },
+    ];
+
+    fn check(p: &TrainFlowParams) -> Result<(), ParamProblem> {
+        if p.temperature_index < 0 {
+            return Err(ParamProblem::new("temperature_index", "must be 0 or more"));
+        }
+        if p.seeds.len() < 3 {
+            return Err(ParamProblem::new("seeds", "name at least 3 bonded atoms"));
+        }
+        if p.layers == 0 || p.layers > 32 {
+            return Err(ParamProblem::new("layers", "must be between 1 and 32"));
+        }
+        if p.hidden.is_empty() || p.hidden.iter().any(|&h| !(1..=8192).contains(&h)) {
+            return Err(ParamProblem::new(
+                "hidden",
+                "give at least one width, each between 1 and 8192",
+            ));
+        }
+        if !(2..=128).contains(&p.bins) {
+            return Err(ParamProblem::new("bins", "must be between 2 and 128"));
+        }
+        if p.epochs == 0 {
+            return Err(ParamProblem::new("epochs", "must be at least 1"));
+        }
+        if p.batch_size == 0 {
+            return Err(ParamProblem::new("batch_size", "must be at least 1"));
+        }
+        ParamProblem::positive("learning_rate", p.learning_rate)?;
+        if !(p.validation_fraction > 0.0 && p.validation_fraction < 1.0) {
+            return Err(ParamProblem::new(
+                "validation_fraction",
+                "must be between 0 and 1 (exclusive)",
+            ));
+        }
+        if p.validation_blocks < 2 {
+            return Err(ParamProblem::new("validation_blocks", "must be at least 2"));
+        }
+        if !(p.box_margin.is_finite() && p.box_margin >= 0.0) {
+            return Err(ParamProblem::new("box_margin", "must be 0 or more"));
+        }
+        Ok(())
+    }
+
+    fn run(
+        p: &TrainFlowParams,
+        inputs: &Inputs,
+        ctx: &mut Context<'_>,
+    ) -> Result<Outputs, StageError> {
+        let trajectory = Trajectory::from_table(inputs.table("trajectory")?)?;
+        let atoms = atoms_from_table(inputs.table("atoms")?)?;
+        let n_atoms = atoms.len();
+        if trajectory.n_atoms != n_atoms {
+            return Err(bad(
+                "trajectory",
+                format!(
+                    "{} atoms per frame, the atom table has {n_atoms}",
+                    trajectory.n_atoms
+                ),
+            ));
+        }
+        let rows: Vec<usize> = (0..trajectory.len())
+            .filter(|&i| trajectory.temperature_index[i] == p.temperature_index)
+            .collect();
+        if rows.len() < 2 * p.validation_blocks {
+            return Err(bad(
+                "trajectory",
+                format!(
+                    "{} frames at temperature_index {}; need at least {} (2 per validation block)",
+                    rows.len(),
+                    p.temperature_index,
+                    2 * p.validation_blocks
+                ),
+            ));
+        }
+        let (assignment, n_beads) = read_assignment(inputs, "assignment", n_atoms)?;
+
+        // Z-matrix from the bond graph of the first frame.
+        let first: Vec<[f64; 3]> = trajectory
+            .positions(rows[0])
+            .chunks_exact(3)
+            .map(|c| [c[0], c[1], c[2]])
+            .collect();
+        let elements: Vec<i32> = atoms.iter().map(|a| a.atomic_number).collect();
+        let bonds = infer_bonds(&elements, &first);
+        let seeds = p
+            .seeds
+            .iter()
+            .map(|s| s.resolve(&atoms, "seeds"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let heavy: Vec<bool> = elements.iter().map(|&z| z > 1).collect();
+        let zmatrix = ZMatrix::from_bonds(n_atoms, &bonds, &seeds, &heavy).map_err(|e| {
+            bad(
+                "atoms",
+                format!("Z-matrix from the bonds of frame {}: {e}", rows[0]),
+            )
+        })?;
+
+        // Internal coordinates of the frames and of their CG images.
+        let x: Vec<f64> = rows
+            .iter()
+            .flat_map(|&r| trajectory.positions(r).iter().copied())
+            .collect();
+        let q = zmatrix.to_internal_frames(&x);
+        let d = zmatrix.n_dof();
+        let beads = bead_chain(n_beads).map_err(StageError::Failed)?;
+        let (train, validation) = block_split(
+            rows.len(),
+            p.validation_blocks,
+            p.validation_fraction,
+            &mut ctx.stream(1),
+        );
+        let pick = |values: &[f64], width: usize, frames: &[usize]| -> Vec<f64> {
+            frames
+                .iter()
+                .flat_map(|&f| values[f * width..(f + 1) * width].iter().copied())
+                .collect()
+        };
+        let pinned = pinned_coordinates(&zmatrix, &assignment, n_beads);
+        let drawn = |frames: &[usize]| -> Vec<f64> {
+            frames
+                .iter()
+                .flat_map(|&f| q[f * d + pinned..(f + 1) * d].iter().copied())
+                .collect()
+        };
+        let unit_box = UnitBox::fit(&drawn(&train), &zmatrix.kinds()[pinned..], p.box_margin);
+        let outside = unit_box.rows_outside(&drawn(&validation));
+        let validation: Vec<usize> = validation
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| outside.binary_search(k).is_err())
+            .map(|(_, &f)| f)
+            .collect();
+        if !outside.is_empty() {
+            tracing::warn!(
+                "{} validation frames have a bond or angle outside the training box; left out",
+                outside.len()
+            );
+        }
+        let config = FlowConfig {
+            layers: p.layers,
+            hidden: p.hidden.clone(),
+            bins: p.bins,
+        };
+        let mut seed = [0u8; 32];
+        ctx.rng.fill_bytes(&mut seed);
+        let z = bead_positions(&assignment, n_beads, &x);
+        let s = beads.to_internal_frames(&z);
+        let c = beads.n_dof();
+        let scaling = InverseMap::fit_scaling(&beads, &pick(&s, c, &train));
+        let model = InverseMap::new(
+            zmatrix.clone(),
+            n_beads,
+            assignment,
+            pinned,
+            unit_box.clone(),
+            scaling,
+            config,
+            ParameterStore::new(seed),
+        )
+        .map_err(StageError::Failed)?;
+        tracing::info!(
+            "{n_atoms} atoms ({d} internal coordinates, {pinned} of them pinned to the beads), \
+             {n_beads} beads ({c} CG coordinates); {} training and {} validation frames",
+            train.len(),
+            validation.len()
+        );
+
+        // Training.
+        let nll = |frames: &[usize]| -> candle_core::Result<f64> {
+            let mut total = 0.0;
+            for chunk in frames.chunks(1024) {
+                let lp = model.log_prob(&pick(&q, d, chunk), &pick(&s, c, chunk))?;
+                total -= lp.sum_all()?.to_scalar::<f64>()?;
+            }
+            Ok(total / frames.len().max(1) as f64)
+        };
+        let mut optimizer = adam(&model.store, p.learning_rate).map_err(failed)?;
+        let mut batch_rng = ctx.stream(2);
+        let mut curve = Curve::default();
+        let mut best: Option<(usize, f64, Vec<NamedTensor>)> = None;
+        ctx.progress.start("epochs", p.epochs as u64);
+        for epoch in 1..=p.epochs {
+            let mut sum = 0.0;
+            for batch in minibatches(&train, p.batch_size, &mut batch_rng) {
+                let lp = model
+                    .log_prob(&pick(&q, d, &batch), &pick(&s, c, &batch))
+                    .map_err(failed)?;
+                let loss = lp.mean_all().and_then(|m| m.neg()).map_err(failed)?;
+                sum += step(&mut optimizer, &loss).map_err(failed)? * batch.len() as f64;
+            }
+            let train_nll = sum / train.len() as f64;
+            let validation_nll = nll(&validation).map_err(failed)?;
+            let improved = validation_nll.is_finite()
+                && best.as_ref().is_none_or(|(_, b, _)| validation_nll < *b);
+            if improved {
+                best = Some((
+                    epoch,
+                    validation_nll,
+                    model.store.to_tensors().map_err(failed)?,
+                ));
+            }
+            tracing::info!(
+                "epoch {epoch}/{}: NLL train {train_nll:.3}, validation {validation_nll:.3} nats{}",
+                p.epochs,
+                if improved { " (best)" } else { "" }
+            );
+            curve.train.push(train_nll);
+            curve.validation.push(validation_nll);
+            ctx.progress.advance(1);
+        }
+        let Some((best_epoch, best_nll, weights)) = best else {
+            return Err(StageError::Failed(format!(
+                "the flow diverged: the validation NLL was not finite in any of the {} epochs \
+                 (try a smaller learning_rate)",
+                p.epochs
+            )));
+        };
+        model.store.load(&weights).map_err(failed)?;
+        tracing::info!("kept epoch {best_epoch}: validation NLL {best_nll:.3} nats per frame");
+        let saved = model.save().map_err(failed)?;
+        let figure = curve.figure(best_epoch, train.len(), validation.len());
+        let png = figure
+            .to_png()
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+        let svg = figure
+            .to_svg()
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+        Ok(Outputs::from([
+            ("flow".to_string(), Artifact::Table(tensors_table(&saved))),
+            (
+                "learning_curve".to_string(),
+                Artifact::Table(curve.table(best_epoch)),
+            ),
+            (
+                "coordinates".to_string(),
+                Artifact::Table(coordinates_table(&zmatrix, pinned, &unit_box)),
+            ),
+            ("learning_curve_plot".to_string(), Artifact::File(png)),
+            (
+                "learning_curve_svg".to_string(),
+                Artifact::File(svg.into_bytes()),
+            ),
+        ]))
+    }
+}
+
+fn failed(e: candle_core::Error) -> StageError {
+    StageError::Failed(format!("training the flow: {e}"))
+}
+
+fn bad(input: &str, message: String) -> StageError {
+    StageError::BadInput {
+        input: input.to_string(),
+        message,
+    }
+}
+
+/// P (row-major N x n) and n from an assignment table (atom, bead, weight).
+pub fn read_assignment(
+    inputs: &Inputs,
+    input: &str,
+    n_atoms: usize,
+) -> Result<(Vec<f64>, usize), StageError> {
+    let atom = inputs.column::<Int32Array>(input, "atom")?;
+    let bead = inputs.column::<Int32Array>(input, "bead")?;
+    let weight = inputs.column::<Float64Array>(input, "weight")?;
+    let n_beads = bead
+        .values()
+        .iter()
+        .map(|&b| b + 1)
+        .max()
+        .unwrap_or(0)
+        .max(0) as usize;
+    if n_beads == 0 {
+        return Err(bad(input, "no beads".into()));
+    }
+    let mut p = vec![0.0; n_atoms * n_beads];
+    for k in 0..atom.len().min(bead.len()).min(weight.len()) {
+        let (i, b) = (atom.value(k), bead.value(k));
+        if i < 0 || i as usize >= n_atoms || b < 0 {
+            return Err(bad(
+                input,
+                format!("row {k}: atom {i}, bead {b} out of range ({n_atoms} atoms)"),
+            ));
+        }
+        p[i as usize * n_beads + b as usize] = weight.value(k);
+    }
+    for b in 0..n_beads {
+        let total: f64 = (0..n_atoms).map(|i| p[i * n_beads + b]).sum();
+        if (total - 1.0).abs() > 1e-6 {
+            return Err(bad(
+                input,
+                format!("the weights of bead {b} sum to {total}, not 1"),
+            ));
+        }
+    }
+    Ok((p, n_beads))
+}
+
+fn coordinates_table(zmatrix: &ZMatrix, pinned: usize, unit_box: &UnitBox) -> RecordBatch {
+    let kinds = zmatrix.kinds();
+    let atoms = zmatrix.dof_atoms();
+    let bound = |values: &[f64]| -> Vec<f64> {
+        (0..kinds.len())
+            .map(|k| {
+                if k < pinned {
+                    f64::NAN
+                } else {
+                    values[k - pinned]
+                }
+            })
+            .collect()
+    };
+    let schema = Schema::new(vec![
+        Field::new("index", DataType::Int64, false),
+        Field::new("label", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("atom", DataType::Int32, false),
+        Field::new("lo", DataType::Float64, false),
+        Field::new("hi", DataType::Float64, false),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..kinds.len() as i64)),
+            Arc::new(StringArray::from(zmatrix.dof_labels())),
+            Arc::new(StringArray::from_iter_values(kinds.iter().map(
+                |k| match k {
+                    CoordinateKind::Bond => "bond",
+                    CoordinateKind::Angle => "angle",
+                    CoordinateKind::Torsion => "torsion",
+                },
+            ))),
+            Arc::new(Int32Array::from_iter_values(
+                atoms.iter().map(|&a| a as i32),
+            )),
+            Arc::new(Float64Array::from(bound(&unit_box.lo))),
+            Arc::new(Float64Array::from(bound(&unit_box.hi))),
+        ],
+    )
+    .expect("columns match the coordinates schema")
+}
+
+#[derive(Default)]
+struct Curve {
+    train: Vec<f64>,
+    validation: Vec<f64>,
+}
+
+impl Curve {
+    fn table(&self, best_epoch: usize) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("epoch", DataType::Int64, false),
+            Field::new("train_nll", DataType::Float64, false),
+            Field::new("validation_nll", DataType::Float64, false),
+            Field::new("best", DataType::Boolean, false),
+        ]);
+        let epochs = self.train.len();
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(1..=epochs as i64)),
+                Arc::new(Float64Array::from(self.train.clone())),
+                Arc::new(Float64Array::from(self.validation.clone())),
+                Arc::new(BooleanArray::from(
+                    (1..=epochs).map(|e| e == best_epoch).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .expect("columns match the learning-curve schema")
+    }
+
+    fn figure(&self, best_epoch: usize, train: usize, validation: usize) -> Figure {
+        let per_epoch = |values: &[f64]| -> Vec<(f64, f64)> {
+            values
+                .iter()
+                .enumerate()
+                .map(|(e, &v)| ((e + 1) as f64, v))
+                .collect()
+        };
+        Figure {
+            title: format!("train_flow: {train} training / {validation} validation frames"),
+            columns: 1,
+            panel_size: (640, 440),
+            panels: vec![Panel {
+                title: "Negative log-likelihood".into(),
+                x_label: "epoch".into(),
+                y_label: "NLL (nats per frame)".into(),
+                log_y: false,
+                series: vec![
+                    Series {
+                        label: "train".into(),
+                        points: per_epoch(&self.train),
+                        color: 0,
+                    },
+                    Series {
+                        label: "validation".into(),
+                        points: per_epoch(&self.validation),
+                        color: 1,
+                    },
+                    Series {
+                        label: format!("kept: epoch {best_epoch}"),
+                        points: vec![(best_epoch as f64, self.validation[best_epoch - 1])],
+                        color: 3,
+                    },
+                ],
+            }],
+        }
+    }
+}
