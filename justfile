@@ -1,9 +1,9 @@
 # cgloop recipes (https://github.com/casey/just). Every recipe is a plain cargo command,
 # so nothing here is needed to use cgloop.
 
-# Run a workflow (default: the quick end-to-end check).
-run workflow="workflows/smoke.yaml":
-    cargo run --release -- run {{workflow}}
+# Run a workflow (default: the quick alanine dipeptide study, ~3 min).
+run workflow="workflows/alanine_dipeptide_quick.yaml":
+    cargo run --release -- run {{workflow}} -j 2
 
 # The default test suite (what CI runs).
 test:
@@ -21,6 +21,12 @@ md-populations:
 # potentials, CG chains, and JS divergences of every CG observable.
 cg-study:
     cargo test --release --test long_alanine_cg -- --ignored --nocapture
+
+# The alanine dipeptide backmapping study (FG, CG, flow, backmap, reweight, compare),
+# with the issue-5 check on the reweighted populations; report in
+# results/alanine_dipeptide/report.md after `cgloop run workflows/alanine_dipeptide.yaml`.
+study:
+    cargo test --release --test long_alanine_study -- --ignored --nocapture
 
 # Benchmarks: engine overhead, and MD speed side by side with OpenMM (when importable).
 bench:

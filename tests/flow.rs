@@ -369,3 +369,62 @@ fn saved_inverse_map_reloads_to_the_same_density() {
     let error = InverseMap::load(&broken).err().unwrap();
     assert!(error.contains("config.box.lo"), "{error}");
 }
+
+#[test]
+fn concentrated_draws_record_their_own_density() {
+    let (model, frames) = ala2_inverse_map(17);
+    let z = model.bead_positions(&frames);
+    let s = model.cg_coordinates(&z);
+    let scale = 0.6;
+    let (q, log_p) = model.sample_scaled(&s, scale, &mut stream(17, 5)).unwrap();
+    let flow_log_p = model.log_prob(&q, &s).unwrap().to_vec1::<f64>().unwrap();
+    // The base points the draws came from: T(u(q)).
+    let d = model.unit_box.dims();
+    let drawn = model.drawn(&q);
+    let u = Tensor::from_vec(
+        model.unit_box.to_unit(&drawn),
+        (drawn.len() / d, d),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let (b, _) = model
+        .flow
+        .transform(&u, &model.context(&s).unwrap())
+        .unwrap();
+    let b = b.to_vec2::<f64>().unwrap();
+    // ln p_B(b) = ln dw/db with w(b) = sigmoid(logit(b) / scale), by central differences.
+    let w = |b: f64| 1.0 / (1.0 + (-((b / (1.0 - b)).ln() / scale)).exp());
+    let mut moved = 0;
+    for (k, row) in b.iter().enumerate() {
+        let mut expected = flow_log_p[k];
+        for (j, &bj) in row.iter().enumerate() {
+            if model.unit_box.circular[j] {
+                continue;
+            }
+            let h = 1e-6 * bj.min(1.0 - bj);
+            expected += ((w(bj + h) - w(bj - h)) / (2.0 * h)).ln();
+        }
+        assert!(
+            (log_p[k] - expected).abs() < 1e-5 * (1.0 + expected.abs()),
+            "draw {k}: recorded {} vs flow + base {expected}",
+            log_p[k]
+        );
+        moved += usize::from((log_p[k] - flow_log_p[k]).abs() > 1e-3);
+    }
+    assert!(moved > 0, "the concentrated base changed no density");
+    // The draws sit closer to the middle of the base cube than uniform ones would.
+    let spread: f64 = b
+        .iter()
+        .flat_map(|row| {
+            row.iter()
+                .enumerate()
+                .filter(|(j, _)| !model.unit_box.circular[*j])
+        })
+        .map(|(_, &x)| (x - 0.5).powi(2))
+        .sum::<f64>()
+        / b.iter().map(|r| r.len()).sum::<usize>() as f64;
+    assert!(
+        spread < 1.0 / 12.0,
+        "mean squared distance from 0.5: {spread}"
+    );
+}

@@ -10,54 +10,15 @@
 //! Jensen-Shannon divergence of every CG observable with its noise floor; it asserts
 //! that the learned map reconstructs the heavy atoms better than the fixed backbone map.
 
-use std::path::Path;
+mod common;
 
-use arrow_array::{Array, Float64Array, RecordBatch, StringArray};
-use cgloop::exec::{RunOptions, Store, run};
-use cgloop::stages::Registry;
-use cgloop::workflow;
-
-fn column(t: &RecordBatch, name: &str) -> Vec<f64> {
-    t.column_by_name(name)
-        .unwrap()
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .unwrap()
-        .values()
-        .to_vec()
-}
+use common::{BundledRun, f64_column as column, string_column};
 
 #[test]
 #[ignore = "long: about 10 minutes on 2 cores"]
 fn cg_chains_reproduce_the_mapped_distributions() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::set_current_dir(root).unwrap();
-    let wf = workflow::load(
-        Path::new("workflows/alanine_dipeptide_cg.yaml"),
-        &Registry::builtin(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let store_dir = std::env::var("CGLOOP_STORE").unwrap_or_else(|_| "results/store".into());
-    let store = Store::open(&store_dir).unwrap();
-    let report = run(
-        &wf,
-        &store,
-        &RunOptions {
-            jobs: 2,
-            ..RunOptions::default()
-        },
-    )
-    .unwrap();
-    assert!(report.succeeded(), "{}", report.summary());
-    let key = |id: &str| report.nodes.iter().find(|n| n.id == id).unwrap().key;
-    let table = |id: &str, output: &str| {
-        store
-            .load_output(&key(id), output)
-            .unwrap()
-            .as_table()
-            .unwrap()
-            .clone()
-    };
+    let study = BundledRun::new("workflows/alanine_dipeptide_cg.yaml");
+    let table = |id: &str, output: &str| study.table(id, output);
     let mut reconstruction = Vec::new();
     for map in ["learned", "fixed"] {
         let losses = table(&format!("map_{map}"), "losses");
@@ -73,13 +34,7 @@ fn cg_chains_reproduce_the_mapped_distributions() {
             column(&summary, "zero_model_validation_force_rmse")[0],
         );
         let divergences = table(&format!("compare_{map}"), "divergences");
-        let names = divergences
-            .column_by_name("observable")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap()
-            .clone();
+        let names = string_column(&divergences, "observable");
         let js = column(&divergences, "js_divergence");
         let floor = column(&divergences, "js_noise_floor");
         let (rm, sm) = (
@@ -94,13 +49,7 @@ fn cg_chains_reproduce_the_mapped_distributions() {
         for i in 0..names.len() {
             println!(
                 "  {:<20} {:.4}  {:.4}  {:>8.3} / {:<8.3}  {:>7.3} / {:<7.3}",
-                names.value(i),
-                js[i],
-                floor[i],
-                rm[i],
-                sm[i],
-                rs[i],
-                ss[i]
+                names[i], js[i], floor[i], rm[i], sm[i], rs[i], ss[i]
             );
         }
         let mean = js.iter().sum::<f64>() / js.len() as f64;

@@ -5,7 +5,9 @@
 //! inverse map ([`crate::nn::inverse_map`]), rebuilds Cartesians x(q) by NeRF and records
 //!
 //! ```text
-//! log p(q | z)   the flow's log-density at the drawn q (nm^-1 per bond, rad^-1 per angle/torsion)
+//! log p(q | z)   the log-density of the drawn q (nm^-1 per bond, rad^-1 per angle/torsion):
+//!                the flow's, or with `base_scale` < 1 that of the concentrated draws
+//!                ([`crate::nn::inverse_map::InverseMap::sample_scaled`])
 //! log J(q)       ln |det dx/dq| = sum 2 ln r + sum ln sin(theta)  (nm^2 per bond)
 //! ```
 //!
@@ -44,6 +46,9 @@ pub struct BackmapParams {
     pub samples_per_frame: usize,
     /// Draws per batch (one random stream each).
     pub batch_size: usize,
+    /// Concentration of the flow's base on bonds and angles (1: the flow itself; below
+    /// 1 draws closer to each conditional median, with the density recorded exactly).
+    pub base_scale: f64,
 }
 
 impl Default for BackmapParams {
@@ -51,6 +56,7 @@ impl Default for BackmapParams {
         BackmapParams {
             samples_per_frame: 1,
             batch_size: 1024,
+            base_scale: 1.0,
         }
     }
 }
@@ -96,6 +102,12 @@ impl Stage for Backmap {
             name: "batch_size",
             about: "draws per batch (each batch has its own random stream)",
         },
+        ParamDoc {
+            name: "base_scale",
+            about: "1: draw from the flow; below 1: bonds and angles drawn closer to their \
+                    conditional medians (the recorded density is the draws' own, so \
+                    reweighting stays exact)",
+        },
     ];
 
     fn check(p: &BackmapParams) -> Result<(), ParamProblem> {
@@ -104,6 +116,12 @@ impl Stage for Backmap {
         }
         if p.batch_size == 0 {
             return Err(ParamProblem::new("batch_size", "must be at least 1"));
+        }
+        if !(p.base_scale > 0.0 && p.base_scale <= 1.0) {
+            return Err(ParamProblem::new(
+                "base_scale",
+                format!("must be in (0, 1], got {}", p.base_scale),
+            ));
         }
         Ok(())
     }
@@ -140,7 +158,7 @@ impl Stage for Backmap {
                 .collect();
             let s = model.cg_coordinates(&z);
             let (q, log_p) = model
-                .sample(&s, &mut ctx.stream(k as u64))
+                .sample_scaled(&s, p.base_scale, &mut ctx.stream(k as u64))
                 .map_err(|e| StageError::Failed(format!("sampling the flow: {e}")))?;
             let mut x = model.zmatrix.to_cartesian_frames(&q);
             let zx = model.bead_positions(&x);

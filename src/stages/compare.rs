@@ -33,7 +33,7 @@
 //! - `summary` (table, one row): reference_frames, sample_frames, ess (of the weights),
 //!   and per estimate the fraction of means and of variances within 2 standard errors.
 //! - `plot` / `plot_svg`: free energy along phi and along psi (kT, periodic histograms of
-//!   `bins` bins, 0 at the minimum) and the potential-energy density, three curves each;
+//!   `bins` bins, 0 at the minimum, drawn up to 12 kT) and the potential-energy density, three curves each;
 //!   the mean z-score of every observable, raw and reweighted.
 //! - `report` (markdown): the numbers above as tables, linking `./plot.png`.
 
@@ -110,7 +110,8 @@ struct Definitions {
 impl Stage for Compare {
     type Params = CompareParams;
     const NAME: &'static str = "compare";
-    const VERSION: u32 = 1;
+    /// 2: free-energy profiles drawn up to 12 kT.
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "FG reference vs backmapped samples, raw and reweighted: basin populations, \
          bond, angle and energy means and variances with block-bootstrap errors, plots, a report";
     const INPUTS: &'static [Port] = &[
@@ -620,8 +621,12 @@ fn z_scores(m: &[Moments], reference: &[Moments], variance: bool) -> Vec<f64> {
         .collect()
 }
 
-/// Free energy (kT, 0 at the minimum) on `bins` periodic bins of (-180, 180]; empty bins
-/// are left out.
+/// Highest free energy drawn, kT: bins above it (nearly empty ones, which a few tiny
+/// weights put at hundreds of kT) are drawn at this height.
+const PROFILE_CEILING_KT: f64 = 12.0;
+
+/// Free energy (kT, 0 at the minimum, at most [`PROFILE_CEILING_KT`]) on `bins` periodic
+/// bins of (-180, 180]; empty bins are left out.
 fn profile(angles: &[f64], weights: &[f64], bins: usize) -> Vec<(f64, f64)> {
     let mut h = vec![0.0; bins];
     for (&a, &w) in angles.iter().zip(weights) {
@@ -632,10 +637,8 @@ fn profile(angles: &[f64], weights: &[f64], bins: usize) -> Vec<(f64, f64)> {
     (0..bins)
         .filter(|&b| h[b] > 0.0)
         .map(|b| {
-            (
-                -180.0 + (b as f64 + 0.5) * 360.0 / bins as f64,
-                -(h[b] / max).ln(),
-            )
+            let f = (-(h[b] / max).ln()).min(PROFILE_CEILING_KT);
+            (-180.0 + (b as f64 + 0.5) * 360.0 / bins as f64, f)
         })
         .collect()
 }

@@ -314,6 +314,7 @@ impl Stage for Reweight {
         let s_x = model.cg_coordinates(&model.bead_positions(&trajectory.positions_nm));
         let kinds = model.beads.kinds();
         let widths = match &p.kernel_width {
+            _ if model.pinned > 0 || p.estimator == Estimator::Marginal => Vec::new(),
             KernelWidth::Fixed(w) if w.len() != kinds.len() => {
                 return Err(StageError::Failed(format!(
                     "param `kernel_width`: {} widths for {} CG coordinates",
@@ -332,7 +333,9 @@ impl Stage for Reweight {
                 _ => w,
             })
             .collect();
-        tracing::info!("kernel widths {widths:?} (nm for bonds, rad otherwise)");
+        if !widths.is_empty() {
+            tracing::info!("kernel widths {widths:?} (nm for bonds, rad otherwise)");
+        }
 
         let c = kinds.len();
         let mut log_w = Vec::with_capacity(frames);

@@ -371,3 +371,62 @@ pub fn artifact_bytes(store: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// A bundled workflow run into `results/store` (or `CGLOOP_STORE`) from the crate root,
+/// two nodes at a time, as the long checks do; panics unless every node succeeded.
+pub struct BundledRun {
+    pub store: cgloop::exec::Store,
+    pub report: cgloop::exec::RunReport,
+}
+
+impl BundledRun {
+    pub fn new(workflow_file: &str) -> BundledRun {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::env::set_current_dir(root).unwrap();
+        let wf = cgloop::workflow::load(Path::new(workflow_file), &Registry::builtin())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = std::env::var("CGLOOP_STORE").unwrap_or_else(|_| "results/store".into());
+        let store = cgloop::exec::Store::open(&dir).unwrap();
+        let options = cgloop::exec::RunOptions {
+            jobs: 2,
+            ..cgloop::exec::RunOptions::default()
+        };
+        let report = cgloop::exec::run(&wf, &store, &options).unwrap();
+        assert!(report.succeeded(), "{}", report.summary());
+        BundledRun { store, report }
+    }
+
+    /// Output `output` of node `id`, a table.
+    pub fn table(&self, id: &str, output: &str) -> RecordBatch {
+        let node = self.report.nodes.iter().find(|n| n.id == id).unwrap();
+        self.store
+            .load_output(&node.key, output)
+            .unwrap()
+            .as_table()
+            .unwrap_or_else(|| panic!("{id}.{output} is not a table"))
+            .clone()
+    }
+}
+
+/// A float64 column of a table.
+pub fn f64_column(t: &RecordBatch, name: &str) -> Vec<f64> {
+    t.column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap_or_else(|| panic!("column {name} is not float64"))
+        .values()
+        .to_vec()
+}
+
+/// A utf8 column of a table.
+pub fn string_column(t: &RecordBatch, name: &str) -> Vec<String> {
+    t.column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .unwrap_or_else(|| panic!("column {name} is not utf8"))
+        .iter()
+        .map(|s| s.unwrap_or_default().to_string())
+        .collect()
+}
