@@ -54,15 +54,9 @@ pub enum BootstrapError {
 }
 
 impl BlockBootstrap {
-    /// Weighted means of `observables` (each one value per frame) with block-bootstrap
-    /// standard errors. A resample whose drawn blocks all have zero weight is drawn
-    /// again.
-    pub fn weighted_means<R: RngCore + ?Sized>(
-        &self,
-        observables: &[&[f64]],
-        weights: &[f64],
-        rng: &mut R,
-    ) -> Result<Vec<Estimate>, BootstrapError> {
+    /// The number of frames, once the settings, the observables' lengths and the weights
+    /// are checked.
+    fn check(&self, observables: &[&[f64]], weights: &[f64]) -> Result<usize, BootstrapError> {
         let n = weights.len();
         if n == 0 {
             return Err(BootstrapError::Empty);
@@ -89,6 +83,19 @@ impl BlockBootstrap {
         {
             return Err(BootstrapError::BadWeight { frame, value });
         }
+        Ok(n)
+    }
+
+    /// Weighted means of `observables` (each one value per frame) with block-bootstrap
+    /// standard errors. A resample whose drawn blocks all have zero weight is drawn
+    /// again.
+    pub fn weighted_means<R: RngCore + ?Sized>(
+        &self,
+        observables: &[&[f64]],
+        weights: &[f64],
+        rng: &mut R,
+    ) -> Result<Vec<Estimate>, BootstrapError> {
+        let n = self.check(observables, weights)?;
 
         // Per block: total weight and weighted sum of each observable.
         let blocks = self.blocks.min(n);
@@ -166,32 +173,7 @@ impl BlockBootstrap {
         weights: &[f64],
         rng: &mut R,
     ) -> Result<Vec<Moments>, BootstrapError> {
-        let n = weights.len();
-        if n == 0 {
-            return Err(BootstrapError::Empty);
-        }
-        if self.blocks == 0 || self.resamples < 2 {
-            return Err(BootstrapError::Settings {
-                blocks: self.blocks,
-                resamples: self.resamples,
-            });
-        }
-        for (k, a) in observables.iter().enumerate() {
-            if a.len() != n {
-                return Err(BootstrapError::Length {
-                    what: format!("observable {k}"),
-                    got: a.len(),
-                    frames: n,
-                });
-            }
-        }
-        if let Some((frame, &value)) = weights
-            .iter()
-            .enumerate()
-            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
-        {
-            return Err(BootstrapError::BadWeight { frame, value });
-        }
+        let n = self.check(observables, weights)?;
         let k_obs = observables.len();
         let shift: Vec<f64> = observables.iter().map(|a| a[0]).collect();
         // Per block: total weight, and weighted sums of (a - shift) and (a - shift)^2.

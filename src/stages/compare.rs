@@ -51,7 +51,7 @@ use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments};
 use crate::analysis::dihedral::dihedral_of_atoms;
 use crate::analysis::line_plot::{Figure, Panel, Series};
 use crate::artifact::Artifact;
-use crate::artifact::atoms::{ATOMS, AtomRow, from_table as atoms_from_table};
+use crate::artifact::atoms::{ATOMS, AtomRow};
 use crate::artifact::kind::{MARKDOWN, PNG, SVG, TABLE};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 use crate::md::covalent::infer_bonds;
@@ -220,21 +220,8 @@ impl Stage for Compare {
         inputs: &Inputs,
         ctx: &mut Context<'_>,
     ) -> Result<Outputs, StageError> {
-        let atoms = atoms_from_table(inputs.table("atoms")?)?;
-        let reference = Trajectory::from_table(inputs.table("reference")?)?;
-        let sample = Trajectory::from_table(inputs.table("sample")?)?;
-        for (name, t) in [("reference", &reference), ("sample", &sample)] {
-            if t.n_atoms != atoms.len() {
-                return Err(bad(
-                    name,
-                    format!(
-                        "{} atoms per frame, the atom table has {}",
-                        t.n_atoms,
-                        atoms.len()
-                    ),
-                ));
-            }
-        }
+        let (reference, atoms) = inputs.trajectory_with_atoms("reference", "atoms")?;
+        let (sample, _) = inputs.trajectory_with_atoms("sample", "atoms")?;
         let rows: Vec<usize> = (0..reference.len())
             .filter(|&i| reference.temperature_index[i] == p.temperature_index)
             .collect();

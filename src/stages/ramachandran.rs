@@ -36,7 +36,7 @@ use crate::analysis::dihedral::dihedral_of_atoms;
 use crate::analysis::histogram::PeriodicHistogram2d;
 use crate::analysis::plot::{FreeEnergyMap, Label, Segment};
 use crate::artifact::Artifact;
-use crate::artifact::atoms::{ATOMS, AtomRow, from_table as atoms_from_table};
+use crate::artifact::atoms::{ATOMS, AtomRow};
 use crate::artifact::kind::{PNG, SVG, TABLE};
 use crate::artifact::ramachandran::{
     BASIN_POPULATIONS, DIHEDRALS, FREE_ENERGY_2D, basin_populations_schema, dihedrals_schema,
@@ -252,18 +252,7 @@ impl Stage for Ramachandran {
         inputs: &Inputs,
         ctx: &mut Context<'_>,
     ) -> Result<Outputs, StageError> {
-        let trajectory = Trajectory::from_table(inputs.table("trajectory")?)?;
-        let atoms = atoms_from_table(inputs.table("atoms")?)?;
-        if atoms.len() != trajectory.n_atoms {
-            return Err(StageError::BadInput {
-                input: "atoms".into(),
-                message: format!(
-                    "{} atoms, but the trajectory has {} per frame",
-                    atoms.len(),
-                    trajectory.n_atoms
-                ),
-            });
-        }
+        let (trajectory, atoms) = inputs.trajectory_with_atoms("trajectory", "atoms")?;
         let phi_atoms = resolve_atoms(&atoms, &p.phi, "phi")?;
         let psi_atoms = resolve_atoms(&atoms, &p.psi, "psi")?;
         let rows: Vec<usize> = (0..trajectory.len())

@@ -10,6 +10,8 @@ use rand_core::SeedableRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::artifact::atoms::AtomRow;
+use crate::artifact::trajectory::Trajectory;
 use crate::artifact::{Artifact, ArtifactError, ArtifactKind};
 
 /// An input or output of a stage.
@@ -73,6 +75,28 @@ impl Inputs {
                         .unwrap_or("?")
                 ),
             })
+    }
+
+    /// The trajectory connected to input `trajectory` and the atom table connected to
+    /// `atoms`, checked to have the same number of atoms (the error names `atoms`).
+    pub fn trajectory_with_atoms(
+        &self,
+        trajectory: &str,
+        atoms: &str,
+    ) -> Result<(Trajectory, Vec<AtomRow>), StageError> {
+        let t = Trajectory::from_table(self.table(trajectory)?)?;
+        let a = crate::artifact::atoms::from_table(self.table(atoms)?)?;
+        if a.len() != t.n_atoms {
+            return Err(StageError::BadInput {
+                input: atoms.to_string(),
+                message: format!(
+                    "{} atoms, but `{trajectory}` has {} per frame",
+                    a.len(),
+                    t.n_atoms
+                ),
+            });
+        }
+        Ok((t, a))
     }
 
     /// Whether optional input `name` is connected.

@@ -42,10 +42,10 @@ use super::atom_ref::AtomRef;
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::line_plot::{Figure, Panel, Series};
 use crate::artifact::Artifact;
-use crate::artifact::atoms::{ATOMS, from_table as atoms_from_table};
+use crate::artifact::atoms::ATOMS;
 use crate::artifact::kind::{INVERSE_MAP, PNG, SVG, TABLE};
 use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
-use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::artifact::trajectory::TRAJECTORY;
 use crate::md::covalent::infer_bonds;
 use crate::md::zmatrix::{CoordinateKind, ZMatrix};
 use crate::nn::ParameterStore;
@@ -245,18 +245,8 @@ impl Stage for TrainFlow {
         inputs: &Inputs,
         ctx: &mut Context<'_>,
     ) -> Result<Outputs, StageError> {
-        let trajectory = Trajectory::from_table(inputs.table("trajectory")?)?;
-        let atoms = atoms_from_table(inputs.table("atoms")?)?;
+        let (trajectory, atoms) = inputs.trajectory_with_atoms("trajectory", "atoms")?;
         let n_atoms = atoms.len();
-        if trajectory.n_atoms != n_atoms {
-            return Err(bad(
-                "trajectory",
-                format!(
-                    "{} atoms per frame, the atom table has {n_atoms}",
-                    trajectory.n_atoms
-                ),
-            ));
-        }
         let rows: Vec<usize> = (0..trajectory.len())
             .filter(|&i| trajectory.temperature_index[i] == p.temperature_index)
             .collect();

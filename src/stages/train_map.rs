@@ -52,9 +52,7 @@ use serde::{Deserialize, Serialize};
 use super::atom_ref::AtomRef;
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::artifact::Artifact;
-use crate::artifact::atoms::{
-    ATOMS, AtomRow, from_table as atoms_from_table, to_table as atoms_table,
-};
+use crate::artifact::atoms::{ATOMS, AtomRow, to_table as atoms_table};
 use crate::artifact::kind::{MODEL_PARAMETERS, TABLE};
 use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
@@ -392,18 +390,8 @@ impl Stage for TrainMap {
         inputs: &Inputs,
         ctx: &mut Context<'_>,
     ) -> Result<Outputs, StageError> {
-        let trajectory = Trajectory::from_table(inputs.table("trajectory")?)?;
-        let atoms = atoms_from_table(inputs.table("atoms")?)?;
+        let (trajectory, atoms) = inputs.trajectory_with_atoms("trajectory", "atoms")?;
         let n_atoms = trajectory.n_atoms;
-        if atoms.len() != n_atoms {
-            return Err(StageError::BadInput {
-                input: "atoms".into(),
-                message: format!(
-                    "{} atoms, but the trajectory has {n_atoms} per frame",
-                    atoms.len()
-                ),
-            });
-        }
         let rows: Vec<usize> = (0..trajectory.len())
             .filter(|&i| trajectory.temperature_index[i] == p.temperature_index)
             .collect();
