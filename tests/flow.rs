@@ -428,3 +428,44 @@ fn concentrated_draws_record_their_own_density() {
         "mean squared distance from 0.5: {spread}"
     );
 }
+
+#[test]
+fn narrow_torsions_get_a_box_around_their_circular_mean() {
+    use cgloop::md::zmatrix::CoordinateKind::{Angle, Bond, Torsion};
+    let pi = std::f64::consts::PI;
+    let mut rng = stream(19, 6);
+    // A bond, an angle, a torsion near pi (straddling the cut), one near 2 pi / 3, and a
+    // torsion spread over the circle.
+    let kinds = [Bond, Angle, Torsion, Torsion, Torsion];
+    let q: Vec<f64> = (0..200)
+        .flat_map(|_| {
+            let wrap = |x: f64| cgloop::md::zmatrix::wrap_angle(x);
+            [
+                0.15 + 0.003 * normal(&mut rng),
+                1.9 + 0.05 * normal(&mut rng),
+                wrap(pi + 0.1 * normal(&mut rng)),
+                wrap(2.0 * pi / 3.0 + 0.08 * normal(&mut rng)),
+                wrap(2.0 * pi * uniform(&mut rng)),
+            ]
+        })
+        .collect();
+    let b = UnitBox::fit(&q, &kinds, 0.25);
+    assert_eq!(b.circular, [false, false, false, false, true]);
+    assert!(b.centre[2].unwrap().abs() > 3.0, "{:?}", b.centre);
+    assert!((b.centre[3].unwrap() - 2.0 * pi / 3.0).abs() < 0.05);
+    assert!(
+        b.hi[2] - b.lo[2] < 1.5,
+        "the box of a narrow torsion is narrow"
+    );
+    let u = b.to_unit(&q);
+    assert!(
+        u.iter().all(|&x| (0.0..=1.0).contains(&x)),
+        "every u in the cube"
+    );
+    assert!(b.rows_outside(&q).is_empty());
+    let back = b.from_unit(&u);
+    for (a, c) in q.iter().zip(&back) {
+        let d = cgloop::md::zmatrix::wrap_angle(a - c);
+        assert!(d.abs() < 1e-12, "{a} vs {c}");
+    }
+}

@@ -311,6 +311,13 @@ impl InverseMap {
             .iter()
             .map(|&c| if c { 1.0 } else { 0.0 })
             .collect();
+        // NaN: no centre (not a narrow torsion).
+        let centre: Vec<f64> = self
+            .unit_box
+            .centre
+            .iter()
+            .map(|c| c.unwrap_or(f64::NAN))
+            .collect();
         let (n, b) = (self.n_atoms(), self.n_beads());
         tensors.extend([
             row("layers", vec![1], vec![self.config.layers as f64]),
@@ -338,6 +345,7 @@ impl InverseMap {
                 self.unit_box.hi.clone(),
             ),
             row("box.circular", vec![self.unit_box.dims()], circular),
+            row("box.centre", vec![self.unit_box.dims()], centre),
             row(
                 "context.mean",
                 vec![self.scaling.mean.len()],
@@ -399,6 +407,10 @@ impl InverseMap {
             lo: values("box.lo")?,
             hi: values("box.hi")?,
             circular: values("box.circular")?.iter().map(|&c| c != 0.0).collect(),
+            centre: values("box.centre")?
+                .iter()
+                .map(|&c| (!c.is_nan()).then_some(c))
+                .collect(),
         };
         let scaling = ContextScaling {
             mean: values("context.mean")?,

@@ -26,7 +26,9 @@
 //!   nats per frame), best (bool).
 //! - `coordinates` (table): one row per internal coordinate: index (int64), label
 //!   (utf8, e.g. `phi(7-5-4-2)`), kind (utf8: bond | angle | torsion), atom (int32),
-//!   lo, hi (float64: the box, nm or rad; NaN for coordinates pinned to the beads).
+//!   lo, hi (float64: the box, nm or rad; NaN for coordinates pinned to the beads),
+//!   centre (float64: the circular mean a narrow torsion's box is taken about, rad;
+//!   NaN for other coordinates; [`crate::nn::unit_box`]).
 //! - `learning_curve_plot` / `learning_curve_svg`: NLL per epoch.
 //!
 //! Randomness: weights, the split and the batch order come from the node's streams.
@@ -103,7 +105,8 @@ pub struct TrainFlow;
 impl Stage for TrainFlow {
     type Params = TrainFlowParams;
     const NAME: &'static str = "train_flow";
-    const VERSION: u32 = 1;
+    /// 2: narrow torsions boxed around their circular mean.
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "Learn p(q | z), the inverse of the CG map: an autoregressive spline \
          flow over all internal coordinates conditioned on the beads, by maximum likelihood";
     const INPUTS: &'static [Port] = &[
@@ -507,6 +510,7 @@ fn coordinates_table(zmatrix: &ZMatrix, pinned: usize, unit_box: &UnitBox) -> Re
         Field::new("atom", DataType::Int32, false),
         Field::new("lo", DataType::Float64, false),
         Field::new("hi", DataType::Float64, false),
+        Field::new("centre", DataType::Float64, false),
     ]);
     RecordBatch::try_new(
         Arc::new(schema),
@@ -525,6 +529,13 @@ fn coordinates_table(zmatrix: &ZMatrix, pinned: usize, unit_box: &UnitBox) -> Re
             )),
             Arc::new(Float64Array::from(bound(&unit_box.lo))),
             Arc::new(Float64Array::from(bound(&unit_box.hi))),
+            Arc::new(Float64Array::from(bound(
+                &unit_box
+                    .centre
+                    .iter()
+                    .map(|c| c.unwrap_or(f64::NAN))
+                    .collect::<Vec<_>>(),
+            ))),
         ],
     )
     .expect("columns match the coordinates schema")
