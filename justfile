@@ -1,7 +1,7 @@
 # cgloop recipes (https://github.com/casey/just). Every recipe is a plain cargo command,
 # so nothing here is needed to use cgloop.
 
-# Run a workflow (default: the quick alanine dipeptide study, ~3 min).
+# Run a workflow (default: the quick alanine dipeptide study, about a minute).
 run workflow="workflows/alanine_dipeptide_quick.yaml":
     cargo run --release -- run {{workflow}} -j 2
 
