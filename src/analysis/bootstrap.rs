@@ -120,29 +120,20 @@ impl BlockBootstrap {
         // Welford's running mean and variance over resamples, per observable.
         let mut running_mean = vec![0.0; observables.len()];
         let mut m2 = vec![0.0; observables.len()];
-        let mut sums = vec![0.0; observables.len()];
-        let mut done = 0usize;
-        while done < self.resamples {
-            let mut w = 0.0;
-            sums.iter_mut().for_each(|s| *s = 0.0);
-            for _ in 0..blocks {
-                let b = uniform_below(rng, blocks);
-                w += block_weight[b];
-                for (s, x) in sums.iter_mut().zip(&block_sums[b]) {
-                    *s += x;
+        resample(
+            self.resamples,
+            &block_weight,
+            &block_sums,
+            rng,
+            |done, w, sums| {
+                for k in 0..observables.len() {
+                    let m = sums[k] / w;
+                    let delta = m - running_mean[k];
+                    running_mean[k] += delta / done as f64;
+                    m2[k] += delta * (m - running_mean[k]);
                 }
-            }
-            if w <= 0.0 {
-                continue;
-            }
-            done += 1;
-            for k in 0..observables.len() {
-                let m = sums[k] / w;
-                let delta = m - running_mean[k];
-                running_mean[k] += delta / done as f64;
-                m2[k] += delta * (m - running_mean[k]);
-            }
-        }
+            },
+        );
         Ok(means
             .into_iter()
             .zip(m2)
@@ -204,31 +195,22 @@ impl BlockBootstrap {
         // Welford over resamples: (mean, variance) per observable.
         let mut running = vec![(0.0, 0.0); k_obs];
         let mut m2 = vec![(0.0, 0.0); k_obs];
-        let mut sums = vec![0.0; 2 * k_obs];
-        let mut done = 0usize;
-        while done < self.resamples {
-            let mut w = 0.0;
-            sums.iter_mut().for_each(|s| *s = 0.0);
-            for _ in 0..blocks {
-                let b = uniform_below(rng, blocks);
-                w += block_weight[b];
-                for (s, x) in sums.iter_mut().zip(&block_sums[b]) {
-                    *s += x;
+        resample(
+            self.resamples,
+            &block_weight,
+            &block_sums,
+            rng,
+            |done, w, sums| {
+                for k in 0..k_obs {
+                    let (m, v) = moments(w, sums, k);
+                    let (dm, dv) = (m - running[k].0, v - running[k].1);
+                    running[k].0 += dm / done as f64;
+                    running[k].1 += dv / done as f64;
+                    m2[k].0 += dm * (m - running[k].0);
+                    m2[k].1 += dv * (v - running[k].1);
                 }
-            }
-            if w <= 0.0 {
-                continue;
-            }
-            done += 1;
-            for k in 0..k_obs {
-                let (m, v) = moments(w, &sums, k);
-                let (dm, dv) = (m - running[k].0, v - running[k].1);
-                running[k].0 += dm / done as f64;
-                running[k].1 += dv / done as f64;
-                m2[k].0 += dm * (m - running[k].0);
-                m2[k].1 += dv * (v - running[k].1);
-            }
-        }
+            },
+        );
         let r = (self.resamples - 1) as f64;
         Ok((0..k_obs)
             .map(|k| {
@@ -245,6 +227,37 @@ impl BlockBootstrap {
                 }
             })
             .collect())
+    }
+}
+
+/// Draws `resamples` block resamples: each picks as many blocks as there are, uniformly
+/// with replacement, and hands `visit` its count so far (from 1), its total weight and
+/// its summed block sums. A resample of zero total weight is drawn again.
+fn resample<R: RngCore + ?Sized>(
+    resamples: usize,
+    block_weight: &[f64],
+    block_sums: &[Vec<f64>],
+    rng: &mut R,
+    mut visit: impl FnMut(usize, f64, &[f64]),
+) {
+    let blocks = block_weight.len();
+    let mut sums = vec![0.0; block_sums.first().map_or(0, Vec::len)];
+    let mut done = 0usize;
+    while done < resamples {
+        let mut w = 0.0;
+        sums.iter_mut().for_each(|s| *s = 0.0);
+        for _ in 0..blocks {
+            let b = uniform_below(rng, blocks);
+            w += block_weight[b];
+            for (s, x) in sums.iter_mut().zip(&block_sums[b]) {
+                *s += x;
+            }
+        }
+        if w <= 0.0 {
+            continue;
+        }
+        done += 1;
+        visit(done, w, &sums);
     }
 }
 
