@@ -161,10 +161,7 @@ fn flow_backmap_and_reweight_on_alanine_dipeptide() {
     let worst = s_cg
         .iter()
         .zip(&s_back)
-        .map(|(a, b)| {
-            let d = (a - b).abs();
-            d.min((d - 2.0 * std::f64::consts::PI).abs())
-        })
+        .map(|(a, b)| cgloop::md::zmatrix::wrap_angle(a - b).abs())
         .fold(0.0, f64::max);
     assert!(
         worst < 1e-9,

@@ -329,10 +329,7 @@ fn backbone_map_pins_the_beads_and_rebuilt_atoms_map_back_onto_them() {
     let worst = s_back
         .iter()
         .zip(&s)
-        .map(|(a, b)| {
-            let d = (a - b).abs();
-            d.min((d - 2.0 * std::f64::consts::PI).abs())
-        })
+        .map(|(a, b)| cgloop::md::zmatrix::wrap_angle(a - b).abs())
         .fold(0.0, f64::max);
     assert!(
         worst < 1e-9,

@@ -18,7 +18,7 @@
 //! output weights W_o, V_o and b_o start at zero, so an untrained MADE gives theta = 0
 //! for every input (a spline flow built on it starts at the identity).
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{Device, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::mlp::Activation;
@@ -153,9 +153,4 @@ impl Made {
         }
         theta.reshape((batch, self.dims, self.params_per_dim))
     }
-}
-
-/// f64 zeros of shape (rows, cols) on the CPU (a context for unconditional use).
-pub fn no_context(rows: usize) -> Result<Tensor> {
-    Tensor::zeros((rows, 0), DType::F64, &Device::Cpu)
 }

@@ -150,6 +150,7 @@ impl Stage for Backmap {
         let mut out = Trajectory::new(n_atoms);
         let mut log_q = Vec::with_capacity(cg_rows.len());
         let mut log_j = Vec::with_capacity(cg_rows.len());
+        let no_forces = vec![[f64::NAN; 3]; n_atoms];
         ctx.progress.start("frames", cg_rows.len() as u64);
         for (k, batch) in cg_rows.chunks(p.batch_size).enumerate() {
             let z: Vec<f64> = batch
@@ -182,7 +183,7 @@ impl Stage for Backmap {
                     step: cg.step[f],
                     time_ps: cg.time_ps[f],
                     positions_nm: &positions,
-                    forces: &vec![[f64::NAN; 3]; n_atoms],
+                    forces: &no_forces,
                     potential: f64::NAN,
                     kinetic_temperature_k: f64::NAN,
                 });

@@ -45,7 +45,7 @@ use arrow_schema::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 
 use super::atom_ref::AtomRef;
-use super::ramachandran::Basin;
+use super::ramachandran::{Basin, basin_populations};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments};
 use crate::analysis::dihedral::dihedral_of_atoms;
@@ -280,7 +280,13 @@ impl Stage for Compare {
             let failed = |e: crate::analysis::bootstrap::BootstrapError| {
                 StageError::Failed(format!("{} estimate: {e}", ESTIMATES[k]))
             };
-            populations.push(basin_populations(obs, w, bootstrap, &mut rng).map_err(failed)?);
+            let basins: Vec<Basin> = obs
+                .phi
+                .iter()
+                .zip(&obs.psi)
+                .map(|(&f, &s)| Basin::of(f, s))
+                .collect();
+            populations.push(basin_populations(&basins, w, bootstrap, &mut rng)?);
             let columns: Vec<&[f64]> = obs.columns.iter().map(Vec::as_slice).collect();
             moments.push(
                 bootstrap
@@ -468,31 +474,6 @@ impl Definitions {
             columns,
         }
     }
-}
-
-fn basin_populations(
-    obs: &Observed,
-    weights: &[f64],
-    bootstrap: BlockBootstrap,
-    rng: &mut rand_chacha::ChaCha20Rng,
-) -> Result<Vec<Estimate>, crate::analysis::bootstrap::BootstrapError> {
-    let basins: Vec<Basin> = obs
-        .phi
-        .iter()
-        .zip(&obs.psi)
-        .map(|(&f, &s)| Basin::of(f, s))
-        .collect();
-    let indicators: Vec<Vec<f64>> = Basin::ALL
-        .iter()
-        .map(|&b| {
-            basins
-                .iter()
-                .map(|&x| if x == b { 1.0 } else { 0.0 })
-                .collect()
-        })
-        .collect();
-    let columns: Vec<&[f64]> = indicators.iter().map(Vec::as_slice).collect();
-    bootstrap.weighted_means(&columns, weights, rng)
 }
 
 struct Summary {

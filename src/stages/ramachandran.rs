@@ -444,7 +444,7 @@ fn trajectory_temperature(trajectory: &Trajectory, rows: &[usize]) -> Result<f64
 
 /// Population of each basin (in [`Basin::ALL`] order) with its block-bootstrap error:
 /// the weighted means of the basin indicators, all on the same resamples.
-fn basin_populations(
+pub(crate) fn basin_populations(
     basins: &[Basin],
     weights: &[f64],
     bootstrap: BlockBootstrap,

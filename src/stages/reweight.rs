@@ -59,7 +59,7 @@ use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 use crate::md::forcefield::{ForceField, Solvent};
 use crate::md::prmtop::parse_prmtop;
 use crate::md::units::BOLTZMANN;
-use crate::md::zmatrix::CoordinateKind;
+use crate::md::zmatrix::{CoordinateKind, wrap_angle};
 use crate::nn::inverse_map::InverseMap;
 
 /// Largest torsion kernel width, rad.
@@ -428,10 +428,9 @@ impl Stage for Reweight {
 
 /// a - b, wrapped to (-pi, pi] for torsions.
 fn residual(a: f64, b: f64, kind: &CoordinateKind) -> f64 {
-    let d = a - b;
     match kind {
-        CoordinateKind::Torsion => d - 2.0 * PI * ((d + PI) / (2.0 * PI)).floor(),
-        _ => d,
+        CoordinateKind::Torsion => wrap_angle(a - b),
+        _ => a - b,
     }
 }
 
