@@ -9,7 +9,9 @@
 //!         datasets/chignolin/cln025_ff14SB.inpcrd --solvent obc2
 //!
 //! (`just bench` runs all three when `openmm` is importable.) Set CGLOOP_BENCH_SECONDS
-//! to change the measuring time (default 10 s per case, as the peer script).
+//! to change the measuring time (default 10 s per case, as the peer script); name cases
+//! after `--` to run only those whose name contains one of the words
+//! (`cargo bench --bench md -- vacuum`).
 
 use std::path::Path;
 use std::time::Instant;
@@ -22,6 +24,14 @@ use cgloop::md::random::stream;
 use cgloop::md::structure::Structure;
 
 fn case(name: &str, prmtop: &str, inpcrd: &str, solvent: Solvent, seconds: f64) {
+    // `cargo bench --bench md -- vacuum` runs the cases whose name contains "vacuum".
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+        return;
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let s = Structure::read(&root.join(prmtop), &root.join(inpcrd)).unwrap();
     let mut ff = ForceField::new(&s.topology, solvent).unwrap();

@@ -4,7 +4,10 @@
 //! its forces are minus its energy gradient and carry no net force or torque, its
 //! parameter gradients match finite differences, it tells mirror images apart (a
 //! distance-only potential cannot), saved potentials keep it (old ones load without
-//! it), and force matching recovers a chiral dihedral potential's preferred sign.
+//! it), and force matching recovers a chiral dihedral potential's preferred sign. The
+//! bead-angle prior is k/2 (theta - theta0)^2 of the geometric angle and the dihedral
+//! prior a Fourier series in the IUPAC dihedral, with forces minus their gradients, saved
+//! and reloaded.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -691,5 +694,158 @@ fn force_matching_with_torsions_recovers_a_chiral_dihedral_potential() {
     assert!(
         err_without > 2.0 * err_with,
         "distance-only {err_without} vs with torsions {err_with}"
+    );
+}
+
+#[test]
+fn the_theta_prior_is_harmonic_in_the_bead_angle_and_survives_saving() {
+    use cgloop::nn::cg_potential::harmonic_bead_angles;
+    let z = chain(3, 31);
+    let config = CgPotentialConfig {
+        theta_k: vec![120.0, 90.0],
+        theta0_rad: vec![2.0, 1.9],
+        ..CgPotentialConfig::default()
+    };
+    for frame in z.chunks(12) {
+        let x: Vec<[f64; 3]> = frame.chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
+        let mut expected = 0.0;
+        for i in 0..2 {
+            let (a, b, c) = (x[i], x[i + 1], x[i + 2]);
+            let u = [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
+            let v = [c[0] - b[0], c[1] - b[1], c[2] - b[2]];
+            let cos = (u[0] * v[0] + u[1] * v[1] + u[2] * v[2]) / (dist(a, b) * dist(c, b));
+            expected += 0.5 * config.theta_k[i] * (cos.acos() - config.theta0_rad[i]).powi(2);
+        }
+        let mut f = vec![[0.0; 3]; 4];
+        let e = harmonic_bead_angles(&x, &config.theta_k, &config.theta0_rad, &mut f);
+        assert!(
+            (e - expected).abs() < 1e-12 * expected.max(1.0),
+            "{e} vs {expected}"
+        );
+        // Forces: minus central differences of the energy; no net force.
+        let h = 1e-6;
+        for b in 0..4 {
+            for c in 0..3 {
+                let mut xp = x.clone();
+                let mut xm = x.clone();
+                xp[b][c] += h;
+                xm[b][c] -= h;
+                let mut scratch = vec![[0.0; 3]; 4];
+                let ep =
+                    harmonic_bead_angles(&xp, &config.theta_k, &config.theta0_rad, &mut scratch);
+                let em =
+                    harmonic_bead_angles(&xm, &config.theta_k, &config.theta0_rad, &mut scratch);
+                let numeric = -(ep - em) / (2.0 * h);
+                assert!(
+                    (f[b][c] - numeric).abs() < 1e-6 * numeric.abs().max(1.0),
+                    "bead {b} component {c}: {} vs {numeric}",
+                    f[b][c]
+                );
+            }
+        }
+        for c in 0..3 {
+            assert!(f.iter().map(|v| v[c]).sum::<f64>().abs() < 1e-9);
+        }
+    }
+    // In the full potential (network, repulsion, priors) the forces stay minus the
+    // energy gradient.
+    let store = ParameterStore::new([4; 32]);
+    let u = CgPotential::new(
+        4,
+        config.clone(),
+        store.var_builder(DType::F64, &Device::Cpu),
+    )
+    .unwrap();
+    let (_, forces) = u.energy_and_forces(&tensor(&z, 3)).unwrap();
+    let forces = forces.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let h = 1e-6;
+    for at in 0..z.len() {
+        let (mut zp, mut zm) = (z.clone(), z.clone());
+        zp[at] += h;
+        zm[at] -= h;
+        let e = |v: &[f64]| {
+            u.energy_and_forces(&tensor(v, 3))
+                .unwrap()
+                .0
+                .to_vec1::<f64>()
+                .unwrap()
+        };
+        let frame = at / 12;
+        let numeric = -(e(&zp)[frame] - e(&zm)[frame]) / (2.0 * h);
+        assert!(
+            (forces[at] - numeric).abs() < 1e-5 * numeric.abs().max(1.0),
+            "component {at}: {} vs {numeric}",
+            forces[at]
+        );
+    }
+    // The prior is part of a saved potential; potentials saved without it load without it.
+    let saved = save_potential(4, u.config(), &store).unwrap();
+    let (_, loaded, _) = potential_config(&saved).unwrap();
+    assert_eq!(loaded.theta_k, config.theta_k);
+    assert_eq!(loaded.theta0_rad, config.theta0_rad);
+    let plain = save_potential(4, &CgPotentialConfig::default(), &store).unwrap();
+    assert!(plain.iter().all(|t| !t.name.contains("theta")));
+    assert!(potential_config(&plain).unwrap().1.theta_k.is_empty());
+}
+
+#[test]
+fn the_dihedral_prior_is_a_fourier_series_in_the_bead_dihedral() {
+    use cgloop::nn::cg_potential_host::fourier_dihedrals;
+    // Two quadruples (5 beads), order 3: (a_1, b_1, a_2, b_2, a_3, b_3) per quadruple.
+    let coefficients = vec![
+        2.0, -1.5, 0.7, 0.3, -0.4, 0.9, -1.0, 0.5, 0.2, -0.8, 0.6, 0.1,
+    ];
+    let mut rng = stream(41, 0);
+    for _ in 0..4 {
+        let x: Vec<[f64; 3]> = (0..5)
+            .map(|b| {
+                [
+                    0.38 * b as f64 + 0.05 * normal(&mut rng),
+                    0.2 * ((b % 2) as f64) + 0.08 * normal(&mut rng),
+                    0.1 * normal(&mut rng),
+                ]
+            })
+            .collect();
+        let mut expected = 0.0;
+        for q in 0..2 {
+            let psi = dihedral_deg(x[q], x[q + 1], x[q + 2], x[q + 3]).to_radians();
+            for m in 0..3 {
+                let c = &coefficients[6 * q + 2 * m..6 * q + 2 * m + 2];
+                let mp = (m + 1) as f64 * psi;
+                expected += c[0] * mp.cos() + c[1] * mp.sin();
+            }
+        }
+        let mut f = vec![[0.0; 3]; 5];
+        let e = fourier_dihedrals(&x, &coefficients, &mut f);
+        assert!((e - expected).abs() < 1e-10, "{e} vs {expected}");
+        let h = 1e-6;
+        for b in 0..5 {
+            for c in 0..3 {
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp[b][c] += h;
+                xm[b][c] -= h;
+                let mut scratch = vec![[0.0; 3]; 5];
+                let numeric = -(fourier_dihedrals(&xp, &coefficients, &mut scratch)
+                    - fourier_dihedrals(&xm, &coefficients, &mut scratch))
+                    / (2.0 * h);
+                assert!(
+                    (f[b][c] - numeric).abs() < 1e-5 * numeric.abs().max(1.0),
+                    "bead {b} component {c}: {} vs {numeric}",
+                    f[b][c]
+                );
+            }
+        }
+    }
+    // In the candle potential, saved and reloaded.
+    let config = CgPotentialConfig {
+        dihedral_fourier: coefficients.clone(),
+        ..CgPotentialConfig::default()
+    };
+    let store = ParameterStore::new([5; 32]);
+    let u = CgPotential::new(5, config, store.var_builder(DType::F64, &Device::Cpu)).unwrap();
+    let saved = save_potential(5, u.config(), &store).unwrap();
+    assert_eq!(
+        potential_config(&saved).unwrap().1.dihedral_fourier,
+        coefficients
     );
 }

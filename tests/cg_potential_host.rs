@@ -99,6 +99,11 @@ fn architectures() -> Vec<(usize, CgPotentialConfig)> {
                 activation,
                 bond_k: vec![800.0, 900.0, 1000.0, 1100.0, 950.0],
                 bond_r0_nm: vec![0.38, 0.38, 0.4, 0.37, 0.39],
+                theta_k: vec![150.0, 120.0, 90.0, 200.0],
+                theta0_rad: vec![2.0, 1.9, 2.1, 1.95],
+                dihedral_fourier: vec![
+                    2.0, -1.5, 0.7, 0.3, -1.0, 0.5, 0.2, -0.8, 0.4, 0.1, -0.3, 0.6,
+                ],
                 torsions: true,
                 ..CgPotentialConfig::default()
             },

@@ -109,6 +109,12 @@ fn trajectory(seed: u64) -> (Trajectory, Vec<Vec<f64>>) {
 
 fn params() -> FitPotentialParams {
     FitPotentialParams {
+        // The synthetic frames are not Boltzmann-distributed, so priors by Boltzmann
+        // inversion are wrong for them: keep the ones the pair network can cancel (bonds
+        // and the Urey-Bradley form), not the bead-angle prior, which it cannot.
+        angle_prior: true,
+        theta_prior: false,
+        dihedral_prior_order: 0,
         hidden: vec![32, 32],
         epochs: 40,
         batch_size: 32,
@@ -353,6 +359,9 @@ fn the_registry_checks_params() {
     assert_eq!(defaults["hidden"], serde_json::json!([64, 64]));
     assert!(defaults["repulsion_sigma_nm"].is_null());
     assert_eq!(defaults["activation"], "silu");
+    assert_eq!(defaults["theta_prior"], true);
+    assert_eq!(defaults["angle_prior"], false);
+    assert_eq!(defaults["dihedral_prior_order"], 6);
     assert!(stage.resolve_params(&serde_json::json!({})).is_ok());
     assert!(
         stage
@@ -361,6 +370,11 @@ fn the_registry_checks_params() {
     );
     for (bad, param) in [
         (serde_json::json!({"epochs": 0}), "epochs"),
+        (serde_json::json!({"angle_prior": true}), "theta_prior"),
+        (
+            serde_json::json!({"dihedral_prior_order": 9}),
+            "dihedral_prior_order",
+        ),
         (
             serde_json::json!({"validation_fraction": 1.0}),
             "validation_fraction",

@@ -6,8 +6,15 @@
 //! U_hat(z) = sum_{p=(i<j)} [ NN(phi(d_p), e_p) + eps (sigma / d_p)^6 ]
 //!          + sum_{consecutive beads} k_b / 2 (d_{i,i+1} - r_0)^2
 //!          + sum_{triples} k_a / 2 (d_{i,i+2} - r_a)^2                  (angle prior)
+//!          + sum_{triples} k_t / 2 (theta_{i,i+1,i+2} - theta_0)^2      (theta prior)
+//!          + sum_q sum_m a_qm cos(m psi_q) + b_qm sin(m psi_q)         (dihedral prior)
 //!          + sum_{q=(I,I+1,I+2,I+3)} T(cos psi_q, sin psi_q, e_q)       (torsions, n >= 4)
 //! ```
+//!
+//! The priors have no parameters; the theta and dihedral priors are evaluated in f64 on
+//! the host ([`harmonic_bead_angles`],
+//! [`crate::nn::cg_potential_host::fourier_dihedrals`], shared with the sampler's
+//! [`crate::nn::cg_potential_host::HostCgPotential`]).
 //!
 //! phi_k(d) = exp(-gamma (d - mu_k)^2), k = 1..K, mu_k evenly spaced on [0, cutoff]
 //! (a SchNet-style radial basis), e_p a one-hot of the pair (beads are distinguishable
@@ -43,6 +50,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use super::cg_potential_host::fourier_dihedrals;
 use super::mlp::{Activation, Mlp};
 use super::store::ParameterStore;
 use crate::artifact::tensors::NamedTensor;
@@ -71,6 +79,16 @@ pub struct CgPotentialConfig {
     /// The torsion network T(cos psi, sin psi, e_q) over consecutive bead quadruples
     /// (only with 4 beads or more); without it U_hat is reflection-invariant.
     pub torsions: bool,
+    /// Harmonic prior on the bead angles theta_I of (I, I+1, I+2): k (kJ/mol/rad^2) and
+    /// theta0 (rad) per triple; empty means none. Unlike the Urey-Bradley form above it
+    /// acts on the angle itself, so the bonds' and the 1-3 distance's fluctuations are
+    /// not made independent of each other.
+    pub theta_k: Vec<f64>,
+    pub theta0_rad: Vec<f64>,
+    /// Fourier prior on the dihedrals of consecutive quadruples: per quadruple
+    /// (a_1, b_1, ..., a_M, b_M), U = sum_m a_m cos(m psi) + b_m sin(m psi) (kJ/mol);
+    /// empty means none ([`crate::nn::cg_potential_host::fourier_dihedrals`]).
+    pub dihedral_fourier: Vec<f64>,
 }
 
 impl Default for CgPotentialConfig {
@@ -87,6 +105,9 @@ impl Default for CgPotentialConfig {
             angle_k: Vec::new(),
             angle_r0_nm: Vec::new(),
             torsions: true,
+            theta_k: Vec::new(),
+            theta0_rad: Vec::new(),
+            dihedral_fourier: Vec::new(),
         }
     }
 }
@@ -143,6 +164,14 @@ impl CgPotential {
                 "one bond prior per consecutive pair"
             );
             assert_eq!(config.bond_r0_nm.len(), n - 1);
+        }
+        if !config.theta_k.is_empty() {
+            assert_eq!(
+                config.theta_k.len(),
+                n.saturating_sub(2),
+                "one theta prior per triple"
+            );
+            assert_eq!(config.theta0_rad.len(), config.theta_k.len());
         }
         if !config.angle_k.is_empty() {
             assert!(n >= 3, "angle priors need three beads");
@@ -258,6 +287,38 @@ impl CgPotential {
         let zeros = Tensor::zeros((frames, self.n, 3), z.dtype(), z.device())?;
         let forces =
             (zeros.index_add(&self.second, &pull, 1)? - zeros.index_add(&self.first, &pull, 1)?)?;
+        let (energy, forces) = if self.config.theta_k.is_empty()
+            && self.config.dihedral_fourier.is_empty()
+        {
+            (energy, forces)
+        } else {
+            // The angle and dihedral priors have no parameters: evaluated on the host, a constant of the
+            // batch for training.
+            let x = z.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+            let mut e = Vec::with_capacity(frames);
+            let mut f = vec![0.0; x.len()];
+            for (frame, out) in x
+                .chunks_exact(3 * self.n)
+                .zip(f.chunks_exact_mut(3 * self.n))
+            {
+                let positions: Vec<[f64; 3]> =
+                    frame.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+                let mut forces = vec![[0.0; 3]; self.n];
+                e.push(
+                    harmonic_bead_angles(
+                        &positions,
+                        &self.config.theta_k,
+                        &self.config.theta0_rad,
+                        &mut forces,
+                    ) + fourier_dihedrals(&positions, &self.config.dihedral_fourier, &mut forces),
+                );
+                out.copy_from_slice(forces.as_flattened());
+            }
+            let (device, dtype) = (z.device(), z.dtype());
+            let e = Tensor::from_vec(e, frames, device)?.to_dtype(dtype)?;
+            let f = Tensor::from_vec(f, (frames, self.n, 3), device)?.to_dtype(dtype)?;
+            ((energy + e)?, (forces + f)?)
+        };
         match &self.torsion {
             Some(torsion) => {
                 let (torsion_energy, torsion_forces) = torsion.energy_and_forces(z)?;
@@ -351,6 +412,53 @@ pub fn single_frame(z: &[[f64; 3]], dtype: DType, device: &Device) -> Result<Ten
 }
 
 /// Names of the architecture tensors a saved potential carries beside its weights.
+/// E = sum_I k_I / 2 (theta_I - theta0_I)^2 over the bead angles theta_I of
+/// (I, I+1, I+2) (theta = atan2(|u x v|, u . v), u = z_I - z_(I+1), v = z_(I+2) - z_(I+1));
+/// returns E (kJ/mol) and adds -dE/dz to `forces` (kJ/mol/nm). Collinear triples (no
+/// defined direction) get no force.
+pub fn harmonic_bead_angles(
+    z: &[[f64; 3]],
+    k: &[f64],
+    theta0: &[f64],
+    forces: &mut [[f64; 3]],
+) -> f64 {
+    let sub = |a: [f64; 3], b: [f64; 3]| [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
+    let dot = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    let cross = |a: [f64; 3], b: [f64; 3]| {
+        [
+            a[1] * b[2] - a[2] * b[1],
+            a[2] * b[0] - a[0] * b[2],
+            a[0] * b[1] - a[1] * b[0],
+        ]
+    };
+    let mut energy = 0.0;
+    for (i, (&k, &theta0)) in k.iter().zip(theta0).enumerate() {
+        let u = sub(z[i], z[i + 1]);
+        let v = sub(z[i + 2], z[i + 1]);
+        let n = cross(u, v);
+        let n_len = dot(n, n).sqrt();
+        let theta = n_len.atan2(dot(u, v));
+        let de_dtheta = k * (theta - theta0);
+        energy += 0.5 * de_dtheta * (theta - theta0);
+        if n_len < 1e-30 {
+            continue;
+        }
+        // d theta / d z_I = (u x n) / (|u|^2 |n|), d theta / d z_(I+2) = (n x v) / (|v|^2 |n|).
+        let (fi, fk) = (cross(u, n), cross(n, v));
+        let (si, sk) = (
+            -de_dtheta / (dot(u, u) * n_len),
+            -de_dtheta / (dot(v, v) * n_len),
+        );
+        for c in 0..3 {
+            let (a, b) = (si * fi[c], sk * fk[c]);
+            forces[i][c] += a;
+            forces[i + 2][c] += b;
+            forces[i + 1][c] -= a + b;
+        }
+    }
+    energy
+}
+
 const CONFIG_PREFIX: &str = "config.";
 
 fn scalar(name: &str, value: f64) -> NamedTensor {
@@ -414,6 +522,14 @@ pub fn save_potential(
         vector("angle_r0_nm", &config.angle_r0_nm),
         scalar("torsions", if config.torsions { 1.0 } else { 0.0 }),
     ]);
+    // Written only when present, so that potentials without them keep their bytes.
+    if !config.theta_k.is_empty() {
+        tensors.push(vector("theta_k", &config.theta_k));
+        tensors.push(vector("theta0_rad", &config.theta0_rad));
+    }
+    if !config.dihedral_fourier.is_empty() {
+        tensors.push(vector("dihedral_fourier", &config.dihedral_fourier));
+    }
     Ok(tensors)
 }
 
@@ -453,6 +569,11 @@ pub fn potential_config(
         angle_r0_nm: get("angle_r0_nm").map(<[f64]>::to_vec).unwrap_or_default(),
         // Potentials saved before the torsion term have no such row: no torsions.
         torsions: get("torsions").is_ok_and(|v| v.first().is_some_and(|&t| t != 0.0)),
+        theta_k: get("theta_k").map(<[f64]>::to_vec).unwrap_or_default(),
+        theta0_rad: get("theta0_rad").map(<[f64]>::to_vec).unwrap_or_default(),
+        dihedral_fourier: get("dihedral_fourier")
+            .map(<[f64]>::to_vec)
+            .unwrap_or_default(),
     };
     let weights = tensors
         .iter()

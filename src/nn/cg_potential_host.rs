@@ -53,7 +53,7 @@
 //! (AVX-512); the torsion term (2 quadruples) adds about a third (15 us and 20 us
 //! measured side by side on a busy shared machine).
 
-use super::cg_potential::{CgPotentialConfig, potential_config};
+use super::cg_potential::{CgPotentialConfig, harmonic_bead_angles, potential_config};
 use super::mlp::Activation;
 use crate::artifact::tensors::NamedTensor;
 use crate::md::potential::Potential;
@@ -575,6 +575,37 @@ impl Quadruple {
     }
 }
 
+/// E = sum_q sum_{m=1..M} a_(q,m) cos(m psi_q) + b_(q,m) sin(m psi_q) over the
+/// dihedrals psi_q of consecutive bead quadruples (q, q+1, q+2, q+3), `coefficients`
+/// holding (a_(q,1), b_(q,1), ..., a_(q,M), b_(q,M)) for q = 0, 1, ... (M = len / (2
+/// quadruples)); returns E (kJ/mol) and adds -dE/dz to `forces`. Degenerate quadruples
+/// (three collinear beads) add nothing.
+pub fn fourier_dihedrals(z: &[[f64; 3]], coefficients: &[f64], forces: &mut [[f64; 3]]) -> f64 {
+    let quads = z.len().saturating_sub(3);
+    if quads == 0 || coefficients.is_empty() {
+        return 0.0;
+    }
+    let order = coefficients.len() / (2 * quads);
+    let mut energy = 0.0;
+    for (q, c) in coefficients.chunks_exact(2 * order).enumerate() {
+        let quad = Quadruple::new(z, q);
+        let (cos, sin) = quad.cos_sin();
+        if !(cos.is_finite() && sin.is_finite()) {
+            continue;
+        }
+        let (mut cos_m, mut sin_m) = (1.0, 0.0);
+        let mut de_dpsi = 0.0;
+        for m in 0..order {
+            (cos_m, sin_m) = (cos_m * cos - sin_m * sin, sin_m * cos + cos_m * sin);
+            let (a, b) = (c[2 * m], c[2 * m + 1]);
+            energy += a * cos_m + b * sin_m;
+            de_dpsi += (m + 1) as f64 * (b * cos_m - a * sin_m);
+        }
+        quad.add_forces(de_dpsi, forces);
+    }
+    energy
+}
+
 impl HostCgPotential {
     /// Builds the potential from a saved potential
     /// ([`super::cg_potential::save_potential`]): the `config.*` rows and the weights
@@ -822,6 +853,17 @@ impl Potential for HostCgPotential {
                 forces[j][c] += pull;
                 forces[i][c] -= pull;
             }
+        }
+        if !self.config.dihedral_fourier.is_empty() {
+            energy += fourier_dihedrals(positions, &self.config.dihedral_fourier, forces);
+        }
+        if !self.config.theta_k.is_empty() {
+            energy += harmonic_bead_angles(
+                positions,
+                &self.config.theta_k,
+                &self.config.theta0_rad,
+                forces,
+            );
         }
         if let Some(torsion) = &self.torsion {
             for (q, (&value, d)) in torsion
