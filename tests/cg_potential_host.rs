@@ -1,6 +1,7 @@
 //! The host-side CG potential: the same energies and forces as candle's `CgPotential`
 //! (f64) for random weights, every activation and several architectures, with and
-//! without the torsion term; forces equal minus a central finite difference of the
+//! without the torsion term; the bead-angle and dihedral priors add exactly their terms
+//! in both; forces equal minus a central finite difference of the
 //! energy; malformed saved potentials are refused and ones saved before the torsion
 //! term load without it; and (printed, not asserted) its speed in Langevin dynamics.
 
@@ -90,7 +91,8 @@ fn architectures() -> Vec<(usize, CgPotentialConfig)> {
         ));
     }
     for activation in [Activation::Tanh, Activation::Silu, Activation::Softplus] {
-        // Torsions over 3 quadruples (6 beads), two hidden layers, bond priors.
+        // Torsions over 3 quadruples (6 beads), two hidden layers, bond, theta and
+        // dihedral priors.
         out.push((
             6,
             CgPotentialConfig {
@@ -354,4 +356,61 @@ fn speed_of_five_beads_with_hidden_64_64() {
         per_eval * 1e6,
         steps as f64 / seconds
     );
+}
+
+/// The theta and dihedral priors are applied, by both evaluations: with the same weights,
+/// the energy and forces with the priors minus those without are exactly the priors'.
+#[test]
+fn the_angle_and_dihedral_priors_add_exactly_their_terms() {
+    use cgloop::nn::cg_potential::harmonic_bead_angles;
+    use cgloop::nn::cg_potential_host::fourier_dihedrals;
+    let plain = CgPotentialConfig {
+        basis: 9,
+        hidden: vec![12, 7],
+        torsions: true,
+        ..CgPotentialConfig::default()
+    };
+    let with = CgPotentialConfig {
+        theta_k: vec![150.0, 120.0, 90.0, 200.0],
+        theta0_rad: vec![2.0, 1.9, 2.1, 1.95],
+        dihedral_fourier: vec![
+            2.0, -1.5, 0.7, 0.3, -1.0, 0.5, 0.2, -0.8, 0.4, 0.1, -0.3, 0.6,
+        ],
+        ..plain.clone()
+    };
+    let (u_plain, t_plain) = saved(6, &plain, 7);
+    let (u_with, t_with) = saved(6, &with, 7);
+    let mut h_plain = HostCgPotential::from_tensors(&t_plain).unwrap();
+    let mut h_with = HostCgPotential::from_tensors(&t_with).unwrap();
+    for seed in 0..5 {
+        let z = configuration(6, seed, 0.03);
+        let mut prior_f = vec![[0.0; 3]; 6];
+        let prior_e = harmonic_bead_angles(&z, &with.theta_k, &with.theta0_rad, &mut prior_f)
+            + fourier_dihedrals(&z, &with.dihedral_fourier, &mut prior_f);
+        assert!(prior_e.abs() > 1.0, "the priors contribute ({prior_e})");
+        for ((e_with, f_with), (e_plain, f_plain)) in [
+            (candle(&u_with, &z), candle(&u_plain, &z)),
+            (host(&mut h_with, &z), host(&mut h_plain, &z)),
+        ] {
+            assert!(
+                (e_with - e_plain - prior_e).abs() < 1e-9 * prior_e.abs().max(1.0),
+                "{e_with} - {e_plain} vs {prior_e}"
+            );
+            for b in 0..6 {
+                for c in 0..3 {
+                    let d = f_with[b][c] - f_plain[b][c];
+                    assert!((d - prior_f[b][c]).abs() < 1e-8 * prior_f[b][c].abs().max(1.0));
+                }
+            }
+        }
+    }
+    // Priors of the wrong size are refused when loading, not a panic later.
+    let mut bad = t_with.clone();
+    for t in &mut bad {
+        if t.name == "config.theta_k" {
+            t.values.pop();
+            t.shape = vec![t.values.len()];
+        }
+    }
+    assert!(HostCgPotential::from_tensors(&bad).is_err());
 }

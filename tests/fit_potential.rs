@@ -1,7 +1,8 @@
 //! The `fit_potential` stage on a synthetic mapped trajectory whose mean force is known:
 //! the kept checkpoint beats the zero model and the priors alone, the learning curve
 //! marks one best epoch, the saved potential reproduces its recorded validation error,
-//! the same seed gives the same bytes, and bad inputs and params are refused.
+//! the same seed gives the same bytes, and bad inputs and params are refused; the
+//! dihedral prior fitted to Boltzmann-distributed dihedrals recovers their potential.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -399,5 +400,80 @@ fn the_registry_checks_params() {
     ] {
         let problem = stage.resolve_params(&bad).expect_err(&bad.to_string());
         assert_eq!(problem.path, vec![param.to_string()], "{bad}: {problem:?}");
+    }
+}
+
+/// Beads 0-1-2-3 with bonds ~0.38 nm, bead angles ~70 and ~110 degrees (small noise) and
+/// the dihedral psi given (IUPAC sign, as the potential's).
+fn chain_with_dihedral(psi: f64, rng: &mut rand_chacha::ChaCha20Rng) -> Vec<[f64; 3]> {
+    let mut n = || 0.002 * normal(rng);
+    let theta: f64 = 110f64.to_radians();
+    let b = 0.38;
+    let p1 = [0.0, 0.0, 0.0];
+    let p0 = [b * theta.sin() + n(), b * theta.cos() + n(), n()];
+    let p2 = [0.0, -b + n(), n()];
+    // p3 from p2 along the bond making angle theta with (p1 - p2), rotated by psi.
+    let r = b + n();
+    let p3 = [
+        r * theta.sin() * psi.cos(),
+        -b + r * theta.cos(),
+        r * theta.sin() * psi.sin(),
+    ];
+    vec![p0, p1, p2, p3]
+}
+
+#[test]
+fn the_dihedral_prior_recovers_a_boltzmann_distributed_dihedral_potential() {
+    use cgloop::analysis::dihedral::dihedral_deg;
+    use cgloop::nn::cg_potential::potential_config;
+    // psi ~ exp(-(a cos psi + b sin psi) / kT) by rejection; the prior's first Fourier
+    // coefficients are -kT ln p's: (a, b) up to sampling noise.
+    let (a, b) = (2.0, -1.5);
+    let kt = 0.00831446261815324 * 300.0;
+    let mut rng = stream(77, 0);
+    let mut t = Trajectory::new(4);
+    let mut k = 0;
+    while k < 6000 {
+        let psi = (2.0 * cgloop::md::random::uniform(&mut rng) - 1.0) * std::f64::consts::PI;
+        let u = a * psi.cos() + b * psi.sin();
+        if cgloop::md::random::uniform(&mut rng) > (-(u + 3.5) / kt).exp() {
+            continue;
+        }
+        let x = chain_with_dihedral(psi, &mut rng);
+        let measured = dihedral_deg(x[0], x[1], x[2], x[3]).to_radians();
+        assert!(cgloop::md::zmatrix::wrap_angle(measured - psi).abs() < 0.05);
+        t.push(FrameRecord {
+            temperature_index: 0,
+            replica: 0,
+            temperature_k: 300.0,
+            step: k as i64,
+            time_ps: k as f64,
+            positions_nm: &x,
+            forces: &[[0.0; 3]; 4],
+            potential: f64::NAN,
+            kinetic_temperature_k: f64::NAN,
+        });
+        k += 1;
+    }
+    let p = FitPotentialParams {
+        epochs: 1,
+        hidden: vec![4],
+        validation_fraction: 0.1,
+        ..FitPotentialParams::default()
+    };
+    let out = run(&t, &p, 3).unwrap();
+    let tensors = tensors_from_table(table(&out, "potential")).unwrap();
+    let (_, config, _) = potential_config(&tensors).unwrap();
+    assert_eq!(config.dihedral_fourier.len(), 12, "order 6, one quadruple");
+    let (fa, fb) = (config.dihedral_fourier[0], config.dihedral_fourier[1]);
+    assert!(
+        (fa - a).abs() < 0.25 && (fb - b).abs() < 0.25,
+        "fitted ({fa}, {fb}) vs ({a}, {b})"
+    );
+    // The higher orders are noise.
+    assert!(config.dihedral_fourier[2..].iter().all(|c| c.abs() < 0.3));
+    // And the theta prior holds the angles where the chain has them (70 and 110 degrees).
+    for (theta0, expected) in config.theta0_rad.iter().zip([70.0, 110.0]) {
+        assert!((theta0.to_degrees() - expected).abs() < 1.0, "{theta0}");
     }
 }

@@ -217,6 +217,9 @@ impl CgPotential {
     }
 
     /// Energies (frames) and forces (frames, n, 3) at bead positions z (frames, n, 3).
+    /// The theta and dihedral priors are computed from z's values on the host: no
+    /// gradient flows through them to z (they have no parameters, so force matching is
+    /// unaffected; a loss that trains z itself would miss their part).
     pub fn energy_and_forces(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
         let frames = z.dim(0)?;
         let n_pairs = self.first.dim(0)?;
@@ -411,7 +414,6 @@ pub fn single_frame(z: &[[f64; 3]], dtype: DType, device: &Device) -> Result<Ten
     Tensor::from_vec(flat, (1, z.len(), 3), device)?.to_dtype(dtype)
 }
 
-/// Names of the architecture tensors a saved potential carries beside its weights.
 /// E = sum_I k_I / 2 (theta_I - theta0_I)^2 over the bead angles theta_I of
 /// (I, I+1, I+2) (theta = atan2(|u x v|, u . v), u = z_I - z_(I+1), v = z_(I+2) - z_(I+1));
 /// returns E (kJ/mol) and adds -dE/dz to `forces` (kJ/mol/nm). Collinear triples (no
@@ -459,6 +461,7 @@ pub fn harmonic_bead_angles(
     energy
 }
 
+/// Names of the architecture tensors a saved potential carries beside its weights.
 const CONFIG_PREFIX: &str = "config.";
 
 fn scalar(name: &str, value: f64) -> NamedTensor {
@@ -575,6 +578,27 @@ pub fn potential_config(
             .map(<[f64]>::to_vec)
             .unwrap_or_default(),
     };
+    let triples = n_beads.saturating_sub(2);
+    if !config.theta_k.is_empty()
+        && (config.theta_k.len() != triples || config.theta0_rad.len() != triples)
+    {
+        return Err(format!(
+            "saved potential has {} theta constants and {} theta0 for {n_beads} beads \
+             (expected {triples} of each)",
+            config.theta_k.len(),
+            config.theta0_rad.len()
+        ));
+    }
+    let quads = n_beads.saturating_sub(3);
+    if !config.dihedral_fourier.is_empty()
+        && (quads == 0 || config.dihedral_fourier.len() % (2 * quads) != 0)
+    {
+        return Err(format!(
+            "saved potential has {} dihedral prior coefficients for {quads} bead quadruples \
+             (expected (a_m, b_m) pairs for each)",
+            config.dihedral_fourier.len()
+        ));
+    }
     let weights = tensors
         .iter()
         .filter(|t| !t.name.starts_with(CONFIG_PREFIX))

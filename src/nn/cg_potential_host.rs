@@ -10,6 +10,8 @@
 //! U_hat(z) = sum_{p=(i<j)} [ NN(phi(d_p), e_p) + eps (sigma / d_p)^6 ]      (eps > 0 only)
 //!          + sum_i k_i / 2 (d_{i,i+1} - r0_i)^2                            (if bond priors)
 //!          + sum_i k_i / 2 (d_{i,i+2} - r0_i)^2                            (if angle priors)
+//!          + sum_i k_i / 2 (theta_{i,i+1,i+2} - theta0_i)^2                (if theta priors)
+//!          + sum_q sum_m a_qm cos(m psi_q) + b_qm sin(m psi_q)             (if dihedral priors)
 //!          + sum_{q=0..n-4} T(cos psi_q, sin psi_q, e_q)                   (if torsions, n >= 4)
 //! phi_k(d) = exp(-gamma (d - mu_k)^2), mu_k = k c / (max(K, 2) - 1), gamma = 1 / spacing^2
 //! ```
