@@ -73,6 +73,7 @@ use arrow_schema::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::analysis::angle::bond_angle_rad;
 use crate::analysis::dihedral::{dihedral_of_atoms, wrap_deg};
 use crate::analysis::divergence::{Binning, Histogram};
 use crate::analysis::line_plot::{Figure, Panel, Series};
@@ -152,11 +153,7 @@ impl Observable {
         let p = |i: usize| [positions[3 * i], positions[3 * i + 1], positions[3 * i + 2]];
         match *self {
             Observable::Distance(i, j) => norm(sub(p(j), p(i))),
-            Observable::Angle(i) => {
-                let a = sub(p(i), p(i + 1));
-                let b = sub(p(i + 2), p(i + 1));
-                norm(cross(a, b)).atan2(dot(a, b)).to_degrees()
-            }
+            Observable::Angle(i) => bond_angle_rad(p(i), p(i + 1), p(i + 2)).to_degrees(),
             Observable::Dihedral(i) => dihedral_of_atoms(positions, [i, i + 1, i + 2, i + 3]),
         }
     }
@@ -600,14 +597,6 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
 
 fn norm(a: [f64; 3]) -> f64 {
     dot(a, a).sqrt()
-}
-
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use super::atom_ref::AtomRef;
 use super::ramachandran::{Basin, basin_populations};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::analysis::angle::bond_angle_rad;
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments};
 use crate::analysis::dihedral::dihedral_of_atoms;
 use crate::analysis::line_plot::{Figure, Panel, Series};
@@ -456,14 +457,7 @@ impl Definitions {
                 c += 1;
             }
             for a in &self.angles {
-                let (u, v) = (sub(x[a[0]], x[a[1]]), sub(x[a[2]], x[a[1]]));
-                let cross = [
-                    u[1] * v[2] - u[2] * v[1],
-                    u[2] * v[0] - u[0] * v[2],
-                    u[0] * v[1] - u[1] * v[0],
-                ];
-                let dot = u[0] * v[0] + u[1] * v[1] + u[2] * v[2];
-                columns[c].push(norm(cross).atan2(dot).to_degrees());
+                columns[c].push(bond_angle_rad(x[a[0]], x[a[1]], x[a[2]]).to_degrees());
                 c += 1;
             }
             columns[c].push(t.potential[r]);

@@ -93,6 +93,7 @@ use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::analysis::angle::bond_angle_rad;
 use crate::analysis::dihedral::dihedral_deg;
 use crate::analysis::line_plot::{Figure, Panel, Series};
 use crate::artifact::Artifact;
@@ -730,17 +731,11 @@ impl Frames {
             let theta: Vec<f64> = frames
                 .iter()
                 .map(|&t| {
-                    let (a, b, c) = (self.bead(t, i), self.bead(t, i + 1), self.bead(t, i + 2));
-                    let u = [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
-                    let v = [c[0] - b[0], c[1] - b[1], c[2] - b[2]];
-                    let n = [
-                        u[1] * v[2] - u[2] * v[1],
-                        u[2] * v[0] - u[0] * v[2],
-                        u[0] * v[1] - u[1] * v[0],
-                    ];
-                    (n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
-                        .sqrt()
-                        .atan2(u[0] * v[0] + u[1] * v[1] + u[2] * v[2])
+                    let x = |b: usize| {
+                        let v = self.bead(t, b);
+                        [v[0], v[1], v[2]]
+                    };
+                    bond_angle_rad(x(i), x(i + 1), x(i + 2))
                 })
                 .collect();
             let mean = theta.iter().sum::<f64>() / theta.len() as f64;
