@@ -699,7 +699,7 @@ fn force_matching_with_torsions_recovers_a_chiral_dihedral_potential() {
 
 #[test]
 fn the_theta_prior_is_harmonic_in_the_bead_angle_and_survives_saving() {
-    use cgloop::nn::cg_potential::harmonic_bead_angles;
+    use cgloop::nn::cg_potential_host::harmonic_bead_angles;
     let z = chain(3, 31);
     let config = CgPotentialConfig {
         theta_k: vec![120.0, 90.0],

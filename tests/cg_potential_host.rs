@@ -362,8 +362,8 @@ fn speed_of_five_beads_with_hidden_64_64() {
 /// the energy and forces with the priors minus those without are exactly the priors'.
 #[test]
 fn the_angle_and_dihedral_priors_add_exactly_their_terms() {
-    use cgloop::nn::cg_potential::harmonic_bead_angles;
     use cgloop::nn::cg_potential_host::fourier_dihedrals;
+    use cgloop::nn::cg_potential_host::harmonic_bead_angles;
     let plain = CgPotentialConfig {
         basis: 9,
         hidden: vec![12, 7],

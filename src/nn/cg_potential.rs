@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The priors have no parameters; the theta and dihedral priors are evaluated in f64 on
-//! the host ([`harmonic_bead_angles`],
+//! the host ([`crate::nn::cg_potential_host::harmonic_bead_angles`],
 //! [`crate::nn::cg_potential_host::fourier_dihedrals`], shared with the sampler's
 //! [`crate::nn::cg_potential_host::HostCgPotential`]).
 //!
@@ -50,7 +50,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::cg_potential_host::fourier_dihedrals;
+use super::cg_potential_host::{fourier_dihedrals, harmonic_bead_angles};
 use super::mlp::{Activation, Mlp};
 use super::store::ParameterStore;
 use crate::artifact::tensors::NamedTensor;
@@ -290,38 +290,32 @@ impl CgPotential {
         let zeros = Tensor::zeros((frames, self.n, 3), z.dtype(), z.device())?;
         let forces =
             (zeros.index_add(&self.second, &pull, 1)? - zeros.index_add(&self.first, &pull, 1)?)?;
-        let (energy, forces) = if self.config.theta_k.is_empty()
-            && self.config.dihedral_fourier.is_empty()
-        {
-            (energy, forces)
-        } else {
-            // The angle and dihedral priors have no parameters: evaluated on the host, a constant of the
-            // batch for training.
-            let x = z.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-            let mut e = Vec::with_capacity(frames);
-            let mut f = vec![0.0; x.len()];
-            for (frame, out) in x
-                .chunks_exact(3 * self.n)
-                .zip(f.chunks_exact_mut(3 * self.n))
-            {
-                let positions: Vec<[f64; 3]> =
-                    frame.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-                let mut forces = vec![[0.0; 3]; self.n];
-                e.push(
-                    harmonic_bead_angles(
-                        &positions,
-                        &self.config.theta_k,
-                        &self.config.theta0_rad,
-                        &mut forces,
-                    ) + fourier_dihedrals(&positions, &self.config.dihedral_fourier, &mut forces),
-                );
-                out.copy_from_slice(forces.as_flattened());
-            }
-            let (device, dtype) = (z.device(), z.dtype());
-            let e = Tensor::from_vec(e, frames, device)?.to_dtype(dtype)?;
-            let f = Tensor::from_vec(f, (frames, self.n, 3), device)?.to_dtype(dtype)?;
-            ((energy + e)?, (forces + f)?)
-        };
+        let (energy, forces) =
+            if self.config.theta_k.is_empty() && self.config.dihedral_fourier.is_empty() {
+                (energy, forces)
+            } else {
+                // The angle and dihedral priors have no parameters: evaluated on the host, a constant of the
+                // batch for training.
+                let x = z.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+                let (x, _) = x.as_chunks::<3>();
+                let mut e = Vec::with_capacity(frames);
+                let mut f = vec![[0.0; 3]; x.len()];
+                for (positions, forces) in x.chunks_exact(self.n).zip(f.chunks_exact_mut(self.n)) {
+                    e.push(
+                        harmonic_bead_angles(
+                            positions,
+                            &self.config.theta_k,
+                            &self.config.theta0_rad,
+                            forces,
+                        ) + fourier_dihedrals(positions, &self.config.dihedral_fourier, forces),
+                    );
+                }
+                let f = f.into_flattened();
+                let (device, dtype) = (z.device(), z.dtype());
+                let e = Tensor::from_vec(e, frames, device)?.to_dtype(dtype)?;
+                let f = Tensor::from_vec(f, (frames, self.n, 3), device)?.to_dtype(dtype)?;
+                ((energy + e)?, (forces + f)?)
+            };
         match &self.torsion {
             Some(torsion) => {
                 let (torsion_energy, torsion_forces) = torsion.energy_and_forces(z)?;
@@ -412,53 +406,6 @@ impl Torsion {
 pub fn single_frame(z: &[[f64; 3]], dtype: DType, device: &Device) -> Result<Tensor> {
     let flat: Vec<f64> = z.iter().flatten().copied().collect();
     Tensor::from_vec(flat, (1, z.len(), 3), device)?.to_dtype(dtype)
-}
-
-/// E = sum_I k_I / 2 (theta_I - theta0_I)^2 over the bead angles theta_I of
-/// (I, I+1, I+2) (theta = atan2(|u x v|, u . v), u = z_I - z_(I+1), v = z_(I+2) - z_(I+1));
-/// returns E (kJ/mol) and adds -dE/dz to `forces` (kJ/mol/nm). Collinear triples (no
-/// defined direction) get no force.
-pub fn harmonic_bead_angles(
-    z: &[[f64; 3]],
-    k: &[f64],
-    theta0: &[f64],
-    forces: &mut [[f64; 3]],
-) -> f64 {
-    let sub = |a: [f64; 3], b: [f64; 3]| [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
-    let dot = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
-    let cross = |a: [f64; 3], b: [f64; 3]| {
-        [
-            a[1] * b[2] - a[2] * b[1],
-            a[2] * b[0] - a[0] * b[2],
-            a[0] * b[1] - a[1] * b[0],
-        ]
-    };
-    let mut energy = 0.0;
-    for (i, (&k, &theta0)) in k.iter().zip(theta0).enumerate() {
-        let u = sub(z[i], z[i + 1]);
-        let v = sub(z[i + 2], z[i + 1]);
-        let n = cross(u, v);
-        let n_len = dot(n, n).sqrt();
-        let theta = n_len.atan2(dot(u, v));
-        let de_dtheta = k * (theta - theta0);
-        energy += 0.5 * de_dtheta * (theta - theta0);
-        if n_len < 1e-30 {
-            continue;
-        }
-        // d theta / d z_I = (u x n) / (|u|^2 |n|), d theta / d z_(I+2) = (n x v) / (|v|^2 |n|).
-        let (fi, fk) = (cross(u, n), cross(n, v));
-        let (si, sk) = (
-            -de_dtheta / (dot(u, u) * n_len),
-            -de_dtheta / (dot(v, v) * n_len),
-        );
-        for c in 0..3 {
-            let (a, b) = (si * fi[c], sk * fk[c]);
-            forces[i][c] += a;
-            forces[i + 2][c] += b;
-            forces[i + 1][c] -= a + b;
-        }
-    }
-    energy
 }
 
 /// Names of the architecture tensors a saved potential carries beside its weights.

@@ -55,7 +55,7 @@
 //! (AVX-512); the torsion term (2 quadruples) adds about a third (15 us and 20 us
 //! measured side by side on a busy shared machine).
 
-use super::cg_potential::{CgPotentialConfig, harmonic_bead_angles, potential_config};
+use super::cg_potential::{CgPotentialConfig, potential_config};
 use super::mlp::Activation;
 use crate::artifact::tensors::NamedTensor;
 use crate::md::potential::Potential;
@@ -575,6 +575,44 @@ impl Quadruple {
             forces[q + 3][c] -= de_dpsi * gl;
         }
     }
+}
+
+/// E = sum_I k_I / 2 (theta_I - theta0_I)^2 over the bead angles theta_I of
+/// (I, I+1, I+2) (theta = atan2(|u x v|, u . v), u = z_I - z_(I+1), v = z_(I+2) - z_(I+1));
+/// returns E (kJ/mol) and adds -dE/dz to `forces` (kJ/mol/nm). Collinear triples (no
+/// defined direction) get no force.
+pub fn harmonic_bead_angles(
+    z: &[[f64; 3]],
+    k: &[f64],
+    theta0: &[f64],
+    forces: &mut [[f64; 3]],
+) -> f64 {
+    let mut energy = 0.0;
+    for (i, (&k, &theta0)) in k.iter().zip(theta0).enumerate() {
+        let u = sub3(z[i], z[i + 1]);
+        let v = sub3(z[i + 2], z[i + 1]);
+        let n = cross3(u, v);
+        let n_len = dot3(n, n).sqrt();
+        let theta = n_len.atan2(dot3(u, v));
+        let de_dtheta = k * (theta - theta0);
+        energy += 0.5 * de_dtheta * (theta - theta0);
+        if n_len < 1e-30 {
+            continue;
+        }
+        // d theta / d z_I = (u x n) / (|u|^2 |n|), d theta / d z_(I+2) = (n x v) / (|v|^2 |n|).
+        let (fi, fk) = (cross3(u, n), cross3(n, v));
+        let (si, sk) = (
+            -de_dtheta / (dot3(u, u) * n_len),
+            -de_dtheta / (dot3(v, v) * n_len),
+        );
+        for c in 0..3 {
+            let (a, b) = (si * fi[c], sk * fk[c]);
+            forces[i][c] += a;
+            forces[i + 2][c] += b;
+            forces[i + 1][c] -= a + b;
+        }
+    }
+    energy
 }
 
 /// E = sum_q sum_{m=1..M} a_(q,m) cos(m psi_q) + b_(q,m) sin(m psi_q) over the

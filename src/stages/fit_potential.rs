@@ -657,6 +657,11 @@ impl Frames {
         &self.positions[at..at + 3]
     }
 
+    fn point(&self, frame: usize, i: usize) -> [f64; 3] {
+        let v = self.bead(frame, i);
+        [v[0], v[1], v[2]]
+    }
+
     fn distance(&self, frame: usize, i: usize, j: usize) -> f64 {
         let (a, b) = (self.bead(frame, i), self.bead(frame, j));
         ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
@@ -731,11 +736,7 @@ impl Frames {
             let theta: Vec<f64> = frames
                 .iter()
                 .map(|&t| {
-                    let x = |b: usize| {
-                        let v = self.bead(t, b);
-                        [v[0], v[1], v[2]]
-                    };
-                    bond_angle_rad(x(i), x(i + 1), x(i + 2))
+                    bond_angle_rad(self.point(t, i), self.point(t, i + 1), self.point(t, i + 2))
                 })
                 .collect();
             let mean = theta.iter().sum::<f64>() / theta.len() as f64;
@@ -766,10 +767,7 @@ impl Frames {
         for q in 0..self.n.saturating_sub(3) {
             let mut counts = [1.0f64; BINS];
             for &t in frames {
-                let x = |b: usize| {
-                    let v = self.bead(t, b);
-                    [v[0], v[1], v[2]]
-                };
+                let x = |b: usize| self.point(t, b);
                 let psi = dihedral_deg(x(q), x(q + 1), x(q + 2), x(q + 3)).to_radians();
                 if psi.is_finite() {
                     let k = ((psi + std::f64::consts::PI) / width) as usize;
