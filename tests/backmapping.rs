@@ -271,3 +271,30 @@ fn flow_backmap_and_reweight_on_alanine_dipeptide() {
         }
     }
 }
+
+/// train_flow learns from one rung (`temperature_index: 0`, the default, saved as 0 so
+/// flows trained before keep their keys) or from a list of rungs; nonsense is refused.
+#[test]
+fn train_flow_takes_one_rung_or_a_list_of_them() {
+    let registry = Registry::builtin();
+    let stage = registry
+        .get("train_flow")
+        .expect("train_flow is registered");
+    assert_eq!(stage.default_params()["temperature_index"], 0);
+    for ok in [
+        serde_json::json!({"temperature_index": 2}),
+        serde_json::json!({"temperature_index": [0, 1, 2, 3]}),
+    ] {
+        let resolved = stage.resolve_params(&ok).unwrap();
+        assert_eq!(resolved.value["temperature_index"], ok["temperature_index"]);
+    }
+    for bad in [
+        serde_json::json!({"temperature_index": -1}),
+        serde_json::json!({"temperature_index": []}),
+        serde_json::json!({"temperature_index": [0, -2]}),
+        serde_json::json!({"temperature_index": [0, 1, 0]}),
+    ] {
+        let problem = stage.resolve_params(&bad).expect_err(&bad.to_string());
+        assert_eq!(problem.path, vec!["temperature_index".to_string()], "{bad}");
+    }
+}

@@ -414,3 +414,64 @@ fn the_angle_and_dihedral_priors_add_exactly_their_terms() {
     }
     assert!(HostCgPotential::from_tensors(&bad).is_err());
 }
+
+/// The dihedral-pair prior likewise: both evaluations add exactly its terms.
+#[test]
+fn the_dihedral_pair_prior_adds_exactly_its_terms() {
+    use cgloop::nn::dihedral_pairs::{dihedral_pairs, fit_pair};
+    let plain = CgPotentialConfig {
+        basis: 9,
+        hidden: vec![12, 7],
+        torsions: true,
+        ..CgPotentialConfig::default()
+    };
+    // Coefficients of order 3 from a few correlated dihedral samples, two pairs (6 beads).
+    let mut rng = stream(17, 0);
+    let mut coefficients = Vec::new();
+    for shift in [0.5, -1.0] {
+        let samples: Vec<(f64, f64)> = (0..300)
+            .map(|_| {
+                let a = 0.6 * normal(&mut rng) + shift;
+                (a, 0.8 * a + 0.3 * normal(&mut rng))
+            })
+            .collect();
+        coefficients.extend(fit_pair(&samples, 3).unwrap());
+    }
+    let with = CgPotentialConfig {
+        dihedral_pairs: coefficients,
+        dihedral_pair_kt: 2.494,
+        dihedral_pair_floor: 0.01 / (4.0 * std::f64::consts::PI.powi(2)),
+        ..plain.clone()
+    };
+    let (u_plain, t_plain) = saved(6, &plain, 7);
+    let (u_with, t_with) = saved(6, &with, 7);
+    let mut h_plain = HostCgPotential::from_tensors(&t_plain).unwrap();
+    let mut h_with = HostCgPotential::from_tensors(&t_with).unwrap();
+    for seed in 0..5 {
+        let z = configuration(6, seed, 0.03);
+        let mut prior_f = vec![[0.0; 3]; 6];
+        let prior_e = dihedral_pairs(
+            &z,
+            &with.dihedral_pairs,
+            with.dihedral_pair_kt,
+            with.dihedral_pair_floor,
+            &mut prior_f,
+        );
+        assert!(prior_e.abs() > 0.1, "the prior contributes ({prior_e})");
+        for ((e_with, f_with), (e_plain, f_plain)) in [
+            (candle(&u_with, &z), candle(&u_plain, &z)),
+            (host(&mut h_with, &z), host(&mut h_plain, &z)),
+        ] {
+            assert!(
+                (e_with - e_plain - prior_e).abs() < 1e-9 * prior_e.abs().max(1.0),
+                "{e_with} - {e_plain} vs {prior_e}"
+            );
+            for b in 0..6 {
+                for c in 0..3 {
+                    let d = f_with[b][c] - f_plain[b][c];
+                    assert!((d - prior_f[b][c]).abs() < 1e-8 * prior_f[b][c].abs().max(1.0));
+                }
+            }
+        }
+    }
+}

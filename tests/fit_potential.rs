@@ -370,8 +370,19 @@ fn the_registry_checks_params() {
             .is_ok()
     );
     for (bad, param) in [
-        (serde_json::json!({"epochs": 0}), "epochs"),
         (serde_json::json!({"angle_prior": true}), "theta_prior"),
+        (
+            serde_json::json!({"dihedral_pair_order": 8}),
+            "dihedral_pair_order",
+        ),
+        (
+            serde_json::json!({"dihedral_pair_order": 25, "dihedral_prior_order": 0}),
+            "dihedral_pair_order",
+        ),
+        (
+            serde_json::json!({"dihedral_pair_floor": 0.0}),
+            "dihedral_pair_floor",
+        ),
         (
             serde_json::json!({"dihedral_prior_order": 9}),
             "dihedral_prior_order",
@@ -476,4 +487,29 @@ fn the_dihedral_prior_recovers_a_boltzmann_distributed_dihedral_potential() {
     for (theta0, expected) in config.theta0_rad.iter().zip([70.0, 110.0]) {
         assert!((theta0.to_degrees() - expected).abs() < 1.0, "{theta0}");
     }
+}
+
+/// `epochs: 0` trains nothing: every network weight is zero, the potential is its priors
+/// alone, and the learning curve is the one row of epoch 0 (the priors' force errors).
+#[test]
+fn zero_epochs_give_the_priors_alone() {
+    use cgloop::nn::cg_potential::potential_config;
+    let (t, _) = trajectory(9);
+    let p = FitPotentialParams {
+        epochs: 0,
+        ..params()
+    };
+    let out = run(&t, &p, 3).unwrap();
+    let tensors = tensors_from_table(table(&out, "potential")).unwrap();
+    let (_, config, weights) = potential_config(&tensors).unwrap();
+    assert!(!config.bond_k.is_empty() && !config.angle_k.is_empty());
+    assert!(!weights.is_empty());
+    assert!(weights.iter().all(|w| w.values.iter().all(|&v| v == 0.0)));
+    let curve = table(&out, "learning_curve");
+    assert_eq!(i64s(curve, "epoch"), vec![0]);
+    let summary = table(&out, "summary");
+    assert_eq!(
+        f64s(summary, "validation_force_rmse"),
+        f64s(summary, "prior_validation_force_rmse")
+    );
 }

@@ -51,6 +51,7 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::cg_potential_host::{fourier_dihedrals, harmonic_bead_angles};
+use super::dihedral_pairs::dihedral_pairs;
 use super::mlp::{Activation, Mlp};
 use super::store::ParameterStore;
 use crate::artifact::tensors::NamedTensor;
@@ -89,6 +90,15 @@ pub struct CgPotentialConfig {
     /// (a_1, b_1, ..., a_M, b_M), U = sum_m a_m cos(m psi) + b_m sin(m psi) (kJ/mol);
     /// empty means none ([`crate::nn::cg_potential_host::fourier_dihedrals`]).
     pub dihedral_fourier: Vec<f64>,
+    /// The dihedral-pair prior: the Fourier coefficients of the smoothed joint density of
+    /// each pair of consecutive bead dihedrals, U = -kT ln(max(p, 0) + floor) per pair
+    /// (less each interior dihedral's marginal); empty means none
+    /// ([`crate::nn::dihedral_pairs`]).
+    pub dihedral_pairs: Vec<f64>,
+    /// kT of the dihedral-pair prior, kJ/mol.
+    pub dihedral_pair_kt: f64,
+    /// Its density floor, rad^-2.
+    pub dihedral_pair_floor: f64,
 }
 
 impl Default for CgPotentialConfig {
@@ -108,6 +118,9 @@ impl Default for CgPotentialConfig {
             theta_k: Vec::new(),
             theta0_rad: Vec::new(),
             dihedral_fourier: Vec::new(),
+            dihedral_pairs: Vec::new(),
+            dihedral_pair_kt: 0.0,
+            dihedral_pair_floor: 0.0,
         }
     }
 }
@@ -172,6 +185,13 @@ impl CgPotential {
                 "one theta prior per triple"
             );
             assert_eq!(config.theta0_rad.len(), config.theta_k.len());
+        }
+        if !config.dihedral_pairs.is_empty() {
+            assert!(
+                crate::nn::dihedral_pairs::order(config.dihedral_pairs.len(), quads_of(n))
+                    .is_some(),
+                "dihedral-pair prior: 2 (2M + 1)^2 coefficients per consecutive dihedral pair"
+            );
         }
         if !config.angle_k.is_empty() {
             assert!(n >= 3, "angle priors need three beads");
@@ -290,32 +310,41 @@ impl CgPotential {
         let zeros = Tensor::zeros((frames, self.n, 3), z.dtype(), z.device())?;
         let forces =
             (zeros.index_add(&self.second, &pull, 1)? - zeros.index_add(&self.first, &pull, 1)?)?;
-        let (energy, forces) =
-            if self.config.theta_k.is_empty() && self.config.dihedral_fourier.is_empty() {
-                (energy, forces)
-            } else {
-                // The angle and dihedral priors have no parameters: evaluated on the host, a constant of the
-                // batch for training.
-                let x = z.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-                let (x, _) = x.as_chunks::<3>();
-                let mut e = Vec::with_capacity(frames);
-                let mut f = vec![[0.0; 3]; x.len()];
-                for (positions, forces) in x.chunks_exact(self.n).zip(f.chunks_exact_mut(self.n)) {
-                    e.push(
-                        harmonic_bead_angles(
+        let (energy, forces) = if self.config.theta_k.is_empty()
+            && self.config.dihedral_fourier.is_empty()
+            && self.config.dihedral_pairs.is_empty()
+        {
+            (energy, forces)
+        } else {
+            // The angle and dihedral priors have no parameters: evaluated on the host, a constant of the
+            // batch for training.
+            let x = z.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+            let (x, _) = x.as_chunks::<3>();
+            let mut e = Vec::with_capacity(frames);
+            let mut f = vec![[0.0; 3]; x.len()];
+            for (positions, forces) in x.chunks_exact(self.n).zip(f.chunks_exact_mut(self.n)) {
+                e.push(
+                    harmonic_bead_angles(
+                        positions,
+                        &self.config.theta_k,
+                        &self.config.theta0_rad,
+                        forces,
+                    ) + fourier_dihedrals(positions, &self.config.dihedral_fourier, forces)
+                        + dihedral_pairs(
                             positions,
-                            &self.config.theta_k,
-                            &self.config.theta0_rad,
+                            &self.config.dihedral_pairs,
+                            self.config.dihedral_pair_kt,
+                            self.config.dihedral_pair_floor,
                             forces,
-                        ) + fourier_dihedrals(positions, &self.config.dihedral_fourier, forces),
-                    );
-                }
-                let f = f.into_flattened();
-                let (device, dtype) = (z.device(), z.dtype());
-                let e = Tensor::from_vec(e, frames, device)?.to_dtype(dtype)?;
-                let f = Tensor::from_vec(f, (frames, self.n, 3), device)?.to_dtype(dtype)?;
-                ((energy + e)?, (forces + f)?)
-            };
+                        ),
+                );
+            }
+            let f = f.into_flattened();
+            let (device, dtype) = (z.device(), z.dtype());
+            let e = Tensor::from_vec(e, frames, device)?.to_dtype(dtype)?;
+            let f = Tensor::from_vec(f, (frames, self.n, 3), device)?.to_dtype(dtype)?;
+            ((energy + e)?, (forces + f)?)
+        };
         match &self.torsion {
             Some(torsion) => {
                 let (torsion_energy, torsion_forces) = torsion.energy_and_forces(z)?;
@@ -480,6 +509,11 @@ pub fn save_potential(
     if !config.dihedral_fourier.is_empty() {
         tensors.push(vector("dihedral_fourier", &config.dihedral_fourier));
     }
+    if !config.dihedral_pairs.is_empty() {
+        tensors.push(vector("dihedral_pairs", &config.dihedral_pairs));
+        tensors.push(scalar("dihedral_pair_kt", config.dihedral_pair_kt));
+        tensors.push(scalar("dihedral_pair_floor", config.dihedral_pair_floor));
+    }
     Ok(tensors)
 }
 
@@ -524,7 +558,34 @@ pub fn potential_config(
         dihedral_fourier: get("dihedral_fourier")
             .map(<[f64]>::to_vec)
             .unwrap_or_default(),
+        dihedral_pairs: get("dihedral_pairs")
+            .map(<[f64]>::to_vec)
+            .unwrap_or_default(),
+        dihedral_pair_kt: 0.0,
+        dihedral_pair_floor: 0.0,
     };
+    let mut config = config;
+    if !config.dihedral_pairs.is_empty() {
+        if crate::nn::dihedral_pairs::order(config.dihedral_pairs.len(), quads_of(n_beads))
+            .is_none()
+        {
+            return Err(format!(
+                "saved potential has {} dihedral-pair coefficients for {} bead dihedrals \
+                 (expected 2 (2M + 1)^2 for each consecutive pair)",
+                config.dihedral_pairs.len(),
+                quads_of(n_beads)
+            ));
+        }
+        config.dihedral_pair_kt = one("dihedral_pair_kt")?;
+        config.dihedral_pair_floor = one("dihedral_pair_floor")?;
+        if !(config.dihedral_pair_kt > 0.0 && config.dihedral_pair_floor > 0.0) {
+            return Err(format!(
+                "saved potential's dihedral-pair prior has kT {} and floor {} (both must be \
+                 positive)",
+                config.dihedral_pair_kt, config.dihedral_pair_floor
+            ));
+        }
+    }
     let triples = n_beads.saturating_sub(2);
     if !config.theta_k.is_empty()
         && (config.theta_k.len() != triples || config.theta0_rad.len() != triples)
@@ -552,6 +613,11 @@ pub fn potential_config(
         .cloned()
         .collect();
     Ok((n_beads, config, weights))
+}
+
+/// Dihedrals (consecutive quadruples) of a chain of `n` beads.
+fn quads_of(n: usize) -> usize {
+    n.saturating_sub(3)
 }
 
 /// Rebuilds a potential saved by [`save_potential`] in a fresh store.

@@ -12,6 +12,7 @@
 //!          + sum_i k_i / 2 (d_{i,i+2} - r0_i)^2                            (if angle priors)
 //!          + sum_i k_i / 2 (theta_{i,i+1,i+2} - theta0_i)^2                (if theta priors)
 //!          + sum_q sum_m a_qm cos(m psi_q) + b_qm sin(m psi_q)             (if dihedral priors)
+//!          + U_pairs(psi_0, ..., psi_(n-4))                  (if dihedral-pair priors)
 //!          + sum_{q=0..n-4} T(cos psi_q, sin psi_q, e_q)                   (if torsions, n >= 4)
 //! phi_k(d) = exp(-gamma (d - mu_k)^2), mu_k = k c / (max(K, 2) - 1), gamma = 1 / spacing^2
 //! ```
@@ -56,6 +57,7 @@
 //! measured side by side on a busy shared machine).
 
 use super::cg_potential::{CgPotentialConfig, potential_config};
+use super::dihedral_pairs::dihedral_pairs;
 use super::mlp::Activation;
 use crate::artifact::tensors::NamedTensor;
 use crate::md::potential::Potential;
@@ -514,7 +516,7 @@ fn cross3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
 }
 
 /// The geometry of quadruple q = beads (q, q+1, q+2, q+3) = (i, j, k, l).
-struct Quadruple {
+pub(super) struct Quadruple {
     q: usize,
     b1: [f64; 3],
     b2: [f64; 3],
@@ -526,7 +528,7 @@ struct Quadruple {
 
 impl Quadruple {
     #[inline(always)]
-    fn new(positions: &[[f64; 3]], q: usize) -> Self {
+    pub(super) fn new(positions: &[[f64; 3]], q: usize) -> Self {
         let b1 = sub3(positions[q + 1], positions[q]);
         let b2 = sub3(positions[q + 2], positions[q + 1]);
         let b3 = sub3(positions[q + 3], positions[q + 2]);
@@ -542,7 +544,7 @@ impl Quadruple {
 
     /// cos psi = m.n / (|m| |n|), sin psi = |b2| b1.n / (|m| |n|).
     #[inline(always)]
-    fn cos_sin(&self) -> (f64, f64) {
+    pub(super) fn cos_sin(&self) -> (f64, f64) {
         let norms = (dot3(self.m, self.m) * dot3(self.n, self.n)).sqrt();
         let b2_len = dot3(self.b2, self.b2).sqrt();
         (
@@ -553,7 +555,7 @@ impl Quadruple {
 
     /// forces_x -= dU/dpsi dpsi/dz_x for the four beads (Blondel & Karplus).
     #[inline(always)]
-    fn add_forces(&self, de_dpsi: f64, forces: &mut [[f64; 3]]) {
+    pub(super) fn add_forces(&self, de_dpsi: f64, forces: &mut [[f64; 3]]) {
         let (m2, n2, b2_sq) = (
             dot3(self.m, self.m),
             dot3(self.n, self.n),
@@ -896,6 +898,15 @@ impl Potential for HostCgPotential {
         }
         if !self.config.dihedral_fourier.is_empty() {
             energy += fourier_dihedrals(positions, &self.config.dihedral_fourier, forces);
+        }
+        if !self.config.dihedral_pairs.is_empty() {
+            energy += dihedral_pairs(
+                positions,
+                &self.config.dihedral_pairs,
+                self.config.dihedral_pair_kt,
+                self.config.dihedral_pair_floor,
+                forces,
+            );
         }
         if !self.config.theta_k.is_empty() {
             energy += harmonic_bead_angles(

@@ -11,6 +11,7 @@ pub mod cg_map;
 pub mod cg_potential;
 pub mod cg_potential_host;
 pub mod decoder;
+pub mod dihedral_pairs;
 pub mod equivariant;
 pub mod flow;
 pub mod gradcheck;

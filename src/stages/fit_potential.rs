@@ -10,6 +10,7 @@
 //!          + sum_i k_i / 2 (d_{i,i+1} - r0_i)^2
 //!          + sum_I k_I / 2 (theta_I - theta0_I)^2
 //!          + sum_I sum_m a_Im cos(m psi_I) + b_Im sin(m psi_I)
+//!          + U_pairs(psi_0, psi_1, ...)
 //!          + sum_{I=0..n-4} T(cos psi_I, sin psi_I, e_I)                  (kJ/mol)
 //! ```
 //!
@@ -42,7 +43,15 @@
 //!   histogram of the training frames (one pseudo-count per bin), sum_m a_m cos(m psi) +
 //!   b_m sin(m psi). It brings the CG dihedrals and basin populations close to the FG
 //!   ones (same data: dihedral JS 0.16-0.22 to 0.05-0.07); a larger network trained
-//!   longer moves them away again.
+//!   longer moves them away again;
+//! - with `dihedral_pair_order` M > 0 instead (then `dihedral_prior_order` must be 0),
+//!   U_pairs: -k_B T ln of the kernel density estimate of each pair of consecutive
+//!   dihedrals (psi_I, psi_(I+1)) on the torus, a Fourier series of order M, with the
+//!   density floor `dihedral_pair_floor` (a fraction of the uniform density) where the
+//!   frames never go ([`crate::nn::dihedral_pairs`]). The one-dimensional priors give
+//!   each dihedral's marginal, and on alanine dipeptide's backbone beads their product
+//!   puts phi > 0 with psi > 0, where the FG frames have psi < 0; the pair prior gives
+//!   the joint distribution.
 //!
 //! Loss (force matching), minimised by Adam over minibatches B of training frames:
 //!
@@ -102,6 +111,7 @@ use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 use crate::md::units::BOLTZMANN;
 use crate::nn::cg_potential::{CgPotential, CgPotentialConfig, save_potential};
+use crate::nn::dihedral_pairs;
 use crate::nn::training::{adam, block_split, gather_frames, minibatches, step};
 use crate::nn::{Activation, ParameterStore};
 
@@ -130,6 +140,10 @@ pub struct FitPotentialParams {
     pub theta_prior: bool,
     /// Fourier order of the Boltzmann-inverted dihedral prior (0: none).
     pub dihedral_prior_order: usize,
+    /// Fourier order of the dihedral-pair prior (0: none; exclusive with the above).
+    pub dihedral_pair_order: usize,
+    /// Density floor of the dihedral-pair prior, a fraction of the uniform density.
+    pub dihedral_pair_floor: f64,
     /// The torsion network over consecutive bead quadruples.
     pub torsions: bool,
     pub epochs: usize,
@@ -154,6 +168,8 @@ impl Default for FitPotentialParams {
             angle_prior: false,
             theta_prior: true,
             dihedral_prior_order: 6,
+            dihedral_pair_order: 0,
+            dihedral_pair_floor: 0.01,
             torsions: true,
             epochs: 50,
             batch_size: 64,
@@ -270,6 +286,21 @@ impl Stage for FitPotential {
                     frames (one pseudo-count per bin); default 6, 0: none",
         },
         ParamDoc {
+            name: "dihedral_pair_order",
+            about: "a prior on each pair of consecutive bead dihedrals (psi_q, psi_q+1): -k_B T \
+                    ln of their kernel density estimate on the torus (wrapped Gaussian of width \
+                    sqrt(8)/M rad), as a Fourier series of order M (at most 24); it gives the \
+                    joint distribution, where dihedral_prior_order gives each marginal alone. \
+                    Default 0 (none); set dihedral_prior_order to 0 with it",
+        },
+        ParamDoc {
+            name: "dihedral_pair_floor",
+            about: "the dihedral-pair prior's density floor, a fraction of the uniform density \
+                    1/(4 pi^2) (default 0.01): where the frames never go the prior is flat at \
+                    about -k_B T ln(floor) above the uniform level, which bounds the barriers \
+                    between basins",
+        },
+        ParamDoc {
             name: "torsions",
             about: "add a torsion network on cos and sin of the dihedral of each consecutive \
                     bead quadruple (needs 4 beads; distances alone cannot tell a chiral chain \
@@ -277,7 +308,8 @@ impl Stage for FitPotential {
         },
         ParamDoc {
             name: "epochs",
-            about: "passes over the training frames",
+            about: "passes over the training frames; 0 trains nothing: the networks' weights \
+                    are zero and the potential is its priors alone",
         },
         ParamDoc {
             name: "batch_size",
@@ -312,6 +344,28 @@ impl Stage for FitPotential {
                 ),
             ));
         }
+        if p.dihedral_pair_order > 24 {
+            return Err(ParamProblem::new(
+                "dihedral_pair_order",
+                format!("at most 24, got {}", p.dihedral_pair_order),
+            ));
+        }
+        if p.dihedral_pair_order > 0 && p.dihedral_prior_order > 0 {
+            return Err(ParamProblem::new(
+                "dihedral_pair_order",
+                "the dihedral-pair prior holds each dihedral's marginal too; set \
+                 dihedral_prior_order: 0 with it",
+            ));
+        }
+        if !(p.dihedral_pair_floor > 0.0 && p.dihedral_pair_floor <= 1.0) {
+            return Err(ParamProblem::new(
+                "dihedral_pair_floor",
+                format!(
+                    "must be in (0, 1] (a fraction of the uniform density), got {}",
+                    p.dihedral_pair_floor
+                ),
+            ));
+        }
         if p.angle_prior && p.theta_prior {
             return Err(ParamProblem::new(
                 "theta_prior",
@@ -340,9 +394,6 @@ impl Stage for FitPotential {
         }
         if let Some(s) = p.repulsion_sigma_nm {
             positive("repulsion_sigma_nm", s)?;
-        }
-        if p.epochs == 0 {
-            return Err(ParamProblem::new("epochs", "must be at least 1"));
         }
         if p.batch_size == 0 {
             return Err(ParamProblem::new("batch_size", "must be at least 1"));
@@ -426,6 +477,17 @@ impl Stage for FitPotential {
         } else {
             Vec::new()
         };
+        let (dihedral_pairs, dihedral_pair_kt, dihedral_pair_floor) =
+            if p.dihedral_pair_order > 0 && n >= 5 {
+                let uniform = 1.0 / (4.0 * std::f64::consts::PI * std::f64::consts::PI);
+                (
+                    data.dihedral_pair_densities(&train, p.dihedral_pair_order),
+                    kt,
+                    p.dihedral_pair_floor * uniform,
+                )
+            } else {
+                (Vec::new(), 0.0, 0.0)
+            };
         let config = CgPotentialConfig {
             basis: p.basis,
             cutoff_nm: p.cutoff_nm,
@@ -441,6 +503,9 @@ impl Stage for FitPotential {
             theta_k,
             theta0_rad,
             dihedral_fourier,
+            dihedral_pairs,
+            dihedral_pair_kt,
+            dihedral_pair_floor,
         };
         tracing::info!(
             "{n} beads, {} training and {} validation frames; repulsion sigma {:.4} nm; \
@@ -489,8 +554,30 @@ impl Stage for FitPotential {
         // Training.
         let mut optimizer = adam(&store, p.learning_rate).map_err(nn_error)?;
         let mut batch_rng = ctx.stream(2);
-        let mut curve = Curve::default();
+        let mut curve = Curve {
+            first_epoch: if p.epochs == 0 { 0 } else { 1 },
+            ..Curve::default()
+        };
         let mut best: Option<(usize, Vec<NamedTensor>)> = None;
+        if p.epochs == 0 {
+            // No training: the networks' weights are zero, so they add nothing and the
+            // potential is its priors alone (epoch 0 of the curve).
+            let zeros: Vec<NamedTensor> = store
+                .to_tensors()
+                .map_err(nn_error)?
+                .into_iter()
+                .map(|t| NamedTensor {
+                    values: vec![0.0; t.values.len()],
+                    ..t
+                })
+                .collect();
+            store.load(&zeros).map_err(nn_error)?;
+            let train_rmse = force_rmse(&potential, &data, &train).map_err(nn_error)?;
+            curve.train_loss.push(train_rmse * train_rmse);
+            curve.train.push(train_rmse);
+            curve.validation.push(prior_rmse);
+            best = Some((0, zeros));
+        }
         ctx.progress.start("epochs", p.epochs as u64);
         for epoch in 1..=p.epochs {
             let mut loss_sum = 0.0;
@@ -530,18 +617,19 @@ impl Stage for FitPotential {
         };
         store.load(&best_weights).map_err(nn_error)?;
         let saved = save_potential(n, &config, &store).map_err(nn_error)?;
+        let best_row = best_epoch - curve.first_epoch;
         tracing::info!(
             "kept epoch {best_epoch}: validation force RMSE {:.4} kJ/mol/nm (zero model \
              {zero_model_rmse:.4}, priors alone {prior_rmse:.4})",
-            curve.validation[best_epoch - 1]
+            curve.validation[best_row]
         );
 
         let summary = Summary {
             train_frames: train.len(),
             validation_frames: validation.len(),
             best_epoch,
-            train_force_rmse: curve.train[best_epoch - 1],
-            validation_force_rmse: curve.validation[best_epoch - 1],
+            train_force_rmse: curve.train[best_row],
+            validation_force_rmse: curve.validation[best_row],
             force_rms,
             zero_model_validation_force_rmse: zero_model_rmse,
             prior_validation_force_rmse: prior_rmse,
@@ -790,6 +878,33 @@ impl Frames {
         out
     }
 
+    /// The dihedral-pair prior's coefficients ([`crate::nn::dihedral_pairs`]) from the
+    /// bead dihedrals of `frames`, each consecutive pair in turn.
+    fn dihedral_pair_densities(&self, frames: &[usize], order: usize) -> Vec<f64> {
+        let dihedral = |t: usize, q: usize| {
+            let x = |b: usize| self.point(t, b);
+            dihedral_deg(x(q), x(q + 1), x(q + 2), x(q + 3)).to_radians()
+        };
+        let mut out = Vec::new();
+        for q in 0..self.n.saturating_sub(4) {
+            let samples: Vec<(f64, f64)> = frames
+                .iter()
+                .map(|&t| (dihedral(t, q), dihedral(t, q + 1)))
+                .collect();
+            // Frames are checked finite on load; a degenerate dihedral in every frame
+            // leaves a uniform density.
+            out.extend(
+                dihedral_pairs::fit_pair(&samples, order).unwrap_or_else(|| {
+                    let mut uniform = vec![0.0; 2 * (2 * order + 1).pow(2)];
+                    uniform[2 * (2 * order + 1) * order + 2 * order] =
+                        1.0 / (4.0 * std::f64::consts::PI * std::f64::consts::PI);
+                    uniform
+                }),
+            );
+        }
+        out
+    }
+
     /// sqrt(mean over `frames`, beads and components of F_inst^2).
     fn force_rms(&self, frames: &[usize]) -> f64 {
         let width = 3 * self.n;
@@ -828,6 +943,8 @@ fn force_rmse(
 /// Per-epoch numbers.
 #[derive(Default)]
 struct Curve {
+    /// Epoch of the first row: 1, or 0 for the priors alone (`epochs: 0`).
+    first_epoch: usize,
     train_loss: Vec<f64>,
     train: Vec<f64>,
     validation: Vec<f64>,
@@ -847,7 +964,7 @@ struct Summary {
 
 impl Curve {
     fn table(&self, best_epoch: usize) -> RecordBatch {
-        let epochs = self.train.len();
+        let (first, last) = (self.first_epoch, self.first_epoch + self.train.len());
         let schema = Schema::new(vec![
             Field::new("epoch", DataType::Int64, false),
             Field::new("train_loss", DataType::Float64, false),
@@ -858,12 +975,12 @@ impl Curve {
         RecordBatch::try_new(
             Arc::new(schema),
             vec![
-                Arc::new(Int64Array::from_iter_values(1..=epochs as i64)),
+                Arc::new(Int64Array::from_iter_values(first as i64..last as i64)),
                 Arc::new(Float64Array::from(self.train_loss.clone())),
                 Arc::new(Float64Array::from(self.train.clone())),
                 Arc::new(Float64Array::from(self.validation.clone())),
                 Arc::new(BooleanArray::from(
-                    (1..=epochs).map(|e| e == best_epoch).collect::<Vec<_>>(),
+                    (first..last).map(|e| e == best_epoch).collect::<Vec<_>>(),
                 )),
             ],
         )
@@ -875,10 +992,14 @@ impl Curve {
             values
                 .iter()
                 .enumerate()
-                .map(|(e, &v)| ((e + 1) as f64, v))
+                .map(|(e, &v)| ((e + self.first_epoch) as f64, v))
                 .collect()
         };
-        let flat = |v: f64| vec![(1.0, v), (self.train.len() as f64, v)];
+        let (first, last) = (
+            self.first_epoch as f64,
+            (self.first_epoch + self.train.len()).saturating_sub(1) as f64,
+        );
+        let flat = |v: f64| vec![(first, v), (last, v)];
         let rmse = Panel {
             title: "Force RMSE".into(),
             x_label: "epoch".into(),

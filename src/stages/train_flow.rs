@@ -1,6 +1,7 @@
 //! `train_flow`: learn the inverse of the CG map, p(q | z), by maximum likelihood.
 //!
-//! Every FG frame x at `temperature_index` is paired with its CG image z = P^T x (P from
+//! Every FG frame x at `temperature_index` (one rung of the temperature ladder or a list
+//! of them) is paired with its CG image z = P^T x (P from
 //! the `assignment` table of `train_map`). The frame's internal coordinates q(x) follow
 //! a Z-matrix built from the bond graph (bonds inferred from the first frame's geometry,
 //! [`crate::md::covalent::infer_bonds`]) with the `seeds` atoms placed first; the beads'
@@ -59,8 +60,8 @@ use crate::nn::unit_box::UnitBox;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainFlowParams {
-    /// Rung of the temperature ladder to learn from.
-    pub temperature_index: i32,
+    /// Rung(s) of the temperature ladder to learn from.
+    pub temperature_index: Rungs,
     /// Atoms placed first in the Z-matrix, in order (they must be bonded in a chain).
     pub seeds: Vec<AtomRef>,
     pub layers: usize,
@@ -75,6 +76,40 @@ pub struct TrainFlowParams {
     pub box_margin: f64,
 }
 
+/// The rungs of a temperature ladder a flow learns from: `0`, or a list such as
+/// `[0, 1, 2, 3]`. Any rungs make a valid proposal (the reweighting corrects for the
+/// flow's density whatever it was trained on); warmer rungs teach it the regions the
+/// lowest one rarely visits, at the price of broader conditionals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Rungs {
+    One(i32),
+    Many(Vec<i32>),
+}
+
+impl Rungs {
+    /// The rungs, as listed.
+    pub fn as_slice(&self) -> &[i32] {
+        match self {
+            Rungs::One(r) => std::slice::from_ref(r),
+            Rungs::Many(v) => v,
+        }
+    }
+
+    pub fn contains(&self, rung: i32) -> bool {
+        self.as_slice().contains(&rung)
+    }
+}
+
+impl std::fmt::Display for Rungs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rungs::One(r) => write!(f, "{r}"),
+            Rungs::Many(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
 fn backbone() -> Vec<AtomRef> {
     [(0, "C"), (1, "N"), (1, "CA"), (1, "C"), (2, "N")]
         .iter()
@@ -85,7 +120,7 @@ fn backbone() -> Vec<AtomRef> {
 impl Default for TrainFlowParams {
     fn default() -> Self {
         TrainFlowParams {
-            temperature_index: 0,
+            temperature_index: Rungs::One(0),
             seeds: backbone(),
             layers: 4,
             hidden: vec![256, 256],
@@ -156,7 +191,8 @@ impl Stage for TrainFlow {
     const PARAMS: &'static [ParamDoc] = &[
         ParamDoc {
             name: "temperature_index",
-            about: "rung of the temperature ladder to learn from (0: the lowest)",
+            about: "rung of the temperature ladder to learn from (0: the lowest), or a list of \
+                    rungs, e.g. [0, 1, 2, 3]: warmer rungs cover what the lowest rarely visits",
         },
         ParamDoc {
             name: "seeds",
@@ -203,8 +239,18 @@ impl Stage for TrainFlow {
     ];
 
     fn check(p: &TrainFlowParams) -> Result<(), ParamProblem> {
-        if p.temperature_index < 0 {
-            return Err(ParamProblem::new("temperature_index", "must be 0 or more"));
+        let rungs = p.temperature_index.as_slice();
+        if rungs.is_empty() || rungs.iter().any(|&r| r < 0) {
+            return Err(ParamProblem::new(
+                "temperature_index",
+                "give a rung of 0 or more, or a non-empty list of them",
+            ));
+        }
+        if (1..rungs.len()).any(|i| rungs[..i].contains(&rungs[i])) {
+            return Err(ParamProblem::new(
+                "temperature_index",
+                "a rung is listed twice",
+            ));
         }
         if p.seeds.len() < 3 {
             return Err(ParamProblem::new("seeds", "name at least 3 bonded atoms"));
@@ -251,7 +297,10 @@ impl Stage for TrainFlow {
         let (trajectory, atoms) = inputs.trajectory_with_atoms("trajectory", "atoms")?;
         let n_atoms = atoms.len();
         let rows: Vec<usize> = (0..trajectory.len())
-            .filter(|&i| trajectory.temperature_index[i] == p.temperature_index)
+            .filter(|&i| {
+                p.temperature_index
+                    .contains(trajectory.temperature_index[i])
+            })
             .collect();
         if rows.len() < 2 * p.validation_blocks {
             return Err(bad(
