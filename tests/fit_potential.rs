@@ -376,6 +376,14 @@ fn the_registry_checks_params() {
             "dihedral_pair_order",
         ),
         (
+            serde_json::json!({"theta_dihedral_order": 5}),
+            "theta_dihedral_order",
+        ),
+        (
+            serde_json::json!({"theta_dihedral_order": 1, "theta_prior": false}),
+            "theta_dihedral_order",
+        ),
+        (
             serde_json::json!({"dihedral_pair_order": 25, "dihedral_prior_order": 0}),
             "dihedral_pair_order",
         ),
@@ -511,5 +519,92 @@ fn zero_epochs_give_the_priors_alone() {
     assert_eq!(
         f64s(summary, "validation_force_rmse"),
         f64s(summary, "prior_validation_force_rmse")
+    );
+}
+
+/// Beads 0-1-2-3 with bonds 0.38 nm, the angle at bead 1 of pi - theta1, and the angle
+/// at bead 2 and the dihedral given (rad).
+fn chain_with_angle(theta1: f64, theta2: f64, psi: f64) -> Vec<[f64; 3]> {
+    let b = 0.38;
+    let p1 = [0.0, 0.0, 0.0];
+    let p2 = [0.0, -b, 0.0];
+    let p0 = [b * theta1.sin(), b * theta1.cos(), 0.0];
+    // p3 from p2, making angle theta2 with (p1 - p2) = +y, rotated by psi about y.
+    let p3 = [
+        b * theta2.sin() * psi.cos(),
+        -b + b * theta2.cos(),
+        b * theta2.sin() * psi.sin(),
+    ];
+    vec![p0, p1, p2, p3]
+}
+
+#[test]
+fn bead_angle_centres_follow_the_dihedral_when_asked() {
+    use cgloop::analysis::angle::bond_angle_rad;
+    use cgloop::analysis::dihedral::dihedral_deg;
+    use cgloop::nn::cg_potential::potential_config;
+    // theta_2 = 110 degrees + 5 degrees cos(psi) + noise of 1 degree.
+    let mut rng = stream(91, 0);
+    let mut t = Trajectory::new(4);
+    for k in 0..3000 {
+        let psi = (2.0 * cgloop::md::random::uniform(&mut rng) - 1.0) * std::f64::consts::PI;
+        let theta2 = (110.0 + 5.0 * psi.cos() + normal(&mut rng)).to_radians();
+        let theta1 = (100.0 + 0.5 * normal(&mut rng)).to_radians();
+        let x = chain_with_angle(theta1, theta2, psi);
+        let measured = dihedral_deg(x[0], x[1], x[2], x[3]).to_radians();
+        assert!(cgloop::md::zmatrix::wrap_angle(measured - psi).abs() < 1e-9);
+        assert!((bond_angle_rad(x[1], x[2], x[3]) - theta2).abs() < 1e-9);
+        t.push(FrameRecord {
+            temperature_index: 0,
+            replica: 0,
+            temperature_k: 300.0,
+            step: k as i64,
+            time_ps: k as f64,
+            positions_nm: &x,
+            forces: &[[0.0; 3]; 4],
+            potential: f64::NAN,
+            kinetic_temperature_k: f64::NAN,
+        });
+    }
+    let p = FitPotentialParams {
+        epochs: 0,
+        hidden: vec![4],
+        theta_dihedral_order: 1,
+        // The bonds do not vary: no bond prior.
+        bond_prior: false,
+        ..FitPotentialParams::default()
+    };
+    let out = run(&t, &p, 3).unwrap();
+    let tensors = tensors_from_table(table(&out, "potential")).unwrap();
+    let (_, config, _) = potential_config(&tensors).unwrap();
+    // Order 1: 9 coefficients per angle, rows (1, cos a, sin a), columns (1, cos b, sin b);
+    // angle 1 (beads 1, 2, 3) has the dihedral on its left (a) only.
+    assert_eq!(config.theta_dihedral.len(), 18);
+    let c = &config.theta_dihedral[9..];
+    assert!((config.theta0_rad[1].to_degrees() - 110.0).abs() < 0.1);
+    assert!(
+        (c[3].to_degrees() - 5.0).abs() < 0.1,
+        "cos coefficient {}",
+        c[3].to_degrees()
+    );
+    assert!(
+        c[6].to_degrees().abs() < 0.1,
+        "sin coefficient {}",
+        c[6].to_degrees()
+    );
+    // k = kT / var(residual): the residual is the 1-degree noise.
+    let kt = 0.00831446261815324 * 300.0;
+    let expected = kt / 1f64.to_radians().powi(2);
+    assert!(
+        (config.theta_k[1] / expected - 1.0).abs() < 0.1,
+        "{} vs {expected}",
+        config.theta_k[1]
+    );
+    // Angle 0 (80 degrees, independent noise) has a centre that does not move.
+    assert!((config.theta0_rad[0].to_degrees() - 80.0).abs() < 0.1);
+    assert!(
+        config.theta_dihedral[..9]
+            .iter()
+            .all(|c| c.to_degrees().abs() < 0.1)
     );
 }

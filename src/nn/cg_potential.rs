@@ -86,6 +86,10 @@ pub struct CgPotentialConfig {
     /// not made independent of each other.
     pub theta_k: Vec<f64>,
     pub theta0_rad: Vec<f64>,
+    /// With the theta prior: the Fourier coefficients that move each bead angle's centre
+    /// with the dihedrals next to it, (2L + 1)^2 per angle; empty means a fixed centre
+    /// ([`crate::nn::angle_dihedral_prior`]).
+    pub theta_dihedral: Vec<f64>,
     /// Fourier prior on the dihedrals of consecutive quadruples: per quadruple
     /// (a_1, b_1, ..., a_M, b_M), U = sum_m a_m cos(m psi) + b_m sin(m psi) (kJ/mol);
     /// empty means none ([`crate::nn::cg_potential_host::fourier_dihedrals`]).
@@ -117,6 +121,7 @@ impl Default for CgPotentialConfig {
             torsions: true,
             theta_k: Vec::new(),
             theta0_rad: Vec::new(),
+            theta_dihedral: Vec::new(),
             dihedral_fourier: Vec::new(),
             dihedral_pairs: Vec::new(),
             dihedral_pair_kt: 0.0,
@@ -185,6 +190,16 @@ impl CgPotential {
                 "one theta prior per triple"
             );
             assert_eq!(config.theta0_rad.len(), config.theta_k.len());
+        }
+        if !config.theta_dihedral.is_empty() {
+            assert!(
+                crate::nn::angle_dihedral_prior::order(
+                    config.theta_dihedral.len(),
+                    config.theta_k.len()
+                )
+                .is_some(),
+                "bead-angle prior: (2L + 1)^2 coefficients per bead angle"
+            );
         }
         if !config.dihedral_pairs.is_empty() {
             assert!(
@@ -324,12 +339,8 @@ impl CgPotential {
             let mut f = vec![[0.0; 3]; x.len()];
             for (positions, forces) in x.chunks_exact(self.n).zip(f.chunks_exact_mut(self.n)) {
                 e.push(
-                    harmonic_bead_angles(
-                        positions,
-                        &self.config.theta_k,
-                        &self.config.theta0_rad,
-                        forces,
-                    ) + fourier_dihedrals(positions, &self.config.dihedral_fourier, forces)
+                    bead_angles(&self.config, positions, forces)
+                        + fourier_dihedrals(positions, &self.config.dihedral_fourier, forces)
                         + dihedral_pairs(
                             positions,
                             &self.config.dihedral_pairs,
@@ -506,6 +517,9 @@ pub fn save_potential(
         tensors.push(vector("theta_k", &config.theta_k));
         tensors.push(vector("theta0_rad", &config.theta0_rad));
     }
+    if !config.theta_dihedral.is_empty() {
+        tensors.push(vector("theta_dihedral", &config.theta_dihedral));
+    }
     if !config.dihedral_fourier.is_empty() {
         tensors.push(vector("dihedral_fourier", &config.dihedral_fourier));
     }
@@ -555,6 +569,9 @@ pub fn potential_config(
         torsions: get("torsions").is_ok_and(|v| v.first().is_some_and(|&t| t != 0.0)),
         theta_k: get("theta_k").map(<[f64]>::to_vec).unwrap_or_default(),
         theta0_rad: get("theta0_rad").map(<[f64]>::to_vec).unwrap_or_default(),
+        theta_dihedral: get("theta_dihedral")
+            .map(<[f64]>::to_vec)
+            .unwrap_or_default(),
         dihedral_fourier: get("dihedral_fourier")
             .map(<[f64]>::to_vec)
             .unwrap_or_default(),
@@ -597,6 +614,17 @@ pub fn potential_config(
             config.theta0_rad.len()
         ));
     }
+    if !config.theta_dihedral.is_empty()
+        && (config.theta_k.is_empty()
+            || crate::nn::angle_dihedral_prior::order(config.theta_dihedral.len(), triples)
+                .is_none())
+    {
+        return Err(format!(
+            "saved potential has {} bead-angle Fourier coefficients for {triples} bead angles \
+             (expected (2L + 1)^2 for each, with the theta prior)",
+            config.theta_dihedral.len()
+        ));
+    }
     let quads = n_beads.saturating_sub(3);
     if !config.dihedral_fourier.is_empty()
         && (quads == 0 || config.dihedral_fourier.len() % (2 * quads) != 0)
@@ -613,6 +641,26 @@ pub fn potential_config(
         .cloned()
         .collect();
     Ok((n_beads, config, weights))
+}
+
+/// The bead-angle prior of `config` (harmonic, or with centres that follow the
+/// dihedrals); returns its energy and adds its forces.
+pub(crate) fn bead_angles(
+    config: &CgPotentialConfig,
+    positions: &[[f64; 3]],
+    forces: &mut [[f64; 3]],
+) -> f64 {
+    if config.theta_dihedral.is_empty() {
+        harmonic_bead_angles(positions, &config.theta_k, &config.theta0_rad, forces)
+    } else {
+        crate::nn::angle_dihedral_prior::angle_dihedral_prior(
+            positions,
+            &config.theta_k,
+            &config.theta0_rad,
+            &config.theta_dihedral,
+            forces,
+        )
+    }
 }
 
 /// Dihedrals (consecutive quadruples) of a chain of `n` beads.

@@ -56,7 +56,7 @@
 //! (AVX-512); the torsion term (2 quadruples) adds about a third (15 us and 20 us
 //! measured side by side on a busy shared machine).
 
-use super::cg_potential::{CgPotentialConfig, potential_config};
+use super::cg_potential::{CgPotentialConfig, bead_angles, potential_config};
 use super::dihedral_pairs::dihedral_pairs;
 use super::mlp::Activation;
 use crate::artifact::tensors::NamedTensor;
@@ -497,17 +497,17 @@ impl Network {
 }
 
 #[inline(always)]
-fn sub3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+pub(super) fn sub3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
 #[inline(always)]
-fn dot3(a: [f64; 3], b: [f64; 3]) -> f64 {
+pub(super) fn dot3(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
 #[inline(always)]
-fn cross3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+pub(super) fn cross3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [
         a[1] * b[2] - a[2] * b[1],
         a[2] * b[0] - a[0] * b[2],
@@ -909,12 +909,7 @@ impl Potential for HostCgPotential {
             );
         }
         if !self.config.theta_k.is_empty() {
-            energy += harmonic_bead_angles(
-                positions,
-                &self.config.theta_k,
-                &self.config.theta0_rad,
-                forces,
-            );
+            energy += bead_angles(&self.config, positions, forces);
         }
         if let Some(torsion) = &self.torsion {
             for (q, (&value, d)) in torsion

@@ -7,6 +7,7 @@
 //! single backward pass gives exact parameter gradients without
 //! `CANDLE_GRAD_DO_NOT_DETACH`.
 
+pub mod angle_dihedral_prior;
 pub mod cg_map;
 pub mod cg_potential;
 pub mod cg_potential_host;

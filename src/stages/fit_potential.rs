@@ -8,7 +8,7 @@
 //! ```text
 //! U_hat(z) = sum_{i<j} [ NN(phi(d_ij), e_ij) + eps (sigma / d_ij)^6 ]
 //!          + sum_i k_i / 2 (d_{i,i+1} - r0_i)^2
-//!          + sum_I k_I / 2 (theta_I - theta0_I)^2
+//!          + sum_I k_I / 2 (theta_I - theta0_I(psi))^2
 //!          + sum_I sum_m a_Im cos(m psi_I) + b_Im sin(m psi_I)
 //!          + U_pairs(psi_0, psi_1, ...)
 //!          + sum_{I=0..n-4} T(cos psi_I, sin psi_I, e_I)                  (kJ/mol)
@@ -38,6 +38,11 @@
 //!   2 % and JS 0.0002-0.0008 (noise floor 0.0002-0.0003). Unlike the pair-distance
 //!   priors, the pair network cannot cancel a theta prior: it assumes frames
 //!   Boltzmann-distributed at `temperature_k`, as MD frames are;
+//! - with `theta_dihedral_order` L > 0 as well, each bead angle's centre theta0_I is a
+//!   Fourier series of order L in the dihedrals next to it (least squares), and k_I =
+//!   k_B T over the residual variance ([`crate::nn::angle_dihedral_prior`]): on alanine
+//!   dipeptide the N-CA-C angle is 111.8 degrees in C7eq and 116.8 in C7ax, and atoms
+//!   backmapped onto CG samples whose angles keep the overall mean are strained;
 //! - with `dihedral_prior_order` M > 0 (default 6), a prior on each dihedral psi_I of
 //!   consecutive beads: the order-M Fourier series of -k_B T ln p(psi_I) from a 36-bin
 //!   histogram of the training frames (one pseudo-count per bin), sum_m a_m cos(m psi) +
@@ -111,9 +116,9 @@ use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 use crate::md::units::BOLTZMANN;
 use crate::nn::cg_potential::{CgPotential, CgPotentialConfig, save_potential};
-use crate::nn::dihedral_pairs;
 use crate::nn::training::{adam, block_split, gather_frames, minibatches, step};
 use crate::nn::{Activation, ParameterStore};
+use crate::nn::{angle_dihedral_prior, dihedral_pairs};
 
 /// Fewer frames than this at the chosen temperature is an error.
 pub const MIN_FRAMES: usize = 10;
@@ -138,6 +143,8 @@ pub struct FitPotentialParams {
     pub angle_prior: bool,
     /// Harmonic priors on the bead angles theta (Boltzmann inversion).
     pub theta_prior: bool,
+    /// Fourier order of the bead-angle centres in the neighbouring dihedrals (0: fixed).
+    pub theta_dihedral_order: usize,
     /// Fourier order of the Boltzmann-inverted dihedral prior (0: none).
     pub dihedral_prior_order: usize,
     /// Fourier order of the dihedral-pair prior (0: none; exclusive with the above).
@@ -167,6 +174,7 @@ impl Default for FitPotentialParams {
             bond_prior: true,
             angle_prior: false,
             theta_prior: true,
+            theta_dihedral_order: 0,
             dihedral_prior_order: 6,
             dihedral_pair_order: 0,
             dihedral_pair_floor: 0.01,
@@ -286,6 +294,13 @@ impl Stage for FitPotential {
                     frames (one pseudo-count per bin); default 6, 0: none",
         },
         ParamDoc {
+            name: "theta_dihedral_order",
+            about: "with theta_prior: each bead angle's centre as a Fourier series of order L \
+                    (at most 4) in the dihedrals next to it, fitted by least squares, k = k_B T \
+                    over the residual variance; bead angles then follow the basins as the FG \
+                    ones do. Default 0 (a fixed centre)",
+        },
+        ParamDoc {
             name: "dihedral_pair_order",
             about: "a prior on each pair of consecutive bead dihedrals (psi_q, psi_q+1): -k_B T \
                     ln of their kernel density estimate on the torus (wrapped Gaussian of width \
@@ -342,6 +357,18 @@ impl Stage for FitPotential {
                     "at most 8 (a 36-bin histogram), got {}",
                     p.dihedral_prior_order
                 ),
+            ));
+        }
+        if p.theta_dihedral_order > 4 {
+            return Err(ParamProblem::new(
+                "theta_dihedral_order",
+                format!("at most 4, got {}", p.theta_dihedral_order),
+            ));
+        }
+        if p.theta_dihedral_order > 0 && !p.theta_prior {
+            return Err(ParamProblem::new(
+                "theta_dihedral_order",
+                "moves the centres of the theta prior: set theta_prior: true with it",
             ));
         }
         if p.dihedral_pair_order > 24 {
@@ -472,6 +499,12 @@ impl Stage for FitPotential {
         } else {
             (Vec::new(), Vec::new())
         };
+        let (theta_k, theta0_rad, theta_dihedral) =
+            if p.theta_prior && p.theta_dihedral_order > 0 && n >= 4 {
+                data.dihedral_dependent_angles(&train, kt, p.theta_dihedral_order)?
+            } else {
+                (theta_k, theta0_rad, Vec::new())
+            };
         let dihedral_fourier = if p.dihedral_prior_order > 0 && n >= 4 {
             data.boltzmann_inverted_dihedrals(&train, kt, p.dihedral_prior_order)
         } else {
@@ -502,6 +535,7 @@ impl Stage for FitPotential {
             torsions: p.torsions,
             theta_k,
             theta0_rad,
+            theta_dihedral,
             dihedral_fourier,
             dihedral_pairs,
             dihedral_pair_kt,
@@ -878,6 +912,85 @@ impl Frames {
         out
     }
 
+    /// Bead-angle priors whose centres follow the neighbouring dihedrals
+    /// ([`crate::nn::angle_dihedral_prior`]): per angle, least squares of theta on the
+    /// Fourier basis of order `order` in its dihedrals (a small ridge, 1e-10 of the
+    /// diagonal, keeps the normal equations solvable), k = kT / var(residual). Returns
+    /// (k, theta0 = the constant term, the other coefficients with entry (0, 0) zero).
+    fn dihedral_dependent_angles(
+        &self,
+        frames: &[usize],
+        kt: f64,
+        order: usize,
+    ) -> Result<AnglePriors, StageError> {
+        let side = 2 * order + 1;
+        let width = side * side;
+        let dihedrals = self.n.saturating_sub(3);
+        let dihedral = |t: usize, q: usize| {
+            let x = |b: usize| self.point(t, b);
+            let psi = dihedral_deg(x(q), x(q + 1), x(q + 2), x(q + 3)).to_radians();
+            psi.is_finite().then_some(psi)
+        };
+        let (mut k, mut theta0, mut coefficients) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..self.n.saturating_sub(2) {
+            let mut normal = vec![0.0; width * width];
+            let mut rhs = vec![0.0; width];
+            let mut rows = Vec::with_capacity(frames.len());
+            for &t in frames {
+                let a = if i >= 1 && i - 1 < dihedrals {
+                    dihedral(t, i - 1)
+                } else {
+                    None
+                };
+                let b = if i < dihedrals { dihedral(t, i) } else { None };
+                let row = angle_dihedral_prior::design_row(a, b, order);
+                let theta =
+                    bond_angle_rad(self.point(t, i), self.point(t, i + 1), self.point(t, i + 2));
+                for r in 0..width {
+                    rhs[r] += row[r] * theta;
+                    for c in 0..width {
+                        normal[r * width + c] += row[r] * row[c];
+                    }
+                }
+                rows.push((row, theta));
+            }
+            // Basis functions of an absent dihedral are zero: pin their coefficients.
+            for r in 0..width {
+                let d = normal[r * width + r];
+                normal[r * width + r] = if d > 0.0 { d * (1.0 + 1e-10) } else { 1.0 };
+            }
+            let c = solve_symmetric(&mut normal, &mut rhs, width).ok_or_else(|| {
+                bad_input(format!(
+                    "the bead angle {i}, {}, {} cannot be fitted to its dihedrals (set \
+                     theta_dihedral_order: 0)",
+                    i + 1,
+                    i + 2
+                ))
+            })?;
+            let var = rows
+                .iter()
+                .map(|(row, theta)| {
+                    let fit: f64 = row.iter().zip(&c).map(|(f, w)| f * w).sum();
+                    (theta - fit).powi(2)
+                })
+                .sum::<f64>()
+                / rows.len() as f64;
+            if var <= 1e-12 {
+                return Err(bad_input(format!(
+                    "the angle of beads {i}, {}, {} does not vary about its fit over the \
+                     training frames: no harmonic prior (set theta_prior: false)",
+                    i + 1,
+                    i + 2
+                )));
+            }
+            k.push(kt / var);
+            theta0.push(c[0]);
+            coefficients.push(0.0);
+            coefficients.extend(&c[1..]);
+        }
+        Ok((k, theta0, coefficients))
+    }
+
     /// The dihedral-pair prior's coefficients ([`crate::nn::dihedral_pairs`]) from the
     /// bead dihedrals of `frames`, each consecutive pair in turn.
     fn dihedral_pair_densities(&self, frames: &[usize], order: usize) -> Vec<f64> {
@@ -915,6 +1028,48 @@ impl Frames {
             .sum();
         (sum / (frames.len() * width) as f64).sqrt()
     }
+}
+
+/// (k, theta0, Fourier coefficients) of the bead-angle priors.
+type AnglePriors = (Vec<f64>, Vec<f64>, Vec<f64>);
+
+/// Solves A x = b for a symmetric positive-definite A (row-major n x n) by Cholesky,
+/// overwriting A; None when A is not positive definite.
+fn solve_symmetric(a: &mut [f64], b: &mut [f64], n: usize) -> Option<Vec<f64>> {
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        for i in j + 1..n {
+            let mut s = a[i * n + j];
+            for k in 0..j {
+                s -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = s / d;
+        }
+    }
+    // L y = b, then L^T x = y.
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= a[i * n + k] * b[k];
+        }
+        b[i] = s / a[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut s = b[i];
+        for k in i + 1..n {
+            s -= a[k * n + i] * b[k];
+        }
+        b[i] = s / a[i * n + i];
+    }
+    Some(b.to_vec())
 }
 
 /// Bead pairs (i, j), i < j.
