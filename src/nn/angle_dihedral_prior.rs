@@ -27,15 +27,19 @@
 
 use super::cg_potential_host::{Quadruple, cross3, dot3, sub3};
 
+/// Highest Fourier order (scratch space on the stack: an evaluation allocates nothing).
+pub const MAX_ORDER: usize = 4;
+
 /// The Fourier order L of `coefficients` for `angles` bead angles, or None when the
-/// length is not (2L + 1)^2 per angle.
+/// length is not (2L + 1)^2 per angle or L > [`MAX_ORDER`].
 pub fn order(coefficients: usize, angles: usize) -> Option<usize> {
     if angles == 0 || coefficients == 0 || !coefficients.is_multiple_of(angles) {
         return None;
     }
     let per = coefficients / angles;
     let side = (per as f64).sqrt().round() as usize;
-    (side * side == per && side % 2 == 1).then_some((side - 1) / 2)
+    let order = (side - 1) / 2;
+    (side * side == per && side % 2 == 1 && order <= MAX_ORDER).then_some(order)
 }
 
 /// f_0..f_2L at the angle with (cos, sin), and their derivatives.
@@ -90,11 +94,13 @@ pub fn angle_dihedral_prior(
         let (c, s) = quad.cos_sin();
         (c.is_finite() && s.is_finite()).then_some((quad, (c, s)))
     };
-    let (mut fa, mut dfa, mut fb, mut dfb) = (
-        vec![0.0; side],
-        vec![0.0; side],
-        vec![0.0; side],
-        vec![0.0; side],
+    const SIDE: usize = 2 * MAX_ORDER + 1;
+    let (mut fa, mut dfa, mut fb, mut dfb) = ([0.0; SIDE], [0.0; SIDE], [0.0; SIDE], [0.0; SIDE]);
+    let (fa, dfa, fb, dfb) = (
+        &mut fa[..side],
+        &mut dfa[..side],
+        &mut fb[..side],
+        &mut dfb[..side],
     );
     let mut energy = 0.0;
     for i in 0..angles {
@@ -104,8 +110,8 @@ pub fn angle_dihedral_prior(
             None
         };
         let right = if i < dihedrals { dihedral(i) } else { None };
-        basis(left.as_ref().map(|d| d.1), order, &mut fa, &mut dfa);
-        basis(right.as_ref().map(|d| d.1), order, &mut fb, &mut dfb);
+        basis(left.as_ref().map(|d| d.1), order, fa, dfa);
+        basis(right.as_ref().map(|d| d.1), order, fb, dfb);
         let c = &coefficients[i * side * side..(i + 1) * side * side];
         let (mut centre, mut d_da, mut d_db) = (theta0[i], 0.0, 0.0);
         for j in 0..side {

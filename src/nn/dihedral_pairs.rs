@@ -34,17 +34,25 @@
 use super::cg_potential_host::Quadruple;
 
 /// Most dihedrals in a chain (scratch space on the stack).
-const MAX_DIHEDRALS: usize = 64;
+pub const MAX_DIHEDRALS: usize = 64;
+
+/// Highest Fourier order (scratch space on the stack: an evaluation allocates nothing).
+pub const MAX_ORDER: usize = 24;
 
 /// The Fourier order M of `coefficients` for `dihedrals` dihedrals, or None when the
-/// length is not 2 (2M + 1)^2 per consecutive pair.
+/// length is not 2 (2M + 1)^2 per consecutive pair, M > [`MAX_ORDER`] or the chain has
+/// more than [`MAX_DIHEDRALS`] dihedrals.
 pub fn order(coefficients: usize, dihedrals: usize) -> Option<usize> {
-    if dihedrals < 2 || coefficients == 0 || !coefficients.is_multiple_of(2 * (dihedrals - 1)) {
+    if !(2..=MAX_DIHEDRALS).contains(&dihedrals)
+        || coefficients == 0
+        || !coefficients.is_multiple_of(2 * (dihedrals - 1))
+    {
         return None;
     }
     let per_pair = coefficients / (2 * (dihedrals - 1));
     let side = (per_pair as f64).sqrt().round() as usize;
-    (side * side == per_pair && side % 2 == 1).then_some((side - 1) / 2)
+    let order = (side - 1) / 2;
+    (side * side == per_pair && side % 2 == 1 && order <= MAX_ORDER).then_some(order)
 }
 
 /// The kernel width sigma (rad) of order M: g_M = exp(-M^2 sigma^2 / 2) = e^-4.
@@ -181,8 +189,8 @@ pub fn dihedral_pairs(
     }
     let finite = |q: usize| cos_sin[q].0.is_finite() && cos_sin[q].1.is_finite();
     let mut de_dpsi = [0.0; MAX_DIHEDRALS];
-    let mut pa = vec![(0.0, 0.0); order + 1];
-    let mut pb = vec![(0.0, 0.0); order + 1];
+    let mut pa = [(0.0, 0.0); MAX_ORDER + 1];
+    let mut pb = [(0.0, 0.0); MAX_ORDER + 1];
     let mut energy = 0.0;
     for (q, c) in coefficients.chunks_exact(per_pair).enumerate() {
         if !(finite(q) && finite(q + 1)) {

@@ -359,10 +359,14 @@ impl Stage for FitPotential {
                 ),
             ));
         }
-        if p.theta_dihedral_order > 4 {
+        if p.theta_dihedral_order > angle_dihedral_prior::MAX_ORDER {
             return Err(ParamProblem::new(
                 "theta_dihedral_order",
-                format!("at most 4, got {}", p.theta_dihedral_order),
+                format!(
+                    "at most {}, got {}",
+                    angle_dihedral_prior::MAX_ORDER,
+                    p.theta_dihedral_order
+                ),
             ));
         }
         if p.theta_dihedral_order > 0 && !p.theta_prior {
@@ -371,10 +375,14 @@ impl Stage for FitPotential {
                 "moves the centres of the theta prior: set theta_prior: true with it",
             ));
         }
-        if p.dihedral_pair_order > 24 {
+        if p.dihedral_pair_order > dihedral_pairs::MAX_ORDER {
             return Err(ParamProblem::new(
                 "dihedral_pair_order",
-                format!("at most 24, got {}", p.dihedral_pair_order),
+                format!(
+                    "at most {}, got {}",
+                    dihedral_pairs::MAX_ORDER,
+                    p.dihedral_pair_order
+                ),
             ));
         }
         if p.dihedral_pair_order > 0 && p.dihedral_prior_order > 0 {
@@ -510,6 +518,14 @@ impl Stage for FitPotential {
         } else {
             Vec::new()
         };
+        if p.dihedral_pair_order > 0 && n.saturating_sub(3) > dihedral_pairs::MAX_DIHEDRALS {
+            return Err(bad_input(format!(
+                "{n} beads have {} dihedrals; the dihedral-pair prior takes at most {} (set \
+                 dihedral_pair_order: 0)",
+                n - 3,
+                dihedral_pairs::MAX_DIHEDRALS
+            )));
+        }
         let (dihedral_pairs, dihedral_pair_kt, dihedral_pair_floor) =
             if p.dihedral_pair_order > 0 && n >= 5 {
                 let uniform = 1.0 / (4.0 * std::f64::consts::PI * std::f64::consts::PI);
