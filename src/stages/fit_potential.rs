@@ -584,16 +584,7 @@ impl Stage for FitPotential {
                 prior_store.var_builder(DType::F64, &device),
             )
             .map_err(nn_error)?;
-            let zeros: Vec<NamedTensor> = prior_store
-                .to_tensors()
-                .map_err(nn_error)?
-                .into_iter()
-                .map(|t| NamedTensor {
-                    values: vec![0.0; t.values.len()],
-                    ..t
-                })
-                .collect();
-            prior_store.load(&zeros).map_err(nn_error)?;
+            zero_weights(&prior_store).map_err(nn_error)?;
             force_rmse(&prior, &data, &validation).map_err(nn_error)?
         };
         tracing::info!(
@@ -612,16 +603,7 @@ impl Stage for FitPotential {
         if p.epochs == 0 {
             // No training: the networks' weights are zero, so they add nothing and the
             // potential is its priors alone (epoch 0 of the curve).
-            let zeros: Vec<NamedTensor> = store
-                .to_tensors()
-                .map_err(nn_error)?
-                .into_iter()
-                .map(|t| NamedTensor {
-                    values: vec![0.0; t.values.len()],
-                    ..t
-                })
-                .collect();
-            store.load(&zeros).map_err(nn_error)?;
+            let zeros = zero_weights(&store).map_err(nn_error)?;
             let train_rmse = force_rmse(&potential, &data, &train).map_err(nn_error)?;
             curve.train_loss.push(train_rmse * train_rmse);
             curve.train.push(train_rmse);
@@ -717,6 +699,21 @@ impl Stage for FitPotential {
             ),
         ]))
     }
+}
+
+/// Sets every weight of `store` to zero (the networks then add nothing) and returns
+/// those weights.
+fn zero_weights(store: &ParameterStore) -> candle_core::Result<Vec<NamedTensor>> {
+    let zeros: Vec<NamedTensor> = store
+        .to_tensors()?
+        .into_iter()
+        .map(|t| NamedTensor {
+            values: vec![0.0; t.values.len()],
+            ..t
+        })
+        .collect();
+    store.load(&zeros)?;
+    Ok(zeros)
 }
 
 fn nn_error(e: candle_core::Error) -> StageError {
