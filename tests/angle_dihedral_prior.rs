@@ -1,16 +1,16 @@
 //! Bead-angle priors whose centres follow the neighbouring dihedrals
 //! (`cgloop::nn::angle_dihedral_prior`): the energy is the formula of the module docs,
-//! forces are minus its gradient, order 0 is the plain harmonic prior, the candle and
-//! host potentials add exactly its terms, and it survives saving.
+//! forces are minus its gradient, order 0 is the plain harmonic prior, and it survives
+//! saving (that the candle and host potentials add exactly its terms is in
+//! tests/cg_potential_host.rs).
 
 use candle_core::{DType, Device};
 use cgloop::analysis::angle::bond_angle_rad;
 use cgloop::analysis::dihedral::dihedral_deg;
-use cgloop::md::potential::Potential;
 use cgloop::md::random::{normal, stream};
 use cgloop::nn::angle_dihedral_prior::{angle_dihedral_prior, design_row, order};
-use cgloop::nn::cg_potential::{potential_config, save_potential, single_frame};
-use cgloop::nn::cg_potential_host::{HostCgPotential, harmonic_bead_angles};
+use cgloop::nn::cg_potential::{potential_config, save_potential};
+use cgloop::nn::cg_potential_host::harmonic_bead_angles;
 use cgloop::nn::{CgPotential, CgPotentialConfig, ParameterStore};
 
 fn chain(n: usize, seed: u64) -> Vec<[f64; 3]> {
@@ -109,70 +109,36 @@ fn the_energy_is_harmonic_about_centres_that_follow_the_dihedrals() {
 }
 
 #[test]
-fn candle_and_host_add_exactly_the_prior_and_it_survives_saving() {
+fn the_prior_survives_saving_and_a_wrong_size_is_refused() {
     let n = 6;
-    let plain = CgPotentialConfig {
-        basis: 9,
-        hidden: vec![12, 7],
-        torsions: true,
+    let with = CgPotentialConfig {
         theta_k: vec![150.0, 120.0, 90.0, 200.0],
         theta0_rad: vec![2.0, 1.9, 2.1, 1.95],
+        theta_dihedral: coefficients(4, 2, 3),
         ..CgPotentialConfig::default()
     };
-    let with = CgPotentialConfig {
-        theta_dihedral: coefficients(4, 2, 3),
-        ..plain.clone()
-    };
     let store = ParameterStore::new([8; 32]);
-    let u_plain = CgPotential::new(
-        n,
-        plain.clone(),
-        store.var_builder(DType::F64, &Device::Cpu),
-    )
-    .unwrap();
-    let u_with =
-        CgPotential::new(n, with.clone(), store.var_builder(DType::F64, &Device::Cpu)).unwrap();
-    let saved = save_potential(n, u_with.config(), &store).unwrap();
+    let u = CgPotential::new(n, with.clone(), store.var_builder(DType::F64, &Device::Cpu)).unwrap();
+    let saved = save_potential(n, u.config(), &store).unwrap();
     assert_eq!(
         potential_config(&saved).unwrap().1.theta_dihedral,
         with.theta_dihedral
     );
-    let mut h_with = HostCgPotential::from_tensors(&saved).unwrap();
-    let mut h_plain =
-        HostCgPotential::from_tensors(&save_potential(n, u_plain.config(), &store).unwrap())
-            .unwrap();
-    for seed in 0..4 {
-        let z = chain(n, 100 + seed);
-        let (mut fa, mut fb) = (vec![[0.0; 3]; n], vec![[0.0; 3]; n]);
-        let prior = angle_dihedral_prior(
-            &z,
-            &with.theta_k,
-            &with.theta0_rad,
-            &with.theta_dihedral,
-            &mut fa,
-        ) - harmonic_bead_angles(&z, &with.theta_k, &with.theta0_rad, &mut fb);
-        assert!(prior.abs() > 1e-3, "the Fourier terms contribute ({prior})");
-        let frame = single_frame(&z, DType::F64, &Device::Cpu).unwrap();
-        let (e_with, _) = u_with.energy_and_forces(&frame).unwrap();
-        let (e_plain, _) = u_plain.energy_and_forces(&frame).unwrap();
-        let e = |t: candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap()[0];
-        let candle_diff = e(e_with) - e(e_plain);
-        let (mut f1, mut f2) = (vec![[0.0; 3]; n], vec![[0.0; 3]; n]);
-        let host_diff = h_with.energy_forces(&z, &mut f1) - h_plain.energy_forces(&z, &mut f2);
-        for diff in [candle_diff, host_diff] {
-            assert!(
-                (diff - prior).abs() < 1e-9 * prior.abs().max(1.0),
-                "{diff} vs {prior}"
-            );
-        }
-        for b in 0..n {
-            for x in 0..3 {
-                let want = fa[b][x] - fb[b][x];
-                let got = f1[b][x] - f2[b][x];
-                assert!((got - want).abs() < 1e-8 * want.abs().max(1.0));
-            }
-        }
-    }
+    // A potential without it has no such row and loads without it.
+    let plain = CgPotentialConfig {
+        theta_dihedral: Vec::new(),
+        ..with
+    };
+    let u = CgPotential::new(n, plain, store.var_builder(DType::F64, &Device::Cpu)).unwrap();
+    let plain = save_potential(n, u.config(), &store).unwrap();
+    assert!(plain.iter().all(|t| t.name != "config.theta_dihedral"));
+    assert!(
+        potential_config(&plain)
+            .unwrap()
+            .1
+            .theta_dihedral
+            .is_empty()
+    );
     // A wrong size is refused on load.
     let mut bad = saved.clone();
     for t in &mut bad {

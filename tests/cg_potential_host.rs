@@ -358,6 +358,42 @@ fn speed_of_five_beads_with_hidden_64_64() {
     );
 }
 
+/// With the same weights, the energy and forces of `with` minus those of `plain` are
+/// exactly `prior`'s (6 beads), in both evaluations; `prior` must contribute at least
+/// `least` kJ/mol on each configuration.
+fn assert_adds_exactly(
+    plain: &CgPotentialConfig,
+    with: &CgPotentialConfig,
+    least: f64,
+    prior: impl Fn(&[[f64; 3]], &mut [[f64; 3]]) -> f64,
+) {
+    let (u_plain, t_plain) = saved(6, plain, 7);
+    let (u_with, t_with) = saved(6, with, 7);
+    let mut h_plain = HostCgPotential::from_tensors(&t_plain).unwrap();
+    let mut h_with = HostCgPotential::from_tensors(&t_with).unwrap();
+    for seed in 0..5 {
+        let z = configuration(6, seed, 0.03);
+        let mut prior_f = vec![[0.0; 3]; 6];
+        let prior_e = prior(&z, &mut prior_f);
+        assert!(prior_e.abs() > least, "the prior contributes ({prior_e})");
+        for ((e_with, f_with), (e_plain, f_plain)) in [
+            (candle(&u_with, &z), candle(&u_plain, &z)),
+            (host(&mut h_with, &z), host(&mut h_plain, &z)),
+        ] {
+            assert!(
+                (e_with - e_plain - prior_e).abs() < 1e-9 * prior_e.abs().max(1.0),
+                "{e_with} - {e_plain} vs {prior_e}"
+            );
+            for b in 0..6 {
+                for c in 0..3 {
+                    let d = f_with[b][c] - f_plain[b][c];
+                    assert!((d - prior_f[b][c]).abs() < 1e-8 * prior_f[b][c].abs().max(1.0));
+                }
+            }
+        }
+    }
+}
+
 /// The theta and dihedral priors are applied, by both evaluations: with the same weights,
 /// the energy and forces with the priors minus those without are exactly the priors'.
 #[test]
@@ -378,32 +414,11 @@ fn the_angle_and_dihedral_priors_add_exactly_their_terms() {
         ],
         ..plain.clone()
     };
-    let (u_plain, t_plain) = saved(6, &plain, 7);
-    let (u_with, t_with) = saved(6, &with, 7);
-    let mut h_plain = HostCgPotential::from_tensors(&t_plain).unwrap();
-    let mut h_with = HostCgPotential::from_tensors(&t_with).unwrap();
-    for seed in 0..5 {
-        let z = configuration(6, seed, 0.03);
-        let mut prior_f = vec![[0.0; 3]; 6];
-        let prior_e = harmonic_bead_angles(&z, &with.theta_k, &with.theta0_rad, &mut prior_f)
-            + fourier_dihedrals(&z, &with.dihedral_fourier, &mut prior_f);
-        assert!(prior_e.abs() > 1.0, "the priors contribute ({prior_e})");
-        for ((e_with, f_with), (e_plain, f_plain)) in [
-            (candle(&u_with, &z), candle(&u_plain, &z)),
-            (host(&mut h_with, &z), host(&mut h_plain, &z)),
-        ] {
-            assert!(
-                (e_with - e_plain - prior_e).abs() < 1e-9 * prior_e.abs().max(1.0),
-                "{e_with} - {e_plain} vs {prior_e}"
-            );
-            for b in 0..6 {
-                for c in 0..3 {
-                    let d = f_with[b][c] - f_plain[b][c];
-                    assert!((d - prior_f[b][c]).abs() < 1e-8 * prior_f[b][c].abs().max(1.0));
-                }
-            }
-        }
-    }
+    assert_adds_exactly(&plain, &with, 1.0, |z, f| {
+        harmonic_bead_angles(z, &with.theta_k, &with.theta0_rad, f)
+            + fourier_dihedrals(z, &with.dihedral_fourier, f)
+    });
+    let (_, t_with) = saved(6, &with, 7);
     // Priors of the wrong size are refused when loading, not a panic later.
     let mut bad = t_with.clone();
     for t in &mut bad {
@@ -443,35 +458,54 @@ fn the_dihedral_pair_prior_adds_exactly_its_terms() {
         dihedral_pair_floor: 0.01 / (4.0 * std::f64::consts::PI.powi(2)),
         ..plain.clone()
     };
-    let (u_plain, t_plain) = saved(6, &plain, 7);
-    let (u_with, t_with) = saved(6, &with, 7);
-    let mut h_plain = HostCgPotential::from_tensors(&t_plain).unwrap();
-    let mut h_with = HostCgPotential::from_tensors(&t_with).unwrap();
-    for seed in 0..5 {
-        let z = configuration(6, seed, 0.03);
-        let mut prior_f = vec![[0.0; 3]; 6];
-        let prior_e = dihedral_pairs(
-            &z,
+    assert_adds_exactly(&plain, &with, 0.1, |z, f| {
+        dihedral_pairs(
+            z,
             &with.dihedral_pairs,
             with.dihedral_pair_kt,
             with.dihedral_pair_floor,
-            &mut prior_f,
-        );
-        assert!(prior_e.abs() > 0.1, "the prior contributes ({prior_e})");
-        for ((e_with, f_with), (e_plain, f_plain)) in [
-            (candle(&u_with, &z), candle(&u_plain, &z)),
-            (host(&mut h_with, &z), host(&mut h_plain, &z)),
-        ] {
-            assert!(
-                (e_with - e_plain - prior_e).abs() < 1e-9 * prior_e.abs().max(1.0),
-                "{e_with} - {e_plain} vs {prior_e}"
+            f,
+        )
+    });
+}
+
+/// The bead-angle prior with centres that follow the dihedrals likewise.
+#[test]
+fn the_angle_dihedral_prior_adds_exactly_its_terms() {
+    use cgloop::nn::angle_dihedral_prior::angle_dihedral_prior;
+    let plain = CgPotentialConfig {
+        basis: 9,
+        hidden: vec![12, 7],
+        torsions: true,
+        theta_k: vec![150.0, 120.0, 90.0, 200.0],
+        theta0_rad: vec![2.0, 1.9, 2.1, 1.95],
+        ..CgPotentialConfig::default()
+    };
+    // Order 1: 9 coefficients per angle, entry (0, 0) unused.
+    let mut rng = stream(19, 0);
+    let mut theta_dihedral: Vec<f64> = (0..36).map(|_| 0.05 * normal(&mut rng)).collect();
+    for a in 0..4 {
+        theta_dihedral[9 * a] = 0.0;
+    }
+    let with = CgPotentialConfig {
+        theta_dihedral,
+        ..plain.clone()
+    };
+    // The difference is the Fourier part: the full prior less the plain harmonic one.
+    assert_adds_exactly(&plain, &with, 1e-3, |z, f| {
+        let mut minus = vec![[0.0; 3]; z.len()];
+        let e = angle_dihedral_prior(z, &with.theta_k, &with.theta0_rad, &with.theta_dihedral, f)
+            - cgloop::nn::cg_potential_host::harmonic_bead_angles(
+                z,
+                &plain.theta_k,
+                &plain.theta0_rad,
+                &mut minus,
             );
-            for b in 0..6 {
-                for c in 0..3 {
-                    let d = f_with[b][c] - f_plain[b][c];
-                    assert!((d - prior_f[b][c]).abs() < 1e-8 * prior_f[b][c].abs().max(1.0));
-                }
+        for (f, m) in f.iter_mut().zip(&minus) {
+            for c in 0..3 {
+                f[c] -= m[c];
             }
         }
-    }
+        e
+    });
 }

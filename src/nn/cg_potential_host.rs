@@ -497,17 +497,17 @@ impl Network {
 }
 
 #[inline(always)]
-pub(super) fn sub3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+fn sub3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
 #[inline(always)]
-pub(super) fn dot3(a: [f64; 3], b: [f64; 3]) -> f64 {
+fn dot3(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
 #[inline(always)]
-pub(super) fn cross3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+fn cross3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [
         a[1] * b[2] - a[2] * b[1],
         a[2] * b[0] - a[0] * b[2],
@@ -591,30 +591,45 @@ pub fn harmonic_bead_angles(
 ) -> f64 {
     let mut energy = 0.0;
     for (i, (&k, &theta0)) in k.iter().zip(theta0).enumerate() {
-        let u = sub3(z[i], z[i + 1]);
-        let v = sub3(z[i + 2], z[i + 1]);
-        let n = cross3(u, v);
-        let n_len = dot3(n, n).sqrt();
-        let theta = n_len.atan2(dot3(u, v));
-        let de_dtheta = k * (theta - theta0);
-        energy += 0.5 * de_dtheta * (theta - theta0);
-        if n_len < 1e-30 {
-            continue;
-        }
-        // d theta / d z_I = (u x n) / (|u|^2 |n|), d theta / d z_(I+2) = (n x v) / (|v|^2 |n|).
-        let (fi, fk) = (cross3(u, n), cross3(n, v));
-        let (si, sk) = (
-            -de_dtheta / (dot3(u, u) * n_len),
-            -de_dtheta / (dot3(v, v) * n_len),
-        );
-        for c in 0..3 {
-            let (a, b) = (si * fi[c], sk * fk[c]);
-            forces[i][c] += a;
-            forces[i + 2][c] += b;
-            forces[i + 1][c] -= a + b;
-        }
+        energy += harmonic_angle(z, i, k, theta0, forces).0;
     }
     energy
+}
+
+/// One term k / 2 (theta - centre)^2 on the angle theta of beads (i, i+1, i+2)
+/// (theta = atan2(|u x v|, u . v), u = z_i - z_(i+1), v = z_(i+2) - z_(i+1)): adds its
+/// -dE/dz to `forces` (none for a collinear triple) and returns (E, dE/dtheta).
+#[inline(always)]
+pub(super) fn harmonic_angle(
+    z: &[[f64; 3]],
+    i: usize,
+    k: f64,
+    centre: f64,
+    forces: &mut [[f64; 3]],
+) -> (f64, f64) {
+    let u = sub3(z[i], z[i + 1]);
+    let v = sub3(z[i + 2], z[i + 1]);
+    let n = cross3(u, v);
+    let n_len = dot3(n, n).sqrt();
+    let theta = n_len.atan2(dot3(u, v));
+    let de_dtheta = k * (theta - centre);
+    let energy = 0.5 * de_dtheta * (theta - centre);
+    if n_len < 1e-30 {
+        return (energy, de_dtheta);
+    }
+    // d theta / d z_I = (u x n) / (|u|^2 |n|), d theta / d z_(I+2) = (n x v) / (|v|^2 |n|).
+    let (fi, fk) = (cross3(u, n), cross3(n, v));
+    let (si, sk) = (
+        -de_dtheta / (dot3(u, u) * n_len),
+        -de_dtheta / (dot3(v, v) * n_len),
+    );
+    for c in 0..3 {
+        let (a, b) = (si * fi[c], sk * fk[c]);
+        forces[i][c] += a;
+        forces[i + 2][c] += b;
+        forces[i + 1][c] -= a + b;
+    }
+    (energy, de_dtheta)
 }
 
 /// E = sum_q sum_{m=1..M} a_(q,m) cos(m psi_q) + b_(q,m) sin(m psi_q) over the

@@ -502,17 +502,16 @@ impl Stage for FitPotential {
         } else {
             (Vec::new(), Vec::new())
         };
-        let (theta_k, theta0_rad) = if p.theta_prior && n >= 3 {
-            data.boltzmann_inverted_angles(&train, kt)?
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        let (theta_k, theta0_rad, theta_dihedral) =
-            if p.theta_prior && p.theta_dihedral_order > 0 && n >= 4 {
+        let (theta_k, theta0_rad, theta_dihedral) = if p.theta_prior && n >= 3 {
+            if p.theta_dihedral_order > 0 && n >= 4 {
                 data.dihedral_dependent_angles(&train, kt, p.theta_dihedral_order)?
             } else {
-                (theta_k, theta0_rad, Vec::new())
-            };
+                let (k, theta0) = data.boltzmann_inverted_angles(&train, kt)?;
+                (k, theta0, Vec::new())
+            }
+        } else {
+            (Vec::new(), Vec::new(), Vec::new())
+        };
         let dihedral_fourier = if p.dihedral_prior_order > 0 && n >= 4 {
             data.boltzmann_inverted_dihedrals(&train, kt, p.dihedral_prior_order)
         } else {
