@@ -39,14 +39,15 @@ bench:
 
 # Training speed (force matching, train_map's joint step) side by side with PyTorch on the
 # CPU, when `torch` is importable by $PYTHON (default python3; PyTorch is never a
-# dependency of cgloop). The peer alone, and its check that it computes cgloop's losses:
-#   python3 bench/torch_peer.py --seconds 10 [--threads T]
+# dependency of cgloop): ten alternating rounds, the peer with one thread and with all
+# cores; the last lines give cgloop's median speed-up over the peer's faster count. The
+# peer's check that it computes cgloop's losses and gradients:
 #   CGLOOP_BENCH_EXPORT=/tmp/nn CGLOOP_BENCH_SECONDS=0.1 cargo bench --bench nn
 #   python3 bench/torch_peer.py --check /tmp/nn
 bench-nn:
     cargo bench --bench nn
     if "${PYTHON:-python3}" -c "import torch" 2>/dev/null; then \
-      "${PYTHON:-python3}" bench/torch_peer.py --seconds 10; \
+      "${PYTHON:-python3}" bench/torch_peer.py --rounds 10 --seconds 3 --threads 1 --threads "$(nproc)"; \
     else echo "torch not importable: pip install torch (in a venv; PYTHON=venv/bin/python) for the peer numbers"; fi
 
 fmt:

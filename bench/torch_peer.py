@@ -21,9 +21,15 @@ What it measures: optimizer steps per second, batch 64 frames, after a warm-up, 
 Data are random (reference geometry + noise), as on the Rust side: only timing matters.
 
 Run (PyTorch is never a dependency of cgloop; install it in a venv of your own):
-  python3 bench/torch_peer.py --seconds 10 [--threads T] [--case NAME]
-T defaults to the CPUs this process may use, as rayon (and so candle) count them on the
-Rust side. Prints one JSON line per case, in the format of benches/nn.rs.
+  python3 bench/torch_peer.py --seconds 10 [--threads T ...] [--case NAME]
+T defaults to the CPUs this process may use, as rayon counts them on the Rust side;
+--threads may be repeated (each count is measured in turn). Prints one JSON line per case
+and thread count, in the format of benches/nn.rs.
+Side by side on a shared machine, whose speed drifts by tens of percent within minutes:
+  python3 bench/torch_peer.py --rounds 10 --seconds 3 --threads 1 --threads 2
+runs `cargo bench --bench nn` (--cgloop CMD to change it) and the peer alternately, ten
+times, and prints per round and then as medians cgloop's speed-up over the peer's faster
+thread count (peer ms per step / cgloop ms per step).
 That both sides compute the same function: with the networks and batch that cgloop
 exports, the losses and parameter gradients agree to rounding (~1e-15 and ~1e-11):
   CGLOOP_BENCH_EXPORT=/tmp/nn CGLOOP_BENCH_SECONDS=0.1 cargo bench --bench nn
@@ -278,6 +284,8 @@ def run(name, seconds, threads, check, losses, params):
         total = losses()[0]
         total.backward(); opt.step()
         return total.item()
+    if seconds is None:  # --rounds: the caller times it
+        return one_step
     measure(name, seconds, threads, one_step)
 
 
@@ -336,21 +344,85 @@ def map_step(seconds, threads, gen, check=None, beads=5):
     return run('map_step', seconds, threads, check, losses, params)
 
 
+def timed(one_step, seconds):
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        one_step(); steps += 1
+    return 1e3 * (time.perf_counter() - start) / steps
+
+
+def rounds(a, thread_counts):
+    """cgloop and PyTorch alternately, a.rounds times: a slow spell of a shared machine then
+    hits both. Per round and case, PyTorch's faster thread count is its time; the summary
+    gives the medians and the median of the per-round speed-ups (peer ms / cgloop ms)."""
+    import statistics, subprocess
+    cases = [c for c in ['force_matching_step', 'map_step'] if a.case is None or c in a.case]
+    builders = {'force_matching_step': force_matching, 'map_step': map_step}
+    steppers = {}
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        gen = torch.Generator().manual_seed(2024)
+        for name in cases:
+            step = builders[name](None, threads, gen)
+            for _ in range(WARMUP):
+                step()
+            steppers[name, threads] = step
+    env = dict(os.environ, CGLOOP_BENCH_SECONDS=str(a.seconds))
+    record = {name: [] for name in cases}
+    for r in range(a.rounds):
+        out = subprocess.run(a.cgloop + ' ' + ' '.join(cases), shell=True, env=env, check=True,
+                             stdout=subprocess.PIPE, text=True).stdout
+        ours = {}
+        for line in out.splitlines():
+            if line.startswith('{'):
+                d = json.loads(line)
+                ours[d['case']] = (d['ms_per_step'], d['threads'])
+        for name in cases:
+            peer = []
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                peer.append((timed(steppers[name, threads], a.seconds), threads))
+            best = min(peer)
+            record[name].append((ours[name][0], best[0], best[0] / ours[name][0]))
+            print(json.dumps({'round': r, 'case': name, 'cgloop_ms_per_step': ours[name][0],
+                              'cgloop_threads': ours[name][1],
+                              'pytorch_ms_per_step': {t: round(ms, 3) for ms, t in peer},
+                              'speedup': round(best[0] / ours[name][0], 3)}), flush=True)
+    for name in cases:
+        ms, peer, ratio = zip(*record[name])
+        print(json.dumps({'case': name, 'rounds': a.rounds, 'seconds': a.seconds,
+                          'cgloop_median_ms': round(statistics.median(ms), 3),
+                          'pytorch_best_median_ms': round(statistics.median(peer), 3),
+                          'pytorch_threads': thread_counts,
+                          'speedup_median': round(statistics.median(ratio), 3),
+                          'speedup_min': round(min(ratio), 3), 'speedup_max': round(max(ratio), 3)}),
+              flush=True)
+    return 0
+
+
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--seconds', type=float, default=10.0)
-    ap.add_argument('--threads', type=int, default=len(os.sched_getaffinity(0))
-                    if hasattr(os, 'sched_getaffinity') else os.cpu_count())
+    ap.add_argument('--threads', type=int, action='append')
     ap.add_argument('--case', choices=['force_matching_step', 'map_step'], action='append')
+    ap.add_argument('--rounds', type=int, help='interleave: N rounds of (cgloop for --seconds per '
+                    'case, then each --threads count for --seconds per case); prints every '
+                    'round and the medians (robust on a noisy machine)')
+    ap.add_argument('--cgloop', default='cargo bench --bench nn', metavar='CMD',
+                    help="the command that prints cgloop's JSON lines (with --rounds)")
     ap.add_argument('--check', metavar='DIR', help='instead of timing, compare losses and '
                     'gradients with those cgloop exported to DIR (see above)')
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    all_cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     torch.set_default_dtype(torch.float64)
-    gen = torch.Generator().manual_seed(2024)
+    if a.rounds:
+        raise SystemExit(rounds(a, a.threads or [1, all_cpus]))
     ok = True
-    for name, case in [('force_matching_step', force_matching), ('map_step', map_step)]:
-        if a.case is None or name in a.case:
-            check = json.loads(Path(a.check, name + '.json').read_text()) if a.check else None
-            ok = case(a.seconds, a.threads, gen, check) is not False and ok
+    for threads in a.threads or [all_cpus]:
+        torch.set_num_threads(threads)
+        gen = torch.Generator().manual_seed(2024)
+        for name, case in [('force_matching_step', force_matching), ('map_step', map_step)]:
+            if a.case is None or name in a.case:
+                check = json.loads(Path(a.check, name + '.json').read_text()) if a.check else None
+                ok = case(a.seconds, threads, gen, check) is not False and ok
     raise SystemExit(0 if ok else 1)

@@ -14,15 +14,19 @@
 //!     cargo bench --bench nn
 //!     python3 bench/torch_peer.py --seconds 10
 //!
-//! (`just bench-nn` runs both when `torch` is importable.) Set CGLOOP_BENCH_SECONDS to
-//! change the measuring time (default 10 s per case, as the peer script),
-//! RAYON_NUM_THREADS for the threads (candle's matrix products read it; the peer's
-//! `--threads`), and `cargo bench --bench nn -- map_step` runs one case. With
+//! (`just bench-nn` runs both when `torch` is importable, alternately for ten rounds, the
+//! peer with one thread and with all, and prints cgloop's speed-up over the faster.) The
+//! bench prepares the process as the `cgloop` binary does ([`cgloop::nn::runtime`]: the
+//! thread count, the allocator; the JSON says whether glibc took the latter). Set
+//! CGLOOP_BENCH_SECONDS to change the measuring time (default 10 s per case, as the peer
+//! script), RAYON_NUM_THREADS for the threads (the peer's `--threads`), and
+//! `cargo bench --bench nn -- map_step` runs one case. With
 //! CGLOOP_BENCH_EXPORT=DIR the networks, batch, losses and gradients are written for
 //! `bench/torch_peer.py --check DIR`, which checks that both sides compute the same thing.
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -41,6 +45,8 @@ use cgloop::nn::{Activation, CgPotential, CgPotentialConfig, ParameterStore};
 const BATCH: usize = 64;
 const WARMUP_STEPS: usize = 20;
 const LEARNING_RATE: f64 = 2e-3;
+/// Whether glibc took `nn::runtime`'s malloc thresholds (reported with each case).
+static TUNED: AtomicBool = AtomicBool::new(false);
 
 /// A tensor (BATCH, rows, 3): `base` plus Gaussian noise of width `scale`.
 fn noisy(base: &[[f64; 3]], scale: f64, stream_id: u64) -> Tensor {
@@ -81,6 +87,7 @@ fn export(case: &str, stores: &[&ParameterStore], data: &[(&str, &Tensor)], loss
     for (name, t) in data {
         json[*name] = serde_json::json!({"shape": t.dims(), "values": flat(t)});
     }
+    std::fs::create_dir_all(&dir).unwrap();
     let path = Path::new(&dir).join(format!("{case}.json"));
     std::fs::write(&path, json.to_string()).unwrap();
     eprintln!("wrote {}", path.display());
@@ -103,9 +110,10 @@ fn measure(name: &str, seconds: f64, mut one_step: impl FnMut() -> f64) {
     assert!(last.is_finite(), "{name}: loss {last}");
     let sps = steps as f64 / elapsed;
     println!(
-        "{{\"engine\": \"cgloop-candle\", \"version\": \"{}\", \"case\": \"{name}\", \"batch\": {BATCH}, \"threads\": {}, \"steps_per_s\": {:.2}, \"ms_per_step\": {:.3}}}",
+        "{{\"engine\": \"cgloop-candle\", \"version\": \"{}\", \"case\": \"{name}\", \"batch\": {BATCH}, \"threads\": {}, \"malloc_tuned\": {}, \"steps_per_s\": {:.2}, \"ms_per_step\": {:.3}}}",
         env!("CARGO_PKG_VERSION"),
         rayon::current_num_threads(),
+        TUNED.load(Ordering::Relaxed),
         sps,
         1e3 / sps
     );
@@ -236,6 +244,11 @@ fn map_step(seconds: f64) {
 }
 
 fn main() {
+    // As the cgloop binary does (nn::runtime): the thread count set once, freed tensors
+    // kept in the heap.
+    // SAFETY: first thing in main; no other thread exists yet.
+    let prepared = unsafe { cgloop::nn::runtime::prepare_process() };
+    TUNED.store(prepared.malloc_tuned, Ordering::Relaxed);
     let seconds: f64 = std::env::var("CGLOOP_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

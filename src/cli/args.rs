@@ -18,7 +18,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(name = "cgloop", version, max_term_width = 100)]
 #[command(after_help = "Exit codes: 0 success; 1 a node failed; 2 user error \
 (bad workflow, arguments or files); 3 the store failed verification; 70 internal error.\n\
-Logs: -v, -vv, or RUST_LOG (e.g. RUST_LOG=cgloop=debug).")]
+Logs: -v, -vv, or RUST_LOG (e.g. RUST_LOG=cgloop=debug).\n\
+Threads: RAYON_NUM_THREADS (default: the CPUs this process may use), for MD replicas, \
+CG chains, samples and each matrix product; results are the same bytes for any count.")]
 pub struct Cli {
     /// The store folder [default: results/store].
     #[arg(long, global = true, env = "CGLOOP_STORE", value_name = "DIR")]

@@ -60,8 +60,11 @@ fn init_logging(verbose: u8) {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
+    // SAFETY: first thing in the process; no other thread exists yet.
+    let prepared = unsafe { crate::nn::runtime::prepare_process() };
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    tracing::debug!(?prepared, "threads and malloc for candle (nn::runtime)");
     match commands::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -18,8 +18,10 @@ pub mod flow;
 pub mod gradcheck;
 pub mod inverse_map;
 pub mod made;
+
 pub mod map_model;
 pub mod mlp;
+pub mod runtime;
 pub mod spline;
 pub mod store;
 pub mod training;

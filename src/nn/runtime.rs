@@ -1,0 +1,110 @@
+//! Process-wide settings that candle 0.11's CPU backend needs to run our small networks
+//! fast. Two costs found with `perf` on the training steps of `cargo bench --bench nn`
+//! (2-core machine), each removed here without changing a single result bit:
+//!
+//! 1. The thread count, reread from /proc/cpuinfo at every matrix product. candle hands
+//!    each product to gemm with as many threads as `RAYON_NUM_THREADS` says; when it is
+//!    unset it counts the physical cores with `num_cpus::get_physical`, which parses
+//!    /proc/cpuinfo, and does so again for every product: 18 % of a `train_map` step went
+//!    to the kernel formatting that file. [`prepare_process`] sets the variable, when the
+//!    user has not, to the CPUs this process may use, which is also what rayon's global
+//!    pool (cgloop's own parallel work) takes. Products are the same bytes for any thread
+//!    count (tests/matmul_threads.rs), so this changes time only.
+//! 2. Fresh pages for every tensor. candle allocates a new buffer for each tensor an
+//!    operation produces: hundreds per step, most a few hundred kB (a batch of 64 frames
+//!    x 10 bead pairs x 64 features is 328 kB). glibc's malloc serves blocks above its
+//!    mmap threshold (128 kB at first) with fresh pages and returns memory above its trim
+//!    threshold to the kernel on free, so a step paid for thousands of page faults and
+//!    the zeroing of those pages: 19 % of a force-matching step (350,000 faults in 20 s
+//!    of the benchmark; 4,700 after). [`prepare_process`] raises both thresholds so freed
+//!    blocks stay in the heap for the next step. The price is memory: up to
+//!    [`TRIM_THRESHOLD`] of freed memory stays with the process. Only glibc has these
+//!    knobs; elsewhere nothing is changed.
+//!
+//! Together: force matching 9.5 -> 6.0 ms per step, `train_map`'s step 11 -> 6.8 ms.
+
+use std::num::NonZeroUsize;
+
+/// Blocks below this come from the heap, not from fresh pages (bytes; the largest value
+/// glibc's manual documents for 64-bit systems).
+pub const MMAP_THRESHOLD: i32 = 32 << 20;
+/// Free memory at the top of the heap kept before any is returned (bytes).
+pub const TRIM_THRESHOLD: i32 = 256 << 20;
+/// Extra memory taken whenever the heap grows (bytes).
+pub const TOP_PAD: i32 = 16 << 20;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod glibc {
+    use std::ffi::c_int;
+
+    // <malloc.h>
+    pub const M_TRIM_THRESHOLD: c_int = -1;
+    pub const M_TOP_PAD: c_int = -2;
+    pub const M_MMAP_THRESHOLD: c_int = -3;
+
+    unsafe extern "C" {
+        /// glibc's `int mallopt(int param, int value)`: 1 on success, 0 on error;
+        /// thread-safe (it takes the arena locks).
+        pub fn mallopt(param: c_int, value: c_int) -> c_int;
+    }
+}
+
+/// What [`prepare_process`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prepared {
+    /// The thread count candle's products and rayon's pool now read from
+    /// `RAYON_NUM_THREADS`.
+    pub threads: usize,
+    /// Whether the count was set here (false: the user's `RAYON_NUM_THREADS` stands).
+    pub threads_set: bool,
+    /// Whether glibc took the malloc thresholds.
+    pub malloc_tuned: bool,
+}
+
+/// Sets `RAYON_NUM_THREADS` (unless the user has) and glibc's malloc thresholds; see the
+/// module doc. Call it once, first thing in a program that trains networks (the `cgloop`
+/// binary and the training benchmark do).
+///
+/// # Safety
+///
+/// Writes the process environment: no other thread may exist yet.
+pub unsafe fn prepare_process() -> Prepared {
+    let user = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<NonZeroUsize>().ok());
+    let (threads, threads_set) = match user {
+        Some(n) => (n.get(), false),
+        None => {
+            let n = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+            // SAFETY: the caller guarantees that no other thread exists, so nothing reads
+            // the environment while it is written.
+            unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+            (n, true)
+        }
+    };
+    Prepared {
+        threads,
+        threads_set,
+        malloc_tuned: tune_malloc(),
+    }
+}
+
+/// Sets glibc's mmap threshold, trim threshold and top pad to the constants above;
+/// true if the allocator took them (false elsewhere than glibc).
+fn tune_malloc() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use glibc::*;
+        // SAFETY: mallopt only changes allocator parameters; glibc documents it as
+        // MT-safe, and the values are within its accepted ranges.
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+                && mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+                && mallopt(M_TOP_PAD, TOP_PAD) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}

@@ -1,0 +1,43 @@
+//! `nn::runtime::prepare_process`: RAYON_NUM_THREADS set to the CPUs this process may
+//! use when the user has not set it, kept when they have; glibc takes every malloc
+//! threshold (mallopt returns 1 for each).
+//!
+//! One test function: it writes the process environment, which no other test of this
+//! binary may read at the same time.
+
+use cgloop::nn::runtime::{Prepared, prepare_process};
+
+#[test]
+fn prepare_sets_the_thread_count_once_and_tunes_glibc() {
+    let glibc = cfg!(all(target_os = "linux", target_env = "gnu"));
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    // SAFETY (every environment write and prepare_process): this binary's only test;
+    // nothing else reads the environment meanwhile.
+    unsafe { std::env::remove_var("RAYON_NUM_THREADS") };
+    let prepared = unsafe { prepare_process() };
+    let expected = Prepared {
+        threads: cpus,
+        threads_set: true,
+        malloc_tuned: glibc,
+    };
+    assert_eq!(prepared, expected);
+    assert_eq!(
+        std::env::var("RAYON_NUM_THREADS").unwrap(),
+        cpus.to_string()
+    );
+    assert_eq!(candle_core::utils::get_num_threads(), cpus);
+
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", "7") };
+    let prepared = unsafe { prepare_process() };
+    let expected = Prepared {
+        threads: 7,
+        threads_set: false,
+        malloc_tuned: glibc,
+    };
+    assert_eq!(prepared, expected);
+    assert_eq!(candle_core::utils::get_num_threads(), 7);
+
+    // Not a count: replaced, as rayon and candle would ignore it.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", "many") };
+    assert_eq!(unsafe { prepare_process() }.threads, cpus);
+}
