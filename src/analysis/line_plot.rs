@@ -188,9 +188,11 @@ impl Panel {
         let x = linear_range(points().map(|p| p.0));
         if self.log_y {
             let (lo, hi) = log_range(points().map(|p| p.1));
-            self.draw_axes(area, &runs, x, LogAxis { lo, hi })
+            self.draw_axes(area, &runs, x, LogAxis { lo, hi }, 0.0)
         } else {
-            self.draw_axes(area, &runs, x, linear_range(points().map(|p| p.1)))
+            let y = linear_range(points().map(|p| p.1));
+            let y_zero = ROUNDING * (y.end - y.start);
+            self.draw_axes(area, &runs, x, y, y_zero)
         }
     }
 
@@ -200,12 +202,14 @@ impl Panel {
         runs: &[Vec<Vec<(f64, f64)>>],
         x: Range<f64>,
         y: Y,
+        y_zero: f64,
     ) -> Result<(), PlotError>
     where
         DB: DrawingBackend,
         Y: AsRangedCoord<Value = f64>,
         Y::CoordDescType: ValueFormatter<f64>,
     {
+        let x_zero = ROUNDING * (x.end - x.start);
         let mut builder = ChartBuilder::on(area);
         builder
             .margin(10)
@@ -226,8 +230,8 @@ impl Panel {
             .bold_line_style(BLACK.mix(0.12))
             .x_labels(7)
             .y_labels(7)
-            .x_label_formatter(&|v| tick(*v))
-            .y_label_formatter(&|v| tick(*v))
+            .x_label_formatter(&|v| tick(*v, x_zero))
+            .y_label_formatter(&|v| tick(*v, y_zero))
             .draw()
             .map_err(plot_error)?;
         let mut labelled = false;
@@ -311,7 +315,7 @@ impl Ranged for LogAxis {
 
 impl ValueFormatter<f64> for LogAxis {
     fn format(value: &f64) -> String {
-        tick(*value)
+        tick(*value, 0.0)
     }
 }
 
@@ -384,10 +388,15 @@ fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo / pad, hi * pad)
 }
 
-/// A tick label: plain decimals for moderate magnitudes, scientific otherwise.
-fn tick(v: f64) -> String {
+/// Tick positions within this fraction of the axis span of zero are zero (plotters
+/// steps to them in floating point: -0.02 + 0.02 gave a tick labelled -1.73e-18).
+const ROUNDING: f64 = 1e-9;
+
+/// A tick label: plain decimals for moderate magnitudes, scientific otherwise; `zero`:
+/// magnitudes up to it are rounding noise around 0.
+fn tick(v: f64, zero: f64) -> String {
     let a = v.abs();
-    if a == 0.0 {
+    if a <= zero {
         "0".into()
     } else if (1e-3..1e5).contains(&a) {
         let s = format!("{v:.4}");
@@ -598,9 +607,12 @@ mod tests {
             "{wide:?}"
         );
         assert!(log_ticks(2.1, 2.9, 7).len() >= 2);
-        assert_eq!(tick(0.5), "0.5");
-        assert_eq!(tick(20.0), "20");
-        assert_eq!(tick(1.5e6), "1.5e6");
-        assert_eq!(tick(2e-5), "2e-5");
+        assert_eq!(tick(0.5, 0.0), "0.5");
+        assert_eq!(tick(20.0, 0.0), "20");
+        assert_eq!(tick(1.5e6, 0.0), "1.5e6");
+        assert_eq!(tick(2e-5, 0.0), "2e-5");
+        // Rounding noise at zero on an axis spanning 0.04 (ROUNDING of it: 4e-11).
+        assert_eq!(tick(-1.734723475976807e-18, ROUNDING * 0.04), "0");
+        assert_eq!(tick(2e-5, ROUNDING * 0.04), "2e-5");
     }
 }

@@ -10,3 +10,4 @@ pub mod divergence;
 pub mod histogram;
 pub mod line_plot;
 pub mod plot;
+pub mod uncertainty;

@@ -51,6 +51,7 @@ use crate::analysis::angle::bond_angle_rad;
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments};
 use crate::analysis::dihedral::dihedral_of_atoms;
 use crate::analysis::line_plot::{Figure, Panel, Series};
+use crate::analysis::uncertainty::plus_minus;
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};
 use crate::artifact::kind::{MARKDOWN, PNG, SVG, TABLE};
@@ -111,8 +112,9 @@ struct Definitions {
 impl Stage for Compare {
     type Params = CompareParams;
     const NAME: &'static str = "compare";
-    /// 2: free-energy profiles drawn up to 12 kT.
-    const VERSION: u32 = 2;
+    /// 2: free-energy profiles drawn up to 12 kT. 3: the report's numbers to their
+    /// errors' two significant digits (bond variances no longer 0.000 ± 0.000).
+    const VERSION: u32 = 3;
     const ABOUT: &'static str = "FG reference vs backmapped samples, raw and reweighted: basin populations, \
          bond, angle and energy means and variances with block-bootstrap errors, plots, a report";
     const INPUTS: &'static [Port] = &[
@@ -701,7 +703,7 @@ fn report(
     summary: &Summary,
 ) -> String {
     let mut out = String::new();
-    let pm = |e: &Estimate| format!("{:.3} ± {:.3}", e.mean, e.std_error);
+    let pm = |e: &Estimate| plus_minus(e.mean, e.std_error);
     let _ = writeln!(out, "# {}\n", p.title);
     let _ = writeln!(
         out,
