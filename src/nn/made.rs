@@ -23,7 +23,7 @@ use candle_nn::{Init, VarBuilder};
 
 use super::mlp::Activation;
 
-/// One masked dense layer: y = x (W o M)^T + b.
+/// One masked dense layer: y = x (W o M)^T + b (the product W o M in [`Made::prepare`]).
 struct MaskedLinear {
     weight: Tensor,
     mask: Tensor,
@@ -44,22 +44,27 @@ impl MaskedLinear {
             Tensor::from_vec(mask, (outputs, inputs), &Device::Cpu)?.to_dtype(weight.dtype())?;
         Ok(MaskedLinear { weight, mask, bias })
     }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = (&self.weight * &self.mask)?;
-        x.matmul(&w.t()?)?.broadcast_add(&self.bias)
-    }
 }
 
 /// The MADE conditioner.
 pub struct Made {
     dims: usize,
+    /// by_rank[r]: the dimension of rank r in the layer's order.
+    by_rank: Vec<usize>,
     params_per_dim: usize,
     hidden: Vec<MaskedLinear>,
     context_in: Tensor,
     output: MaskedLinear,
     context_out: Tensor,
     activation: Activation,
+}
+
+/// The u-independent parts of a [`Made`] for one context ([`Made::prepare`]).
+pub struct PreparedMade {
+    hidden: Vec<Tensor>,
+    output: Tensor,
+    context_in: Option<Tensor>,
+    context_out: Option<Tensor>,
 }
 
 /// Kaiming-uniform bound for a layer with `fan_in` inputs (SiLU is close to ReLU).
@@ -90,6 +95,10 @@ impl Made {
             candle_core::bail!("MADE needs a permutation order and at least one hidden layer")
         }
         let input_degrees: Vec<usize> = order.iter().map(|&r| r + 1).collect();
+        let mut by_rank = vec![0; dims];
+        for (d, &r) in order.iter().enumerate() {
+            by_rank[r] = d;
+        }
         let hidden_degree = |k: usize| 1 + k % (dims - 1).max(1);
         let mut layers = Vec::new();
         let mut previous = input_degrees.clone();
@@ -127,6 +136,7 @@ impl Made {
         let context_out = vb.get_with_hints((outputs, context), "context_out", zero)?;
         Ok(Made {
             dims,
+            by_rank,
             params_per_dim,
             hidden: layers,
             context_in,
@@ -136,20 +146,77 @@ impl Made {
         })
     }
 
+    /// The dimension of rank `rank` in this layer's order (rank 0 sees only the context).
+    pub fn dim_of_rank(&self, rank: usize) -> usize {
+        self.by_rank[rank]
+    }
+
+    /// What [`Made::forward_dim`] needs that does not depend on u: the masked weights and
+    /// the context's terms, computed once for the D passes of an autoregressive inverse.
+    pub fn prepare(&self, context: &Tensor) -> Result<PreparedMade> {
+        let masked = |layer: &MaskedLinear| &layer.weight * &layer.mask;
+        let context_in = if self.context_in.dim(1)? > 0 {
+            Some(context.matmul(&self.context_in.t()?)?)
+        } else {
+            None
+        };
+        let context_out = if self.context_out.dim(1)? > 0 {
+            Some(context.matmul(&self.context_out.t()?)?)
+        } else {
+            None
+        };
+        Ok(PreparedMade {
+            hidden: self.hidden.iter().map(masked).collect::<Result<_>>()?,
+            output: masked(&self.output)?,
+            context_in,
+            context_out,
+        })
+    }
+
+    /// The last hidden layer's activations h_L (batch, H) for u (batch, D).
+    fn hidden_state(&self, prepared: &PreparedMade, u: &Tensor) -> Result<Tensor> {
+        let mut h = u
+            .matmul(&prepared.hidden[0].t()?)?
+            .broadcast_add(&self.hidden[0].bias)?;
+        if let Some(c) = &prepared.context_in {
+            h = h.add(c)?;
+        }
+        h = self.activation.apply(&h)?;
+        for (layer, w) in self.hidden[1..].iter().zip(&prepared.hidden[1..]) {
+            h = self
+                .activation
+                .apply(&h.matmul(&w.t()?)?.broadcast_add(&layer.bias)?)?;
+        }
+        Ok(h)
+    }
+
+    /// theta (batch, 1, P) of dimension `d` alone: the same numbers as
+    /// `forward(u, context)` gives for d (the same products and sums, only the output
+    /// rows of d), at a D-th of the output layer's cost.
+    pub fn forward_dim(&self, prepared: &PreparedMade, u: &Tensor, d: usize) -> Result<Tensor> {
+        let batch = u.dim(0)?;
+        let p = self.params_per_dim;
+        let h = self.hidden_state(prepared, u)?;
+        let w = prepared.output.narrow(0, d * p, p)?;
+        let mut theta =
+            h.matmul(&w.t()?)?
+                .broadcast_add(&self.output.bias.narrow(0, d * p, p)?)?;
+        if let Some(c) = &prepared.context_out {
+            theta = theta.add(&c.narrow(1, d * p, p)?)?;
+        }
+        theta.reshape((batch, 1, p))
+    }
+
     /// theta (batch, D, P) from u (batch, D) and context (batch, C).
     pub fn forward(&self, u: &Tensor, context: &Tensor) -> Result<Tensor> {
         let batch = u.dim(0)?;
-        let mut h = self.hidden[0].forward(u)?;
-        if self.context_in.dim(1)? > 0 {
-            h = h.add(&context.matmul(&self.context_in.t()?)?)?;
-        }
-        h = self.activation.apply(&h)?;
-        for layer in &self.hidden[1..] {
-            h = self.activation.apply(&layer.forward(&h)?)?;
-        }
-        let mut theta = self.output.forward(&h)?;
-        if self.context_out.dim(1)? > 0 {
-            theta = theta.add(&context.matmul(&self.context_out.t()?)?)?;
+        let prepared = self.prepare(context)?;
+        let h = self.hidden_state(&prepared, u)?;
+        let mut theta = h
+            .matmul(&prepared.output.t()?)?
+            .broadcast_add(&self.output.bias)?;
+        if let Some(c) = &prepared.context_out {
+            theta = theta.add(c)?;
         }
         theta.reshape((batch, self.dims, self.params_per_dim))
     }
