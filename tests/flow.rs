@@ -181,21 +181,28 @@ fn nll_gradient_matches_finite_differences() {
     assert!(mismatches.is_empty(), "{mismatches:#?}");
 }
 
-#[test]
-fn conditioner_is_autoregressive_in_its_order() {
-    let d = 6;
-    let order = [3, 0, 5, 1, 4, 2]; // rank of each dimension
-    let store = ParameterStore::new([9; 32]);
+/// A SiLU MADE over `order` with weights drawn at scale 0.5 from `seed` (the zero-started
+/// output layer included, so that every output depends on what its mask allows).
+fn random_made(order: &[usize], context: usize, hidden: &[usize], p: usize, seed: u8) -> Made {
+    let store = ParameterStore::new([seed; 32]);
     let made = Made::new(
-        &order,
-        2,
-        &[10, 10],
-        4,
+        order,
+        context,
+        hidden,
+        p,
         Activation::Silu,
         store.var_builder(DType::F64, &Device::Cpu),
     )
     .unwrap();
-    randomize(&store, 9, 0.5);
+    randomize(&store, seed as u64, 0.5);
+    made
+}
+
+#[test]
+fn conditioner_is_autoregressive_in_its_order() {
+    let d = 6;
+    let order = [3, 0, 5, 1, 4, 2]; // rank of each dimension
+    let made = random_made(&order, 2, &[10, 10], 4, 9);
     let u = points(1, d, 9);
     let c = Tensor::from_vec(vec![0.3, -0.7], (1, 2), &Device::Cpu).unwrap();
     let theta = made
@@ -246,17 +253,7 @@ fn conditioner_is_autoregressive_in_its_order() {
 fn one_dimension_of_the_conditioner_is_bitwise_its_full_output() {
     let (d, p, rows) = (7, 5, 300);
     let order = [2, 6, 0, 4, 1, 5, 3];
-    let store = ParameterStore::new([4; 32]);
-    let made = Made::new(
-        &order,
-        3,
-        &[24, 24],
-        p,
-        Activation::Silu,
-        store.var_builder(DType::F64, &Device::Cpu),
-    )
-    .unwrap();
-    randomize(&store, 4, 0.5);
+    let made = random_made(&order, 3, &[24, 24], p, 4);
     let u = points(rows, d, 4);
     let c = (points(rows, 3, 5) * 2.0).unwrap();
     let full = made.forward(&u, &c).unwrap();
