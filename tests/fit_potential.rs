@@ -422,23 +422,18 @@ fn the_registry_checks_params() {
     }
 }
 
-/// Beads 0-1-2-3 with bonds ~0.38 nm, bead angles ~70 and ~110 degrees (small noise) and
-/// the dihedral psi given (IUPAC sign, as the potential's).
+/// Beads 0-1-2-3 as [`chain_with_angle`] with both bead angles ~110 degrees and the
+/// dihedral psi given (IUPAC sign, as the potential's), every coordinate of beads 0, 2 and
+/// 3 moved by Gaussian noise of 0.002 nm.
 fn chain_with_dihedral(psi: f64, rng: &mut rand_chacha::ChaCha20Rng) -> Vec<[f64; 3]> {
-    let mut n = || 0.002 * normal(rng);
-    let theta: f64 = 110f64.to_radians();
-    let b = 0.38;
-    let p1 = [0.0, 0.0, 0.0];
-    let p0 = [b * theta.sin() + n(), b * theta.cos() + n(), n()];
-    let p2 = [0.0, -b + n(), n()];
-    // p3 from p2 along the bond making angle theta with (p1 - p2), rotated by psi.
-    let r = b + n();
-    let p3 = [
-        r * theta.sin() * psi.cos(),
-        -b + r * theta.cos(),
-        r * theta.sin() * psi.sin(),
-    ];
-    vec![p0, p1, p2, p3]
+    let theta = 110f64.to_radians();
+    let mut x = chain_with_angle(theta, theta, psi);
+    for bead in [0, 2, 3] {
+        for c in &mut x[bead] {
+            *c += 0.002 * normal(rng);
+        }
+    }
+    x
 }
 
 #[test]

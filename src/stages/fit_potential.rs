@@ -359,32 +359,22 @@ impl Stage for FitPotential {
                 ),
             ));
         }
-        if p.theta_dihedral_order > angle_dihedral_prior::MAX_ORDER {
-            return Err(ParamProblem::new(
-                "theta_dihedral_order",
-                format!(
-                    "at most {}, got {}",
-                    angle_dihedral_prior::MAX_ORDER,
-                    p.theta_dihedral_order
-                ),
-            ));
-        }
+        ParamProblem::at_most(
+            "theta_dihedral_order",
+            p.theta_dihedral_order,
+            angle_dihedral_prior::MAX_ORDER,
+        )?;
         if p.theta_dihedral_order > 0 && !p.theta_prior {
             return Err(ParamProblem::new(
                 "theta_dihedral_order",
                 "moves the centres of the theta prior: set theta_prior: true with it",
             ));
         }
-        if p.dihedral_pair_order > dihedral_pairs::MAX_ORDER {
-            return Err(ParamProblem::new(
-                "dihedral_pair_order",
-                format!(
-                    "at most {}, got {}",
-                    dihedral_pairs::MAX_ORDER,
-                    p.dihedral_pair_order
-                ),
-            ));
-        }
+        ParamProblem::at_most(
+            "dihedral_pair_order",
+            p.dihedral_pair_order,
+            dihedral_pairs::MAX_ORDER,
+        )?;
         if p.dihedral_pair_order > 0 && p.dihedral_prior_order > 0 {
             return Err(ParamProblem::new(
                 "dihedral_pair_order",

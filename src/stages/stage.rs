@@ -194,6 +194,18 @@ impl ParamProblem {
             ))
         }
     }
+
+    /// Ok when `value` is at most `max`, else a problem naming `param` and the bound.
+    pub fn at_most(param: &str, value: usize, max: usize) -> Result<(), ParamProblem> {
+        if value <= max {
+            Ok(())
+        } else {
+            Err(ParamProblem::new(
+                param,
+                format!("at most {max}, got {value}"),
+            ))
+        }
+    }
 }
 
 /// A stage, written with typed params. Implement this; the registry erases the type.
