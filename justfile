@@ -28,14 +28,16 @@ cg-study:
 study:
     cargo test --release --test long_alanine_study -- --ignored --nocapture
 
-# Benchmarks: engine overhead, and MD speed side by side with OpenMM (when importable).
+# Benchmarks: engine overhead, MD speed (one JSON line per case), and MD speed side by
+# side with OpenMM when `openmm` is importable by $PYTHON (default python3; never a
+# dependency of cgloop): ten alternating rounds of 3 s, each round's ratio against
+# OpenMM's fastest platform in that round, then the median and smallest ratio per case.
 bench:
     cargo bench --bench engine
     cargo bench --bench md
-    if python3 -c "import openmm" 2>/dev/null; then \
-      python3 bench/openmm_peer.py datasets/alanine_dipeptide/ala2_ff14SB.prmtop datasets/alanine_dipeptide/ala2_ff14SB.inpcrd --solvent vacuum; \
-      python3 bench/openmm_peer.py datasets/chignolin/cln025_ff14SB.prmtop datasets/chignolin/cln025_ff14SB.inpcrd --solvent obc2; \
-    else echo "openmm not importable: pip install openmm (in a venv) for the peer numbers"; fi
+    if "${PYTHON:-python3}" -c "import openmm" 2>/dev/null; then \
+      "${PYTHON:-python3}" bench/md_rounds.py --rounds 10 --seconds 3; \
+    else echo "openmm not importable: pip install openmm (in a venv; PYTHON=venv/bin/python) for the peer numbers"; fi
 
 # Training speed (force matching, train_map's joint step) side by side with PyTorch on the
 # CPU, when `torch` is importable by $PYTHON (default python3; PyTorch is never a

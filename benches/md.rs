@@ -8,10 +8,14 @@
 //!     python3 bench/openmm_peer.py datasets/chignolin/cln025_ff14SB.prmtop \
 //!         datasets/chignolin/cln025_ff14SB.inpcrd --solvent obc2
 //!
-//! (`just bench` runs all three when `openmm` is importable.) Set CGLOOP_BENCH_SECONDS
-//! to change the measuring time (default 10 s per case, as the peer script); name cases
-//! after `--` to run only those whose name contains one of the words
-//! (`cargo bench --bench md -- vacuum`).
+//! On a shared machine, whose speed drifts by tens of percent within minutes, compare
+//! in alternating rounds instead (`just bench` does, when `openmm` is importable):
+//!
+//!     python3 bench/md_rounds.py --rounds 10 --seconds 3
+//!
+//! Set CGLOOP_BENCH_SECONDS to change the measuring time (default 10 s per case, as the
+//! peer script); name cases after `--` to run only those whose name contains one of the
+//! words (`cargo bench --bench md -- vacuum`).
 
 use std::path::Path;
 use std::time::Instant;

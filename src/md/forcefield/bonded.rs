@@ -167,6 +167,9 @@ pub(crate) struct Scatter {
     start: Vec<u32>,
     offset: Vec<u32>,
     stride: usize,
+    /// Scratch length every offset's z entry fits in: max(offset) + 2 stride + 1 (0 when
+    /// there are no contributions).
+    needs: usize,
 }
 
 impl Scatter {
@@ -189,10 +192,15 @@ impl Scatter {
             offset[next[atom] as usize] = at as u32;
             next[atom] += 1;
         }
+        let needs = offset
+            .iter()
+            .max()
+            .map_or(0, |&m| m as usize + 2 * stride + 1);
         Scatter {
             start,
             offset,
             stride,
+            needs,
         }
     }
 
@@ -200,17 +208,22 @@ impl Scatter {
         self.start.len().saturating_sub(1)
     }
 
-    /// f[a] += the sum of atom a's rows.
+    /// f[a] += the sum of atom a's rows. Panics if `scratch` is shorter than the rows
+    /// the contributions were given for.
     #[inline(always)]
     pub(crate) fn add_into(&self, scratch: &[f64], f: &mut [[f64; 3]]) {
         let stride = self.stride;
+        assert!(scratch.len() >= self.needs, "scatter scratch too short");
         for (a, fa) in f.iter_mut().enumerate().take(self.n_atoms()) {
             let mut sum = [0.0; 3];
             for &at in &self.offset[self.start[a] as usize..self.start[a + 1] as usize] {
                 let at = at as usize;
-                sum[0] += scratch[at];
-                sum[1] += scratch[at + stride];
-                sum[2] += scratch[at + 2 * stride];
+                // SAFETY: at + 2 stride < self.needs <= scratch.len() (checked above).
+                unsafe {
+                    sum[0] += *scratch.get_unchecked(at);
+                    sum[1] += *scratch.get_unchecked(at + stride);
+                    sum[2] += *scratch.get_unchecked(at + 2 * stride);
+                }
             }
             fa[0] += sum[0];
             fa[1] += sum[1];
