@@ -298,3 +298,62 @@ fn train_flow_takes_one_rung_or_a_list_of_them() {
         assert_eq!(problem.path, vec!["temperature_index".to_string()], "{bad}");
     }
 }
+
+/// train_flow's optional `more` input: frames of a second run (here plain MD started in
+/// C7ax, `datasets/alanine_dipeptide/ala2_ff14SB_c7ax.pdb`) are appended to the main
+/// trajectory's before the split, so the flow trains and validates on both.
+#[test]
+fn train_flow_learns_from_more_frames() {
+    let dir = TempDir::new("backmapping_more");
+    let text = format!(
+        r#"name: more
+seed: 3
+nodes:
+  fg:
+    stage: fg_sample
+    params: {{topology: {prmtop}, coordinates: {inpcrd}, timestep_fs: 1, constraints: none, equilibration_steps: 500, steps: 4000, save_every: 50}}
+  c7ax:
+    stage: fg_sample
+    params: {{topology: {prmtop}, coordinates: {c7ax}, timestep_fs: 1, constraints: none, equilibration_steps: 500, steps: 2000, save_every: 50}}
+  map:
+    stage: train_map
+    inputs: {{trajectory: fg.trajectory, atoms: fg.atoms}}
+    params: {{map: fixed, epochs: 1, decoder_epochs: 1, decoder_hidden: [8], restarts: 1}}
+  flow:
+    stage: train_flow
+    inputs: {{trajectory: fg.trajectory, atoms: fg.atoms, assignment: map.assignment, more: c7ax.trajectory}}
+    params: {{epochs: 1, hidden: [8], layers: 1, bins: 4, batch_size: 32, validation_blocks: 4}}
+"#,
+        prmtop = data().join("ala2_ff14SB.prmtop").display(),
+        inpcrd = data().join("ala2_ff14SB.inpcrd").display(),
+        c7ax = data().join("ala2_ff14SB_c7ax.pdb").display(),
+    );
+    let path = dir.write("more.yaml", &text);
+    let wf = workflow::load(&path, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let report = run(&wf, &store, &RunOptions::default()).unwrap();
+    assert!(report.succeeded(), "{}", report.summary());
+    let k = keys(&report);
+    let frames = |node: &str| {
+        Trajectory::from_table(&table(&store, &k[node], "trajectory"))
+            .unwrap()
+            .len()
+    };
+    let (main, more) = (frames("fg"), frames("c7ax"));
+    assert_eq!((main, more), (80, 40));
+    let svg = match store.load_output(&k["flow"], "learning_curve_svg").unwrap() {
+        cgloop::artifact::Artifact::File(bytes) => String::from_utf8(bytes).unwrap(),
+        _ => panic!("the learning curve SVG is not a file"),
+    };
+    let title = svg
+        .split("train_flow: ")
+        .nth(1)
+        .and_then(|t| t.split(" frames").next())
+        .unwrap_or_else(|| panic!("no title in the learning-curve SVG"));
+    // "90 training / 30 validation"
+    let counts: Vec<usize> = title
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(counts.iter().sum::<usize>(), main + more, "{title}");
+}

@@ -121,6 +121,25 @@ impl Trajectory {
         &self.forces[3 * self.n_atoms * i..3 * self.n_atoms * (i + 1)]
     }
 
+    /// Appends every frame of `other` (same atoms). Panics if the atom counts differ.
+    pub fn append(&mut self, other: &Trajectory) {
+        assert_eq!(
+            other.n_atoms, self.n_atoms,
+            "appending frames of another system"
+        );
+        self.temperature_index
+            .extend_from_slice(&other.temperature_index);
+        self.replica.extend_from_slice(&other.replica);
+        self.temperature_k.extend_from_slice(&other.temperature_k);
+        self.step.extend_from_slice(&other.step);
+        self.time_ps.extend_from_slice(&other.time_ps);
+        self.positions_nm.extend_from_slice(&other.positions_nm);
+        self.forces.extend_from_slice(&other.forces);
+        self.potential.extend_from_slice(&other.potential);
+        self.kinetic_temperature_k
+            .extend_from_slice(&other.kinetic_temperature_k);
+    }
+
     /// Frames in the order given (e.g. one temperature).
     pub fn select(&self, rows: &[usize]) -> Trajectory {
         let width = 3 * self.n_atoms;

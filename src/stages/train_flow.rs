@@ -1,7 +1,8 @@
 //! `train_flow`: learn the inverse of the CG map, p(q | z), by maximum likelihood.
 //!
 //! Every FG frame x at `temperature_index` (one rung of the temperature ladder or a list
-//! of them) is paired with its CG image z = P^T x (P from
+//! of them; from `trajectory` and, when connected, the optional `more`) is paired with
+//! its CG image z = P^T x (P from
 //! the `assignment` table of `train_map`). The frame's internal coordinates q(x) follow
 //! a Z-matrix built from the bond graph (bonds inferred from the first frame's geometry,
 //! [`crate::md::covalent::infer_bonds`]) with the `seeds` atoms placed first; the beads'
@@ -32,6 +33,14 @@
 //!   NaN for other coordinates; [`crate::nn::unit_box`]).
 //! - `learning_curve_plot` / `learning_curve_svg`: NLL per epoch.
 //!
+//! `more` adds frames of the same atoms and temperature from another run, such as plain
+//! MD started in a state the main run rarely visits (alanine dipeptide's C7ax at 300 K
+//! holds 1 % of the replica-exchange frames). The flow learns the conditional p(q | z),
+//! which does not depend on how often each z was sampled, so such frames are valid
+//! training data wherever they go: they add data where the main run has little, without
+//! reweighting. (They must sample the same Boltzmann distribution: same force field,
+//! temperature and constraints.)
+//!
 //! Randomness: weights, the split and the batch order come from the node's streams.
 
 use std::sync::Arc;
@@ -48,7 +57,7 @@ use crate::artifact::Artifact;
 use crate::artifact::atoms::ATOMS;
 use crate::artifact::kind::{INVERSE_MAP, PNG, SVG, TABLE};
 use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
-use crate::artifact::trajectory::TRAJECTORY;
+use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 use crate::md::covalent::infer_bonds;
 use crate::md::zmatrix::{CoordinateKind, ZMatrix};
 use crate::nn::ParameterStore;
@@ -160,7 +169,14 @@ impl Stage for TrainFlow {
             kind: TABLE,
             about: "the CG map P from train_map (atom, bead, weight)",
         },
+        Port {
+            name: "more",
+            kind: TRAJECTORY,
+            about: "optional: more frames of the same atoms at the same temperature (e.g. MD \
+                    started in a state `trajectory` rarely visits), appended to it",
+        },
     ];
+    const OPTIONAL_INPUTS: &'static [&'static str] = &["more"];
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "flow",
@@ -294,8 +310,21 @@ impl Stage for TrainFlow {
         inputs: &Inputs,
         ctx: &mut Context<'_>,
     ) -> Result<Outputs, StageError> {
-        let (trajectory, atoms) = inputs.trajectory_with_atoms("trajectory", "atoms")?;
+        let (mut trajectory, atoms) = inputs.trajectory_with_atoms("trajectory", "atoms")?;
         let n_atoms = atoms.len();
+        if inputs.has("more") {
+            let more = Trajectory::from_table(inputs.table("more")?)?;
+            if more.n_atoms != n_atoms {
+                return Err(bad(
+                    "more",
+                    format!(
+                        "{} atoms per frame, but `trajectory` has {n_atoms}",
+                        more.n_atoms
+                    ),
+                ));
+            }
+            trajectory.append(&more);
+        }
         let rows: Vec<usize> = (0..trajectory.len())
             .filter(|&i| {
                 p.temperature_index
