@@ -357,3 +357,69 @@ nodes:
         .collect();
     assert_eq!(counts.iter().sum::<usize>(), main + more, "{title}");
 }
+
+/// backmap with `flow2`: draws alternate between the two flows, and each records the
+/// density of their equal mixture, ln((p_a + p_b) / 2), at the rebuilt atoms.
+#[test]
+fn backmap_draws_from_a_mixture_of_two_flows() {
+    let dir = TempDir::new("backmapping_mixture");
+    let text = workflow_text(2)
+        + r#"  flow_b:
+    stage: train_flow
+    inputs: {trajectory: fg.trajectory, atoms: fg.atoms, assignment: map.assignment}
+    params: {epochs: 1, hidden: [16], layers: 2, bins: 4, batch_size: 64, learning_rate: 0.003}
+  mix:
+    stage: backmap
+    inputs: {flow: flow.flow, samples: cg.trajectory, flow2: flow_b.flow}
+    params: {samples_per_frame: 2, batch_size: 50}
+"#;
+    let path = dir.write("mix.yaml", &text);
+    let wf = workflow::load(&path, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let report = run(&wf, &store, &RunOptions::default()).unwrap();
+    assert!(report.succeeded(), "{}", report.summary());
+    let k = keys(&report);
+    let load = |node: &str| {
+        InverseMap::load(&tensors_from_table(&table(&store, &k[node], "flow")).unwrap()).unwrap()
+    };
+    let (a, b) = (load("flow"), load("flow_b"));
+    let cg = Trajectory::from_table(&table(&store, &k["cg"], "trajectory")).unwrap();
+    let back = Trajectory::from_table(&table(&store, &k["mix"], "trajectory")).unwrap();
+    let densities = table(&store, &k["mix"], "densities");
+    let cg_frame = densities
+        .column_by_name("cg_frame")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .values()
+        .to_vec();
+    let z: Vec<f64> = cg_frame
+        .iter()
+        .flat_map(|&f| cg.positions(f as usize).to_vec())
+        .collect();
+    let s = a.cg_coordinates(&z);
+    let q = a.zmatrix.to_internal_frames(&back.positions_nm);
+    let density = |m: &InverseMap| {
+        let mut lp = m.log_prob(&q, &s).unwrap().to_vec1::<f64>().unwrap();
+        for r in m.unit_box.rows_outside(&m.drawn(&q)) {
+            lp[r] = f64::NEG_INFINITY;
+        }
+        lp
+    };
+    let (pa, pb) = (density(&a), density(&b));
+    let log_q = floats(&densities, "log_q_given_z");
+    assert_eq!(log_q.len(), 2 * cg.len());
+    let mut differ = 0;
+    for i in 0..log_q.len() {
+        let mix = ((pa[i].exp() + pb[i].exp()) / 2.0).ln();
+        assert!(
+            (log_q[i] - mix).abs() < 1e-6 * (1.0 + mix.abs()),
+            "row {i}: recorded {} vs mixture {mix}",
+            log_q[i]
+        );
+        differ += usize::from((pa[i] - pb[i]).abs() > 1e-3);
+    }
+    // The two flows are different models (else the test would not test the mixture).
+    assert!(differ > log_q.len() / 2, "{differ} of {}", log_q.len());
+}

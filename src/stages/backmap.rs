@@ -11,6 +11,15 @@
 //! log J(q)       ln |det dx/dq| = sum 2 ln r + sum ln sin(theta)  (nm^2 per bond)
 //! ```
 //!
+//! With the optional `flow2` (a second inverse map of the same atoms, Z-matrix and CG
+//! map, e.g. trained on other frames or for other epochs) the draws alternate between
+//! the two flows (even output rows from `flow`, odd from `flow2`) and each records the
+//! density of their equal mixture, log((p_1(q | z) + p_2(q | z)) / 2): the balance
+//! heuristic of multiple importance sampling, which keeps the reweighting exact and
+//! bounds every importance weight by twice the smaller of the two flows' own weights,
+//! so one flow's too-light tails are covered by the other's. (A draw outside a flow's
+//! box has density 0 under that flow.)
+//!
 //! x(q) is built in the Z-matrix's standard frame (first atom at the origin) and then
 //! translated so that its beads' centroid, sum_I (P^T x)_I / n, sits on that of z; its
 //! orientation is arbitrary (every quantity downstream is invariant).
@@ -23,8 +32,8 @@
 //!   the CG trajectory), log_q_given_z, log_jacobian (float64), cg_potential_kj_per_mol
 //!   (U_hat(z) as the CG trajectory recorded it).
 //!
-//! Randomness: batch k of `batch_size` draws uses the node's stream k, so the output
-//! does not depend on thread count.
+//! Randomness: batch k of `batch_size` draws uses the node's stream k (with `flow2`,
+//! 2^32 + k for the second flow's draws), so the output does not depend on thread count.
 
 use std::sync::Arc;
 
@@ -80,7 +89,14 @@ impl Stage for Backmap {
             kind: TRAJECTORY,
             about: "CG frames (bead positions, U_hat) from cg_sample",
         },
+        Port {
+            name: "flow2",
+            kind: INVERSE_MAP,
+            about: "optional: a second inverse map of the same atoms and map; draws alternate \
+                    between the two and record the mixture's density",
+        },
     ];
+    const OPTIONAL_INPUTS: &'static [&'static str] = &["flow2"];
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "trajectory",
@@ -133,6 +149,30 @@ impl Stage for Backmap {
     ) -> Result<Outputs, StageError> {
         let tensors = tensors_from_table(inputs.table("flow")?)?;
         let model = InverseMap::load(&tensors).map_err(|e| bad("flow", e))?;
+        let second = if inputs.has("flow2") {
+            let other = InverseMap::load(&tensors_from_table(inputs.table("flow2")?)?)
+                .map_err(|e| bad("flow2", e))?;
+            if other.zmatrix != model.zmatrix
+                || other.beads != model.beads
+                || other.assignment != model.assignment
+                || other.pinned != model.pinned
+            {
+                return Err(bad(
+                    "flow2",
+                    "its Z-matrix, CG map or pinned coordinates differ from `flow`'s".into(),
+                ));
+            }
+            if p.base_scale != 1.0 {
+                return Err(StageError::Failed(
+                    "param `base_scale`: a mixture of two flows draws from the flows \
+                     themselves (base_scale 1)"
+                        .into(),
+                ));
+            }
+            Some(other)
+        } else {
+            None
+        };
         let cg = Trajectory::from_table(inputs.table("samples")?)?;
         let n = model.n_beads();
         if cg.n_atoms != n {
@@ -158,9 +198,14 @@ impl Stage for Backmap {
                 .flat_map(|&f| cg.positions(f).iter().copied())
                 .collect();
             let s = model.cg_coordinates(&z);
-            let (q, log_p) = model
-                .sample_scaled(&s, p.base_scale, &mut ctx.stream(k as u64))
-                .map_err(|e| StageError::Failed(format!("sampling the flow: {e}")))?;
+            let (q, log_p) = match &second {
+                None => model.sample_scaled(&s, p.base_scale, &mut ctx.stream(k as u64)),
+                Some(other) => {
+                    let start = k * p.batch_size;
+                    mixture_draws(&model, other, &s, start, k as u64, ctx)
+                }
+            }
+            .map_err(|e| StageError::Failed(format!("sampling the flow: {e}")))?;
             let mut x = model.zmatrix.to_cartesian_frames(&q);
             let zx = model.bead_positions(&x);
             for (b, &f) in batch.iter().enumerate() {
@@ -226,6 +271,71 @@ impl Stage for Backmap {
 }
 
 /// The translation taking the centroid of beads `from` onto that of `to` (both n x 3).
+/// Draws for the rows of `s` (batch `k`, whose first row is row `start` of the output)
+/// from the defensive mixture q_mix = (q_a + q_b) / 2 of two inverse maps: even rows
+/// from `a` (stream k), odd rows from `b` (stream 2^32 + k), each recorded with
+/// ln q_mix = ln((q_a + q_b) / 2) at the drawn point (the balance heuristic of multiple
+/// importance sampling with equal counts: every weight is at most twice what either
+/// flow alone would give it). A draw outside the other flow's box has density 0 there.
+fn mixture_draws(
+    a: &InverseMap,
+    b: &InverseMap,
+    s: &[f64],
+    start: usize,
+    k: u64,
+    ctx: &Context<'_>,
+) -> candle_core::Result<(Vec<f64>, Vec<f64>)> {
+    let c = a.beads.n_dof();
+    let d = a.zmatrix.n_dof();
+    let rows = s.len() / c;
+    let from_a: Vec<bool> = (0..rows).map(|r| (start + r) % 2 == 0).collect();
+    let pick = |want: bool| -> Vec<f64> {
+        (0..rows)
+            .filter(|&r| from_a[r] == want)
+            .flat_map(|r| s[r * c..(r + 1) * c].iter().copied())
+            .collect()
+    };
+    let (s_a, s_b) = (pick(true), pick(false));
+    let density = |m: &InverseMap, q: &[f64], s: &[f64]| -> candle_core::Result<Vec<f64>> {
+        if q.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut lp = m.log_prob(q, s)?.to_vec1::<f64>()?;
+        for r in m.unit_box.rows_outside(&m.drawn(q)) {
+            lp[r] = f64::NEG_INFINITY;
+        }
+        Ok(lp)
+    };
+    let draw = |m: &InverseMap, s: &[f64], id: u64| -> candle_core::Result<(Vec<f64>, Vec<f64>)> {
+        if s.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        m.sample_scaled(s, 1.0, &mut ctx.stream(id))
+    };
+    let (q_a, own_a) = draw(a, &s_a, k)?;
+    let (q_b, own_b) = draw(b, &s_b, (1u64 << 32) + k)?;
+    let other_a = density(b, &q_a, &s_a)?;
+    let other_b = density(a, &q_b, &s_b)?;
+    let mix = |x: f64, y: f64| {
+        let m = x.max(y);
+        m + ((x - m).exp() + (y - m).exp()).ln() - std::f64::consts::LN_2
+    };
+    let (mut q, mut log_p) = (Vec::with_capacity(rows * d), Vec::with_capacity(rows));
+    let (mut ia, mut ib) = (0, 0);
+    for &take_a in &from_a {
+        if take_a {
+            q.extend_from_slice(&q_a[ia * d..(ia + 1) * d]);
+            log_p.push(mix(own_a[ia], other_a[ia]));
+            ia += 1;
+        } else {
+            q.extend_from_slice(&q_b[ib * d..(ib + 1) * d]);
+            log_p.push(mix(own_b[ib], other_b[ib]));
+            ib += 1;
+        }
+    }
+    Ok((q, log_p))
+}
+
 fn centroid_shift(to: &[f64], from: &[f64]) -> [f64; 3] {
     let n = (to.len() / 3) as f64;
     let mut shift = [0.0; 3];
