@@ -13,7 +13,8 @@ and a summary per case (median and smallest ratio over the rounds).
 Needs `openmm` importable by this Python (pip install openmm in a venv; never a
 dependency of cgloop). The peer platforms per case are those measured fastest on the
 2-core development machine: Reference (and CPU with 1 thread) for alanine dipeptide in
-vacuum, CPU with 1 and 2 threads for CLN025 with OBC2.
+vacuum, Reference and CPU with 1 and 2 threads for CLN025 with OBC2 (the alanine
+dipeptide OBC2 case of `cargo bench --bench md` has no peer here).
 """
 import argparse, json, os, statistics, subprocess, sys
 from pathlib import Path

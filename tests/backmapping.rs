@@ -301,7 +301,8 @@ fn train_flow_takes_one_rung_or_a_list_of_them() {
 
 /// train_flow's optional `more` input: frames of a second run (here plain MD started in
 /// C7ax, `datasets/alanine_dipeptide/ala2_ff14SB_c7ax.pdb`) are appended to the main
-/// trajectory's before the split, so the flow trains and validates on both.
+/// trajectory's before the split: training and validation frames together are both
+/// runs' frames.
 #[test]
 fn train_flow_learns_from_more_frames() {
     let dir = TempDir::new("backmapping_more");
@@ -371,7 +372,7 @@ fn backmap_draws_from_a_mixture_of_two_flows() {
   mix:
     stage: backmap
     inputs: {flow: flow.flow, samples: cg.trajectory, flow2: flow_b.flow}
-    params: {samples_per_frame: 2, batch_size: 50}
+    params: {samples_per_frame: 2, batch_size: 7}
 "#;
     let path = dir.write("mix.yaml", &text);
     let wf = workflow::load(&path, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));

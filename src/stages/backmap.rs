@@ -15,10 +15,13 @@
 //! map, e.g. trained on other frames or for other epochs) the draws alternate between
 //! the two flows (even output rows from `flow`, odd from `flow2`) and each records the
 //! density of their equal mixture, log((p_1(q | z) + p_2(q | z)) / 2): the balance
-//! heuristic of multiple importance sampling, which keeps the reweighting exact and
-//! bounds every importance weight by twice the smaller of the two flows' own weights,
-//! so one flow's too-light tails are covered by the other's. (A draw outside a flow's
-//! box has density 0 under that flow.)
+//! heuristic of multiple importance sampling, which bounds every importance weight by
+//! twice the smaller of the two flows' own weights, so one flow's too-light tails are
+//! covered by the other's. (A draw outside a flow's box has density 0 under that flow.)
+//! The estimate stays unbiased when each flow draws half the rows and the CG frames of
+//! even and odd rows follow the same distribution, which holds for CG samples that
+//! follow exp(-beta U_hat) (what the reweighting assumes of every sample anyway); with
+//! an odd number of rows the first flow draws one more, an O(1/N) imbalance.
 //!
 //! x(q) is built in the Z-matrix's standard frame (first atom at the origin) and then
 //! translated so that its beads' centroid, sum_I (P^T x)_I / n, sits on that of z; its
@@ -270,7 +273,6 @@ impl Stage for Backmap {
     }
 }
 
-/// The translation taking the centroid of beads `from` onto that of `to` (both n x 3).
 /// Draws for the rows of `s` (batch `k`, whose first row is row `start` of the output)
 /// from the defensive mixture q_mix = (q_a + q_b) / 2 of two inverse maps: even rows
 /// from `a` (stream k), odd rows from `b` (stream 2^32 + k), each recorded with
@@ -318,6 +320,9 @@ fn mixture_draws(
     let other_b = density(a, &q_b, &s_b)?;
     let mix = |x: f64, y: f64| {
         let m = x.max(y);
+        if m == f64::NEG_INFINITY {
+            return m;
+        }
         m + ((x - m).exp() + (y - m).exp()).ln() - std::f64::consts::LN_2
     };
     let (mut q, mut log_p) = (Vec::with_capacity(rows * d), Vec::with_capacity(rows));
@@ -336,6 +341,7 @@ fn mixture_draws(
     Ok((q, log_p))
 }
 
+/// The translation taking the centroid of beads `from` onto that of `to` (both n x 3).
 fn centroid_shift(to: &[f64], from: &[f64]) -> [f64; 3] {
     let n = (to.len() / 3) as f64;
     let mut shift = [0.0; 3];

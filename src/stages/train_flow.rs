@@ -39,7 +39,9 @@
 //! which does not depend on how often each z was sampled, so such frames are valid
 //! training data wherever they go: they add data where the main run has little, without
 //! reweighting. (They must sample the same Boltzmann distribution: same force field,
-//! temperature and constraints.)
+//! temperature and constraints; a frame at a temperature the selected main frames do
+//! not have is an error.) They are appended after the main frames, so the contiguous
+//! validation blocks hold them in the last block(s) only.
 //!
 //! Randomness: weights, the split and the batch order come from the node's streams.
 
@@ -331,6 +333,29 @@ impl Stage for TrainFlow {
                     .contains(trajectory.temperature_index[i])
             })
             .collect();
+        if inputs.has("more") {
+            // The added frames must sample a temperature the main frames sample.
+            let main_len = trajectory.len() - inputs.table("more")?.num_rows();
+            let (main, added): (Vec<usize>, Vec<usize>) = rows.iter().partition(|&&r| r < main_len);
+            if added.is_empty() {
+                return Err(bad(
+                    "more",
+                    format!("no frame at temperature_index {}", p.temperature_index),
+                ));
+            }
+            let known = |t: f64| main.iter().any(|&r| trajectory.temperature_k[r] == t);
+            if let Some(&r) = added.iter().find(|&&r| !known(trajectory.temperature_k[r])) {
+                return Err(bad(
+                    "more",
+                    format!(
+                        "frame {} is at {} K, a temperature the selected frames of \
+                         `trajectory` do not have",
+                        r - main_len,
+                        trajectory.temperature_k[r]
+                    ),
+                ));
+            }
+        }
         if rows.len() < 2 * p.validation_blocks {
             return Err(bad(
                 "trajectory",
