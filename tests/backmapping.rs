@@ -111,6 +111,22 @@ fn table(store: &Store, key: &Key, output: &str) -> arrow_array::RecordBatch {
     }
 }
 
+/// The bead positions of the CG frame behind each backmapped row (`cg_frame` of a
+/// backmap's densities table), flat.
+fn cg_images(densities: &arrow_array::RecordBatch, cg: &Trajectory) -> Vec<f64> {
+    let cg_frame = densities
+        .column_by_name("cg_frame")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    cg_frame
+        .values()
+        .iter()
+        .flat_map(|&f| cg.positions(f as usize).to_vec())
+        .collect()
+}
+
 fn floats(batch: &arrow_array::RecordBatch, name: &str) -> Vec<f64> {
     batch
         .column_by_name(name)
@@ -144,18 +160,7 @@ fn flow_backmap_and_reweight_on_alanine_dipeptide() {
     let back = Trajectory::from_table(&table(&store, &k["backmap"], "trajectory")).unwrap();
     assert_eq!(back.len(), 2 * cg.len());
     let densities = table(&store, &k["backmap"], "densities");
-    let cg_frame = densities
-        .column_by_name("cg_frame")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .values()
-        .to_vec();
-    let z: Vec<f64> = cg_frame
-        .iter()
-        .flat_map(|&f| cg.positions(f as usize).to_vec())
-        .collect();
+    let z = cg_images(&densities, &cg);
     let s_cg = model.cg_coordinates(&z);
     let s_back = model.cg_coordinates(&model.bead_positions(&back.positions_nm));
     let worst = s_cg
@@ -387,18 +392,7 @@ fn backmap_draws_from_a_mixture_of_two_flows() {
     let cg = Trajectory::from_table(&table(&store, &k["cg"], "trajectory")).unwrap();
     let back = Trajectory::from_table(&table(&store, &k["mix"], "trajectory")).unwrap();
     let densities = table(&store, &k["mix"], "densities");
-    let cg_frame = densities
-        .column_by_name("cg_frame")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .values()
-        .to_vec();
-    let z: Vec<f64> = cg_frame
-        .iter()
-        .flat_map(|&f| cg.positions(f as usize).to_vec())
-        .collect();
+    let z = cg_images(&densities, &cg);
     let s = a.cg_coordinates(&z);
     let q = a.zmatrix.to_internal_frames(&back.positions_nm);
     let density = |m: &InverseMap| {
