@@ -92,7 +92,18 @@ fn run_study(
     store: &str,
     flow_epochs: usize,
 ) -> (Store, cgloop::exec::RunReport) {
-    let path = dir.write(file, &workflow_text(flow_epochs));
+    run_text(dir, file, &workflow_text(flow_epochs), store)
+}
+
+/// Writes `text` as `file` in `dir`, runs it into the store `dir/store` and checks that
+/// every node succeeded.
+fn run_text(
+    dir: &TempDir,
+    file: &str,
+    text: &str,
+    store: &str,
+) -> (Store, cgloop::exec::RunReport) {
+    let path = dir.write(file, text);
     let wf = workflow::load(&path, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
     let store = Store::open(dir.path().join(store)).unwrap();
     let report = run(&wf, &store, &RunOptions::default()).unwrap();
@@ -334,11 +345,7 @@ nodes:
         inpcrd = data().join("ala2_ff14SB.inpcrd").display(),
         c7ax = data().join("ala2_ff14SB_c7ax.pdb").display(),
     );
-    let path = dir.write("more.yaml", &text);
-    let wf = workflow::load(&path, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let report = run(&wf, &store, &RunOptions::default()).unwrap();
-    assert!(report.succeeded(), "{}", report.summary());
+    let (store, report) = run_text(&dir, "more.yaml", &text, "store");
     let k = keys(&report);
     let frames = |node: &str| {
         Trajectory::from_table(&table(&store, &k[node], "trajectory"))
@@ -379,11 +386,7 @@ fn backmap_draws_from_a_mixture_of_two_flows() {
     inputs: {flow: flow.flow, samples: cg.trajectory, flow2: flow_b.flow}
     params: {samples_per_frame: 2, batch_size: 7}
 "#;
-    let path = dir.write("mix.yaml", &text);
-    let wf = workflow::load(&path, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let report = run(&wf, &store, &RunOptions::default()).unwrap();
-    assert!(report.succeeded(), "{}", report.summary());
+    let (store, report) = run_text(&dir, "mix.yaml", &text, "store");
     let k = keys(&report);
     let load = |node: &str| {
         InverseMap::load(&tensors_from_table(&table(&store, &k[node], "flow")).unwrap()).unwrap()
