@@ -246,6 +246,34 @@ fn flow_backmap_and_reweight_on_alanine_dipeptide() {
     let u_rw = *floats(&observables, "reweighted_mean").last().unwrap();
     let direct: f64 = w.iter().zip(&energies).map(|(w, e)| w * e).sum();
     assert!((u_rw - direct).abs() < 1e-9 * direct.abs().max(1.0));
+    // The joint tests: the statistics are those of the observables' z-scores.
+    let joint = table(&store, &k["compare"], "agreement");
+    assert_eq!(joint.num_rows(), 4);
+    for c in ["within_2se_p", "sum_z2_p", "max_abs_z_p"] {
+        assert!(
+            floats(&joint, c).iter().all(|&p| p > 0.0 && p <= 1.0),
+            "{c}"
+        );
+    }
+    let (sum_z2, max_z) = (floats(&joint, "sum_z2"), floats(&joint, "max_abs_z"));
+    for (row, column) in [
+        "raw_mean_z",
+        "raw_variance_z",
+        "reweighted_mean_z",
+        "reweighted_variance_z",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let z: Vec<f64> = floats(&observables, column)
+            .into_iter()
+            .filter(|z| z.is_finite())
+            .collect();
+        let sum: f64 = z.iter().map(|z| z * z).sum();
+        assert!((sum_z2[row] - sum).abs() < 1e-9 * sum.max(1.0), "{column}");
+        let max = z.iter().fold(0.0f64, |m, z| m.max(z.abs()));
+        assert!((max_z[row] - max).abs() < 1e-12 * max.max(1.0), "{column}");
+    }
     let exported = dir.path().join("export");
     let files = export_files(&store, &report, &exported).unwrap();
     assert!(files.contains(&exported.join("compare/plot.png")));

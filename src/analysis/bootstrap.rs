@@ -164,6 +164,20 @@ impl BlockBootstrap {
         weights: &[f64],
         rng: &mut R,
     ) -> Result<Vec<Moments>, BootstrapError> {
+        Ok(self
+            .weighted_moments_with_replicates(observables, weights, rng)?
+            .0)
+    }
+
+    /// [`BlockBootstrap::weighted_moments`], and the mean and variance of every
+    /// observable in every resample (the bootstrap distribution itself, e.g. for
+    /// [`crate::analysis::agreement`]). Same draws, so the same estimates and errors.
+    pub fn weighted_moments_with_replicates<R: RngCore + ?Sized>(
+        &self,
+        observables: &[&[f64]],
+        weights: &[f64],
+        rng: &mut R,
+    ) -> Result<(Vec<Moments>, Replicates), BootstrapError> {
         let n = self.check(observables, weights)?;
         let k_obs = observables.len();
         let shift: Vec<f64> = observables.iter().map(|a| a[0]).collect();
@@ -195,24 +209,32 @@ impl BlockBootstrap {
         // Welford over resamples: (mean, variance) per observable.
         let mut running = vec![(0.0, 0.0); k_obs];
         let mut m2 = vec![(0.0, 0.0); k_obs];
+        let mut replicates = Replicates {
+            means: Vec::with_capacity(self.resamples),
+            variances: Vec::with_capacity(self.resamples),
+        };
         resample(
             self.resamples,
             &block_weight,
             &block_sums,
             rng,
             |done, w, sums| {
+                let (mut means, mut variances) = (vec![0.0; k_obs], vec![0.0; k_obs]);
                 for k in 0..k_obs {
                     let (m, v) = moments(w, sums, k);
+                    (means[k], variances[k]) = (m, v);
                     let (dm, dv) = (m - running[k].0, v - running[k].1);
                     running[k].0 += dm / done as f64;
                     running[k].1 += dv / done as f64;
                     m2[k].0 += dm * (m - running[k].0);
                     m2[k].1 += dv * (v - running[k].1);
                 }
+                replicates.means.push(means);
+                replicates.variances.push(variances);
             },
         );
         let r = (self.resamples - 1) as f64;
-        Ok((0..k_obs)
+        let estimates = (0..k_obs)
             .map(|k| {
                 let (mean, variance) = moments(total_weight, &totals, k);
                 Moments {
@@ -226,8 +248,17 @@ impl BlockBootstrap {
                     },
                 }
             })
-            .collect())
+            .collect();
+        Ok((estimates, replicates))
     }
+}
+
+/// The estimates of every bootstrap resample: `means[r][k]` and `variances[r][k]` for
+/// resample `r` and observable `k`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replicates {
+    pub means: Vec<Vec<f64>>,
+    pub variances: Vec<Vec<f64>>,
 }
 
 /// Draws `resamples` block resamples: each picks as many blocks as there are, uniformly

@@ -3,6 +3,7 @@
 //! Plain functions on angles, weights and arrays: nothing here knows of workflows,
 //! stages or artifacts, so each piece is usable and testable as a library.
 
+pub mod agreement;
 pub mod angle;
 pub mod bootstrap;
 pub mod dihedral;

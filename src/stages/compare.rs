@@ -21,7 +21,11 @@
 //! with block-bootstrap standard errors ([`crate::analysis::bootstrap`]; `blocks`
 //! contiguous blocks in frame order, `resamples` resamples from the node's generator).
 //! For raw and reweighted estimates the z-score against the reference is
-//! (x - x_ref) / sqrt(se^2 + se_ref^2); `|z| <= 2` counts as agreement.
+//! (x - x_ref) / sqrt(se^2 + se_ref^2); `|z| <= 2` counts as agreement. Whether the
+//! means (variances) agree as a whole is tested against the bootstrap's own
+//! distribution of the z-scores ([`crate::analysis::agreement`]: the fraction within 2
+//! standard errors, the sum of z^2 and the largest |z|, each with a p-value; the
+//! correlations between observables are kept).
 //!
 //! Outputs:
 //! - `populations` (table): basin (utf8), then for each estimate E in reference, raw,
@@ -32,6 +36,9 @@
 //!   raw_mean_z, reweighted_mean_z, raw_variance_z, reweighted_variance_z.
 //! - `summary` (table, one row): reference_frames, sample_frames, ess (of the weights),
 //!   and per estimate the fraction of means and of variances within 2 standard errors.
+//! - `agreement` (table): one row per estimate (raw, reweighted) and moment (mean,
+//!   variance): observables, left_out, resamples, within_2se, within_2se_p, sum_z2,
+//!   sum_z2_p, max_abs_z, max_abs_z_p, worst (the observable with the largest |z|).
 //! - `plot` / `plot_svg`: free energy along phi and along psi (kT, periodic histograms of
 //!   `bins` bins, 0 at the minimum, drawn up to 12 kT) and the potential-energy density, three curves each;
 //!   the mean z-score of every observable, raw and reweighted.
@@ -47,8 +54,9 @@ use serde::{Deserialize, Serialize};
 use super::atom_ref::AtomRef;
 use super::ramachandran::{Basin, basin_populations};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::analysis::agreement::{Agreement, agreement};
 use crate::analysis::angle::bond_angle_rad;
-use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments};
+use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments, Replicates};
 use crate::analysis::dihedral::dihedral_of_atoms;
 use crate::analysis::line_plot::{Figure, Panel, Series};
 use crate::analysis::uncertainty::plus_minus;
@@ -113,8 +121,9 @@ impl Stage for Compare {
     type Params = CompareParams;
     const NAME: &'static str = "compare";
     /// 2: free-energy profiles drawn up to 12 kT. 3: the report's numbers to their
-    /// errors' two significant digits (bond variances no longer 0.000 ± 0.000).
-    const VERSION: u32 = 3;
+    /// errors' two significant digits (bond variances no longer 0.000 ± 0.000). 4: the
+    /// `agreement` table (joint tests of the means and variances).
+    const VERSION: u32 = 4;
     const ABOUT: &'static str = "FG reference vs backmapped samples, raw and reweighted: basin populations, \
          bond, angle and energy means and variances with block-bootstrap errors, plots, a report";
     const INPUTS: &'static [Port] = &[
@@ -154,6 +163,11 @@ impl Stage for Compare {
             name: "summary",
             kind: TABLE,
             about: "frames, ESS, fractions of observables within 2 standard errors",
+        },
+        Port {
+            name: "agreement",
+            kind: TABLE,
+            about: "joint tests of the raw and reweighted means and variances against the reference",
         },
         Port {
             name: "plot",
@@ -278,6 +292,7 @@ impl Stage for Compare {
         ];
         let mut populations = Vec::new();
         let mut moments = Vec::new();
+        let mut replicates = Vec::new();
         for (k, (obs, w)) in sets.iter().enumerate() {
             let mut rng = ctx.stream(k as u64);
             let failed = |e: crate::analysis::bootstrap::BootstrapError| {
@@ -291,12 +306,13 @@ impl Stage for Compare {
                 .collect();
             populations.push(basin_populations(&basins, w, bootstrap, &mut rng)?);
             let columns: Vec<&[f64]> = obs.columns.iter().map(Vec::as_slice).collect();
-            moments.push(
-                bootstrap
-                    .weighted_moments(&columns, w, &mut rng)
-                    .map_err(failed)?,
-            );
+            let (m, r) = bootstrap
+                .weighted_moments_with_replicates(&columns, w, &mut rng)
+                .map_err(failed)?;
+            moments.push(m);
+            replicates.push(r);
         }
+        let agreements = agreements(&moments, &replicates)?;
         let z = |x: &Estimate, r: &Estimate| {
             (x.mean - r.mean) / (x.std_error.powi(2) + r.std_error.powi(2)).sqrt()
         };
@@ -344,7 +360,7 @@ impl Stage for Compare {
         let svg = figure
             .to_svg()
             .map_err(|e| StageError::Failed(e.to_string()))?;
-        let report = report(p, &populations, &defs, &moments, &summary);
+        let report = report(p, &populations, &defs, &moments, &summary, &agreements);
         Ok(Outputs::from([
             (
                 "populations".to_string(),
@@ -355,6 +371,10 @@ impl Stage for Compare {
                 Artifact::Table(observables_table(&defs, &moments)),
             ),
             ("summary".to_string(), Artifact::Table(summary.table())),
+            (
+                "agreement".to_string(),
+                Artifact::Table(agreement_table(&defs, &agreements)),
+            ),
             ("plot".to_string(), Artifact::File(png)),
             ("plot_svg".to_string(), Artifact::File(svg.into_bytes())),
             ("report".to_string(), Artifact::File(report.into_bytes())),
@@ -571,6 +591,96 @@ fn observables_table(defs: &Definitions, moments: &[Vec<Moments>]) -> RecordBatc
         .expect("columns match the observables schema")
 }
 
+/// The joint tests of raw (1) and reweighted (2) against the reference (0): means, then
+/// variances, for each.
+fn agreements(
+    moments: &[Vec<Moments>],
+    replicates: &[Replicates],
+) -> Result<Vec<(&'static str, &'static str, Agreement)>, StageError> {
+    let mut out = Vec::new();
+    for e in [1, 2] {
+        for variance in [false, true] {
+            let pick = |k: usize| -> (Vec<Estimate>, &Vec<Vec<f64>>) {
+                let m = moments[k]
+                    .iter()
+                    .map(|m| if variance { m.variance } else { m.mean })
+                    .collect();
+                let r = if variance {
+                    &replicates[k].variances
+                } else {
+                    &replicates[k].means
+                };
+                (m, r)
+            };
+            let ((x, xs), (r, rs)) = (pick(e), pick(0));
+            let a = agreement(&x, xs, &r, rs).map_err(|err| {
+                StageError::Failed(format!(
+                    "joint test of the {} estimate: {err}",
+                    ESTIMATES[e]
+                ))
+            })?;
+            out.push((ESTIMATES[e], if variance { "variance" } else { "mean" }, a));
+        }
+    }
+    Ok(out)
+}
+
+fn agreement_table(
+    defs: &Definitions,
+    agreements: &[(&'static str, &'static str, Agreement)],
+) -> RecordBatch {
+    let f = |name: &str| Field::new(name, DataType::Float64, false);
+    let i = |name: &str| Field::new(name, DataType::Int64, false);
+    let s = |name: &str| Field::new(name, DataType::Utf8, false);
+    let floats = |g: fn(&Agreement) -> f64| {
+        Arc::new(Float64Array::from_iter_values(
+            agreements.iter().map(|a| g(&a.2)),
+        )) as Arc<dyn Array>
+    };
+    let ints = |g: fn(&Agreement) -> usize| {
+        Arc::new(Int64Array::from_iter_values(
+            agreements.iter().map(|a| g(&a.2) as i64),
+        )) as Arc<dyn Array>
+    };
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            s("estimate"),
+            s("moment"),
+            i("observables"),
+            i("left_out"),
+            i("resamples"),
+            f("within_2se"),
+            f("within_2se_p"),
+            f("sum_z2"),
+            f("sum_z2_p"),
+            f("max_abs_z"),
+            f("max_abs_z_p"),
+            s("worst"),
+        ])),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                agreements.iter().map(|a| a.0),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                agreements.iter().map(|a| a.1),
+            )),
+            ints(|a| a.observables),
+            ints(|a| a.left_out),
+            ints(|a| a.resamples),
+            floats(|a| a.within_2se),
+            floats(|a| a.within_2se_p),
+            floats(|a| a.sum_z2),
+            floats(|a| a.sum_z2_p),
+            floats(|a| a.max_abs_z),
+            floats(|a| a.max_abs_z_p),
+            Arc::new(StringArray::from_iter_values(
+                agreements.iter().map(|a| defs.names[a.2.worst].as_str()),
+            )),
+        ],
+    )
+    .expect("columns match the agreement schema")
+}
+
 fn z_scores(m: &[Moments], reference: &[Moments], variance: bool) -> Vec<f64> {
     m.iter()
         .zip(reference)
@@ -701,6 +811,7 @@ fn report(
     defs: &Definitions,
     moments: &[Vec<Moments>],
     summary: &Summary,
+    agreements: &[(&'static str, &'static str, Agreement)],
 ) -> String {
     let mut out = String::new();
     let pm = |e: &Estimate| plus_minus(e.mean, e.std_error);
@@ -741,6 +852,29 @@ fn report(
         summary.reweighted_means,
         summary.reweighted_variances
     );
+    let _ = writeln!(
+        out,
+        "Joint tests against the bootstrap distribution of the z-scores (which keeps the \
+         correlations between observables; a small p says the estimate and the reference \
+         differ by more than their errors allow): the fraction within 2 standard errors, \
+         the sum of z^2 over the observables, and the largest |z|.\n\n\
+         | estimate | moment | within 2 SE (p) | sum of z^2 (p) | largest \\|z\\| (p) | at |\n\
+         |---|---|---|---|---|---|"
+    );
+    for (e, m, a) in agreements {
+        let _ = writeln!(
+            out,
+            "| {e} | {m} | {:.2} ({:.3}) | {:.1} ({:.3}) | {:.2} ({:.3}) | {} |",
+            a.within_2se,
+            a.within_2se_p,
+            a.sum_z2,
+            a.sum_z2_p,
+            a.max_abs_z,
+            a.max_abs_z_p,
+            defs.names[a.worst]
+        );
+    }
+    let _ = writeln!(out);
     let _ = writeln!(
         out,
         "| observable | unit | reference mean | raw mean | reweighted mean | reference variance | raw variance | reweighted variance |\n|---|---|---|---|---|---|---|---|"
