@@ -63,6 +63,28 @@ pub fn block_split(
     (train, val)
 }
 
+/// [`block_split`] of consecutive sources on their own: frames [0, n_0) are the first
+/// source, [n_0, n_0 + n_1) the second, and so on; each is cut into `blocks` blocks with
+/// a fraction `validation` of them held out, drawn one source after the other from
+/// `rng`. So every source is represented in both sets, and a single source is split as
+/// by [`block_split`] (same draws). Returns (train, validation), each sorted.
+pub fn block_split_sources(
+    lengths: &[usize],
+    blocks: usize,
+    validation: f64,
+    rng: &mut impl RngCore,
+) -> (Vec<usize>, Vec<usize>) {
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    let mut start = 0;
+    for &n in lengths.iter().filter(|&&n| n > 0) {
+        let (t, v) = block_split(n, blocks, validation, rng);
+        train.extend(t.into_iter().map(|i| start + i));
+        val.extend(v.into_iter().map(|i| start + i));
+        start += n;
+    }
+    (train, val)
+}
+
 /// One epoch's minibatches: the indices shuffled, cut into batches of `size` (the last
 /// may be smaller).
 pub fn minibatches(indices: &[usize], size: usize, rng: &mut impl RngCore) -> Vec<Vec<usize>> {
@@ -127,6 +149,38 @@ pub fn step(optimizer: &mut AdamW, loss: &Tensor) -> Result<f64> {
 mod tests {
     use super::*;
     use crate::md::random::stream;
+
+    #[test]
+    fn sources_are_split_on_their_own() {
+        // 400 main frames then 80 added ones, 10 blocks, 20 % held out of each.
+        let (train, val) = block_split_sources(&[400, 80], 10, 0.2, &mut stream(5, 0));
+        let mut all: Vec<usize> = train.iter().chain(&val).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..480).collect::<Vec<_>>());
+        assert_eq!(val.iter().filter(|&&i| i < 400).count(), 80);
+        assert_eq!(val.iter().filter(|&&i| i >= 400).count(), 16);
+        // The first source is split as block_split splits it alone.
+        let (t0, v0) = block_split(400, 10, 0.2, &mut stream(5, 0));
+        assert_eq!(
+            train
+                .iter()
+                .filter(|&&i| i < 400)
+                .copied()
+                .collect::<Vec<_>>(),
+            t0
+        );
+        assert_eq!(
+            val.iter()
+                .filter(|&&i| i < 400)
+                .copied()
+                .collect::<Vec<_>>(),
+            v0
+        );
+        assert_eq!(
+            block_split_sources(&[400], 10, 0.2, &mut stream(5, 0)),
+            (t0, v0)
+        );
+    }
 
     #[test]
     fn block_split_covers_every_frame_once() {

@@ -40,8 +40,10 @@
 //! training data wherever they go: they add data where the main run has little, without
 //! reweighting. (They must sample the same Boltzmann distribution: same force field,
 //! temperature and constraints; a frame at a temperature the selected main frames do
-//! not have is an error.) They are appended after the main frames, so the contiguous
-//! validation blocks hold them in the last block(s) only.
+//! not have is an error.) They are split on their own: the main frames and the added
+//! ones are each cut into `validation_blocks` blocks with `validation_fraction` of each
+//! held out ([`crate::nn::training::block_split_sources`]), so both sets hold both
+//! sources.
 //!
 //! Randomness: weights, the split and the batch order come from the node's streams.
 
@@ -65,7 +67,7 @@ use crate::md::zmatrix::{CoordinateKind, ZMatrix};
 use crate::nn::ParameterStore;
 use crate::nn::flow::FlowConfig;
 use crate::nn::inverse_map::{InverseMap, bead_chain, bead_positions, pinned_coordinates};
-use crate::nn::training::{adam, block_split, minibatches, step};
+use crate::nn::training::{adam, block_split_sources, minibatches, step};
 use crate::nn::unit_box::UnitBox;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -151,8 +153,9 @@ pub struct TrainFlow;
 impl Stage for TrainFlow {
     type Params = TrainFlowParams;
     const NAME: &'static str = "train_flow";
-    /// 2: narrow torsions boxed around their circular mean.
-    const VERSION: u32 = 2;
+    /// 2: narrow torsions boxed around their circular mean. 3: frames from `more` split
+    /// into validation blocks on their own (without `more`, the same split as 2).
+    const VERSION: u32 = 3;
     const ABOUT: &'static str = "Learn p(q | z), the inverse of the CG map: an autoregressive spline \
          flow over all internal coordinates conditioned on the beads, by maximum likelihood";
     const INPUTS: &'static [Port] = &[
@@ -333,9 +336,14 @@ impl Stage for TrainFlow {
                     .contains(trajectory.temperature_index[i])
             })
             .collect();
+        // Rows of `trajectory` before this one are its own; the rest came from `more`.
+        let main_len = if inputs.has("more") {
+            trajectory.len() - inputs.table("more")?.num_rows()
+        } else {
+            trajectory.len()
+        };
         if inputs.has("more") {
             // The added frames must sample a temperature the main frames sample.
-            let main_len = trajectory.len() - inputs.table("more")?.num_rows();
             let (main, added): (Vec<usize>, Vec<usize>) = rows.iter().partition(|&&r| r < main_len);
             if added.is_empty() {
                 return Err(bad(
@@ -398,8 +406,10 @@ impl Stage for TrainFlow {
         let q = zmatrix.to_internal_frames(&x);
         let d = zmatrix.n_dof();
         let beads = bead_chain(n_beads).map_err(StageError::Failed)?;
-        let (train, validation) = block_split(
-            rows.len(),
+        // The main frames come first in `rows`, then the added ones.
+        let main_count = rows.iter().filter(|&&r| r < main_len).count();
+        let (train, validation) = block_split_sources(
+            &[main_count, rows.len() - main_count],
             p.validation_blocks,
             p.validation_fraction,
             &mut ctx.stream(1),
