@@ -43,6 +43,7 @@
 
 use rand_chacha::ChaCha20Rng;
 
+use crate::md::chacha::ChaChaStream;
 use crate::md::constraints::{Constraints, DistanceConstraint};
 use crate::md::dynamics::check_forces;
 pub use crate::md::dynamics::{BOLTZ, DEFAULT_MAX_FORCE, DynamicsError, Frame, LangevinParams};
@@ -57,7 +58,8 @@ pub struct LangevinIntegrator<P: Potential> {
     mass: Vec<f64>,
     inv_mass: Vec<f64>,
     constraints: Constraints,
-    rng: ChaCha20Rng,
+    /// The stream of the `ChaCha20Rng` given to [`Self::new`], made 16 blocks at a time.
+    rng: ChaChaStream,
     positions: Vec<[f64; 3]>,
     velocities: Vec<[f64; 3]>,
     forces: Vec<[f64; 3]>,
@@ -114,7 +116,7 @@ impl<P: Potential> LangevinIntegrator<P> {
                 .map(|&m| if m > 0.0 { 1.0 / m } else { 0.0 })
                 .collect(),
             constraints,
-            rng,
+            rng: ChaChaStream::continuing(&rng),
             positions: positions.to_vec(),
             velocities: vec![[0.0; 3]; n],
             forces: vec![[0.0; 3]; n],

@@ -22,6 +22,7 @@ pub mod xtc;
 pub mod zmatrix;
 
 // Dynamics: constraints, BAOAB Langevin, minimization, temperature replica exchange.
+pub mod chacha;
 pub mod constraints;
 pub mod covalent;
 pub mod dynamics;
