@@ -19,7 +19,9 @@
 //!
 //! Child streams: ChaCha20 has a 64-bit stream number beside its 256-bit key; equal keys
 //! with different stream numbers give independent sequences. [`stream`] and
-//! [`stream_from_seed`] give the generator for (seed, stream id).
+//! [`stream_from_seed`] give the generator for (seed, stream id). The Langevin
+//! integrator reads its stream through [`crate::md::chacha::ChaChaStream`], the same
+//! words made 16 blocks at a time.
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
