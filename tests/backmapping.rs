@@ -450,3 +450,70 @@ fn backmap_draws_from_a_mixture_of_two_flows() {
     // The two flows are different models (else the test would not test the mixture).
     assert!(differ > log_q.len() / 2, "{differ} of {}", log_q.len());
 }
+
+/// compare's optional `more_reference`: a second FG run's frames join the reference (the
+/// reference frame count and energy mean are those of both runs together); a run at
+/// another temperature is refused, naming the input.
+#[test]
+fn compare_pools_a_second_reference_run() {
+    let dir = TempDir::new("backmapping_more_reference");
+    let prmtop = data().join("ala2_ff14SB.prmtop").display().to_string();
+    let inpcrd = data().join("ala2_ff14SB.inpcrd").display().to_string();
+    let second = |name: &str, kelvin: u32| {
+        format!(
+            "  {name}:\n    stage: fg_sample\n    params: {{topology: {prmtop}, coordinates: {inpcrd}, \
+             temperature_k: {kelvin}, timestep_fs: 1, constraints: none, equilibration_steps: 500, \
+             steps: 6000, save_every: 50}}\n"
+        )
+    };
+    let compare = |name: &str, more: &str| {
+        format!(
+            "  {name}:\n    stage: compare\n    inputs: {{reference: fg.trajectory, more_reference: \
+             {more}.trajectory, atoms: fg.atoms, sample: reweight.trajectory, weights: \
+             reweight.weights}}\n    params: {{blocks: 5, resamples: 20}}\n"
+        )
+    };
+    let text = workflow_text(1) + &second("fg2", 300) + &compare("pooled", "fg2");
+    let (store, report) = run_text(&dir, "pooled.yaml", &text, "store");
+    let k = keys(&report);
+    let fg = Trajectory::from_table(&table(&store, &k["fg"], "trajectory")).unwrap();
+    let fg2 = Trajectory::from_table(&table(&store, &k["fg2"], "trajectory")).unwrap();
+    let summary = table(&store, &k["pooled"], "summary");
+    let frames = summary
+        .column_by_name("reference_frames")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0) as usize;
+    assert_eq!(frames, fg.len() + fg2.len());
+    let u_ref = *floats(
+        &table(&store, &k["pooled"], "observables"),
+        "reference_mean",
+    )
+    .last()
+    .unwrap();
+    let both: f64 = fg.potential.iter().chain(&fg2.potential).sum::<f64>() / frames as f64;
+    assert!(
+        (u_ref - both).abs() < 1e-9 * both.abs(),
+        "{u_ref} vs {both}"
+    );
+
+    let text = workflow_text(1) + &second("fg_hot", 350) + &compare("mixed", "fg_hot");
+    let path = dir.write("mixed.yaml", &text);
+    let wf = workflow::load(&path, &Registry::builtin()).unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let report = run(&wf, &store, &RunOptions::default()).unwrap();
+    let failure = report
+        .nodes
+        .iter()
+        .find_map(|n| match &n.outcome {
+            cgloop::exec::Outcome::Failed(e) if n.id == "mixed" => Some(e.to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("`mixed` did not fail: {}", report.summary()));
+    assert!(
+        failure.contains("more_reference") && failure.contains("350"),
+        "{failure}"
+    );
+}

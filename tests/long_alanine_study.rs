@@ -1,6 +1,6 @@
 //! The long check of issue 5: the alanine dipeptide study (FG replica exchange, backbone
 //! map, CG potential and chains, inverse flow, backmapping, reweighting, comparison).
-//! About 15 minutes on 2 cores, so ignored by default:
+//! About 45 minutes on 2 cores from an empty store, so ignored by default:
 //!
 //!     cargo test --release --test long_alanine_study -- --ignored --nocapture
 //!
@@ -22,7 +22,7 @@ use arrow_array::{Array, Int64Array};
 use common::{BundledRun, f64_column as column, string_column};
 
 #[test]
-#[ignore = "long: about 15 minutes on 2 cores"]
+#[ignore = "long: about 45 minutes on 2 cores from an empty store"]
 fn reweighted_backmapped_samples_reproduce_the_reference_populations() {
     let study = BundledRun::new("workflows/alanine_dipeptide.yaml");
     let table = |id: &str, output: &str| study.table(id, output);

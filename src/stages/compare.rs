@@ -4,7 +4,7 @@
 //!
 //! | estimate | frames | weights |
 //! |---|---|---|
-//! | `reference` | the `reference` trajectory at `temperature_index` (FG MD) | 1 |
+//! | `reference` | the `reference` trajectory at `temperature_index` (FG MD), and the optional `more_reference`'s | 1 |
 //! | `raw` | every frame of `sample` (backmapped CG samples) | 1 |
 //! | `reweighted` | every frame of `sample` | the `weight` column of `weights` |
 //!
@@ -133,6 +133,12 @@ impl Stage for Compare {
             about: "fine-grained reference frames (FG MD)",
         },
         Port {
+            name: "more_reference",
+            kind: TRAJECTORY,
+            about: "optional: more reference frames of the same atoms and ensemble (e.g. an independent \
+                    replica-exchange run); those at `temperature_index` join the reference's",
+        },
+        Port {
             name: "atoms",
             kind: ATOMS,
             about: "the fine-grained atoms",
@@ -148,6 +154,7 @@ impl Stage for Compare {
             about: "a float64 column `weight`, one per sample frame (reweight.weights)",
         },
     ];
+    const OPTIONAL_INPUTS: &'static [&'static str] = &["more_reference"];
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "populations",
@@ -237,7 +244,36 @@ impl Stage for Compare {
         inputs: &Inputs,
         ctx: &mut Context<'_>,
     ) -> Result<Outputs, StageError> {
-        let (reference, atoms) = inputs.trajectory_with_atoms("reference", "atoms")?;
+        let (mut reference, atoms) = inputs.trajectory_with_atoms("reference", "atoms")?;
+        if inputs.has("more_reference") {
+            let more = Trajectory::from_table(inputs.table("more_reference")?)?;
+            if more.n_atoms != reference.n_atoms {
+                return Err(bad(
+                    "more_reference",
+                    format!(
+                        "{} atoms per frame, but `reference` has {}",
+                        more.n_atoms, reference.n_atoms
+                    ),
+                ));
+            }
+            let temperature = |t: &Trajectory| {
+                (0..t.len())
+                    .find(|&i| t.temperature_index[i] == p.temperature_index)
+                    .map(|i| t.temperature_k[i])
+            };
+            if temperature(&more) != temperature(&reference) {
+                return Err(bad(
+                    "more_reference",
+                    format!(
+                        "its frames at temperature_index {} are at {:?} K, the reference's at {:?} K",
+                        p.temperature_index,
+                        temperature(&more),
+                        temperature(&reference)
+                    ),
+                ));
+            }
+            reference.append(&more);
+        }
         let (sample, _) = inputs.trajectory_with_atoms("sample", "atoms")?;
         let rows: Vec<usize> = (0..reference.len())
             .filter(|&i| reference.temperature_index[i] == p.temperature_index)
