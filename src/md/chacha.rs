@@ -472,7 +472,7 @@ mod tests {
     fn the_rfc_8439_test_vector() {
         // RFC 8439 section 2.3.2 (block 1 of key 00..1f, nonce 000000090000004a00000000)
         // is 96-bit-nonce ChaCha; with a 64-bit counter whose high word is 0x09000000 and
-        // the stream 0x4a00000000 it is the same block: first word 0xe4e7f110.
+        // the stream 0x4a000000 it is the same block: first word 0xe4e7f110.
         let key: [u8; 32] = std::array::from_fn(|i| i as u8);
         let mut rng = ChaCha20Rng::from_seed(key);
         // The RFC's state words: counter (words 12, 13) = (1, 0x09000000), stream (words

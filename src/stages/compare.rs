@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use super::atom_ref::AtomRef;
 use super::ramachandran::{Basin, basin_populations};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
-use crate::analysis::agreement::{Agreement, agreement};
+use crate::analysis::agreement::{Agreement, AgreementError, agreement};
 use crate::analysis::angle::bond_angle_rad;
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments, Replicates};
 use crate::analysis::dihedral::dihedral_of_atoms;
@@ -262,13 +262,15 @@ impl Stage for Compare {
                     .map(|i| t.temperature_k[i])
             };
             if temperature(&more) != temperature(&reference) {
+                let kelvin =
+                    |t: Option<f64>| t.map_or("(no frame)".to_string(), |t| format!("{t} K"));
                 return Err(bad(
                     "more_reference",
                     format!(
-                        "its frames at temperature_index {} are at {:?} K, the reference's at {:?} K",
+                        "its frames at temperature_index {} are at {}, the reference's at {}",
                         p.temperature_index,
-                        temperature(&more),
-                        temperature(&reference)
+                        kelvin(temperature(&more)),
+                        kelvin(temperature(&reference))
                     ),
                 ));
             }
@@ -649,16 +651,38 @@ fn agreements(
                 (m, r)
             };
             let ((x, xs), (r, rs)) = (pick(e), pick(0));
-            let a = agreement(&x, xs, &r, rs).map_err(|err| {
-                StageError::Failed(format!(
-                    "joint test of the {} estimate: {err}",
-                    ESTIMATES[e]
-                ))
-            })?;
+            let a = match agreement(&x, xs, &r, rs) {
+                Ok(a) => a,
+                // Nothing to test (every combined error zero, e.g. a one-block bootstrap):
+                // a row of NaN, as the z-scores of such observables are.
+                Err(AgreementError::Nothing) => Agreement {
+                    observables: 0,
+                    left_out: x.len(),
+                    resamples: 0,
+                    within_2se: f64::NAN,
+                    within_2se_p: f64::NAN,
+                    sum_z2: f64::NAN,
+                    sum_z2_p: f64::NAN,
+                    max_abs_z: f64::NAN,
+                    max_abs_z_p: f64::NAN,
+                    worst: usize::MAX,
+                },
+                Err(err) => {
+                    return Err(StageError::Failed(format!(
+                        "joint test of the {} estimate: {err}",
+                        ESTIMATES[e]
+                    )));
+                }
+            };
             out.push((ESTIMATES[e], if variance { "variance" } else { "mean" }, a));
         }
     }
     Ok(out)
+}
+
+/// The observable with the largest |z|, or "" when none was tested.
+fn worst_name<'a>(defs: &'a Definitions, a: &Agreement) -> &'a str {
+    defs.names.get(a.worst).map_or("", String::as_str)
 }
 
 fn agreement_table(
@@ -710,7 +734,7 @@ fn agreement_table(
             floats(|a| a.max_abs_z),
             floats(|a| a.max_abs_z_p),
             Arc::new(StringArray::from_iter_values(
-                agreements.iter().map(|a| defs.names[a.2.worst].as_str()),
+                agreements.iter().map(|a| worst_name(defs, &a.2)),
             )),
         ],
     )
@@ -907,7 +931,7 @@ fn report(
             a.sum_z2_p,
             a.max_abs_z,
             a.max_abs_z_p,
-            defs.names[a.worst]
+            worst_name(defs, a)
         );
     }
     let _ = writeln!(out);
