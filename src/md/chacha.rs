@@ -192,50 +192,73 @@ fn counter_words(block: u64) -> (Lanes, Lanes) {
     )
 }
 
+/// The 16 input words of the state, built with `splat` (one value in every lane) from
+/// the key and stream, with the counters' low and high words `lo` and `hi`.
+macro_rules! input_words {
+    ($splat:ident, $key:expr, $stream:expr, $lo:expr, $hi:expr) => {
+        [
+            $splat(CONSTANTS[0]),
+            $splat(CONSTANTS[1]),
+            $splat(CONSTANTS[2]),
+            $splat(CONSTANTS[3]),
+            $splat($key[0]),
+            $splat($key[1]),
+            $splat($key[2]),
+            $splat($key[3]),
+            $splat($key[4]),
+            $splat($key[5]),
+            $splat($key[6]),
+            $splat($key[7]),
+            $lo,
+            $hi,
+            $splat($stream as u32),
+            $splat(($stream >> 32) as u32),
+        ]
+    };
+}
+
 /// The 16 state words of blocks `block..block + 16` before the rounds, word-major.
 fn input_state(key: &[u32; 8], stream: u64, block: u64) -> [Lanes; WORDS] {
     let splat = |v: u32| -> Lanes { [v; LANES] };
     let (lo, hi) = counter_words(block);
-    [
-        splat(CONSTANTS[0]),
-        splat(CONSTANTS[1]),
-        splat(CONSTANTS[2]),
-        splat(CONSTANTS[3]),
-        splat(key[0]),
-        splat(key[1]),
-        splat(key[2]),
-        splat(key[3]),
-        splat(key[4]),
-        splat(key[5]),
-        splat(key[6]),
-        splat(key[7]),
-        lo,
-        hi,
-        splat(stream as u32),
-        splat((stream >> 32) as u32),
-    ]
+    input_words!(splat, key, stream, lo, hi)
 }
 
-/// The 20 rounds on 16 named words (named, so each stays in a register) with the
-/// given `add(a, b)` and `xor_rotate(a, b, bits) = (a ^ b) <<< bits`.
+/// The 20 rounds on the 16 words of `$input` (an array), with the given
+/// `add(a, b)` and `xor_rotate!(a, b, bits) = (a ^ b) <<< bits`; the words are bound to
+/// names, so each stays in a register. Evaluates to the array after the rounds.
 macro_rules! rounds {
-    ($add:ident, $xor_rotate:ident, [$($x:ident),*]) => {
-        rounds!(@go $add, $xor_rotate, $($x),*)
-    };
-    (@go $add:ident, $xor_rotate:ident, $x0:ident, $x1:ident, $x2:ident, $x3:ident,
-        $x4:ident, $x5:ident, $x6:ident, $x7:ident, $x8:ident, $x9:ident, $x10:ident,
-        $x11:ident, $x12:ident, $x13:ident, $x14:ident, $x15:ident) => {
+    ($add:ident, $xor_rotate:ident, $input:expr) => {{
+        let [
+            mut x0,
+            mut x1,
+            mut x2,
+            mut x3,
+            mut x4,
+            mut x5,
+            mut x6,
+            mut x7,
+            mut x8,
+            mut x9,
+            mut x10,
+            mut x11,
+            mut x12,
+            mut x13,
+            mut x14,
+            mut x15,
+        ] = $input;
         for _ in 0..10 {
-            rounds!(@q $add, $xor_rotate, $x0, $x4, $x8, $x12);
-            rounds!(@q $add, $xor_rotate, $x1, $x5, $x9, $x13);
-            rounds!(@q $add, $xor_rotate, $x2, $x6, $x10, $x14);
-            rounds!(@q $add, $xor_rotate, $x3, $x7, $x11, $x15);
-            rounds!(@q $add, $xor_rotate, $x0, $x5, $x10, $x15);
-            rounds!(@q $add, $xor_rotate, $x1, $x6, $x11, $x12);
-            rounds!(@q $add, $xor_rotate, $x2, $x7, $x8, $x13);
-            rounds!(@q $add, $xor_rotate, $x3, $x4, $x9, $x14);
+            rounds!(@q $add, $xor_rotate, x0, x4, x8, x12);
+            rounds!(@q $add, $xor_rotate, x1, x5, x9, x13);
+            rounds!(@q $add, $xor_rotate, x2, x6, x10, x14);
+            rounds!(@q $add, $xor_rotate, x3, x7, x11, x15);
+            rounds!(@q $add, $xor_rotate, x0, x5, x10, x15);
+            rounds!(@q $add, $xor_rotate, x1, x6, x11, x12);
+            rounds!(@q $add, $xor_rotate, x2, x7, x8, x13);
+            rounds!(@q $add, $xor_rotate, x3, x4, x9, x14);
         }
-    };
+        [x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15]
+    }};
     (@q $add:ident, $xor_rotate:ident, $a:ident, $b:ident, $c:ident, $d:ident) => {
         $a = $add($a, $b);
         $d = $xor_rotate!($d, $a, 16);
@@ -258,34 +281,8 @@ fn blocks(key: &[u32; 8], stream: u64, block: u64, out: &mut [Lanes; WORDS]) {
         };
     }
     for l in 0..LANES {
-        let [
-            mut x0,
-            mut x1,
-            mut x2,
-            mut x3,
-            mut x4,
-            mut x5,
-            mut x6,
-            mut x7,
-            mut x8,
-            mut x9,
-            mut x10,
-            mut x11,
-            mut x12,
-            mut x13,
-            mut x14,
-            mut x15,
-        ]: [u32; WORDS] = std::array::from_fn(|w| input[w][l]);
-        rounds!(
-            add,
-            xor_rotate,
-            [
-                x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15
-            ]
-        );
-        let x = [
-            x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15,
-        ];
+        let input_lane: [u32; WORDS] = std::array::from_fn(|w| input[w][l]);
+        let x = rounds!(add, xor_rotate, input_lane);
         for w in 0..WORDS {
             out[w][l] = x[w].wrapping_add(input[w][l]);
         }
@@ -301,58 +298,14 @@ fn blocks_avx512(key: &[u32; 8], stream: u64, block: u64, out: &mut [Lanes; WORD
     let splat = |v: u32| _mm512_set1_epi32(v as i32);
     // SAFETY: each load reads the 64 bytes of one `[u32; 16]`.
     let load = |v: &Lanes| unsafe { _mm512_loadu_si512(v.as_ptr().cast()) };
-    let input: [__m512i; WORDS] = [
-        splat(CONSTANTS[0]),
-        splat(CONSTANTS[1]),
-        splat(CONSTANTS[2]),
-        splat(CONSTANTS[3]),
-        splat(key[0]),
-        splat(key[1]),
-        splat(key[2]),
-        splat(key[3]),
-        splat(key[4]),
-        splat(key[5]),
-        splat(key[6]),
-        splat(key[7]),
-        load(&lo),
-        load(&hi),
-        splat(stream as u32),
-        splat((stream >> 32) as u32),
-    ];
+    let input: [__m512i; WORDS] = input_words!(splat, key, stream, load(&lo), load(&hi));
     let add = |a, b| _mm512_add_epi32(a, b);
     macro_rules! xor_rotate {
         ($a:expr, $b:expr, $bits:literal) => {
             _mm512_rol_epi32::<$bits>(_mm512_xor_si512($a, $b))
         };
     }
-    let [
-        mut x0,
-        mut x1,
-        mut x2,
-        mut x3,
-        mut x4,
-        mut x5,
-        mut x6,
-        mut x7,
-        mut x8,
-        mut x9,
-        mut x10,
-        mut x11,
-        mut x12,
-        mut x13,
-        mut x14,
-        mut x15,
-    ] = input;
-    rounds!(
-        add,
-        xor_rotate,
-        [
-            x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15
-        ]
-    );
-    let x = [
-        x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15,
-    ];
+    let x = rounds!(add, xor_rotate, input);
     for w in 0..WORDS {
         // SAFETY: each store writes the 64 bytes of one `[u32; 16]`.
         unsafe {
@@ -381,52 +334,8 @@ fn blocks_avx2(key: &[u32; 8], stream: u64, block: u64, out: &mut [Lanes; WORDS]
     for half in [0, 8] {
         // SAFETY: each load reads 32 bytes inside one `[u32; 16]` (lanes half..half + 8).
         let load = |v: &Lanes| unsafe { _mm256_loadu_si256(v[half..].as_ptr().cast()) };
-        let input: [__m256i; WORDS] = [
-            splat(CONSTANTS[0]),
-            splat(CONSTANTS[1]),
-            splat(CONSTANTS[2]),
-            splat(CONSTANTS[3]),
-            splat(key[0]),
-            splat(key[1]),
-            splat(key[2]),
-            splat(key[3]),
-            splat(key[4]),
-            splat(key[5]),
-            splat(key[6]),
-            splat(key[7]),
-            load(&lo),
-            load(&hi),
-            splat(stream as u32),
-            splat((stream >> 32) as u32),
-        ];
-        let [
-            mut x0,
-            mut x1,
-            mut x2,
-            mut x3,
-            mut x4,
-            mut x5,
-            mut x6,
-            mut x7,
-            mut x8,
-            mut x9,
-            mut x10,
-            mut x11,
-            mut x12,
-            mut x13,
-            mut x14,
-            mut x15,
-        ] = input;
-        rounds!(
-            add,
-            xor_rotate,
-            [
-                x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15
-            ]
-        );
-        let x = [
-            x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15,
-        ];
+        let input: [__m256i; WORDS] = input_words!(splat, key, stream, load(&lo), load(&hi));
+        let x = rounds!(add, xor_rotate, input);
         for w in 0..WORDS {
             // SAFETY: each store writes 32 bytes inside one `[u32; 16]`.
             unsafe {
