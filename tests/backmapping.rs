@@ -11,7 +11,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use arrow_array::{Array, Float64Array, Int64Array, StringArray};
 use cgloop::artifact::tensors::from_table as tensors_from_table;
 use cgloop::artifact::trajectory::Trajectory;
 use cgloop::exec::export::export_files;
@@ -21,7 +20,7 @@ use cgloop::md::prmtop::read_prmtop;
 use cgloop::nn::inverse_map::InverseMap;
 use cgloop::stages::Registry;
 use cgloop::workflow::{self, Key};
-use common::TempDir;
+use common::{TempDir, f64_column as floats, i64_column, string_column};
 
 fn data() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/alanine_dipeptide")
@@ -125,28 +124,10 @@ fn table(store: &Store, key: &Key, output: &str) -> arrow_array::RecordBatch {
 /// The bead positions of the CG frame behind each backmapped row (`cg_frame` of a
 /// backmap's densities table), flat.
 fn cg_images(densities: &arrow_array::RecordBatch, cg: &Trajectory) -> Vec<f64> {
-    let cg_frame = densities
-        .column_by_name("cg_frame")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap();
-    cg_frame
-        .values()
+    i64_column(densities, "cg_frame")
         .iter()
         .flat_map(|&f| cg.positions(f as usize).to_vec())
         .collect()
-}
-
-fn floats(batch: &arrow_array::RecordBatch, name: &str) -> Vec<f64> {
-    batch
-        .column_by_name(name)
-        .unwrap_or_else(|| panic!("no column {name}"))
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .unwrap()
-        .values()
-        .to_vec()
 }
 
 #[test]
@@ -207,15 +188,7 @@ fn flow_backmap_and_reweight_on_alanine_dipeptide() {
     let expected = 1.0 / w.iter().map(|x| x * x).sum::<f64>();
     assert!((ess - expected).abs() < 1e-9 * expected);
     assert!(ess >= 1.0 && ess <= w.len() as f64);
-    let estimator = summary
-        .column_by_name("estimator")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .unwrap()
-        .value(0)
-        .to_string();
-    assert_eq!(estimator, "extended");
+    assert_eq!(string_column(&summary, "estimator"), ["extended"]);
     let energies = floats(&weights, "fg_potential_kj_per_mol");
     let topology = read_prmtop(&data().join("ala2_ff14SB.prmtop")).unwrap();
     let mut ff = ForceField::new(&topology, Solvent::Vacuum).unwrap();
@@ -486,13 +459,7 @@ fn compare_pools_a_second_reference_run() {
     let fg = Trajectory::from_table(&table(&store, &k["fg"], "trajectory")).unwrap();
     let fg2 = Trajectory::from_table(&table(&store, &k["fg2"], "trajectory")).unwrap();
     let summary = table(&store, &k["pooled"], "summary");
-    let frames = summary
-        .column_by_name("reference_frames")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .unwrap()
-        .value(0) as usize;
+    let frames = i64_column(&summary, "reference_frames")[0] as usize;
     assert_eq!(frames, fg.len() + fg2.len());
     let u_ref = *floats(
         &table(&store, &k["pooled"], "observables"),

@@ -18,8 +18,7 @@
 
 mod common;
 
-use arrow_array::{Array, Int64Array};
-use common::{BundledRun, f64_column as column, string_column};
+use common::{BundledRun, f64_column as column, i64_column, string_column};
 
 #[test]
 #[ignore = "long: about 45 minutes on 2 cores from an empty store"]
@@ -30,13 +29,7 @@ fn reweighted_backmapped_samples_reproduce_the_reference_populations() {
     println!(
         "ESS {:.1} of {} samples ({:.4}), largest weight {:.4}",
         column(&summary, "ess")[0],
-        summary
-            .column_by_name("samples")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap()
-            .value(0),
+        i64_column(&summary, "samples")[0],
         column(&summary, "ess_fraction")[0],
         column(&summary, "max_weight")[0]
     );

@@ -214,7 +214,7 @@ mod tests {
             resamples: 200,
         };
         let (m, reps) = b
-            .weighted_moments_with_replicates(&refs, &vec![1.0; n], &mut stream(seed, 1))
+            .weighted_moments(&refs, &vec![1.0; n], &mut stream(seed, 1))
             .unwrap();
         (m.iter().map(|m| m.mean).collect(), reps.means)
     }

@@ -157,22 +157,10 @@ impl BlockBootstrap {
     /// Weighted mean and variance of each observable, with standard errors over the
     /// same block resamples ([`BlockBootstrap::weighted_means`] of a and a^2; the
     /// variance of a resample is m_{a^2} - m_a^2, computed about a shift (the
-    /// observable's first value) to avoid cancellation).
+    /// observable's first value) to avoid cancellation), and the mean and variance of
+    /// every observable in every resample (the bootstrap distribution itself, e.g. for
+    /// [`crate::analysis::agreement`]).
     pub fn weighted_moments<R: RngCore + ?Sized>(
-        &self,
-        observables: &[&[f64]],
-        weights: &[f64],
-        rng: &mut R,
-    ) -> Result<Vec<Moments>, BootstrapError> {
-        Ok(self
-            .weighted_moments_with_replicates(observables, weights, rng)?
-            .0)
-    }
-
-    /// [`BlockBootstrap::weighted_moments`], and the mean and variance of every
-    /// observable in every resample (the bootstrap distribution itself, e.g. for
-    /// [`crate::analysis::agreement`]). Same draws, so the same estimates and errors.
-    pub fn weighted_moments_with_replicates<R: RngCore + ?Sized>(
         &self,
         observables: &[&[f64]],
         weights: &[f64],
@@ -376,9 +364,19 @@ mod tests {
             blocks: 10,
             resamples: 50,
         };
-        let m = bootstrap
+        let (m, replicates) = bootstrap
             .weighted_moments(&[&a], &w, &mut ChaCha20Rng::seed_from_u64(9))
             .unwrap();
+        // The replicates are the resamples the errors come from.
+        assert_eq!(replicates.means.len(), 50);
+        let sd = |v: Vec<f64>| {
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+        };
+        let sd_mean = sd(replicates.means.iter().map(|r| r[0]).collect());
+        let sd_variance = sd(replicates.variances.iter().map(|r| r[0]).collect());
+        assert!((sd_mean - m[0].mean.std_error).abs() < 1e-9 * sd_mean);
+        assert!((sd_variance - m[0].variance.std_error).abs() < 1e-9 * sd_variance);
         let total: f64 = w.iter().sum();
         let mean = a.iter().zip(&w).map(|(a, w)| a * w).sum::<f64>() / total;
         let var = a

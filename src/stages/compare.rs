@@ -245,23 +245,19 @@ impl Stage for Compare {
         ctx: &mut Context<'_>,
     ) -> Result<Outputs, StageError> {
         let (mut reference, atoms) = inputs.trajectory_with_atoms("reference", "atoms")?;
-        if inputs.has("more_reference") {
-            let more = Trajectory::from_table(inputs.table("more_reference")?)?;
-            if more.n_atoms != reference.n_atoms {
-                return Err(bad(
-                    "more_reference",
-                    format!(
-                        "{} atoms per frame, but `reference` has {}",
-                        more.n_atoms, reference.n_atoms
-                    ),
-                ));
-            }
-            let temperature = |t: &Trajectory| {
-                (0..t.len())
-                    .find(|&i| t.temperature_index[i] == p.temperature_index)
-                    .map(|i| t.temperature_k[i])
+        let own = reference.len();
+        let added =
+            inputs.append_optional_trajectory("more_reference", &mut reference, "reference")?;
+        if added > 0 {
+            // The added frames at `temperature_index` must be at the reference's temperature.
+            let temperature = |frames: std::ops::Range<usize>| {
+                frames
+                    .into_iter()
+                    .find(|&i| reference.temperature_index[i] == p.temperature_index)
+                    .map(|i| reference.temperature_k[i])
             };
-            if temperature(&more) != temperature(&reference) {
+            let (theirs, ours) = (temperature(own..reference.len()), temperature(0..own));
+            if theirs != ours {
                 let kelvin =
                     |t: Option<f64>| t.map_or("(no frame)".to_string(), |t| format!("{t} K"));
                 return Err(bad(
@@ -269,12 +265,11 @@ impl Stage for Compare {
                     format!(
                         "its frames at temperature_index {} are at {}, the reference's at {}",
                         p.temperature_index,
-                        kelvin(temperature(&more)),
-                        kelvin(temperature(&reference))
+                        kelvin(theirs),
+                        kelvin(ours)
                     ),
                 ));
             }
-            reference.append(&more);
         }
         let (sample, _) = inputs.trajectory_with_atoms("sample", "atoms")?;
         let rows: Vec<usize> = (0..reference.len())
@@ -345,7 +340,7 @@ impl Stage for Compare {
             populations.push(basin_populations(&basins, w, bootstrap, &mut rng)?);
             let columns: Vec<&[f64]> = obs.columns.iter().map(Vec::as_slice).collect();
             let (m, r) = bootstrap
-                .weighted_moments_with_replicates(&columns, w, &mut rng)
+                .weighted_moments(&columns, w, &mut rng)
                 .map_err(failed)?;
             moments.push(m);
             replicates.push(r);

@@ -99,6 +99,32 @@ impl Inputs {
         Ok((t, a))
     }
 
+    /// Appends the frames of the optional trajectory input `name`, when connected, to
+    /// `trajectory` (the input `onto`), checked to be of the same number of atoms (the
+    /// error names `name`). Returns how many frames were appended (0 when unconnected).
+    pub fn append_optional_trajectory(
+        &self,
+        name: &str,
+        trajectory: &mut Trajectory,
+        onto: &str,
+    ) -> Result<usize, StageError> {
+        if !self.has(name) {
+            return Ok(0);
+        }
+        let more = Trajectory::from_table(self.table(name)?)?;
+        if more.n_atoms != trajectory.n_atoms {
+            return Err(StageError::BadInput {
+                input: name.to_string(),
+                message: format!(
+                    "{} atoms per frame, but `{onto}` has {}",
+                    more.n_atoms, trajectory.n_atoms
+                ),
+            });
+        }
+        trajectory.append(&more);
+        Ok(more.len())
+    }
+
     /// Whether optional input `name` is connected.
     pub fn has(&self, name: &str) -> bool {
         self.artifacts.contains_key(name)

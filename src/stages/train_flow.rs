@@ -61,7 +61,7 @@ use crate::artifact::Artifact;
 use crate::artifact::atoms::ATOMS;
 use crate::artifact::kind::{INVERSE_MAP, PNG, SVG, TABLE};
 use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
-use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::artifact::trajectory::TRAJECTORY;
 use crate::md::covalent::infer_bonds;
 use crate::md::zmatrix::{CoordinateKind, ZMatrix};
 use crate::nn::ParameterStore;
@@ -317,31 +317,15 @@ impl Stage for TrainFlow {
     ) -> Result<Outputs, StageError> {
         let (mut trajectory, atoms) = inputs.trajectory_with_atoms("trajectory", "atoms")?;
         let n_atoms = atoms.len();
-        if inputs.has("more") {
-            let more = Trajectory::from_table(inputs.table("more")?)?;
-            if more.n_atoms != n_atoms {
-                return Err(bad(
-                    "more",
-                    format!(
-                        "{} atoms per frame, but `trajectory` has {n_atoms}",
-                        more.n_atoms
-                    ),
-                ));
-            }
-            trajectory.append(&more);
-        }
+        // Rows of `trajectory` before `main_len` are its own; the rest came from `more`.
+        let main_len = trajectory.len();
+        inputs.append_optional_trajectory("more", &mut trajectory, "trajectory")?;
         let rows: Vec<usize> = (0..trajectory.len())
             .filter(|&i| {
                 p.temperature_index
                     .contains(trajectory.temperature_index[i])
             })
             .collect();
-        // Rows of `trajectory` before this one are its own; the rest came from `more`.
-        let main_len = if inputs.has("more") {
-            trajectory.len() - inputs.table("more")?.num_rows()
-        } else {
-            trajectory.len()
-        };
         if inputs.has("more") {
             // The added frames must sample a temperature the main frames sample.
             let (main, added): (Vec<usize>, Vec<usize>) = rows.iter().partition(|&&r| r < main_len);

@@ -419,6 +419,17 @@ pub fn f64_column(t: &RecordBatch, name: &str) -> Vec<f64> {
         .to_vec()
 }
 
+/// An int64 column of a table.
+pub fn i64_column(t: &RecordBatch, name: &str) -> Vec<i64> {
+    t.column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .as_any()
+        .downcast_ref::<arrow_array::Int64Array>()
+        .unwrap_or_else(|| panic!("column {name} is not int64"))
+        .values()
+        .to_vec()
+}
+
 /// A utf8 column of a table.
 pub fn string_column(t: &RecordBatch, name: &str) -> Vec<String> {
     t.column_by_name(name)
