@@ -403,22 +403,34 @@ impl Constraints {
         loop {
             let mut s = [[[0.0; 3]; K]; BATCH];
             let mut y = [[0.0; K]; BATCH];
-            let (mut worst, mut worst_at) = (0.0, (0, 0));
+            let mut errors = [[0.0; K]; BATCH];
+            // Independent tests per constraint (no chain through a running maximum):
+            // converged when every error is below the tolerance (a NaN is not).
+            let (mut converged, mut finite) = (true, true);
             for b in 0..batch {
                 for c in 0..K {
                     s[b][c] = sub(positions[pairs[b][c][0]], positions[pairs[b][c][1]]);
                     let f = dot(s[b][c], s[b][c]) - length_sq[b][c];
                     let err = (f / (2.0 * length_sq[b][c])).abs();
-                    if err.is_nan() || err > worst {
-                        (worst, worst_at) = (err, (b, c));
-                    }
+                    converged &= err < self.tolerance;
+                    finite &= err.is_finite();
+                    errors[b][c] = err;
                     y[b][c] = -f;
                 }
             }
-            if worst < self.tolerance {
+            if converged {
                 return Ok(iteration);
             }
-            if iteration == MAX_ITERATIONS || !worst.is_finite() {
+            if iteration == MAX_ITERATIONS || !finite {
+                // The worst error, NaN if any is, in the order b then c.
+                let (mut worst, mut worst_at) = (0.0, (0, 0));
+                for (b, row) in errors.iter().enumerate().take(batch) {
+                    for (c, &err) in row.iter().enumerate() {
+                        if err.is_nan() || err > worst {
+                            (worst, worst_at) = (err, (b, c));
+                        }
+                    }
+                }
                 let c = self.cluster_start[ks[worst_at.0]] + worst_at.1;
                 return Err(self.not_converged(iteration, worst, c));
             }

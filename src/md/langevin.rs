@@ -49,6 +49,7 @@ use crate::md::dynamics::check_forces;
 pub use crate::md::dynamics::{BOLTZ, DEFAULT_MAX_FORCE, DynamicsError, Frame, LangevinParams};
 use crate::md::potential::Potential;
 use crate::md::random::{fill_normals, normal};
+use crate::md::step_loops;
 
 /// BAOAB Langevin integrator owning its potential, state and random stream.
 #[derive(Debug, Clone)]
@@ -65,8 +66,14 @@ pub struct LangevinIntegrator<P: Potential> {
     forces: Vec<[f64; 3]>,
     potential_energy: f64,
     step: u64,
-    /// sqrt((1 - a^2) kT / m_i) per atom.
+    /// sqrt((1 - a^2) kT / m_i) per coordinate.
     noise_amplitude: Vec<f64>,
+    /// (dt/2) / m_i per coordinate (0 for atoms of zero mass).
+    kick_scale: Vec<f64>,
+    /// Atoms of zero mass, which the flat loops move and [`Self::restore_immobile`]
+    /// puts back, with room for their velocities.
+    immobile: Vec<usize>,
+    saved_velocities: Vec<[f64; 3]>,
     velocity_scale: f64,
     drift: Vec<[f64; 3]>,
     unconstrained: Vec<[f64; 3]>,
@@ -122,7 +129,16 @@ impl<P: Potential> LangevinIntegrator<P> {
             forces: vec![[0.0; 3]; n],
             potential_energy: 0.0,
             step: 0,
-            noise_amplitude: vec![0.0; n],
+            noise_amplitude: vec![0.0; 3 * n],
+            kick_scale: masses
+                .iter()
+                .flat_map(|&m| {
+                    let w = if m > 0.0 { 1.0 / m } else { 0.0 };
+                    [0.5 * params.timestep_ps * w; 3]
+                })
+                .collect(),
+            immobile: (0..n).filter(|&i| masses[i] == 0.0).collect(),
+            saved_velocities: Vec::with_capacity(masses.iter().filter(|&&m| m == 0.0).count()),
             velocity_scale: 1.0,
             drift: vec![[0.0; 3]; n],
             unconstrained: vec![[0.0; 3]; n],
@@ -206,8 +222,8 @@ impl<P: Potential> LangevinIntegrator<P> {
         self.velocity_scale = (-gdt).exp();
         let one_minus_a2 = -(-2.0 * gdt).exp_m1();
         let kt = BOLTZ * temperature_k;
-        for (amp, &w) in self.noise_amplitude.iter_mut().zip(&self.inv_mass) {
-            *amp = (one_minus_a2 * kt * w).sqrt();
+        for (amp, &w) in self.noise_amplitude.chunks_exact_mut(3).zip(&self.inv_mass) {
+            amp.fill((one_minus_a2 * kt * w).sqrt());
         }
         Ok(())
     }
@@ -250,17 +266,38 @@ impl<P: Potential> LangevinIntegrator<P> {
 
     /// Half kick v <- v + (dt/2) w F, without the RATTLE projection.
     fn half_kick(&mut self) {
-        let h = 0.5 * self.params.timestep_ps;
-        for ((v, f), &w) in self
-            .velocities
-            .iter_mut()
-            .zip(&self.forces)
-            .zip(&self.inv_mass)
-        {
-            let s = h * w;
-            v[0] += s * f[0];
-            v[1] += s * f[1];
-            v[2] += s * f[2];
+        step_loops::kick(
+            self.velocities.as_flattened_mut(),
+            self.forces.as_flattened(),
+            &self.kick_scale,
+            None,
+        );
+    }
+
+    /// Keeps the velocities of the atoms of zero mass, for [`Self::restore_immobile`].
+    fn save_immobile(&mut self) {
+        self.saved_velocities.clear();
+        for &i in &self.immobile {
+            self.saved_velocities.push(self.velocities[i]);
+        }
+    }
+
+    /// Atoms of zero mass after a flat loop moved them: their saved velocities, plus
+    /// the (zero) kick with `kicked`, and, with `positions_too`, their positions as
+    /// they were, in `drift` and `unconstrained`.
+    fn restore_immobile(&mut self, kicked: bool, positions_too: bool) {
+        for (&i, &saved) in self.immobile.iter().zip(&self.saved_velocities) {
+            let (v, f) = (&mut self.velocities[i], self.forces[i]);
+            *v = saved;
+            if kicked {
+                for k in 0..3 {
+                    v[k] += self.kick_scale[3 * i + k] * f[k];
+                }
+            }
+            if positions_too {
+                self.drift[i] = self.positions[i];
+                self.unconstrained[i] = self.positions[i];
+            }
         }
     }
 
@@ -277,75 +314,53 @@ impl<P: Potential> LangevinIntegrator<P> {
     fn advance(&mut self, project_last: bool) -> Result<(), DynamicsError> {
         let every = self.params.remove_com_every;
         if every > 0 && self.step.is_multiple_of(every) {
-            // COM removal and the opening half kick in one pass.
+            // COM removal (atoms of nonzero mass) and the opening half kick in one pass.
             let vcm = self.com_velocity();
-            let h = 0.5 * self.params.timestep_ps;
-            for (((v, f), &w), &m) in self
-                .velocities
-                .iter_mut()
-                .zip(&self.forces)
-                .zip(&self.inv_mass)
-                .zip(&self.mass)
-            {
-                if let (Some(vcm), true) = (vcm, m > 0.0) {
-                    for k in 0..3 {
-                        v[k] -= vcm[k];
-                    }
-                }
-                let s = h * w;
-                v[0] += s * f[0];
-                v[1] += s * f[1];
-                v[2] += s * f[2];
-            }
+            self.save_immobile();
+            step_loops::kick(
+                self.velocities.as_flattened_mut(),
+                self.forces.as_flattened(),
+                &self.kick_scale,
+                vcm,
+            );
+            self.restore_immobile(true, false);
         } else {
             self.half_kick();
         }
         self.project_velocities()?;
 
         let h = 0.5 * self.params.timestep_ps;
-        let a = self.velocity_scale;
         let thermostat = self.params.friction_per_ps > 0.0;
         if thermostat {
             fill_normals(&mut self.rng, &mut self.noise);
         }
-        for i in 0..self.positions.len() {
-            if self.inv_mass[i] == 0.0 {
-                self.drift[i] = self.positions[i];
-                self.unconstrained[i] = self.positions[i];
-                continue;
-            }
-            let (x, v) = (self.positions[i], &mut self.velocities[i]);
-            let mut y = [x[0] + h * v[0], x[1] + h * v[1], x[2] + h * v[2]];
-            if thermostat {
-                let amp = self.noise_amplitude[i];
-                let xi = &self.noise[3 * i..3 * i + 3];
-                for k in 0..3 {
-                    v[k] = a * v[k] + amp * xi[k];
-                }
-            }
-            for k in 0..3 {
-                y[k] += h * v[k];
-            }
-            self.drift[i] = y;
-            self.unconstrained[i] = y;
-        }
+        self.save_immobile();
+        step_loops::drift_thermostat_drift(
+            self.positions.as_flattened(),
+            self.velocities.as_flattened_mut(),
+            thermostat.then_some((
+                self.velocity_scale,
+                &self.noise_amplitude[..],
+                &self.noise[..],
+            )),
+            h,
+            self.drift.as_flattened_mut(),
+            self.unconstrained.as_flattened_mut(),
+        );
+        // Atoms of zero mass stay where they are, their velocities untouched.
+        self.restore_immobile(false, true);
 
         let next = self.step + 1;
         if !self.constraints.is_empty() {
             self.constraints
                 .apply_positions(&self.positions, &mut self.drift)
                 .map_err(|source| DynamicsError::Constraint { step: next, source })?;
-            let inv_dt = 1.0 / self.params.timestep_ps;
-            for ((v, y), u) in self
-                .velocities
-                .iter_mut()
-                .zip(&self.drift)
-                .zip(&self.unconstrained)
-            {
-                for k in 0..3 {
-                    v[k] += (y[k] - u[k]) * inv_dt;
-                }
-            }
+            step_loops::constraint_velocity(
+                self.velocities.as_flattened_mut(),
+                self.drift.as_flattened(),
+                self.unconstrained.as_flattened(),
+                1.0 / self.params.timestep_ps,
+            );
         }
         std::mem::swap(&mut self.positions, &mut self.drift);
         self.step = next;
@@ -579,6 +594,29 @@ mod tests {
         .unwrap();
         // Verlet's energy error oscillates with amplitude O((omega dt)^2) E, omega dt = 0.018.
         assert!(worst / e0 < 1e-3, "relative energy error {}", worst / e0);
+    }
+
+    #[test]
+    fn atoms_of_zero_mass_keep_position_and_velocity() {
+        // Atom 1 has zero mass and (oddly) a velocity: the thermostat, the kicks and COM
+        // removal must all leave it alone, while the others move.
+        let x = [[0.0; 3], [0.1, 0.0, 0.0], [0.3, 0.0, 0.0]];
+        let mut md = LangevinIntegrator::new(
+            Springs { n: 3, k: 100.0 },
+            &[1.0, 0.0, 2.0],
+            &x,
+            &[],
+            LangevinParams::new(300.0, 1.0, 0.002),
+            stream(1, 0),
+        )
+        .unwrap();
+        md.set_velocities(&[[0.0; 3], [1.0, -2.0, 0.5], [0.0; 3]])
+            .unwrap();
+        md.run(200, 0, |_| {}).unwrap();
+        assert_eq!(md.positions()[1], x[1]);
+        assert_eq!(md.velocities()[1], [1.0, -2.0, 0.5]);
+        assert_ne!(md.positions()[0], x[0]);
+        assert_ne!(md.positions()[2], x[2]);
     }
 
     #[test]

@@ -30,3 +30,4 @@ pub mod langevin;
 pub mod minimize;
 pub mod random;
 pub mod replica_exchange;
+mod step_loops;
