@@ -31,7 +31,8 @@ study:
 # Benchmarks: engine overhead, MD speed (one JSON line per case), and MD speed side by
 # side with OpenMM when `openmm` is importable by $PYTHON (default python3; never a
 # dependency of cgloop): ten alternating rounds of 3 s, each round's ratio against
-# OpenMM's fastest platform in that round, then the median and smallest ratio per case.
+# OpenMM's fastest platform in that round, then per case the median ratio with a
+# distribution-free 95 % interval and the smallest ratio.
 bench:
     cargo bench --bench engine
     cargo bench --bench md
