@@ -100,15 +100,30 @@ pub struct Constraints {
     tolerance: f64,
     /// Cluster indices grouped by cluster size (sizes ascending), for SHAKE in lockstep.
     by_size: Vec<(usize, Vec<usize>)>,
+    /// Whether the CPU has AVX2 (checked once, in [`Self::new`]).
+    avx2: bool,
 }
 
 /// Clusters of one size that SHAKE iterates side by side.
 const BATCH: usize = 4;
 
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[inline(always)]
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
+#[inline(always)]
 fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
@@ -191,6 +206,7 @@ impl Constraints {
             inv_mass,
             tolerance: DEFAULT_TOLERANCE,
             by_size: Vec::new(),
+            avx2: has_avx2(),
         };
         for cluster in &members {
             if cluster.len() > MAX_CLUSTER {
@@ -280,6 +296,57 @@ impl Constraints {
         reference: &[[f64; 3]],
         positions: &mut [[f64; 3]],
     ) -> Result<usize, ConstraintError> {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `avx2` is set only after a runtime check for AVX2.
+            return unsafe { self.apply_positions_avx2(reference, positions) };
+        }
+        self.shake(reference, positions)
+    }
+
+    /// RATTLE: removes from `velocities` (or any per-atom vectors) their components along
+    /// the constraints at the constrained `positions`, in the mass metric.
+    pub fn apply_velocities(
+        &self,
+        positions: &[[f64; 3]],
+        velocities: &mut [[f64; 3]],
+    ) -> Result<(), ConstraintError> {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: as in `apply_positions`.
+            return unsafe { self.apply_velocities_avx2(positions, velocities) };
+        }
+        self.rattle(positions, velocities)
+    }
+
+    /// [`Self::shake`] compiled for AVX2 (the same operations: no fused multiply-adds).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn apply_positions_avx2(
+        &self,
+        reference: &[[f64; 3]],
+        positions: &mut [[f64; 3]],
+    ) -> Result<usize, ConstraintError> {
+        self.shake(reference, positions)
+    }
+
+    /// [`Self::rattle`] compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn apply_velocities_avx2(
+        &self,
+        positions: &[[f64; 3]],
+        velocities: &mut [[f64; 3]],
+    ) -> Result<(), ConstraintError> {
+        self.rattle(positions, velocities)
+    }
+
+    #[inline(always)]
+    fn shake(
+        &self,
+        reference: &[[f64; 3]],
+        positions: &mut [[f64; 3]],
+    ) -> Result<usize, ConstraintError> {
         let mut most = 0;
         for (size, ks) in &self.by_size {
             for batch in ks.chunks(BATCH) {
@@ -305,9 +372,8 @@ impl Constraints {
         Ok(most)
     }
 
-    /// RATTLE: removes from `velocities` (or any per-atom vectors) their components along
-    /// the constraints at the constrained `positions`, in the mass metric.
-    pub fn apply_velocities(
+    #[inline(always)]
+    fn rattle(
         &self,
         positions: &[[f64; 3]],
         velocities: &mut [[f64; 3]],
@@ -346,6 +412,7 @@ impl Constraints {
     /// reference bond vector and W = w_a + w_b, |s + lambda W d|^2 = L^2 is a quadratic
     /// in lambda, whose root nearest zero is lambda = -c / (W (b + sqrt(b^2 - |d|^2 c))),
     /// b = s . d, c = |s|^2 - L^2.
+    #[inline(always)]
     fn shake_single(
         &self,
         k: usize,
@@ -378,6 +445,7 @@ impl Constraints {
     /// SHAKE on the clusters `ks` (at most [`BATCH`]) of exactly `K` constraints each
     /// (Newton with the full K x K Jacobian), on the stack. The clusters iterate in
     /// lockstep, independent dependency chains side by side, until all have converged.
+    #[inline(always)]
     fn shake_small<const K: usize>(
         &self,
         ks: &[usize],
@@ -458,6 +526,7 @@ impl Constraints {
     }
 
     /// RATTLE on cluster `k` of exactly `K` constraints, on the stack.
+    #[inline(always)]
     fn rattle_small<const K: usize>(
         &self,
         k: usize,
