@@ -30,14 +30,14 @@ study:
 
 # Benchmarks: engine overhead, MD speed (one JSON line per case), and MD speed side by
 # side with OpenMM when `openmm` is importable by $PYTHON (default python3; never a
-# dependency of cgloop): ten alternating rounds of 3 s, each round's ratio against
+# dependency of cgloop): 16 alternating rounds of 2 s, each round's ratio against
 # OpenMM's fastest platform in that round, then per case the median ratio with a
 # distribution-free 95 % interval and the smallest ratio.
 bench:
     cargo bench --bench engine
     cargo bench --bench md
     if "${PYTHON:-python3}" -c "import openmm" 2>/dev/null; then \
-      "${PYTHON:-python3}" bench/md_rounds.py --rounds 10 --seconds 3; \
+      "${PYTHON:-python3}" bench/md_rounds.py --rounds 16 --seconds 2; \
     else echo "openmm not importable: pip install openmm (in a venv; PYTHON=venv/bin/python) for the peer numbers"; fi
 
 # Training speed (force matching, train_map's joint step) side by side with PyTorch on the

@@ -70,9 +70,10 @@ pub struct LangevinIntegrator<P: Potential> {
     noise_amplitude: Vec<f64>,
     /// (dt/2) / m_i per coordinate (0 for atoms of zero mass).
     kick_scale: Vec<f64>,
-    /// Atoms of zero mass, which the flat loops move and [`Self::restore_immobile`]
-    /// puts back, with room for their velocities.
+    /// Atoms of zero mass, which the flat loops of a step move and which are then put
+    /// back ([`Self::save_immobile`]).
     immobile: Vec<usize>,
+    /// Their velocities before a flat loop.
     saved_velocities: Vec<[f64; 3]>,
     velocity_scale: f64,
     drift: Vec<[f64; 3]>,
@@ -138,7 +139,7 @@ impl<P: Potential> LangevinIntegrator<P> {
                 })
                 .collect(),
             immobile: (0..n).filter(|&i| masses[i] == 0.0).collect(),
-            saved_velocities: Vec::with_capacity(masses.iter().filter(|&&m| m == 0.0).count()),
+            saved_velocities: vec![[0.0; 3]; masses.iter().filter(|&&m| m == 0.0).count()],
             velocity_scale: 1.0,
             drift: vec![[0.0; 3]; n],
             unconstrained: vec![[0.0; 3]; n],
@@ -274,30 +275,33 @@ impl<P: Potential> LangevinIntegrator<P> {
         );
     }
 
-    /// Keeps the velocities of the atoms of zero mass, for [`Self::restore_immobile`].
+    /// Keeps the velocities of the atoms of zero mass before a flat loop moves them.
     fn save_immobile(&mut self) {
-        self.saved_velocities.clear();
-        for &i in &self.immobile {
-            self.saved_velocities.push(self.velocities[i]);
+        for (saved, &i) in self.saved_velocities.iter_mut().zip(&self.immobile) {
+            *saved = self.velocities[i];
         }
     }
 
-    /// Atoms of zero mass after a flat loop moved them: their saved velocities, plus
-    /// the (zero) kick with `kicked`, and, with `positions_too`, their positions as
-    /// they were, in `drift` and `unconstrained`.
-    fn restore_immobile(&mut self, kicked: bool, positions_too: bool) {
+    /// After the opening kick: atoms of zero mass get their saved velocities plus their
+    /// kick, which is (+0 f) (no COM removal for them; the kick is kept, though it adds
+    /// zero, because it turns a -0 into +0 as the per-atom code did).
+    fn restore_immobile_after_kick(&mut self) {
         for (&i, &saved) in self.immobile.iter().zip(&self.saved_velocities) {
             let (v, f) = (&mut self.velocities[i], self.forces[i]);
             *v = saved;
-            if kicked {
-                for k in 0..3 {
-                    v[k] += self.kick_scale[3 * i + k] * f[k];
-                }
+            for k in 0..3 {
+                v[k] += self.kick_scale[3 * i + k] * f[k];
             }
-            if positions_too {
-                self.drift[i] = self.positions[i];
-                self.unconstrained[i] = self.positions[i];
-            }
+        }
+    }
+
+    /// After the A-O-A loop: atoms of zero mass keep their velocities and stay where
+    /// they are.
+    fn restore_immobile_after_drift(&mut self) {
+        for (&i, &saved) in self.immobile.iter().zip(&self.saved_velocities) {
+            self.velocities[i] = saved;
+            self.drift[i] = self.positions[i];
+            self.unconstrained[i] = self.positions[i];
         }
     }
 
@@ -323,7 +327,7 @@ impl<P: Potential> LangevinIntegrator<P> {
                 &self.kick_scale,
                 vcm,
             );
-            self.restore_immobile(true, false);
+            self.restore_immobile_after_kick();
         } else {
             self.half_kick();
         }
@@ -347,8 +351,7 @@ impl<P: Potential> LangevinIntegrator<P> {
             self.drift.as_flattened_mut(),
             self.unconstrained.as_flattened_mut(),
         );
-        // Atoms of zero mass stay where they are, their velocities untouched.
-        self.restore_immobile(false, true);
+        self.restore_immobile_after_drift();
 
         let next = self.step + 1;
         if !self.constraints.is_empty() {

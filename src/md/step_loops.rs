@@ -6,24 +6,25 @@
 //! bit. Atoms of zero mass are the caller's business (it restores them afterwards).
 //!
 //! Units: positions nm, velocities nm/ps, forces kJ/mol/nm, `kick_scale` = (dt/2) / m
-//! in ps/amu (so that `kick_scale * f` is nm/ps), times ps.
+//! in ps/amu (so `kick_scale * f` is a velocity), the drift's h = dt/2 in ps and
+//! `inv_dt` = 1/dt in 1/ps.
 
-/// Defines `pub(crate) fn $name` that runs `$body` as an AVX2 function when the CPU has
-/// AVX2 and as plain code otherwise.
+/// Defines `pub(crate) fn $name`, which runs `$body` compiled for AVX2 when the CPU has
+/// it (checked at each call: a cached flag) and else `$portable`, the same body as
+/// plain code (also called by the tests, so that both are checked on an AVX2 machine).
 macro_rules! with_avx2 {
-    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+    (
+        $(#[$doc:meta])*
+        fn $name:ident / $portable:ident($($arg:ident: $ty:ty),* $(,)?) $body:block
+    ) => {
         $(#[$doc])*
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn $name($($arg: $ty),*) {
-            #[inline(always)]
-            #[allow(clippy::too_many_arguments)]
-            fn body($($arg: $ty),*) $body
-
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2")]
             #[allow(clippy::too_many_arguments)]
             fn avx2($($arg: $ty),*) {
-                body($($arg),*)
+                $portable($($arg),*)
             }
 
             #[cfg(target_arch = "x86_64")]
@@ -31,15 +32,19 @@ macro_rules! with_avx2 {
                 // SAFETY: AVX2 was just detected.
                 return unsafe { avx2($($arg),*) };
             }
-            body($($arg),*)
+            $portable($($arg),*)
         }
+
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        fn $portable($($arg: $ty),*) $body
     };
 }
 
 with_avx2! {
     /// The kick v <- v + s f, after removing the centre-of-mass velocity when `vcm` is
     /// given: v <- (v - vcm) + s f, per atom `v[k] -= vcm[k]; v[k] += s * f[k]`.
-    fn kick(v: &mut [f64], f: &[f64], kick_scale: &[f64], vcm: Option<[f64; 3]>) {
+    fn kick / kick_portable(v: &mut [f64], f: &[f64], kick_scale: &[f64], vcm: Option<[f64; 3]>) {
         assert!(v.len() == f.len() && v.len() == kick_scale.len());
         match vcm {
             None => {
@@ -64,7 +69,7 @@ with_avx2! {
 with_avx2! {
     /// The A-O-A part of the step, per coordinate: y = x + h v; v <- a v + amp xi
     /// (thermostat only); y <- y + h v; then `drift` = `unconstrained` = y.
-    fn drift_thermostat_drift(
+    fn drift_thermostat_drift / drift_thermostat_drift_portable(
         x: &[f64],
         v: &mut [f64],
         noise: Option<(f64, &[f64], &[f64])>,
@@ -101,7 +106,7 @@ with_avx2! {
 with_avx2! {
     /// The velocity change of the constraint displacement: v <- v + (y - u) / dt as
     /// `v += (y - u) * inv_dt`.
-    fn constraint_velocity(v: &mut [f64], constrained: &[f64], unconstrained: &[f64], inv_dt: f64) {
+    fn constraint_velocity / constraint_velocity_portable(v: &mut [f64], constrained: &[f64], unconstrained: &[f64], inv_dt: f64) {
         assert!(v.len() == constrained.len() && v.len() == unconstrained.len());
         for ((v, y), u) in v.iter_mut().zip(constrained).zip(unconstrained) {
             *v += (y - u) * inv_dt;
@@ -125,8 +130,22 @@ mod tests {
             .collect()
     }
 
+    type Kick = fn(&mut [f64], &[f64], &[f64], Option<[f64; 3]>);
+    type Drift = fn(&[f64], &mut [f64], Option<(f64, &[f64], &[f64])>, f64, &mut [f64], &mut [f64]);
+    type Correct = fn(&mut [f64], &[f64], &[f64], f64);
+
     #[test]
     fn loops_give_the_per_atom_formulas_bit_for_bit() {
+        // The dispatching functions (AVX2 where the CPU has it) and the plain bodies.
+        check(kick, drift_thermostat_drift, constraint_velocity);
+        check(
+            kick_portable,
+            drift_thermostat_drift_portable,
+            constraint_velocity_portable,
+        );
+    }
+
+    fn check(kick: Kick, drift_thermostat_drift: Drift, constraint_velocity: Correct) {
         // 3 n coordinates for n atoms around the chunk of 8 atoms and the lane widths.
         for atoms in [1, 2, 7, 8, 9, 22, 23] {
             let n = 3 * atoms;
