@@ -17,6 +17,11 @@ test-slow:
 md-populations:
     cargo test --release --test long_alanine_md -- --ignored --nocapture
 
+# Time per part of a force evaluation (bonds, angles, torsions, pair kernels, GB) on the
+# bundled molecules, with the production kernels: where the MD step's force time goes.
+md-terms:
+    cargo test --release --lib term_timing -- --ignored --nocapture
+
 # Learned coarse-graining of alanine dipeptide: learned vs fixed map, force-matched CG
 # potentials, CG chains, and JS divergences of every CG observable.
 cg-study:

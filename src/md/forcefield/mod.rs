@@ -24,6 +24,8 @@ pub(crate) mod nonbonded;
 pub(crate) mod obc2;
 pub(crate) mod simd;
 #[cfg(test)]
+mod term_timing;
+#[cfg(test)]
 pub(crate) mod test_support;
 
 use crate::md::error::MdError;
