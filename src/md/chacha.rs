@@ -168,10 +168,10 @@ impl Kernel {
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if crate::md::cpu::has_avx512() {
                 return Kernel::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if crate::md::cpu::has_avx2() {
                 return Kernel::Avx2;
             }
         }
@@ -357,10 +357,10 @@ mod tests {
         let mut kernels = vec![Kernel::Portable];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if crate::md::cpu::has_avx2() {
                 kernels.push(Kernel::Avx2);
             }
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if crate::md::cpu::has_avx512() {
                 kernels.push(Kernel::Avx512);
             }
         }

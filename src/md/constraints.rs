@@ -100,24 +100,10 @@ pub struct Constraints {
     tolerance: f64,
     /// Cluster indices grouped by cluster size (sizes ascending), for SHAKE in lockstep.
     by_size: Vec<(usize, Vec<usize>)>,
-    /// Whether the CPU has AVX2 (checked once, in [`Self::new`]).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    avx2: bool,
 }
 
 /// Clusters of one size that SHAKE iterates side by side.
 const BATCH: usize = 4;
-
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
 
 #[inline(always)]
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
@@ -207,7 +193,6 @@ impl Constraints {
             inv_mass,
             tolerance: DEFAULT_TOLERANCE,
             by_size: Vec::new(),
-            avx2: has_avx2(),
         };
         for cluster in &members {
             if cluster.len() > MAX_CLUSTER {
@@ -298,8 +283,8 @@ impl Constraints {
         positions: &mut [[f64; 3]],
     ) -> Result<usize, ConstraintError> {
         #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: `avx2` is set only after a runtime check for AVX2.
+        if crate::md::cpu::has_avx2() {
+            // SAFETY: AVX2 was just detected.
             return unsafe { self.apply_positions_avx2(reference, positions) };
         }
         self.shake(reference, positions)
@@ -313,8 +298,8 @@ impl Constraints {
         velocities: &mut [[f64; 3]],
     ) -> Result<(), ConstraintError> {
         #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: as in `apply_positions`.
+        if crate::md::cpu::has_avx2() {
+            // SAFETY: AVX2 was just detected.
             return unsafe { self.apply_velocities_avx2(positions, velocities) };
         }
         self.rattle(positions, velocities)
@@ -725,16 +710,12 @@ mod tests {
 
     #[test]
     fn avx2_and_plain_builds_agree_bit_for_bit() {
-        // SHAKE and RATTLE compiled for AVX2 (taken where the CPU has it) and as plain
-        // code: the same operations, so the same bits.
+        // SHAKE and RATTLE as dispatched (compiled for AVX2 where the CPU has it) and
+        // their plain builds: the same operations, so the same bits.
         let (reference, m, c) = methyl();
-        let fast = Constraints::new(&c, &m).unwrap();
-        let plain = Constraints {
-            avx2: false,
-            ..fast.clone()
-        };
+        let cons = Constraints::new(&c, &m).unwrap();
         let mut base = reference.clone();
-        plain.apply_positions(&reference, &mut base).unwrap();
+        cons.shake(&reference, &mut base).unwrap();
         for trial in 0..50 {
             let mut x = base.clone();
             for (i, p) in x.iter_mut().enumerate() {
@@ -744,8 +725,8 @@ mod tests {
             }
             let mut y = x.clone();
             assert_eq!(
-                fast.apply_positions(&base, &mut x).unwrap(),
-                plain.apply_positions(&base, &mut y).unwrap()
+                cons.apply_positions(&base, &mut x).unwrap(),
+                cons.shake(&base, &mut y).unwrap()
             );
             assert!(
                 x.iter()
@@ -757,8 +738,8 @@ mod tests {
                 .map(|i| [i as f64 - 2.5, 0.1 * trial as f64, 1.0 - 0.2 * i as f64])
                 .collect();
             let mut w = v.clone();
-            fast.apply_velocities(&x, &mut v).unwrap();
-            plain.apply_velocities(&x, &mut w).unwrap();
+            cons.apply_velocities(&x, &mut v).unwrap();
+            cons.rattle(&x, &mut w).unwrap();
             assert!(
                 v.iter()
                     .flatten()

@@ -25,6 +25,7 @@ pub mod zmatrix;
 pub mod chacha;
 pub mod constraints;
 pub mod covalent;
+mod cpu;
 pub mod dynamics;
 pub mod langevin;
 pub mod minimize;

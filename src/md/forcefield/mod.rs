@@ -330,12 +330,10 @@ impl LaneWidth {
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx2")
-            {
+            if crate::md::cpu::has_avx512() && crate::md::cpu::has_avx2() {
                 return LaneWidth::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if crate::md::cpu::has_avx2() {
                 return LaneWidth::Avx2;
             }
         }
