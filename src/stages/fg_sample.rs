@@ -100,7 +100,9 @@ impl Stage for FgSample {
     const NAME: &'static str = "fg_sample";
     // 2: faster MD kernels (vectorized bonded terms and 1-4 pairs, lockstep SHAKE with
     // Cramer solves) change trajectories in the last bits.
-    const VERSION: u32 = 2;
+    // 3: 1-4 pairs evaluated in the ordinary pairs' rows (Lorentz-Berthelot 1-4
+    // coefficients) and constrained bonds left out: last bits again.
+    const VERSION: u32 = 3;
     const ABOUT: &'static str = "Fine-grained MD (AMBER force field, vacuum or OBC2, BAOAB Langevin, \
          H-bond constraints), with temperature replica exchange when replicas > 1";
     const INPUTS: &'static [Port] = &[];
@@ -261,13 +263,15 @@ impl Stage for FgSample {
             SolventModel::Vacuum => Solvent::Vacuum,
             SolventModel::Obc2 => Solvent::Obc2,
         };
-        let mut forcefield = ForceField::new(&structure.topology, solvent)
-            .map_err(|e| StageError::Failed(e.to_string()))?;
         let masses = structure.masses();
         let constraints: Vec<DistanceConstraint> = match p.constraints {
             ConstraintSet::None => Vec::new(),
             ConstraintSet::Hbonds => structure.hbond_constraints(),
         };
+        // As OpenMM with constraints=HBonds: the bonds held at r0 are left out.
+        let (mut forcefield, _) = ForceField::new(&structure.topology, solvent)
+            .map_err(|e| StageError::Failed(e.to_string()))?
+            .without_constrained_bonds(&constraints);
         let mut positions = structure.positions.clone();
         if p.minimize {
             let report = minimize(

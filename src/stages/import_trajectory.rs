@@ -94,7 +94,9 @@ pub struct ImportTrajectory;
 impl Stage for ImportTrajectory {
     type Params = ImportTrajectoryParams;
     const NAME: &'static str = "import_trajectory";
-    const VERSION: u32 = 1;
+    // 2: 1-4 pairs in the ordinary pairs' rows change forces and energies in the last
+    // bits.
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "Frames from a multi-model PDB, DCD or XTC file, with energies and \
          forces recomputed by cgloop's AMBER force field (vacuum or OBC2)";
     const INPUTS: &'static [Port] = &[];

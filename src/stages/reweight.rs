@@ -110,7 +110,8 @@ pub struct Reweight;
 impl Stage for Reweight {
     type Params = ReweightParams;
     const NAME: &'static str = "reweight";
-    const VERSION: u32 = 1;
+    // 2: FG energies from the force field with the 1-4 pairs in the rows (last bits).
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "Importance weights exp(-beta U) J r / (p(q | z) exp(-beta U_hat) J_cg) that \
          make backmapped samples Boltzmann-distributed; ESS";
     const INPUTS: &'static [Port] = &[

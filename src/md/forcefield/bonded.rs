@@ -91,7 +91,7 @@ fn atan_of_ratio_lanes<S: Lanes>(num: S, den: S) -> S {
     let bottom = small(den, middle(c(2.0) * den + num, num + den));
     let hi = small(zero, middle(c(ATAN_HI[0]), c(ATAN_HI[1])));
     let lo = small(zero, middle(c(ATAN_LO[0]), c(ATAN_LO[1])));
-    let x = S::select_lt(zero, den, top / bottom, zero);
+    let x = S::select_lt(zero, den, top * bottom.recip(), zero);
     let z = x * x;
     let w = z * z;
     let s1 = z
@@ -121,15 +121,15 @@ pub(crate) fn sub3<S: Lanes>(a: [S; 3], b: [S; 3]) -> [S; 3] {
 
 #[inline(always)]
 pub(crate) fn dot3<S: Lanes>(a: [S; 3], b: [S; 3]) -> S {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+    a[2].mul_add(b[2], a[1].mul_add(b[1], a[0] * b[0]))
 }
 
 #[inline(always)]
 fn cross3<S: Lanes>(a: [S; 3], b: [S; 3]) -> [S; 3] {
     [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
+        a[1].mul_add(b[2], -(a[2] * b[1])),
+        a[2].mul_add(b[0], -(a[0] * b[2])),
+        a[0].mul_add(b[1], -(a[1] * b[0])),
     ]
 }
 
@@ -382,6 +382,14 @@ impl BondedTerms {
         }
     }
 
+    /// Leaves out the bonds for which `drop(i, j, r0)` is true; returns how many.
+    pub(crate) fn remove_bonds(&mut self, drop: impl Fn(usize, usize, f64) -> bool) -> usize {
+        let before = self.bonds.len();
+        self.bonds
+            .retain(|b| !drop(b.i as usize, b.j as usize, b.r0));
+        before - self.bonds.len()
+    }
+
     /// Adds bond forces; returns the bond energy.
     #[inline(always)]
     pub(crate) fn bonds(&self, x: &[[f64; 3]], f: &mut [[f64; 3]]) -> f64 {
@@ -426,7 +434,7 @@ impl BondedTerms {
             let scale = S::select_lt(
                 S::splat(1e-30),
                 normal_len,
-                -de_dtheta / (u2 * v2 * normal_len),
+                -de_dtheta * (u2 * v2 * normal_len).recip(),
                 zero,
             );
             let fi = scale3(scale * v2, cross3(u, normal));
@@ -466,13 +474,14 @@ impl BondedTerms {
             let m2 = dot3(m, m);
             let n2 = dot3(n, n);
             let kj2 = dot3(r_kj, r_kj);
-            let kj = kj2.sqrt();
-            let mn = (m2 * n2).sqrt();
+            let inv_kj = kj2.rsqrt();
+            let kj = kj2 * inv_kj;
+            let m2n2 = m2 * n2;
             // phi = atan2(|r_kj| r_ij.n, m.n) (IUPAC sign); three collinear atoms leave phi
-            // undefined: take phi = 0 and no force (also for a NaN |m||n|).
+            // undefined: take phi = 0 and no force (also for a NaN |m|^2 |n|^2).
             let regular =
-                |then: S, otherwise: S| S::select_lt(S::splat(1e-30), mn, then, otherwise);
-            let inv_mn = regular(one / mn, zero);
+                |then: S, otherwise: S| S::select_lt(S::splat(1e-60), m2n2, then, otherwise);
+            let inv_mn = regular(m2n2.rsqrt(), zero);
             let cos_phi = regular(dot3(m, n) * inv_mn, one);
             let sin_phi = regular(kj * dot3(r_ij, n) * inv_mn, zero);
             let mut energy = S::load(&t.constant, at);
@@ -494,7 +503,7 @@ impl BondedTerms {
             let inv_mn2 = inv_mn * inv_mn;
             let fi_scale = regular(-de_dphi * kj * n2 * inv_mn2, zero);
             let fl_scale = regular(de_dphi * kj * m2 * inv_mn2, zero);
-            let inv_kj2 = one / kj2;
+            let inv_kj2 = inv_kj * inv_kj;
             let p = dot3(r_ij, r_kj) * inv_kj2;
             let q = dot3(r_kl, r_kj) * inv_kj2;
             let fi = scale3(fi_scale, m);

@@ -28,6 +28,7 @@ mod term_timing;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+use crate::md::constraints::DistanceConstraint;
 use crate::md::error::MdError;
 use crate::md::potential::Potential;
 use crate::md::topology::Topology;
@@ -161,6 +162,26 @@ impl ForceField {
         })
     }
 
+    /// Leaves out the harmonic bonds that `constraints` hold at their equilibrium length,
+    /// as OpenMM's `createSystem(constraints=HBonds)` does: a bond held at r = r0 (to
+    /// the constraint tolerance) adds no energy, and its force, along the bond, is what
+    /// the constraint removes. A constraint at another length keeps its bond. Returns
+    /// the force field and the number of bonds left out.
+    pub fn without_constrained_bonds(
+        mut self,
+        constraints: &[DistanceConstraint],
+    ) -> (Self, usize) {
+        let held: std::collections::HashMap<[usize; 2], f64> = constraints
+            .iter()
+            .map(|c| ([c.i.min(c.j), c.i.max(c.j)], c.length_nm))
+            .collect();
+        let removed = self.bonded.remove_bonds(|i, j, r0| {
+            held.get(&[i.min(j), i.max(j)])
+                .is_some_and(|&length| (length - r0).abs() <= 1e-12 * r0)
+        });
+        (self, removed)
+    }
+
     pub fn n_atoms(&self) -> usize {
         self.n_atoms
     }
@@ -246,11 +267,24 @@ impl ForceField {
             torsions: self.bonded.torsions::<W>(&self.soa, forces),
             ..EnergyTerms::default()
         };
-        (e.coulomb_14, e.lennard_jones_14) = self.pairs_14.accumulate_lanes::<W>(&self.soa, forces);
-        (e.coulomb, e.lennard_jones) = match &self.pairs {
-            OrdinaryPairs::Rows(rows) => rows.accumulate::<W>(PairPart::Both, &mut self.soa),
-            OrdinaryPairs::List(list) => list.accumulate(PairPart::Both, x, forces),
-        };
+        match &self.pairs {
+            OrdinaryPairs::Rows(rows) => {
+                if !rows.holds_one_four() {
+                    (e.coulomb_14, e.lennard_jones_14) =
+                        self.pairs_14.accumulate_lanes::<W>(&self.soa, forces);
+                }
+                let pairs = rows.accumulate_with_one_four::<W>(&mut self.soa);
+                (e.coulomb, e.lennard_jones) = (pairs.coulomb, pairs.lennard_jones);
+                if rows.holds_one_four() {
+                    (e.coulomb_14, e.lennard_jones_14) = (pairs.coulomb_14, pairs.lennard_jones_14);
+                }
+            }
+            OrdinaryPairs::List(list) => {
+                (e.coulomb_14, e.lennard_jones_14) =
+                    self.pairs_14.accumulate_lanes::<W>(&self.soa, forces);
+                (e.coulomb, e.lennard_jones) = list.accumulate(PairPart::Both, x, forces);
+            }
+        }
         if let Some(obc) = self.obc.as_mut() {
             e.gb = obc.compute::<W>(&mut self.soa);
         }
@@ -353,6 +387,7 @@ impl Potential for ForceField {
 
 #[cfg(test)]
 mod tests {
+    use super::bonded::{dot, sub};
     use super::test_support::{check_forces_by_finite_differences, random_molecule};
     use super::*;
 
@@ -413,6 +448,99 @@ mod tests {
         // The rows cover exactly the ordinary pairs of the explicit list.
         let rows = PairRows::new(&top).unwrap();
         assert_eq!(rows.len(), PairList::ordinary(&top).len());
+    }
+
+    #[test]
+    fn constrained_bonds_are_left_out_only_at_their_length() {
+        use crate::md::topology::HarmonicBond;
+        let mut top = random_molecule(6, 3);
+        let bond = |i: usize, j: usize, r0: f64| HarmonicBond {
+            atoms: [i, j],
+            k: 2.0e5,
+            r0,
+            involves_hydrogen: true,
+        };
+        top.bonds = vec![bond(0, 1, 0.109), bond(2, 3, 0.101), bond(4, 5, 0.15)];
+        let constraints = [
+            // Held at r0 (atoms given in either order): left out.
+            DistanceConstraint {
+                i: 1,
+                j: 0,
+                length_nm: 0.109,
+            },
+            // Held at another length: kept.
+            DistanceConstraint {
+                i: 2,
+                j: 3,
+                length_nm: 0.1,
+            },
+        ];
+        let full = ForceField::new(&top, Solvent::Vacuum).unwrap();
+        let (mut partial, removed) = full.clone().without_constrained_bonds(&constraints);
+        assert_eq!(removed, 1);
+        let x = super::test_support::test_positions(6, 8);
+        let (mut f_full, mut f_partial) = (vec![[0.0; 3]; 6], vec![[0.0; 3]; 6]);
+        let e_full = full.clone().compute(&x, &mut f_full);
+        let e_partial = partial.compute(&x, &mut f_partial);
+        let d = sub(x[1], x[0]);
+        let r = dot(d, d).sqrt();
+        let dropped = 0.5 * 2.0e5 * (r - 0.109) * (r - 0.109);
+        assert!(dropped > 1.0);
+        assert!((e_full.bonds - e_partial.bonds - dropped).abs() < 1e-9 * dropped);
+        // Only atoms 0 and 1 lose a force, by the dropped bond's.
+        for a in 2..6 {
+            assert_eq!(f_full[a], f_partial[a]);
+        }
+        let s = 2.0e5 * (r - 0.109) / r;
+        for k in 0..3 {
+            assert!((f_full[0][k] - f_partial[0][k] - s * d[k]).abs() < 1e-6 * s.abs());
+        }
+    }
+
+    #[test]
+    fn one_four_pairs_in_the_rows_match_the_list() {
+        let top = random_molecule(29, 7);
+        let x = super::test_support::test_positions(29, 3);
+        let rows = PairRows::new(&top).unwrap();
+        assert!(rows.holds_one_four());
+        let mut ff = ForceField::new(&top, Solvent::Vacuum).unwrap();
+        let mut f = vec![[0.0; 3]; 29];
+        let e = ff.compute(&x, &mut f);
+        let mut one = vec![[0.0; 3]; 29];
+        for term in [Term::Coulomb14, Term::LennardJones14] {
+            let listed = ff.compute_term(term, &x, &mut one);
+            assert!(listed.abs() > 1e-3, "{term:?}");
+            assert!(
+                (e.get(term) - listed).abs() < 1e-12 * listed.abs(),
+                "{term:?}: {} vs {listed}",
+                e.get(term)
+            );
+        }
+        // A second SCEE, or 1-4 coefficients off Lorentz-Berthelot: an explicit list.
+        let mut mixed = top.clone();
+        mixed.pairs_14[1].scee = 1.0;
+        assert!(!PairRows::new(&mixed).unwrap().holds_one_four());
+        let mut off = top.clone();
+        off.lennard_jones.acoef_file[1] *= 1.001;
+        off.lennard_jones.acoef_file[2] *= 1.001;
+        assert!(!PairRows::new(&off).unwrap().holds_one_four());
+        // SCNB differing only on pairs without Lennard-Jones keeps them in the rows.
+        let mut no_lj = top.clone();
+        no_lj.lennard_jones.epsilon[1] = 0.0;
+        for v in [
+            &mut no_lj.lennard_jones.acoef_file,
+            &mut no_lj.lennard_jones.bcoef_file,
+        ] {
+            v[1] = 0.0;
+            v[2] = 0.0;
+            v[3] = 0.0;
+        }
+        for p in &mut no_lj.pairs_14 {
+            if no_lj.atoms[p.atoms[0]].lj_type == 1 || no_lj.atoms[p.atoms[1]].lj_type == 1 {
+                p.scnb = 1e10;
+            }
+        }
+        assert!(PairRows::new(&no_lj).unwrap().holds_one_four());
     }
 
     #[test]

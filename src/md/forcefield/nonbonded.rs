@@ -342,6 +342,80 @@ pub(crate) struct PairRows {
     /// counts.
     pair_masks: Vec<u8>,
     row_mask_start: Vec<u32>,
+    /// The scaled 1-4 pairs, when they can ride in the rows (see [`OneFourInRows`]).
+    one_four: Option<OneFourInRows>,
+}
+
+/// The 1-4 pairs as a second bit per pair in the rows' layout, so that
+/// [`ForceField::compute`](super::ForceField::compute) evaluates them in the same pass
+/// as the ordinary pairs: Coulomb times 1/scee and Lorentz-Berthelot LJ times 1/scnb.
+/// Used only when that is the same energy as the explicit [`PairList::one_four`]:
+/// scee is the same for every 1-4 pair, scnb the same for every 1-4 pair that has
+/// Lennard-Jones (ParmEd writes 1e10 for those that have none), and the file's own 1-4
+/// coefficients (A, B), which OpenMM uses, agree with Lorentz-Berthelot to
+/// [`ONE_FOUR_LB_AGREEMENT`] (tleap writes them to about eight digits).
+#[derive(Debug, Clone)]
+struct OneFourInRows {
+    /// Bit layout as `PairRows::pair_masks`: set for the 1-4 pairs.
+    masks: Vec<u8>,
+    inv_scee: f64,
+    inv_scnb: f64,
+}
+
+/// Largest relative difference between a file's 1-4 (A, B) and Lorentz-Berthelot for
+/// which the 1-4 pairs ride in the rows.
+const ONE_FOUR_LB_AGREEMENT: f64 = 1e-6;
+
+impl OneFourInRows {
+    /// `None` when the 1-4 pairs must stay in an explicit list (see the type's docs).
+    fn new(topology: &Topology, row_mask_start: &[u32], n_bytes: usize) -> Option<Self> {
+        let lj = &topology.lennard_jones;
+        let first = topology.pairs_14.first()?;
+        let (scee, mut scnb) = (first.scee, None);
+        for p in &topology.pairs_14 {
+            let [i, j] = p.atoms;
+            let (ti, tj) = (topology.atoms[i].lj_type, topology.atoms[j].lj_type);
+            let (a, b) = lj.pair_14(ti, tj);
+            let sigma = 0.5 * (lj.sigma[ti] + lj.sigma[tj]);
+            let four_eps = 4.0 * (lj.epsilon[ti] * lj.epsilon[tj]).sqrt();
+            let sigma6 = sigma.powi(6);
+            let (a_lb, b_lb) = (four_eps * sigma6 * sigma6, four_eps * sigma6);
+            let agrees = |file: f64, lb: f64| {
+                (file - lb).abs() <= ONE_FOUR_LB_AGREEMENT * file.abs().max(lb.abs())
+            };
+            if p.scee != scee || i == j || !agrees(a, a_lb) || !agrees(b, b_lb) {
+                return None;
+            }
+            if a != 0.0 || b != 0.0 {
+                match scnb {
+                    None => scnb = Some(p.scnb),
+                    Some(s) if s != p.scnb => return None,
+                    Some(_) => {}
+                }
+            }
+        }
+        let mut masks = vec![0u8; n_bytes];
+        for p in &topology.pairs_14 {
+            let (i, j) = (p.atoms[0].min(p.atoms[1]), p.atoms[0].max(p.atoms[1]));
+            let byte = row_mask_start[i] as usize + j / 8 - (i + 1) / 8;
+            masks[byte] |= 1u8 << (j % 8);
+        }
+        Some(OneFourInRows {
+            masks,
+            inv_scee: 1.0 / scee,
+            inv_scnb: scnb.map_or(0.0, |s| 1.0 / s),
+        })
+    }
+}
+
+/// Energies of one pass of the row kernel, kJ/mol.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct PairEnergies {
+    pub(crate) coulomb: f64,
+    pub(crate) lennard_jones: f64,
+    /// Zero unless the 1-4 pairs ride in the rows and the pass includes them.
+    pub(crate) coulomb_14: f64,
+    pub(crate) lennard_jones_14: f64,
 }
 
 impl PairRows {
@@ -381,6 +455,7 @@ impl PairRows {
             let byte = row_mask_start[i] as usize + j / 8 - (i + 1) / 8;
             pair_masks[byte] &= !(1u8 << (j % 8));
         }
+        let one_four = OneFourInRows::new(topology, &row_mask_start, pair_masks.len());
         let sqrt_ke = ONE_4PI_EPS0.sqrt();
         let column = |per_atom: &dyn Fn(&Atom) -> f64| -> Vec<f64> {
             let mut values: Vec<f64> = topology.atoms.iter().map(per_atom).collect();
@@ -394,7 +469,13 @@ impl PairRows {
             two_sqrt_epsilon: column(&|a| 2.0 * lj.epsilon[a.lj_type].sqrt()),
             pair_masks,
             row_mask_start,
+            one_four,
         })
+    }
+
+    /// Whether [`Self::accumulate_with_one_four`] evaluates the scaled 1-4 pairs too.
+    pub(crate) fn holds_one_four(&self) -> bool {
+        self.one_four.is_some()
     }
 
     /// Number of pairs that count.
@@ -405,22 +486,33 @@ impl PairRows {
             .sum()
     }
 
-    /// Adds the forces of the requested part into `soa`; returns (Coulomb, LJ) energies.
-    /// `W` is the lane type of the row loops.
+    /// Adds the forces of the requested part of the ordinary pairs into `soa`; returns
+    /// (Coulomb, LJ) energies. `W` is the lane type of the row loops.
     #[inline(always)]
     pub(crate) fn accumulate<W: Lanes>(&self, part: PairPart, soa: &mut SoaBuffers) -> (f64, f64) {
-        match part {
-            PairPart::Coulomb => self.kernel::<W, true, false>(soa),
-            PairPart::LennardJones => self.kernel::<W, false, true>(soa),
-            PairPart::Both => self.kernel::<W, true, true>(soa),
+        let e = match part {
+            PairPart::Coulomb => self.kernel::<W, true, false, false>(soa),
+            PairPart::LennardJones => self.kernel::<W, false, true, false>(soa),
+            PairPart::Both => self.kernel::<W, true, true, false>(soa),
+        };
+        (e.coulomb, e.lennard_jones)
+    }
+
+    /// Both parts of the ordinary pairs and, when [`Self::holds_one_four`], of the
+    /// scaled 1-4 pairs, in one pass.
+    #[inline(always)]
+    pub(crate) fn accumulate_with_one_four<W: Lanes>(&self, soa: &mut SoaBuffers) -> PairEnergies {
+        match self.one_four {
+            Some(_) => self.kernel::<W, true, true, true>(soa),
+            None => self.kernel::<W, true, true, false>(soa),
         }
     }
 
     #[inline(always)]
-    fn kernel<W: Lanes, const COULOMB: bool, const LJ: bool>(
+    fn kernel<W: Lanes, const COULOMB: bool, const LJ: bool, const ONE_FOUR: bool>(
         &self,
         soa: &mut SoaBuffers,
-    ) -> (f64, f64) {
+    ) -> PairEnergies {
         let n = self.n_atoms;
         let padded = n + GHOSTS;
         let SoaBuffers {
@@ -444,23 +536,40 @@ impl PairRows {
             y: &mut fy[..padded],
             z: &mut fz[..padded],
         };
+        let (one_four_masks, scale) = match (&self.one_four, ONE_FOUR) {
+            (Some(o), true) => (&o.masks[..], OneFourScale::new(o.inv_scee, o.inv_scnb)),
+            _ => (&[][..], OneFourScale::new(1.0, 1.0)),
+        };
         let lane_bits = ((1u16 << W::LANES) - 1) as u8;
         let mut sums = PairSums::<W>::zero();
         // Chunks aligned to multiples of the lane width (so every row adds into the same
         // force lanes at the same addresses), from the one holding j = i + 1 on.
         let end = padded_len(n, W::LANES);
         for i in 0..n {
-            let masks = &self.pair_masks[self.row_mask_start[i] as usize..];
+            let start = self.row_mask_start[i] as usize;
+            let masks = &self.pair_masks[start..];
+            let masks_14 = if ONE_FOUR {
+                &one_four_masks[start..]
+            } else {
+                &[][..]
+            };
             let first_byte = (i + 1) / 8;
             let mut fi = [W::splat(0.0); 3];
             for j in (((i + 1) / W::LANES) * W::LANES..end).step_by(W::LANES) {
-                let bits = (masks[j / 8 - first_byte] >> (j % 8)) & lane_bits;
-                if bits != 0 {
-                    pair_lanes::<W, COULOMB, LJ>(
+                let byte = j / 8 - first_byte;
+                let bits = (masks[byte] >> (j % 8)) & lane_bits;
+                let bits_14 = if ONE_FOUR {
+                    (masks_14[byte] >> (j % 8)) & lane_bits
+                } else {
+                    0
+                };
+                if bits | bits_14 != 0 {
+                    pair_lanes::<W, COULOMB, LJ, ONE_FOUR>(
                         &atoms,
                         i,
                         j,
-                        bits,
+                        [bits, bits_14],
+                        &scale,
                         &mut forces,
                         &mut fi,
                         &mut sums,
@@ -471,7 +580,24 @@ impl PairRows {
             forces.y[i] += fi[1].sum();
             forces.z[i] += fi[2].sum();
         }
-        (sums.coulomb.sum(), sums.lennard_jones.sum())
+        PairEnergies {
+            coulomb: sums.coulomb.sum(),
+            lennard_jones: sums.lennard_jones.sum(),
+            coulomb_14: sums.coulomb_14.sum(),
+            lennard_jones_14: sums.lennard_jones_14.sum(),
+        }
+    }
+}
+
+/// 1/scee and 1/scnb of the 1-4 pairs in the rows.
+struct OneFourScale {
+    inv_scee: f64,
+    inv_scnb: f64,
+}
+
+impl OneFourScale {
+    fn new(inv_scee: f64, inv_scnb: f64) -> Self {
+        OneFourScale { inv_scee, inv_scnb }
     }
 }
 
@@ -496,6 +622,8 @@ struct ForceColumns<'a> {
 struct PairSums<S> {
     coulomb: S,
     lennard_jones: S,
+    coulomb_14: S,
+    lennard_jones_14: S,
 }
 
 impl<S: Lanes> PairSums<S> {
@@ -503,46 +631,67 @@ impl<S: Lanes> PairSums<S> {
         PairSums {
             coulomb: S::splat(0.0),
             lennard_jones: S::splat(0.0),
+            coulomb_14: S::splat(0.0),
+            lennard_jones_14: S::splat(0.0),
         }
     }
 }
 
-/// Pairs (i, j..j + S::LANES) whose bit in `bits` is set: F_i = -s d, F_j = +s d with
-/// d = x_j - x_i and s = -(dE/dr)/r.
+/// Pairs (i, j..j + S::LANES) whose bit in `bits[0]` (ordinary) or, with `ONE_FOUR`,
+/// `bits[1]` (1-4, scaled) is set: F_i = -s d, F_j = +s d with d = x_j - x_i and
+/// s = -(dE/dr)/r.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn pair_lanes<S: Lanes, const COULOMB: bool, const LJ: bool>(
+fn pair_lanes<S: Lanes, const COULOMB: bool, const LJ: bool, const ONE_FOUR: bool>(
     atoms: &AtomColumns,
     i: usize,
     j: usize,
-    bits: u8,
+    [bits, bits_14]: [u8; 2],
+    scale: &OneFourScale,
     forces: &mut ForceColumns,
     fi: &mut [S; 3],
     sums: &mut PairSums<S>,
 ) {
     let zero = S::splat(0.0);
+    let one = S::splat(1.0);
     let dx = S::load(atoms.x, j) - S::splat(atoms.x[i]);
     let dy = S::load(atoms.y, j) - S::splat(atoms.y[i]);
     let dz = S::load(atoms.z, j) - S::splat(atoms.z[i]);
-    let r2 = dx * dx + dy * dy + dz * dz;
+    let r2 = dz.mul_add(dz, dy.mul_add(dy, dx * dx));
     // Masked lanes (j <= i, excluded, ghosts; r may be 0) get 1/r = 0 at once, so every
     // term below is zero there and no infinity or NaN survives.
-    let inv_r = S::select_bits(bits, r2.rsqrt(), zero);
+    let inv_r = S::select_bits(bits | bits_14, r2.rsqrt(), zero);
     let inv_r2 = inv_r * inv_r;
     let mut s = zero;
     if COULOMB {
-        let e = S::splat(atoms.charge[i]) * S::load(atoms.charge, j) * inv_r;
-        sums.coulomb += e;
+        let mut e = S::splat(atoms.charge[i]) * S::load(atoms.charge, j) * inv_r;
+        if ONE_FOUR {
+            e = e * S::select_bits(bits_14, S::splat(scale.inv_scee), one);
+            sums.coulomb += S::select_bits(bits, e, zero);
+            sums.coulomb_14 += S::select_bits(bits_14, e, zero);
+        } else {
+            sums.coulomb += e;
+        }
         s += e;
     }
     if LJ {
         let sigma = S::splat(atoms.half_sigma[i]) + S::load(atoms.half_sigma, j);
         let sigma2 = sigma * sigma * inv_r2;
         let sigma6 = sigma2 * sigma2 * sigma2;
-        let four_eps = S::splat(atoms.two_sqrt_epsilon[i]) * S::load(atoms.two_sqrt_epsilon, j);
+        let mut four_eps = S::splat(atoms.two_sqrt_epsilon[i]) * S::load(atoms.two_sqrt_epsilon, j);
+        if ONE_FOUR {
+            four_eps = four_eps * S::select_bits(bits_14, S::splat(scale.inv_scnb), one);
+        }
         let repulsion = four_eps * sigma6 * sigma6;
         let dispersion = four_eps * sigma6;
-        sums.lennard_jones += repulsion - dispersion;
-        s += S::splat(12.0) * repulsion - S::splat(6.0) * dispersion;
+        if ONE_FOUR {
+            let e = repulsion - dispersion;
+            sums.lennard_jones += S::select_bits(bits, e, zero);
+            sums.lennard_jones_14 += S::select_bits(bits_14, e, zero);
+        } else {
+            sums.lennard_jones += repulsion - dispersion;
+        }
+        s += S::splat(12.0).mul_add(repulsion, S::splat(-6.0) * dispersion);
     }
     s = s * inv_r2;
     let (sx, sy, sz) = (s * dx, s * dy, s * dz);

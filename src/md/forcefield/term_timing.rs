@@ -7,7 +7,9 @@
 //!
 //! Each part runs alone in batches of about 0.5 ms (as many calls as a whole evaluation
 //! fits), 600 batches alternating over the parts; the fastest batch (the machine
-//! undisturbed) and the median are printed in ns per call. A part's inputs stay fixed and its force outputs accumulate, which does not
+//! undisturbed) and the median are printed in ns per call. "all" runs either the 1-4
+//! list and the ordinary pairs, or the rows with the 1-4 pairs, whichever `compute`
+//! uses (the header says which). A part's inputs stay fixed and its force outputs accumulate, which does not
 //! change its cost. Timings only: nothing is asserted.
 
 use super::nonbonded::PairPart;
@@ -19,14 +21,15 @@ use std::time::Instant;
 /// batch finds the machine undisturbed.
 const BATCHES: usize = 600;
 
-const PARTS: [&str; 9] = [
+const PARTS: [&str; 10] = [
     "all (compute)",
     "zero + load",
     "bonds",
     "angles",
     "torsions",
-    "1-4 pairs",
+    "1-4 pairs (list)",
     "ordinary pairs",
+    "rows with 1-4",
     "gb (obc2)",
     "store",
 ];
@@ -49,7 +52,11 @@ fn part<W: Lanes>(ff: &mut ForceField, p: usize, x: &[[f64; 3]], f: &mut [[f64; 
             OrdinaryPairs::Rows(rows) => rows.accumulate::<W>(PairPart::Both, &mut ff.soa).0,
             OrdinaryPairs::List(list) => list.accumulate(PairPart::Both, x, f).0,
         },
-        7 => match ff.obc.as_mut() {
+        7 => match &ff.pairs {
+            OrdinaryPairs::Rows(rows) => rows.accumulate_with_one_four::<W>(&mut ff.soa).coulomb,
+            OrdinaryPairs::List(_) => 0.0,
+        },
+        8 => match ff.obc.as_mut() {
             Some(obc) => obc.compute::<W>(&mut ff.soa),
             None => 0.0,
         },
@@ -147,8 +154,12 @@ fn force_field_time_per_part() {
         };
         #[cfg(not(target_arch = "x86_64"))]
         let times = time_parts::<f64>(&mut ff, x);
+        let one_four = match &ff.pairs {
+            OrdinaryPairs::Rows(rows) if rows.holds_one_four() => "in the rows",
+            _ => "in a list",
+        };
         println!(
-            "{name}: {} atoms, {} ordinary pairs, {} 1-4 pairs; {lanes}; ns per call, fastest batch (median)",
+            "{name}: {} atoms, {} ordinary pairs, {} 1-4 pairs ({one_four}); {lanes}; ns per call, fastest batch (median)",
             ff.n_atoms(),
             ff.n_pairs(),
             ff.pairs_14.len()
