@@ -228,7 +228,7 @@ impl ForceField {
             LaneWidth::Avx2 => return unsafe { self.compute_avx2(positions, forces) },
             LaneWidth::Scalar => {}
         }
-        self.compute_lanes::<f64>(positions, forces)
+        self.compute_lanes::<f64>(positions, forces, BondedTerms::angles_torsions::<f64>)
     }
 
     /// [`Self::compute_lanes`] on 8-wide AVX-512 lanes.
@@ -239,7 +239,10 @@ impl ForceField {
         positions: &[[f64; 3]],
         forces: &mut [[f64; 3]],
     ) -> EnergyTerms {
-        self.compute_lanes::<simd::F64x8>(positions, forces)
+        self.compute_lanes::<simd::F64x8>(positions, forces, |bonded, soa, forces| {
+            // SAFETY: this function runs only where the CPU has AVX-512F and AVX2.
+            unsafe { bonded.angles_torsions_avx512(soa, forces) }
+        })
     }
 
     /// [`Self::compute_lanes`] on 4-wide AVX2 lanes.
@@ -250,23 +253,30 @@ impl ForceField {
         positions: &[[f64; 3]],
         forces: &mut [[f64; 3]],
     ) -> EnergyTerms {
-        self.compute_lanes::<simd::F64x4>(positions, forces)
+        self.compute_lanes::<simd::F64x4>(
+            positions,
+            forces,
+            BondedTerms::angles_torsions::<simd::F64x4>,
+        )
     }
 
+    /// Every term on lanes `W`; `angles_torsions` evaluates those two terms (on `W`,
+    /// or out of line, see [`BondedTerms::angles_torsions_avx512`]) and returns their
+    /// energies.
     #[inline(always)]
     fn compute_lanes<W: simd::Lanes>(
         &mut self,
         x: &[[f64; 3]],
         forces: &mut [[f64; 3]],
+        angles_torsions: impl FnOnce(&mut BondedTerms, &SoaBuffers, &mut [[f64; 3]]) -> (f64, f64),
     ) -> EnergyTerms {
         forces.iter_mut().for_each(|f| *f = [0.0; 3]);
         self.soa.load(x);
         let mut e = EnergyTerms {
             bonds: self.bonded.bonds(x, forces),
-            angles: self.bonded.angles::<W>(&self.soa, forces),
-            torsions: self.bonded.torsions::<W>(&self.soa, forces),
             ..EnergyTerms::default()
         };
+        (e.angles, e.torsions) = angles_torsions(&mut self.bonded, &self.soa, forces);
         match &self.pairs {
             OrdinaryPairs::Rows(rows) => {
                 if !rows.holds_one_four() {

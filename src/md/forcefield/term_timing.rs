@@ -38,7 +38,7 @@ const PARTS: [&str; 10] = [
 #[inline(always)]
 fn part<W: Lanes>(ff: &mut ForceField, p: usize, x: &[[f64; 3]], f: &mut [[f64; 3]]) -> f64 {
     match p {
-        0 => ff.compute_lanes::<W>(x, f).total(),
+        0 => ff.compute(x, f).total(),
         1 => {
             f.iter_mut().for_each(|v| *v = [0.0; 3]);
             ff.soa.load(x);
