@@ -2,7 +2,9 @@
 //!
 //! An AMBER topology and starting structure; energies and forces of the AMBER force
 //! field without cutoff, in vacuum or GBSA-OBC2 ([`crate::md::forcefield`]); L-BFGS
-//! minimization; Langevin BAOAB dynamics at 2 fs with H-bond constraints; and, with more
+//! minimization; Langevin BAOAB dynamics at 2 fs with H-bond constraints (whose bonds'
+//! harmonic terms are then left out, as OpenMM does: held at r0 they add nothing); and,
+//! with more
 //! than one replica, temperature replica exchange on a geometric ladder from
 //! `temperature_k` to `max_temperature_k` (alanine dipeptide at 300 K needs it to visit
 //! phi > 0 at all). Frames are saved every `save_every` steps after
@@ -150,7 +152,8 @@ impl Stage for FgSample {
         },
         ParamDoc {
             name: "constraints",
-            about: "hbonds | none",
+            about: "hbonds | none (with hbonds the constrained bonds' harmonic terms are left \
+                    out, as OpenMM's constraints=HBonds)",
         },
         ParamDoc {
             name: "minimize",

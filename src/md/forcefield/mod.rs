@@ -13,11 +13,14 @@
 //! without allocating (scratch lives in the struct, hence `&mut self`);
 //! [`ForceField::compute_term`] evaluates one term alone, for tests and diagnostics.
 //!
-//! Speed: the pair loops (ordinary Coulomb/LJ pairs as rows i -> j > i with one mask bit
-//! per pair; the three OBC2 passes) read struct-of-arrays columns padded with inert
-//! ghost atoms, are written once over a lane type (`simd::Lanes`) and run on AVX-512
-//! (8 doubles) or AVX2 (4) when a runtime check finds them, else on scalars. Bonded
-//! terms avoid libm: torsions by angle addition, angles with an fdlibm-derived atan.
+//! Speed: the pair loops (ordinary Coulomb/LJ pairs, with the 1-4 pairs where they
+//! allow it, as rows i -> j > i with mask bits per pair; the three OBC2 passes) read
+//! struct-of-arrays columns padded with inert ghost atoms, are written once over a lane
+//! type (`simd::Lanes`) and run on AVX-512 (8 doubles) or AVX2 (4) when a runtime check
+//! finds them, else on scalars. Bonded terms avoid libm: torsions by angle addition,
+//! angles with an fdlibm-derived atan. With H-bond constraints, the constrained bonds'
+//! harmonic terms can be left out ([`ForceField::without_constrained_bonds`]), as
+//! OpenMM leaves them out.
 
 pub(crate) mod bonded;
 pub(crate) mod nonbonded;

@@ -8,7 +8,10 @@
 //! vectorized rows with one mask bit per pair; Lorentz-Berthelot A, B from per-atom
 //! sigma, epsilon as OpenMM). 1-4 pairs carry A/scnb, B/scnb (A, B as written in the
 //! prmtop, as OpenMM does) and qq/scee, in an explicit struct-of-arrays [`PairList`],
-//! which also serves NBFIX tables and the per-term evaluation.
+//! which also serves NBFIX tables and the per-term evaluation. Where scee and scnb are
+//! uniform and the file's 1-4 A, B are Lorentz-Berthelot's (to 1e-6, the file's printed
+//! precision; as tleap writes them), the full evaluation takes the 1-4 pairs in the rows
+//! instead, with a second mask bit (`OneFourInRows`): one pass over all pairs.
 
 use crate::md::forcefield::bonded::{Scatter, dot3, gather, sub3};
 use crate::md::forcefield::simd::Lanes;
@@ -563,12 +566,25 @@ impl PairRows {
                 } else {
                     0
                 };
-                if bits | bits_14 != 0 {
-                    pair_lanes::<W, COULOMB, LJ, ONE_FOUR>(
+                // Chunks without 1-4 pairs skip the scaling (the same bits: it multiplies
+                // by 1 and adds the masked lanes' zeros).
+                if ONE_FOUR && bits_14 != 0 {
+                    pair_lanes::<W, COULOMB, LJ, true>(
                         &atoms,
                         i,
                         j,
                         [bits, bits_14],
+                        &scale,
+                        &mut forces,
+                        &mut fi,
+                        &mut sums,
+                    );
+                } else if bits != 0 {
+                    pair_lanes::<W, COULOMB, LJ, false>(
+                        &atoms,
+                        i,
+                        j,
+                        [bits, 0],
                         &scale,
                         &mut forces,
                         &mut fi,
