@@ -9,7 +9,10 @@
 //!
 //! Matches OpenMM's `AmberPrmtopFile.createSystem(nonbondedMethod=NoCutoff,
 //! implicitSolvent=OBC2)` term by term (to ~1e-11 kJ/mol/nm on the datasets; see
-//! `tests/md_openmm_reference.rs`). [`ForceField::compute`] evaluates everything
+//! `tests/md_openmm_reference.rs`). The full evaluation agrees to ~1e-8 kJ/mol and
+//! ~7e-7 kJ/mol/nm: where it takes the 1-4 pairs in the rows, their Lennard-Jones
+//! coefficients are Lorentz-Berthelot's, which the file's printed 1-4 A and B (OpenMM's
+//! choice) match to about eight digits. [`ForceField::compute`] evaluates everything
 //! without allocating (scratch lives in the struct, hence `&mut self`);
 //! [`ForceField::compute_term`] evaluates one term alone, for tests and diagnostics.
 //!
@@ -554,6 +557,26 @@ mod tests {
             }
         }
         assert!(PairRows::new(&no_lj).unwrap().holds_one_four());
+    }
+
+    #[test]
+    fn bundled_topologies_take_the_one_four_pairs_in_the_rows() {
+        // The speed of the bundled studies depends on it: their files' 1-4 A, B are
+        // Lorentz-Berthelot's to the printed digits, with one SCEE and one SCNB.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for base in [
+            "datasets/alanine_dipeptide/ala2_ff14SB",
+            "datasets/alanine_dipeptide/ala2_ff99SBildn",
+            "datasets/chignolin/cln025_ff14SB",
+        ] {
+            let s = crate::md::structure::Structure::read(
+                &root.join(format!("{base}.prmtop")),
+                &root.join(format!("{base}.inpcrd")),
+            )
+            .unwrap();
+            let rows = PairRows::new(&s.topology).unwrap();
+            assert!(rows.holds_one_four(), "{base}");
+        }
     }
 
     #[test]
