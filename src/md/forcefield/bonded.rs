@@ -516,9 +516,25 @@ impl BondedTerms {
             let kj = kj2 * inv_kj;
             let m2n2 = m2 * n2;
             // phi = atan2(|r_kj| r_ij.n, m.n) (IUPAC sign); three collinear atoms leave phi
-            // undefined: take phi = 0 and no force (also for a NaN |m|^2 |n|^2).
-            let regular =
-                |then: S, otherwise: S| S::select_lt(S::splat(1e-60), m2n2, then, otherwise);
+            // undefined: take phi = 0 and no force (also for a NaN |m|^2 |n|^2). Collinear
+            // means sin^2 < 1e-24 at either end: with fused multiply-adds the cross product
+            // of parallel vectors is rounding noise, not zero, and an absolute threshold
+            // alone would turn that noise into a huge force.
+            let tiny = S::splat(1e-24) * kj2;
+            let (m_ok, n_ok) = (tiny * dot3(r_ij, r_ij), tiny * dot3(r_kl, r_kl));
+            let regular = |then: S, otherwise: S| {
+                S::select_lt(
+                    m_ok,
+                    m2,
+                    S::select_lt(
+                        n_ok,
+                        n2,
+                        S::select_lt(S::splat(1e-60), m2n2, then, otherwise),
+                        otherwise,
+                    ),
+                    otherwise,
+                )
+            };
             let inv_mn = regular(m2n2.rsqrt(), zero);
             let cos_phi = regular(dot3(m, n) * inv_mn, one);
             let sin_phi = regular(kj * dot3(r_ij, n) * inv_mn, zero);

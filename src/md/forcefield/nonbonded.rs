@@ -352,7 +352,8 @@ pub(crate) struct PairRows {
 /// The 1-4 pairs as a second bit per pair in the rows' layout, so that
 /// [`ForceField::compute`](super::ForceField::compute) evaluates them in the same pass
 /// as the ordinary pairs: Coulomb times 1/scee and Lorentz-Berthelot LJ times 1/scnb.
-/// Used only when that is the same energy as the explicit [`PairList::one_four`]:
+/// Used only when that is the explicit [`PairList::one_four`]'s energy, to 1e-7
+/// relative in the Lennard-Jones coefficients:
 /// scee is the same for every 1-4 pair, scnb the same for every 1-4 pair that has
 /// Lennard-Jones (ParmEd writes 1e10 for those that have none), and the file's own 1-4
 /// coefficients (A, B), which OpenMM uses, agree with Lorentz-Berthelot to
@@ -541,6 +542,7 @@ impl PairRows {
             y: &mut fy[..padded],
             z: &mut fz[..padded],
         };
+        debug_assert!(!ONE_FOUR || self.one_four.is_some());
         let (one_four_masks, scale) = match (&self.one_four, ONE_FOUR) {
             (Some(o), true) => (&o.masks[..], OneFourScale::new(o.inv_scee, o.inv_scnb)),
             _ => (&[][..], OneFourScale::new(1.0, 1.0)),

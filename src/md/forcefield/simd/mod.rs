@@ -1,7 +1,9 @@
 //! A minimal lane abstraction for the pair loops: the same kernel source runs on plain
-//! `f64` (one lane, any CPU), on 4 x f64 AVX2 and on 8 x f64 AVX-512 registers. Both implementations perform
-//! the same IEEE operations in the same order (no FMA contraction), so results agree
-//! bit for bit. Also the branch-free `ln` and `exp` used in those loops (fdlibm
+//! `f64` (one lane, any CPU), on 4 x f64 AVX2 and on 8 x f64 AVX-512 registers. The
+//! scalar and AVX2 implementations perform the same IEEE operations in the same order
+//! (no FMA contraction), so their results agree bit for bit; AVX-512 fuses
+//! [`Lanes::mul_add`] and refines 14-bit reciprocal estimates, so it agrees to about an
+//! ulp per operation. Also the branch-free `ln` and `exp` used in those loops (fdlibm
 //! algorithms, about one ulp).
 
 // fdlibm's coefficients are kept exactly as published (more digits than a double holds).
