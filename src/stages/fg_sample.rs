@@ -4,8 +4,7 @@
 //! field without cutoff, in vacuum or GBSA-OBC2 ([`crate::md::forcefield`]); L-BFGS
 //! minimization; Langevin BAOAB dynamics at 2 fs with H-bond constraints (whose bonds'
 //! harmonic terms are then left out, as OpenMM does: held at r0 they add nothing); and,
-//! with more
-//! than one replica, temperature replica exchange on a geometric ladder from
+//! with more than one replica, temperature replica exchange on a geometric ladder from
 //! `temperature_k` to `max_temperature_k` (alanine dipeptide at 300 K needs it to visit
 //! phi > 0 at all). Frames are saved every `save_every` steps after
 //! `equilibration_steps`, at the lowest temperature only unless `save_all_temperatures`.

@@ -290,15 +290,14 @@ impl ForceField {
         (e.angles, e.torsions) = angles_torsions(&mut self.bonded, &self.soa, forces);
         match &self.pairs {
             OrdinaryPairs::Rows(rows) => {
-                if !rows.holds_one_four() {
-                    (e.coulomb_14, e.lennard_jones_14) =
-                        self.pairs_14.accumulate_lanes::<W>(&self.soa, forces);
-                }
+                // The rows add into `soa`, the 1-4 list into `forces`: either order.
                 let pairs = rows.accumulate_with_one_four::<W>(&mut self.soa);
                 (e.coulomb, e.lennard_jones) = (pairs.coulomb, pairs.lennard_jones);
-                if rows.holds_one_four() {
-                    (e.coulomb_14, e.lennard_jones_14) = (pairs.coulomb_14, pairs.lennard_jones_14);
-                }
+                (e.coulomb_14, e.lennard_jones_14) = if rows.holds_one_four() {
+                    (pairs.coulomb_14, pairs.lennard_jones_14)
+                } else {
+                    self.pairs_14.accumulate_lanes::<W>(&self.soa, forces)
+                };
             }
             OrdinaryPairs::List(list) => {
                 (e.coulomb_14, e.lennard_jones_14) =
@@ -542,6 +541,14 @@ mod tests {
         let mut scalar = ff.clone();
         scalar.disable_simd();
         let (mut f, mut f_scalar) = (vec![[0.0; 3]; 4], vec![[0.0; 3]; 4]);
+        // The scalar torsion: no force at all.
+        let mut f_torsion = vec![[1.0; 3]; 4];
+        scalar.compute_term(Term::Torsions, &x, &mut f_torsion);
+        assert!(
+            f_torsion.iter().flatten().all(|&v| v == 0.0),
+            "{f_torsion:?}"
+        );
+        // Every lane type: the scalar path's energies and forces.
         let e = ff.compute(&x, &mut f);
         let e_scalar = scalar.compute(&x, &mut f_scalar);
         assert!((e.torsions - e_scalar.torsions).abs() < 1e-12, "{e:?}");

@@ -10,8 +10,8 @@
 //! prmtop, as OpenMM does) and qq/scee, in an explicit struct-of-arrays [`PairList`],
 //! which also serves NBFIX tables and the per-term evaluation. Where scee and scnb are
 //! uniform and the file's 1-4 A, B are Lorentz-Berthelot's (to 1e-7, above the file's
-//! printed precision; as tleap writes them), the full evaluation takes the 1-4 pairs in the rows
-//! instead, with a second mask bit (`OneFourInRows`): one pass over all pairs.
+//! printed precision; as tleap writes them), the full evaluation takes the 1-4 pairs in
+//! the rows instead, with a second mask bit (`OneFourInRows`): one pass over all pairs.
 
 use crate::md::forcefield::bonded::{Scatter, dot3, gather, sub3};
 use crate::md::forcefield::simd::Lanes;
@@ -353,17 +353,16 @@ pub(crate) struct PairRows {
 /// [`ForceField::compute`](super::ForceField::compute) evaluates them in the same pass
 /// as the ordinary pairs: Coulomb times 1/scee and Lorentz-Berthelot LJ times 1/scnb.
 /// Used only when that is the explicit [`PairList::one_four`]'s energy, to 1e-7
-/// relative in the Lennard-Jones coefficients:
-/// scee is the same for every 1-4 pair, scnb the same for every 1-4 pair that has
-/// Lennard-Jones (ParmEd writes 1e10 for those that have none), and the file's own 1-4
-/// coefficients (A, B), which OpenMM uses, agree with Lorentz-Berthelot to
-/// [`ONE_FOUR_LB_AGREEMENT`] (tleap and ParmEd print them to nine digits, %16.8E).
+/// relative in the Lennard-Jones coefficients: scee is the same for every 1-4 pair,
+/// scnb the same for every 1-4 pair that has Lennard-Jones (ParmEd writes 1e10 for those
+/// that have none), and the file's own 1-4 coefficients (A, B), which OpenMM uses, agree
+/// with Lorentz-Berthelot to [`ONE_FOUR_LB_AGREEMENT`] (tleap and ParmEd print them to
+/// nine digits, %16.8E).
 #[derive(Debug, Clone)]
 struct OneFourInRows {
     /// Bit layout as `PairRows::pair_masks`: set for the 1-4 pairs.
     masks: Vec<u8>,
-    inv_scee: f64,
-    inv_scnb: f64,
+    scale: OneFourScale,
 }
 
 /// Largest relative difference between a file's 1-4 (A, B) and Lorentz-Berthelot for
@@ -389,6 +388,7 @@ impl OneFourInRows {
             let agrees = |file: f64, lb: f64| {
                 (file - lb).abs() <= ONE_FOUR_LB_AGREEMENT * file.abs().max(lb.abs())
             };
+            // (A pair of an atom with itself has no place in the rows.)
             if p.scee != scee || i == j || !agrees(a, a_lb) || !agrees(b, b_lb) {
                 return None;
             }
@@ -408,8 +408,10 @@ impl OneFourInRows {
         }
         Some(OneFourInRows {
             masks,
-            inv_scee: 1.0 / scee,
-            inv_scnb: scnb.map_or(0.0, |s| 1.0 / s),
+            scale: OneFourScale {
+                inv_scee: 1.0 / scee,
+                inv_scnb: scnb.map_or(0.0, |s| 1.0 / s),
+            },
         })
     }
 }
@@ -543,9 +545,13 @@ impl PairRows {
             z: &mut fz[..padded],
         };
         debug_assert!(!ONE_FOUR || self.one_four.is_some());
+        let unscaled = OneFourScale {
+            inv_scee: 1.0,
+            inv_scnb: 1.0,
+        };
         let (one_four_masks, scale) = match (&self.one_four, ONE_FOUR) {
-            (Some(o), true) => (&o.masks[..], OneFourScale::new(o.inv_scee, o.inv_scnb)),
-            _ => (&[][..], OneFourScale::new(1.0, 1.0)),
+            (Some(o), true) => (&o.masks[..], &o.scale),
+            _ => (&[][..], &unscaled),
         };
         let lane_bits = ((1u16 << W::LANES) - 1) as u8;
         let mut sums = PairSums::<W>::zero();
@@ -578,7 +584,7 @@ impl PairRows {
                         i,
                         j,
                         [bits, bits_14],
-                        &scale,
+                        scale,
                         &mut forces,
                         &mut fi,
                         &mut sums,
@@ -589,7 +595,7 @@ impl PairRows {
                         i,
                         j,
                         [bits, 0],
-                        &scale,
+                        scale,
                         &mut forces,
                         &mut fi,
                         &mut sums,
@@ -610,15 +616,10 @@ impl PairRows {
 }
 
 /// 1/scee and 1/scnb of the 1-4 pairs in the rows.
+#[derive(Debug, Clone)]
 struct OneFourScale {
     inv_scee: f64,
     inv_scnb: f64,
-}
-
-impl OneFourScale {
-    fn new(inv_scee: f64, inv_scnb: f64) -> Self {
-        OneFourScale { inv_scee, inv_scnb }
-    }
 }
 
 /// Per-atom inputs of the row kernel.
