@@ -250,8 +250,12 @@ fn flow_backmap_and_reweight_on_alanine_dipeptide() {
     let exported = dir.path().join("export");
     let files = export_files(&store, &report, &exported).unwrap();
     assert!(files.contains(&exported.join("compare/plot.png")));
+    assert!(files.contains(&exported.join("compare/free_energy_2d.png")));
     let md = std::fs::read_to_string(exported.join("report.md")).unwrap();
     assert!(md.contains("](compare/plot.png)"), "{md}");
+    assert!(md.contains("](compare/free_energy_2d.png)"), "{md}");
+
+    structures_round_trip(&dir, &store, &k, &reweighted, &w);
     assert!(md.contains("| C7ax/alpha_L |"), "{md}");
 
     // Rerunning into the same store computes nothing.
@@ -492,4 +496,95 @@ fn compare_pools_a_second_reference_run() {
         failure.contains("more_reference") && failure.contains("350"),
         "{failure}"
     );
+}
+
+/// `cgloop export`'s library half: the reweighted atoms as multi-model PDB and as DCD
+/// with its PDB topology, read back by our own readers; a slice, and resampling by the
+/// weights.
+fn structures_round_trip(
+    dir: &TempDir,
+    store: &Store,
+    k: &BTreeMap<String, Key>,
+    reweighted: &Trajectory,
+    weights: &[f64],
+) {
+    use cgloop::exec::structures::{ExportRequest, FrameSlice, export_structures};
+    use cgloop::md::dcd::read_dcd;
+    use cgloop::md::pdb::read_pdb;
+
+    let request = |out: &str, frames: &str, resample: Option<usize>| ExportRequest {
+        key: k["reweight"],
+        output: "trajectory".into(),
+        out: dir.path().join(out),
+        temperature_index: None,
+        frames: FrameSlice::parse(frames).unwrap(),
+        resample,
+        seed: 3,
+    };
+    let n = reweighted.n_atoms;
+    let frame = |i: usize| -> Vec<[f64; 3]> {
+        reweighted
+            .positions(i)
+            .chunks(3)
+            .map(|c| [c[0], c[1], c[2]])
+            .collect()
+    };
+    let close = |a: &[[f64; 3]], b: &[[f64; 3]], tolerance_nm: f64| {
+        a.iter()
+            .zip(b)
+            .all(|(p, q)| (0..3).all(|d| (p[d] - q[d]).abs() <= tolerance_nm))
+    };
+
+    // PDB: every 7th frame, names from the FG run's atoms (found upstream), 1e-4 nm.
+    let summary = export_structures(store, &request("slice.pdb", "::7", None)).unwrap();
+    assert!(
+        summary.atoms_from.contains("`fg`"),
+        "{}",
+        summary.atoms_from
+    );
+    let pdb = read_pdb(&dir.path().join("slice.pdb")).unwrap();
+    let chosen: Vec<usize> = (0..reweighted.len()).step_by(7).collect();
+    assert_eq!(pdb.frames.len(), chosen.len());
+    assert_eq!(pdb.atoms.len(), n);
+    assert_eq!(pdb.atoms[1].name, "CH3");
+    for (model, &i) in pdb.frames.iter().zip(&chosen) {
+        assert!(close(model, &frame(i), 0.5e-4 + 1e-12), "frame {i}");
+    }
+
+    // DCD (float32 Å) with its topology beside it.
+    let summary = export_structures(store, &request("all.dcd", "::", None)).unwrap();
+    assert_eq!(summary.files.len(), 2);
+    let dcd = read_dcd(&dir.path().join("all.dcd")).unwrap();
+    let topology = read_pdb(&dir.path().join("all.pdb")).unwrap();
+    assert_eq!((dcd.n_atoms, topology.atoms.len()), (n, n));
+    assert_eq!(dcd.frames.len(), reweighted.len());
+    for (i, f) in dcd.frames.iter().enumerate() {
+        assert!(close(f, &frame(i), 1e-6), "frame {i}");
+    }
+
+    // Resampled by weight: only frames of positive weight, the heaviest most often.
+    let summary = export_structures(store, &request("drawn.pdb", "::", Some(50))).unwrap();
+    assert_eq!(summary.frames, 50);
+    let drawn = read_pdb(&dir.path().join("drawn.pdb")).unwrap();
+    let heaviest = (0..weights.len())
+        .max_by(|&a, &b| weights[a].total_cmp(&weights[b]))
+        .unwrap();
+    let copies = drawn
+        .frames
+        .iter()
+        .filter(|f| close(f, &frame(heaviest), 1e-4))
+        .count();
+    let expected = 50.0 * weights[heaviest];
+    assert!(
+        (copies as f64 - expected).abs() <= 1.0,
+        "{copies} copies of the heaviest frame, expected {expected:.1}"
+    );
+
+    // Errors the user can fix name what is wrong.
+    let err = export_structures(store, &request("x.xyz", "::", None)).unwrap_err();
+    assert!(err.to_string().contains(".pdb"), "{err}");
+    let mut bad = request("w.pdb", "::", Some(5));
+    bad.key = k["backmap"];
+    let err = export_structures(store, &bad).unwrap_err();
+    assert!(err.to_string().contains("no `weights` output"), "{err}");
 }

@@ -300,3 +300,135 @@ fn artifacts_carry_provenance_in_parquet_metadata() {
     assert_eq!(params["factor"], 2.0);
     assert!(meta["cgloop.inputs"].contains("numbers"));
 }
+
+fn load_with(dir: &TempDir, text: &str, overrides: &workflow::Overrides) -> Workflow {
+    let file = dir.write("wf.yaml", text);
+    workflow::load_with(&file, &registry(), overrides).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn set(args: &[&str]) -> workflow::Overrides {
+    workflow::Overrides {
+        seed: None,
+        params: args
+            .iter()
+            .map(|a| workflow::ParamOverride::parse(a).unwrap())
+            .collect(),
+    }
+}
+
+fn keys_by_id(wf: &Workflow) -> std::collections::BTreeMap<String, cgloop::workflow::Key> {
+    let keys = compute_keys(wf).unwrap();
+    wf.nodes
+        .iter()
+        .zip(&keys)
+        .map(|(n, k)| (n.id.clone(), k.key))
+        .collect()
+}
+
+#[test]
+fn a_set_param_gives_the_key_of_the_param_written_and_plan_names_the_override() {
+    let dir = TempDir::new("set");
+    let store_dir = dir.path().join("store");
+    run_into(&load(&dir, DIAMOND), &store_dir, &RunOptions::default());
+    let written = load(&dir, &DIAMOND.replace("factor: 2.0", "factor: 2.5"));
+    let overridden = load_with(&dir, DIAMOND, &set(&["left.factor=2.5"]));
+    assert_eq!(keys_by_id(&written), keys_by_id(&overridden));
+    assert_eq!(overridden.nodes[1].overridden, ["factor"]);
+
+    let store = Store::open(&store_dir).unwrap();
+    let (_, planned) = plan_run(&overridden, &store, &RunOptions::default()).unwrap();
+    let state = |id: &str| planned.iter().find(|p| p.id == id).unwrap().state.clone();
+    assert_eq!(
+        state("left"),
+        NodeState::ToRun(vec!["param `factor` changed: 2.0 -> 2.5 (--set)".into()])
+    );
+    assert_eq!(state("right"), NodeState::Cached);
+    // A param the node did not write, set to its default, keeps the key.
+    let same = load_with(&dir, DIAMOND, &set(&["right.factor=2.0"]));
+    assert_eq!(keys_by_id(&same), keys_by_id(&load(&dir, DIAMOND)));
+    // The last --set of a param wins.
+    let last = load_with(&dir, DIAMOND, &set(&["left.factor=9", "left.factor=2.5"]));
+    assert_eq!(keys_by_id(&last), keys_by_id(&written));
+}
+
+#[test]
+fn another_seed_is_another_realization_of_every_node() {
+    let dir = TempDir::new("seed");
+    let store_dir = dir.path().join("store");
+    let base = load(&dir, DIAMOND);
+    run_into(&base, &store_dir, &RunOptions::default());
+    let reseeded = load_with(
+        &dir,
+        DIAMOND,
+        &workflow::Overrides {
+            seed: Some(8),
+            params: Vec::new(),
+        },
+    );
+    assert_eq!(reseeded.seed, 8);
+    let (a, b) = (keys_by_id(&base), keys_by_id(&reseeded));
+    assert!(a.iter().all(|(id, k)| b[id] != *k), "every key changes");
+    // The same as writing the seed into the file.
+    assert_eq!(
+        b,
+        keys_by_id(&load(&dir, &DIAMOND.replace("seed: 7", "seed: 8")))
+    );
+    let store = Store::open(&store_dir).unwrap();
+    let (_, planned) = plan_run(&reseeded, &store, &RunOptions::default()).unwrap();
+    let src = planned.iter().find(|p| p.id == "src").unwrap();
+    assert_eq!(
+        src.state,
+        NodeState::ToRun(vec!["seed changed (--seed)".into()])
+    );
+}
+
+#[test]
+fn set_errors_name_the_argument_and_the_choices() {
+    let dir = TempDir::new("set-errors");
+    let file = dir.write("wf.yaml", DIAMOND);
+    let errors = |args: &[&str]| {
+        workflow::load_with(&file, &registry(), &set(args))
+            .err()
+            .expect("invalid")
+            .0
+    };
+    let e = errors(&["nope.factor=1"]);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].kind, workflow::ErrorKind::BadOverride);
+    assert!(e[0].message.contains("--set nope.factor=1"), "{}", e[0]);
+    assert!(
+        e[0].choices
+            .as_ref()
+            .unwrap()
+            .1
+            .contains(&"left".to_string())
+    );
+    let e = errors(&["left.fcator=1", "src.n=lots"]);
+    assert_eq!(e.len(), 2, "{e:?}");
+    for d in &e {
+        assert!(d.location.is_none(), "not a line of the file: {d}");
+        assert!(d.message.contains("(from --set "), "{d}");
+    }
+    assert!(e.iter().any(|d| d.yaml_path == "nodes.left.params.fcator"));
+    assert!(e.iter().any(|d| d.yaml_path == "nodes.src.params.n"));
+    // Malformed arguments are refused before the workflow is read.
+    assert!(workflow::ParamOverride::parse("left.factor").is_err());
+}
+
+#[test]
+fn merge_keys_give_the_keys_of_the_params_written_out() {
+    let dir = TempDir::new("merge");
+    let explicit = load(&dir, DIAMOND);
+    let merged_text = DIAMOND
+            .replace(
+                "    params: {factor: 2.0}\n  right:\n    stage: scale\n    inputs: {numbers: src.numbers}\n",
+                "    params: &scale {factor: 2.0}\n  right:\n    stage: scale\n    inputs: {numbers: src.numbers}\n    params: {<<: *scale, sleep_ms: 0}\n",
+            );
+    assert!(merged_text.contains("<<: *scale"), "the edit took effect");
+    let merged = load(&dir, &merged_text);
+    assert_eq!(keys_by_id(&explicit), keys_by_id(&merged));
+    let text = DIAMOND.replace("params: {factor: 2.0}", "params: {<<: *missing}");
+    let file = dir.write("bad.yaml", &text);
+    let err = workflow::load(&file, &registry()).err().unwrap();
+    assert_eq!(err.0[0].kind, workflow::ErrorKind::Syntax);
+}

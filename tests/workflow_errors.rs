@@ -231,3 +231,53 @@ fn a_missing_workflow_file_is_an_error_naming_it() {
     let errors = errors_of("does_not_exist.yaml");
     assert_eq!(errors[0].kind, ErrorKind::Io);
 }
+
+#[test]
+fn every_wrong_param_of_a_node_is_reported_in_one_run() {
+    let errors = errors_of("several_params.yaml");
+    let found: Vec<(&str, usize, &str)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e.yaml_path.as_str(),
+                e.location.unwrap().line,
+                e.message.as_str(),
+            )
+        })
+        .collect();
+    let has = |path: &str, line: usize, text: &str| {
+        found
+            .iter()
+            .any(|(p, l, m)| *p == path && *l == line && m.contains(text))
+    };
+    assert!(
+        has("nodes.src.params.scael", 7, "unknown parameter `scael`"),
+        "{found:#?}"
+    );
+    assert!(
+        has("nodes.src.params.n", 8, "must be at least 1"),
+        "{found:#?}"
+    );
+    assert!(
+        has("nodes.src.params.scale", 9, "invalid type: string \"big\""),
+        "{found:#?}"
+    );
+    assert!(
+        has("nodes.r.params.bogus", 12, "unknown parameter `bogus`"),
+        "{found:#?}"
+    );
+    assert!(has("nodes.r.params.file", 12, "not found"), "{found:#?}");
+    assert_eq!(errors.len(), 5, "{found:#?}");
+}
+
+#[test]
+fn an_unclosed_flow_sequence_names_where_it_opened() {
+    let errors = errors_of("unclosed_sequence.yaml");
+    assert_eq!(errors.len(), 1);
+    let e = &errors[0];
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    assert!(
+        e.message.contains("flow sequence opened at line 4:6"),
+        "{e}"
+    );
+}

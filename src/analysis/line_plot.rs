@@ -54,12 +54,29 @@ pub fn palette(index: usize) -> RGBColor {
 }
 
 /// One line: its legend label (empty: no legend entry), its points (x, y) in the order
-/// they are joined, and its colour as an index into [`PALETTE`].
-#[derive(Clone, Debug, PartialEq)]
+/// they are joined, and its colour as an index into [`PALETTE`]; optionally drawn as
+/// markers only, and with an error band.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
     pub color: usize,
+    pub style: SeriesStyle,
+    /// Empty, or one (low, high) per point: a translucent band between them, broken
+    /// where the point or its bounds are not finite.
+    pub band: Vec<(f64, f64)>,
+}
+
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SeriesStyle {
+    /// Points joined by a line, broken where a point is not drawable.
+    #[default]
+    Line,
+    /// A marker at each point, nothing joining them (values of unrelated observables).
+    Markers,
+    /// A thin grey dashed reference line (a threshold, not data); not in the legend.
+    Guide,
 }
 
 /// One set of axes.
@@ -182,17 +199,48 @@ impl Panel {
             .collect()
     }
 
+    /// Each series' band cut into runs of consecutive finite (x, low, high).
+    fn band_runs(&self) -> Vec<Vec<Vec<(f64, f64, f64)>>> {
+        self.series
+            .iter()
+            .map(|s| {
+                let mut runs = Vec::new();
+                let mut run = Vec::new();
+                for (&(x, y), &(lo, hi)) in s.points.iter().zip(&s.band) {
+                    let finite = x.is_finite() && y.is_finite() && lo.is_finite() && hi.is_finite();
+                    if finite && (!self.log_y || lo > 0.0) {
+                        run.push((x, lo, hi));
+                    } else if !run.is_empty() {
+                        runs.push(std::mem::take(&mut run));
+                    }
+                }
+                if !run.is_empty() {
+                    runs.push(run);
+                }
+                runs
+            })
+            .collect()
+    }
+
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
         let runs = self.runs();
-        let points = || runs.iter().flatten().flatten();
+        let bands = self.band_runs();
+        // Bands count towards the axes' ranges: carry their bounds as invisible runs.
+        let extent: Vec<(f64, f64)> = bands
+            .iter()
+            .flatten()
+            .flatten()
+            .flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)])
+            .collect();
+        let points = || runs.iter().flatten().flatten().chain(extent.iter());
         let x = linear_range(points().map(|p| p.0));
         if self.log_y {
             let (lo, hi) = log_range(points().map(|p| p.1));
-            self.draw_axes(area, &runs, x, LogAxis { lo, hi }, 0.0)
+            self.draw_axes(area, &runs, &bands, x, LogAxis { lo, hi }, 0.0)
         } else {
             let y = linear_range(points().map(|p| p.1));
             let y_zero = ROUNDING * (y.end - y.start);
-            self.draw_axes(area, &runs, x, y, y_zero)
+            self.draw_axes(area, &runs, &bands, x, y, y_zero)
         }
     }
 
@@ -200,6 +248,7 @@ impl Panel {
         &self,
         area: &DrawingArea<DB, Shift>,
         runs: &[Vec<Vec<(f64, f64)>>],
+        bands: &[Vec<Vec<(f64, f64, f64)>>],
         x: Range<f64>,
         y: Y,
         y_zero: f64,
@@ -234,12 +283,38 @@ impl Panel {
             .y_label_formatter(&|v| tick(*v, y_zero))
             .draw()
             .map_err(plot_error)?;
+        for (series, bands) in self.series.iter().zip(bands) {
+            let fill = palette(series.color).mix(0.2).filled();
+            for band in bands {
+                let outline: Vec<(f64, f64)> = band
+                    .iter()
+                    .map(|&(x, lo, _)| (x, lo))
+                    .chain(band.iter().rev().map(|&(x, _, hi)| (x, hi)))
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(outline, fill)))
+                    .map_err(plot_error)?;
+            }
+        }
         let mut labelled = false;
         for (series, runs) in self.series.iter().zip(runs) {
             let color = palette(series.color);
             let line = color.stroke_width(2);
+            if series.style == SeriesStyle::Guide {
+                let guide = BLACK.mix(0.45).stroke_width(1);
+                for run in runs {
+                    chart
+                        .draw_series(DashedLineSeries::new(run.iter().copied(), 6, 4, guide))
+                        .map_err(plot_error)?;
+                }
+                continue;
+            }
             for run in runs {
-                if run.len() == 1 {
+                if series.style == SeriesStyle::Markers {
+                    chart
+                        .draw_series(run.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                        .map_err(plot_error)?;
+                } else if run.len() == 1 {
                     chart
                         .draw_series(std::iter::once(Circle::new(run[0], 4, color.filled())))
                         .map_err(plot_error)?;
@@ -251,8 +326,8 @@ impl Panel {
             }
             if !series.label.is_empty() {
                 // An empty series carries the legend entry, drawn or not: a dot for a
-                // series that is one point, else a line.
-                let dot = series.points.len() == 1;
+                // series of markers or of one point, else a line.
+                let dot = series.points.len() == 1 || series.style == SeriesStyle::Markers;
                 chart
                     .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
                     .map_err(plot_error)?
@@ -428,6 +503,7 @@ mod tests {
             label: label.into(),
             points: (0..30).map(|i| (i as f64, f(i as f64))).collect(),
             color,
+            ..Default::default()
         }
     }
 
@@ -527,6 +603,7 @@ mod tests {
                         label: "nothing".into(),
                         points: vec![],
                         color: 0,
+                        ..Default::default()
                     }],
                 },
                 Panel {
@@ -546,6 +623,7 @@ mod tests {
                             (6.0, 4.0),
                         ],
                         color: 17,
+                        ..Default::default()
                     }],
                 },
                 Panel {
@@ -558,11 +636,13 @@ mod tests {
                             label: String::new(),
                             points: vec![(2.0, 2.0)],
                             color: 1,
+                            ..Default::default()
                         },
                         Series {
                             label: "all NaN".into(),
                             points: vec![(f64::NAN, f64::NAN); 3],
                             color: 2,
+                            ..Default::default()
                         },
                     ],
                 },

@@ -8,6 +8,7 @@ pub mod angle;
 pub mod bootstrap;
 pub mod dihedral;
 pub mod divergence;
+pub mod free_energy_panels;
 pub mod histogram;
 pub mod line_plot;
 pub mod plot;

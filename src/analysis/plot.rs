@@ -119,109 +119,127 @@ impl FreeEnergyMap<'_> {
             .titled(&self.legend, ("sans-serif", 17))
             .map_err(plot_error)?;
         let (map_area, bar_area) = root.split_horizontally(SIZE.0 - 130);
-        let f_max = self
-            .free_energy
-            .iter()
-            .flatten()
-            .copied()
-            .fold(0.0f64, f64::max)
-            .max(1e-9);
-
-        let mut chart = ChartBuilder::on(&map_area)
-            .margin(12)
-            .x_label_area_size(50)
-            .y_label_area_size(60)
-            .build_cartesian_2d(AngleAxis, AngleAxis)
-            .map_err(plot_error)?;
-        let dx = 360.0 / self.nx as f64;
-        let dy = 360.0 / self.ny as f64;
-        chart
-            .draw_series((0..self.nx).flat_map(|i| {
-                (0..self.ny).filter_map(move |j| {
-                    let f = self.free_energy[i * self.ny + j]?;
-                    let (x0, y0) = (-180.0 + i as f64 * dx, -180.0 + j as f64 * dy);
-                    Some(Rectangle::new(
-                        [(x0, y0), (x0 + dx, y0 + dy)],
-                        viridis(f / f_max).filled(),
-                    ))
-                })
-            }))
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_desc(self.x_label.as_str())
-            .y_desc(self.y_label.as_str())
-            .label_style(("sans-serif", 16))
-            .axis_desc_style(("sans-serif", 18))
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .draw()
-            .map_err(plot_error)?;
-        let line = ShapeStyle {
-            color: RGBColor(220, 20, 60).to_rgba(),
-            filled: false,
-            stroke_width: 3,
-        };
-        for s in &self.boundaries {
-            chart
-                .draw_series(std::iter::once(PathElement::new(vec![s.from, s.to], line)))
-                .map_err(plot_error)?;
-        }
-        let text = ("sans-serif", 17).into_font().color(&BLACK);
-        for label in &self.labels {
-            let (w, h) = map_area
-                .estimate_text_size(&label.text, &text)
-                .map_err(plot_error)?;
-            let (w, h) = (w as i32, h as i32);
-            chart
-                .draw_series(std::iter::once(
-                    EmptyElement::at(label.at)
-                        + Rectangle::new(
-                            [(-4, -h / 2 - 4), (w + 4, h / 2 + 4)],
-                            WHITE.mix(0.85).filled(),
-                        )
-                        + Text::new(label.text.clone(), (0, -h / 2), text.clone()),
-                ))
-                .map_err(plot_error)?;
-        }
-        self.draw_colour_bar(&bar_area, f_max)
+        let f_max = largest_free_energy(self.free_energy);
+        draw_map(&map_area, self, f_max, 16, 18)?;
+        draw_colour_bar(&bar_area, f_max, "F (kJ/mol)")
     }
+}
 
-    fn draw_colour_bar<DB: DrawingBackend>(
-        &self,
-        area: &DrawingArea<DB, Shift>,
-        f_max: f64,
-    ) -> Result<(), PlotError> {
-        let mut bar = ChartBuilder::on(area)
-            .margin_top(12)
-            .margin_bottom(62)
-            .margin_right(10)
-            .y_label_area_size(0)
-            .right_y_label_area_size(80)
-            .build_cartesian_2d(0f64..1f64, 0f64..f_max)
-            .map_err(plot_error)?;
-        let steps = 200;
-        bar.draw_series((0..steps).map(|k| {
-            let (a, b) = (k as f64 / steps as f64, (k + 1) as f64 / steps as f64);
-            Rectangle::new(
-                [(0.0, a * f_max), (1.0, b * f_max)],
-                viridis(0.5 * (a + b)).filled(),
-            )
+/// The largest finite free energy of a map (at least 1e-9): the top of its colour scale.
+pub fn largest_free_energy(free_energy: &[Option<f64>]) -> f64 {
+    free_energy
+        .iter()
+        .flatten()
+        .copied()
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+}
+
+/// Draws `map`'s bins (coloured on 0..`f_max`, empty bins left blank), axes,
+/// boundaries and labels into `area` (its title and legend are the caller's);
+/// `label_size` and `desc_size` are the tick and axis-title font sizes.
+pub(crate) fn draw_map<DB: DrawingBackend>(
+    map_area: &DrawingArea<DB, Shift>,
+    map: &FreeEnergyMap<'_>,
+    f_max: f64,
+    label_size: u32,
+    desc_size: u32,
+) -> Result<(), PlotError> {
+    let mut chart = ChartBuilder::on(map_area)
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(60)
+        .build_cartesian_2d(AngleAxis, AngleAxis)
+        .map_err(plot_error)?;
+    let dx = 360.0 / map.nx as f64;
+    let dy = 360.0 / map.ny as f64;
+    chart
+        .draw_series((0..map.nx).flat_map(|i| {
+            (0..map.ny).filter_map(move |j| {
+                let f = map.free_energy[i * map.ny + j]?;
+                let (x0, y0) = (-180.0 + i as f64 * dx, -180.0 + j as f64 * dy);
+                Some(Rectangle::new(
+                    [(x0, y0), (x0 + dx, y0 + dy)],
+                    viridis(f / f_max).filled(),
+                ))
+            })
         }))
         .map_err(plot_error)?;
-        bar.configure_mesh()
-            .disable_mesh()
-            .disable_x_axis()
-            .y_labels(6)
-            .y_desc("F (kJ/mol)")
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 16))
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .draw()
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(map.x_label.as_str())
+        .y_desc(map.y_label.as_str())
+        .label_style(("sans-serif", label_size))
+        .axis_desc_style(("sans-serif", desc_size))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()
+        .map_err(plot_error)?;
+    let line = ShapeStyle {
+        color: RGBColor(220, 20, 60).to_rgba(),
+        filled: false,
+        stroke_width: 3,
+    };
+    for s in &map.boundaries {
+        chart
+            .draw_series(std::iter::once(PathElement::new(vec![s.from, s.to], line)))
             .map_err(plot_error)?;
-        Ok(())
     }
+    let text = ("sans-serif", 17).into_font().color(&BLACK);
+    for label in &map.labels {
+        let (w, h) = map_area
+            .estimate_text_size(&label.text, &text)
+            .map_err(plot_error)?;
+        let (w, h) = (w as i32, h as i32);
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at(label.at)
+                    + Rectangle::new(
+                        [(-4, -h / 2 - 4), (w + 4, h / 2 + 4)],
+                        WHITE.mix(0.85).filled(),
+                    )
+                    + Text::new(label.text.clone(), (0, -h / 2), text.clone()),
+            ))
+            .map_err(plot_error)?;
+    }
+    Ok(())
+}
+
+/// A vertical viridis colour bar from 0 to `f_max`, its axis titled `label`.
+pub(crate) fn draw_colour_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    f_max: f64,
+    label: &str,
+) -> Result<(), PlotError> {
+    let mut bar = ChartBuilder::on(area)
+        .margin_top(12)
+        .margin_bottom(62)
+        .margin_right(10)
+        .y_label_area_size(0)
+        .right_y_label_area_size(80)
+        .build_cartesian_2d(0f64..1f64, 0f64..f_max)
+        .map_err(plot_error)?;
+    let steps = 200;
+    bar.draw_series((0..steps).map(|k| {
+        let (a, b) = (k as f64 / steps as f64, (k + 1) as f64 / steps as f64);
+        Rectangle::new(
+            [(0.0, a * f_max), (1.0, b * f_max)],
+            viridis(0.5 * (a + b)).filled(),
+        )
+    }))
+    .map_err(plot_error)?;
+    bar.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(6)
+        .y_desc(label)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()
+        .map_err(plot_error)?;
+    Ok(())
 }
 
 /// An axis of angles over [-180, 180) degrees, ticked every 60 degrees.

@@ -59,6 +59,8 @@ pub enum Command {
         /// Show the plan and stop.
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        overrides: OverrideArgs,
     },
     /// Show each node's key, and whether it is cached or would run (and why).
     Plan {
@@ -67,6 +69,8 @@ pub enum Command {
         until: Vec<String>,
         #[arg(long, value_name = "NODE")]
         force: Vec<String>,
+        #[command(flatten)]
+        overrides: OverrideArgs,
     },
     /// Show a stored node: provenance, params, inputs, outputs and their schemas.
     Show {
@@ -83,6 +87,41 @@ pub enum Command {
         /// Rows to print.
         #[arg(long, default_value_t = 5)]
         rows: usize,
+    },
+    /// Write a stored trajectory as multi-model PDB or DCD, for VMD, PyMOL, ChimeraX or
+    /// MDTraj.
+    ///
+    /// TARGET is a node id (with --workflow, or the last one of that id run into this
+    /// store) or a key. The atom names come from the nearest `atoms` table upstream (CG
+    /// beads become pseudo-atoms B1, B2, ...). A .dcd file gets its topology beside it as
+    /// a PDB of the first frame (x.dcd and x.pdb). Examples:
+    ///   cgloop export fg -w workflows/alanine_dipeptide_quick.yaml --out fg.dcd --frames ::10
+    ///   cgloop export reweight -w WF --out reweighted.pdb --resample 200
+    Export {
+        /// A node id or a key (or a unique prefix of one).
+        target: String,
+        /// Resolve a node id through this workflow.
+        #[arg(long, short, value_name = "WF")]
+        workflow: Option<PathBuf>,
+        /// The node's trajectory output to write.
+        #[arg(long, default_value = "trajectory", value_name = "NAME")]
+        output: String,
+        /// The file to write: .pdb (multi-model) or .dcd (plus a .pdb topology beside it).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Only frames at this rung of the temperature ladder (0: the lowest).
+        #[arg(long, value_name = "K")]
+        temperature_index: Option<i32>,
+        /// Frames START:STOP:STEP (after --temperature-index), e.g. ::10 or 1000:2000.
+        #[arg(long, value_name = "SLICE", value_parser = crate::exec::structures::FrameSlice::parse)]
+        frames: Option<crate::exec::structures::FrameSlice>,
+        /// Draw N frames by the node's `weights` (systematic resampling), so the frames
+        /// follow the reweighted ensemble; for `reweight` nodes.
+        #[arg(long, value_name = "N")]
+        resample: Option<usize>,
+        /// Seed of the resampling draw.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Rehash every artifact in the store against its manifest.
     Verify,
@@ -121,6 +160,33 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// One-off changes to the workflow, for `run` and `plan`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OverrideArgs {
+    /// Another realization of the whole study: replaces the workflow's `seed` (every
+    /// node's seed derives from it, so every node gets a new key).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Set one param of one node, e.g. `--set cg.chains=64` or `--set fg.ladder=[300,
+    /// 350]` (the value is read as YAML); repeatable. It enters the node's key like a
+    /// param written in the file, and `plan` names it as the reason a node reruns.
+    #[arg(long = "set", value_name = "NODE.PARAM=VALUE", value_parser = parse_set)]
+    pub set: Vec<crate::workflow::ParamOverride>,
+}
+
+impl OverrideArgs {
+    pub fn overrides(&self) -> crate::workflow::Overrides {
+        crate::workflow::Overrides {
+            seed: self.seed,
+            params: self.set.clone(),
+        }
+    }
+}
+
+fn parse_set(text: &str) -> Result<crate::workflow::ParamOverride, String> {
+    crate::workflow::ParamOverride::parse(text)
 }
 
 /// Implicit solvent model on the command line.

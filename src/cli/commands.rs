@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::CliError;
 use super::args::{Cli, Command};
 use crate::artifact::decode_table;
+use crate::exec::structures::{ExportError, ExportRequest, export_structures};
 use crate::exec::verify::{gc, verify};
 use crate::exec::{
     ExecError, NodeState, Outcome, RunOptions, Store, StoreError, compute_keys, plan_run, run,
@@ -29,8 +30,9 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             force,
             jobs,
             dry_run,
+            overrides,
         } => {
-            let wf = load(&workflow, &registry)?;
+            let wf = load_with(&workflow, &registry, &overrides.overrides())?;
             let store = open(&store_root)?;
             let options = RunOptions {
                 jobs,
@@ -76,8 +78,9 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             workflow,
             until,
             force,
+            overrides,
         } => {
-            let wf = load(&workflow, &registry)?;
+            let wf = load_with(&workflow, &registry, &overrides.overrides())?;
             let store = open(&store_root)?;
             let options = RunOptions {
                 until,
@@ -92,6 +95,45 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             show(&store, &key)
         }
         Command::Inspect { file, rows } => inspect(&file, rows),
+        Command::Export {
+            target,
+            workflow,
+            output,
+            out,
+            temperature_index,
+            frames,
+            resample,
+            seed,
+        } => {
+            let store = open(&store_root)?;
+            let key = resolve_target(&target, workflow.as_deref(), &store, &registry)?;
+            let request = ExportRequest {
+                key,
+                output,
+                out,
+                temperature_index,
+                frames: frames.unwrap_or_default(),
+                resample,
+                seed,
+            };
+            let summary = export_structures(&store, &request).map_err(|e| match e {
+                ExportError::Request(message) => CliError::User(message),
+                ExportError::Store(e) => store_error(e),
+            })?;
+            let files: Vec<String> = summary
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
+            println!(
+                "wrote {} frames of {} atoms to {} (atoms from {})",
+                summary.frames,
+                summary.atoms,
+                files.join(" and "),
+                summary.atoms_from
+            );
+            Ok(())
+        }
         Command::Verify => {
             let store = open(&store_root)?;
             let (count, problems) = verify(&store).map_err(store_error)?;
@@ -150,7 +192,15 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
 }
 
 fn load(path: &Path, registry: &Registry) -> Result<Workflow, CliError> {
-    workflow::load(path, registry).map_err(|e| CliError::User(e.to_string()))
+    load_with(path, registry, &workflow::Overrides::default())
+}
+
+fn load_with(
+    path: &Path,
+    registry: &Registry,
+    overrides: &workflow::Overrides,
+) -> Result<Workflow, CliError> {
+    workflow::load_with(path, registry, overrides).map_err(|e| CliError::User(e.to_string()))
 }
 
 fn open(root: &Path) -> Result<Store, CliError> {

@@ -65,11 +65,40 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     tracing::debug!(?prepared, "threads and malloc for candle (nn::runtime)");
-    match commands::dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    install_panic_message();
+    match std::panic::catch_unwind(|| commands::dispatch(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("{e}");
             ExitCode::from(e.exit_code())
         }
+        // The hook has printed the message.
+        Err(_) => ExitCode::from(CliError::Internal(String::new()).exit_code()),
     }
+}
+
+/// A panic is a bug: say so in one message (where, and what), not with a backtrace,
+/// unless RUST_BACKTRACE asks for one; the process then exits with code 70.
+fn install_panic_message() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            default(info);
+        }
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "internal error{at}: {what}\n\
+             This is a bug in cgloop: please report it with the command that caused it \
+             (RUST_BACKTRACE=1 adds a backtrace)."
+        );
+    }));
 }

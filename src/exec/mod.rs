@@ -7,6 +7,7 @@ pub mod plan;
 pub mod progress;
 pub mod run;
 pub mod store;
+pub mod structures;
 pub mod verify;
 
 pub use plan::{KeyedNode, NodeState, PlannedNode, compute_keys};

@@ -133,9 +133,26 @@ pub fn plan(
                 Some(m) if m.key == key.to_string() => {
                     vec!["not in the store (removed, or never finished)".into()]
                 }
-                Some(m) => differences(&m.ingredients, &keyed[i].ingredients, &upstream),
+                Some(m) => differences(&m.ingredients, &keyed[i].ingredients, &upstream)
+                    .into_iter()
+                    .map(|r| annotate(r, node, workflow.seed_overridden))
+                    .collect(),
                 None => vec!["not computed before".into()],
             };
+            if !node.overridden.is_empty()
+                && !reasons.iter().any(|r| r.ends_with(SET_BY_COMMAND_LINE))
+            {
+                reasons.push(format!(
+                    "param{} {} set on the command line{}",
+                    if node.overridden.len() > 1 { "s" } else { "" },
+                    node.overridden
+                        .iter()
+                        .map(|p| format!("`{p}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    SET_BY_COMMAND_LINE
+                ));
+            }
             if reasons.is_empty() {
                 reasons.push("key differs from the stored node".into());
             }
@@ -152,10 +169,29 @@ pub fn plan(
     planned
 }
 
+const SET_BY_COMMAND_LINE: &str = " (--set)";
+
+/// Marks a reason that a command-line override explains: a param set with `--set`, the
+/// seed replaced with `--seed`.
+fn annotate(reason: String, node: &crate::workflow::Node, seed_overridden: bool) -> String {
+    let set = node
+        .overridden
+        .iter()
+        .any(|p| reason.starts_with(&format!("param `{p}` ")));
+    if set {
+        format!("{reason}{SET_BY_COMMAND_LINE}")
+    } else if seed_overridden && reason.starts_with("seed changed") {
+        "seed changed (--seed)".to_string()
+    } else {
+        reason
+    }
+}
+
+/// A value for a one-line reason: at most 60 characters, cut at a character boundary.
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 60 {
-        format!("{}…", &s[..57])
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(57).collect::<String>())
     } else {
         s
     }
@@ -216,4 +252,19 @@ fn differences(old: &Ingredients, new: &Ingredients, upstream: &[String]) -> Vec
         out.push("seed changed (workflow seed or node id)".into());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_at_a_character_boundary() {
+        // A title whose 57th byte falls inside a multi-byte character.
+        let title = format!("{}é and more text after it", "a".repeat(56));
+        let cut = short(&Value::String(title));
+        assert!(cut.ends_with('…'));
+        assert_eq!(cut.chars().count(), 58);
+        assert_eq!(short(&Value::from(5)), "5");
+    }
 }

@@ -1,5 +1,6 @@
 //! DCD trajectory reader (CHARMM, NAMD and OpenMM flavour; X-PLOR files without the
-//! CHARMM extensions too).
+//! CHARMM extensions too) and writer (CHARMM flavour, no unit cell, as NAMD writes a
+//! vacuum run: what VMD, MDTraj, MDAnalysis and OpenMM read).
 //!
 //! A DCD file is a sequence of Fortran unformatted records, each framed by its payload
 //! length as a 4-byte integer before and after:
@@ -19,7 +20,7 @@
 //! message that says so. Frames are counted from 1 in messages.
 
 use crate::md::error::MdError;
-use crate::md::units::ANGSTROM_TO_NM;
+use crate::md::units::{ANGSTROM_TO_NM, NM_TO_ANGSTROM};
 
 /// The contents of a DCD file, in cgloop units.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +35,78 @@ pub struct DcdTrajectory {
     pub title: Vec<String>,
     /// One frame of positions (nm) per saved frame, in file order.
     pub frames: Vec<Vec<[f64; 3]>>,
+}
+
+/// AKMA time units (CHARMM's DELTA) per picosecond: 1 AKMA = 0.0488882129 ps.
+const AKMA_PER_PS: f64 = 1.0 / 0.048_888_212_9;
+
+/// Writes frames (nm) as a little-endian DCD of float32 Å: CHARMM version 24, no unit
+/// cell, one title line. `first_step` and `steps_between_frames` fill ISTART and NSAVC;
+/// `frame_interval_ps` gives DELTA (the time between frames, stored per NSAVC step).
+pub fn write_dcd(
+    frames: &[Vec<[f64; 3]>],
+    title: &str,
+    first_step: i64,
+    steps_between_frames: i64,
+    frame_interval_ps: f64,
+) -> Result<Vec<u8>, MdError> {
+    let n_atoms = frames.first().map_or(0, Vec::len);
+    if let Some((i, f)) = frames.iter().enumerate().find(|(_, f)| f.len() != n_atoms) {
+        return Err(MdError::invalid(
+            "DCD writer",
+            format!("frame {}", i + 1),
+            format!("{} positions, the first frame has {n_atoms}", f.len()),
+        ));
+    }
+    let int32 = |v: i64, what: &str| {
+        i32::try_from(v)
+            .map_err(|_| MdError::invalid("DCD writer", what, format!("{v} does not fit in int32")))
+    };
+    let mut icntrl = [0i32; 20];
+    icntrl[0] = int32(frames.len() as i64, "frame count")?;
+    icntrl[1] = int32(first_step, "first step")?;
+    icntrl[2] = int32(steps_between_frames.max(1), "steps between frames")?;
+    icntrl[3] = int32(
+        first_step + steps_between_frames.max(1) * frames.len() as i64,
+        "last step",
+    )?;
+    let delta_akma = (frame_interval_ps / steps_between_frames.max(1) as f64 * AKMA_PER_PS) as f32;
+    icntrl[9] = i32::from_le_bytes(delta_akma.to_le_bytes());
+    icntrl[19] = 24;
+    let mut out = Vec::new();
+    let mut header = b"CORD".to_vec();
+    header.extend(icntrl.iter().flat_map(|v| v.to_le_bytes()));
+    push_record(&mut out, &header);
+    let mut title_record = 1i32.to_le_bytes().to_vec();
+    let line: String = title
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .take(80)
+        .collect();
+    title_record.extend(format!("{line:<80}").bytes());
+    push_record(&mut out, &title_record);
+    push_record(
+        &mut out,
+        &int32(n_atoms as i64, "atom count")?.to_le_bytes(),
+    );
+    for frame in frames {
+        for d in 0..3 {
+            let values: Vec<u8> = frame
+                .iter()
+                .flat_map(|p| ((p[d] * NM_TO_ANGSTROM) as f32).to_le_bytes())
+                .collect();
+            push_record(&mut out, &values);
+        }
+    }
+    Ok(out)
+}
+
+/// A Fortran unformatted record: its length, the payload, its length again.
+fn push_record(out: &mut Vec<u8>, payload: &[u8]) {
+    let marker = (payload.len() as u32).to_le_bytes();
+    out.extend(marker);
+    out.extend(payload);
+    out.extend(marker);
 }
 
 /// Read a DCD file from disk (display name = the path).

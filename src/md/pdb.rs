@@ -54,7 +54,8 @@ impl PdbStructure {
     }
 }
 
-fn element_symbol(atomic_number: u8) -> &'static str {
+/// The element symbol of an atomic number (empty beyond calcium).
+pub fn element_symbol(atomic_number: u8) -> &'static str {
     const SYMBOLS: [&str; 21] = [
         "", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S",
         "Cl", "Ar", "K", "Ca",

@@ -554,6 +554,7 @@ fn figure(c: &[Comparison], reference_frames: usize, sample_frames: usize, mean_
                     .zip(density.iter().copied())
                     .collect(),
                 color,
+                ..Default::default()
             };
             Panel {
                 title: format!(

@@ -40,9 +40,15 @@
 //!   variance): observables, left_out, resamples, within_2se, within_2se_p, sum_z2,
 //!   sum_z2_p, max_abs_z, max_abs_z_p, worst (the observable with the largest |z|).
 //! - `plot` / `plot_svg`: free energy along phi and along psi (kT, periodic histograms of
-//!   `bins` bins, 0 at the minimum, drawn up to 12 kT) and the potential-energy density, three curves each;
-//!   the mean z-score of every observable, raw and reweighted.
-//! - `report` (markdown): the numbers above as tables, linking `./plot.png`.
+//!   `bins` bins, 0 at the minimum, drawn up to 12 kT; curves break at empty bins, bands of
+//!   one bootstrap standard error) and the potential-energy density, three curves each;
+//!   the mean z-score of every observable, raw and reweighted, as markers with the ±2
+//!   guides.
+//! - `free_energy_2d` / `free_energy_2d_svg`: free energy over (phi, psi) on `bins` x
+//!   `bins` bins for the reference, raw and reweighted estimates side by side, one colour
+//!   scale (0 to at most 12 kT), empty bins blank.
+//! - `report` (markdown): the numbers above as tables, linking `./plot.png` and
+//!   `./free_energy_2d.png`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -58,7 +64,8 @@ use crate::analysis::agreement::{Agreement, AgreementError, agreement};
 use crate::analysis::angle::bond_angle_rad;
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments, Replicates};
 use crate::analysis::dihedral::dihedral_of_atoms;
-use crate::analysis::line_plot::{Figure, Panel, Series};
+use crate::analysis::free_energy_panels::{FreeEnergyPanels, PanelMap};
+use crate::analysis::line_plot::{Figure, Panel, Series, SeriesStyle};
 use crate::analysis::uncertainty::plus_minus;
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};
@@ -122,8 +129,10 @@ impl Stage for Compare {
     const NAME: &'static str = "compare";
     /// 2: free-energy profiles drawn up to 12 kT. 3: the report's numbers to their
     /// errors' two significant digits (bond variances no longer 0.000 ± 0.000). 4: the
-    /// `agreement` table (joint tests of the means and variances).
-    const VERSION: u32 = 4;
+    /// `agreement` table (joint tests of the means and variances). 5: profiles break at
+    /// empty bins and carry bootstrap bands, z-scores as markers with the ±2 guides, the
+    /// 2D free-energy maps (`free_energy_2d`).
+    const VERSION: u32 = 5;
     const ABOUT: &'static str = "FG reference vs backmapped samples, raw and reweighted: basin populations, \
          bond, angle and energy means and variances with block-bootstrap errors, plots, a report";
     const INPUTS: &'static [Port] = &[
@@ -185,6 +194,16 @@ impl Stage for Compare {
             name: "plot_svg",
             kind: SVG,
             about: "the same plot as SVG",
+        },
+        Port {
+            name: "free_energy_2d",
+            kind: PNG,
+            about: "free energy over (phi, psi): reference, raw, reweighted on one colour scale (PNG)",
+        },
+        Port {
+            name: "free_energy_2d_svg",
+            kind: SVG,
+            about: "the same maps as SVG",
         },
         Port {
             name: "report",
@@ -381,18 +400,22 @@ impl Stage for Compare {
             summary.reweighted_variances
         );
 
-        let profiles = [
-            (&reference_obs, ones_ref.as_slice()),
-            (&sample_obs, ones.as_slice()),
-            (&sample_obs, weights.as_slice()),
-        ];
-        let figure = figure(p, &profiles, &defs, &moments, &summary);
-        let png = figure
-            .to_png()
-            .map_err(|e| StageError::Failed(e.to_string()))?;
-        let svg = figure
-            .to_svg()
-            .map_err(|e| StageError::Failed(e.to_string()))?;
+        let mut profiles = Vec::new();
+        for (k, (obs, w)) in sets.iter().enumerate() {
+            // Streams of their own, so the tables' numbers do not depend on the plots.
+            let mut rng = ctx.stream(PROFILE_STREAM + k as u64);
+            profiles.push(
+                Profiles::estimate(obs, w, p.bins, bootstrap, &mut rng)
+                    .map_err(|e| StageError::Failed(format!("{} profiles: {e}", ESTIMATES[k])))?,
+            );
+        }
+        let plot_failed = |e: crate::analysis::plot::PlotError| StageError::Failed(e.to_string());
+        let figure = figure(p, &sets, &profiles, &defs, &moments, &summary);
+        let png = figure.to_png().map_err(plot_failed)?;
+        let svg = figure.to_svg().map_err(plot_failed)?;
+        let maps = free_energy_maps(p, &sets, &summary);
+        let map_png = maps.to_png().map_err(plot_failed)?;
+        let map_svg = maps.to_svg().map_err(plot_failed)?;
         let report = report(p, &populations, &defs, &moments, &summary, &agreements);
         Ok(Outputs::from([
             (
@@ -410,6 +433,11 @@ impl Stage for Compare {
             ),
             ("plot".to_string(), Artifact::File(png)),
             ("plot_svg".to_string(), Artifact::File(svg.into_bytes())),
+            ("free_energy_2d".to_string(), Artifact::File(map_png)),
+            (
+                "free_energy_2d_svg".to_string(),
+                Artifact::File(map_svg.into_bytes()),
+            ),
             ("report".to_string(), Artifact::File(report.into_bytes())),
         ]))
     }
@@ -754,22 +782,96 @@ fn z_scores(m: &[Moments], reference: &[Moments], variance: bool) -> Vec<f64> {
 /// weights put at hundreds of kT) are drawn at this height.
 const PROFILE_CEILING_KT: f64 = 12.0;
 
-/// Free energy (kT, 0 at the minimum, at most [`PROFILE_CEILING_KT`]) on `bins` periodic
-/// bins of (-180, 180]; empty bins are left out.
-fn profile(angles: &[f64], weights: &[f64], bins: usize) -> Vec<(f64, f64)> {
-    let mut h = vec![0.0; bins];
-    for (&a, &w) in angles.iter().zip(weights) {
-        let b = (((a + 180.0) / 360.0 * bins as f64).floor() as usize).min(bins - 1);
-        h[b] += w;
-    }
-    let max = h.iter().copied().fold(0.0, f64::max);
-    (0..bins)
-        .filter(|&b| h[b] > 0.0)
-        .map(|b| {
-            let f = (-(h[b] / max).ln()).min(PROFILE_CEILING_KT);
-            (-180.0 + (b as f64 + 0.5) * 360.0 / bins as f64, f)
+/// The first generator stream of the profiles' bootstrap (one stream per estimate,
+/// after the tables' streams 0-2).
+const PROFILE_STREAM: u64 = 3;
+
+/// Free energy along phi and along psi of one estimate, with bootstrap bands.
+struct Profiles {
+    phi: Profile,
+    psi: Profile,
+}
+
+/// Free energy (kT, 0 at the most populated bin, at most [`PROFILE_CEILING_KT`]) at the
+/// centres of `bins` periodic bins of (-180, 180]; NaN at empty bins, so a plotted curve
+/// breaks there. The band is F -+ se(p) / p from the block bootstrap of the bin
+/// probabilities p (the delta method, the top bin's error left out).
+#[derive(Clone, Debug, PartialEq)]
+struct Profile {
+    points: Vec<(f64, f64)>,
+    band: Vec<(f64, f64)>,
+}
+
+impl Profiles {
+    fn estimate(
+        obs: &Observed,
+        weights: &[f64],
+        bins: usize,
+        bootstrap: BlockBootstrap,
+        rng: &mut rand_chacha::ChaCha20Rng,
+    ) -> Result<Profiles, crate::analysis::bootstrap::BootstrapError> {
+        let bin_of = |a: f64| (((a + 180.0) / 360.0 * bins as f64).floor() as usize).min(bins - 1);
+        let mut indicators = vec![vec![0.0; weights.len()]; 2 * bins];
+        for (t, (&phi, &psi)) in obs.phi.iter().zip(&obs.psi).enumerate() {
+            indicators[bin_of(phi)][t] = 1.0;
+            indicators[bins + bin_of(psi)][t] = 1.0;
+        }
+        let columns: Vec<&[f64]> = indicators.iter().map(Vec::as_slice).collect();
+        let p = bootstrap.weighted_means(&columns, weights, rng)?;
+        Ok(Profiles {
+            phi: Profile::from_probabilities(&p[..bins]),
+            psi: Profile::from_probabilities(&p[bins..]),
         })
-        .collect()
+    }
+}
+
+impl Profile {
+    fn from_probabilities(p: &[Estimate]) -> Profile {
+        let bins = p.len();
+        let top = p.iter().map(|e| e.mean).fold(0.0, f64::max);
+        let ceiling = |f: f64| f.min(PROFILE_CEILING_KT);
+        let mut points = Vec::with_capacity(bins);
+        let mut band = Vec::with_capacity(bins);
+        for (b, e) in p.iter().enumerate() {
+            let x = -180.0 + (b as f64 + 0.5) * 360.0 / bins as f64;
+            if e.mean > 0.0 {
+                let f = -(e.mean / top).ln();
+                let half = e.std_error / e.mean;
+                points.push((x, ceiling(f)));
+                band.push((ceiling(f - half), ceiling(f + half)));
+            } else {
+                points.push((x, f64::NAN));
+                band.push((f64::NAN, f64::NAN));
+            }
+        }
+        Profile { points, band }
+    }
+}
+
+/// The three estimates' free energy over (phi, psi), kT, on one colour scale.
+fn free_energy_maps(
+    p: &CompareParams,
+    sets: &[(&Observed, &[f64]); 3],
+    summary: &Summary,
+) -> FreeEnergyPanels {
+    FreeEnergyPanels {
+        title: format!(
+            "{}: free energy over (phi, psi), ESS {:.1}",
+            p.title, summary.ess
+        ),
+        x_label: "phi (degrees)".into(),
+        y_label: "psi (degrees)".into(),
+        nx: p.bins,
+        ny: p.bins,
+        maps: sets
+            .iter()
+            .zip(ESTIMATES)
+            .map(|((obs, w), name)| {
+                PanelMap::from_angles(name, p.bins, p.bins, &obs.phi, &obs.psi, w)
+            })
+            .collect(),
+        ceiling_kt: PROFILE_CEILING_KT,
+    }
 }
 
 /// Probability density of `values` on `bins` bins over [lo, hi].
@@ -791,6 +893,7 @@ fn density(values: &[f64], weights: &[f64], lo: f64, hi: f64, bins: usize) -> Ve
 fn figure(
     p: &CompareParams,
     sets: &[(&Observed, &[f64]); 3],
+    profiles: &[Profiles],
     defs: &Definitions,
     moments: &[Vec<Moments>],
     summary: &Summary,
@@ -802,6 +905,7 @@ fn figure(
                 label: ESTIMATES[k].into(),
                 points: f(obs, w),
                 color: k,
+                ..Default::default()
             })
             .collect()
     };
@@ -811,7 +915,13 @@ fn figure(
         let sd = r.variance.mean.sqrt();
         (r.mean.mean - 5.0 * sd, r.mean.mean + 5.0 * sd)
     };
+    let guide = |z: f64| Series {
+        points: vec![(0.0, z), ((defs.names.len() - 1) as f64, z)],
+        style: SeriesStyle::Guide,
+        ..Default::default()
+    };
     let z_series = |k: usize| Series {
+        style: SeriesStyle::Markers,
         label: ESTIMATES[k].into(),
         points: z_scores(&moments[k], &moments[0], false)
             .into_iter()
@@ -819,6 +929,20 @@ fn figure(
             .map(|(o, z)| (o as f64, z.clamp(-20.0, 20.0)))
             .collect(),
         color: k,
+        ..Default::default()
+    };
+    let profile_series = |profiles: &[Profiles], pick: fn(&Profiles) -> &Profile| -> Vec<Series> {
+        profiles
+            .iter()
+            .enumerate()
+            .map(|(k, p)| Series {
+                label: ESTIMATES[k].into(),
+                points: pick(p).points.clone(),
+                band: pick(p).band.clone(),
+                color: k,
+                ..Default::default()
+            })
+            .collect()
     };
     Figure {
         title: format!(
@@ -833,14 +957,14 @@ fn figure(
                 x_label: "phi (degrees)".into(),
                 y_label: "F (kT)".into(),
                 log_y: false,
-                series: series(&|o, w| profile(&o.phi, w, p.bins)),
+                series: profile_series(profiles, |p| &p.phi),
             },
             Panel {
                 title: "Free energy along psi".into(),
                 x_label: "psi (degrees)".into(),
                 y_label: "F (kT)".into(),
                 log_y: false,
-                series: series(&|o, w| profile(&o.psi, w, p.bins)),
+                series: profile_series(profiles, |p| &p.psi),
             },
             Panel {
                 title: "Potential energy".into(),
@@ -854,7 +978,7 @@ fn figure(
                 x_label: "observable (bonds, angles, U)".into(),
                 y_label: "z".into(),
                 log_y: false,
-                series: vec![z_series(1), z_series(2)],
+                series: vec![guide(2.0), guide(-2.0), z_series(1), z_series(2)],
             },
         ],
     }
@@ -881,7 +1005,10 @@ fn report(
         summary.ess / summary.sample_frames as f64,
         p.blocks
     );
-    let _ = writeln!(out, "![comparison](./plot.png)\n\n## Basin populations\n");
+    let _ = writeln!(
+        out,
+        "![comparison](./plot.png)\n\n![free energy over phi and psi](./free_energy_2d.png)\n\n## Basin populations\n"
+    );
     let _ = writeln!(
         out,
         "| basin | reference | raw | reweighted |\n|---|---|---|---|"

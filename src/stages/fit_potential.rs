@@ -1167,26 +1167,31 @@ impl Curve {
                     label: "train".into(),
                     points: per_epoch(&self.train),
                     color: 0,
+                    ..Default::default()
                 },
                 Series {
                     label: "validation".into(),
                     points: per_epoch(&self.validation),
                     color: 1,
+                    ..Default::default()
                 },
                 Series {
                     label: "zero model (validation)".into(),
                     points: flat(s.zero_model_validation_force_rmse),
                     color: 7,
+                    ..Default::default()
                 },
                 Series {
                     label: "priors only (validation)".into(),
                     points: flat(s.prior_validation_force_rmse),
                     color: 2,
+                    ..Default::default()
                 },
                 Series {
                     label: format!("kept: epoch {}", s.best_epoch),
                     points: vec![(s.best_epoch as f64, s.validation_force_rmse)],
                     color: 3,
+                    ..Default::default()
                 },
             ],
         };
@@ -1199,6 +1204,7 @@ impl Curve {
                 label: "minibatch mean".into(),
                 points: per_epoch(&self.train_loss),
                 color: 0,
+                ..Default::default()
             }],
         };
         Figure {

@@ -23,6 +23,6 @@ pub mod train_map;
 
 pub use registry::Registry;
 pub use stage::{
-    Context, DataFile, DynStage, Inputs, NoProgress, Outputs, ParamDoc, ParamProblem, Port,
-    Progress, ResolvedParams, Stage, StageError,
+    Context, DataFile, DynStage, Inputs, NoProgress, Outputs, ParamDoc, ParamProblem, ParamReport,
+    Port, Progress, ResolvedParams, Stage, StageError,
 };

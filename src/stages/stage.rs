@@ -274,6 +274,19 @@ pub struct ResolvedParams {
     pub files: Vec<(String, String)>,
 }
 
+/// Every problem found in a node's params, and what could be resolved despite them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamReport {
+    /// The canonical params, when there is no problem.
+    pub value: Option<serde_json::Value>,
+    /// The files named in the params that typed (param name, path as written), so that
+    /// a missing file is reported beside the other problems.
+    pub files: Vec<(String, String)>,
+    /// In the order found: unknown keys, values of the wrong type (each key on its
+    /// own), then the stage's first check that fails.
+    pub problems: Vec<ParamProblem>,
+}
+
 /// A stage with its params type erased, as the registry and executor hold it.
 pub trait DynStage: Send + Sync {
     fn name(&self) -> &'static str;
@@ -286,8 +299,20 @@ pub trait DynStage: Send + Sync {
     fn param_docs(&self) -> &'static [ParamDoc];
     /// All params with their defaults.
     fn default_params(&self) -> serde_json::Value;
-    /// Validates params given as a JSON object and fills in defaults.
-    fn resolve_params(&self, given: &serde_json::Value) -> Result<ResolvedParams, ParamProblem>;
+    /// Validates params given as a JSON object and fills in defaults; the first problem.
+    fn resolve_params(&self, given: &serde_json::Value) -> Result<ResolvedParams, ParamProblem> {
+        let report = self.check_params(given);
+        match (report.problems.into_iter().next(), report.value) {
+            (Some(problem), _) => Err(problem),
+            (None, Some(value)) => Ok(ResolvedParams {
+                value,
+                files: report.files,
+            }),
+            (None, None) => unreachable!("params without problems resolve"),
+        }
+    }
+    /// Validates params given as a JSON object, collecting every problem it can find.
+    fn check_params(&self, given: &serde_json::Value) -> ParamReport;
     /// Runs on params returned by [`DynStage::resolve_params`].
     fn run(
         &self,
@@ -348,33 +373,87 @@ impl<S: Stage> DynStage for Erased<S> {
         serde_json::to_value(S::Params::default()).expect("params serialize to JSON")
     }
 
-    fn resolve_params(&self, given: &serde_json::Value) -> Result<ResolvedParams, ParamProblem> {
+    fn check_params(&self, given: &serde_json::Value) -> ParamReport {
         let defaults = self.default_params();
-        if let (Some(given), Some(known)) = (given.as_object(), defaults.as_object()) {
-            for key in given.keys() {
-                if !known.contains_key(key) {
-                    let valid: Vec<&str> = known.keys().map(String::as_str).collect();
-                    return Err(ParamProblem::new(
-                        key,
-                        format!(
-                            "unknown parameter `{key}` for stage `{}`; valid parameters: {}",
-                            S::NAME,
-                            valid.join(", ")
-                        ),
-                    ));
-                }
+        let empty = serde_json::Map::new();
+        let known = defaults.as_object().unwrap_or(&empty);
+        let mut problems = Vec::new();
+        let mut accepted = given.clone();
+        if let Some(given) = accepted.as_object_mut() {
+            let unknown: Vec<String> = given
+                .keys()
+                .filter(|k| !known.contains_key(*k))
+                .cloned()
+                .collect();
+            for key in unknown {
+                let valid: Vec<&str> = known.keys().map(String::as_str).collect();
+                problems.push(ParamProblem::new(
+                    &key,
+                    format!(
+                        "unknown parameter `{key}` for stage `{}`; valid parameters: {}",
+                        S::NAME,
+                        valid.join(", ")
+                    ),
+                ));
+                given.remove(&key);
             }
         }
-        let params = Self::typed(given)?;
-        S::check(&params)?;
+        let mut dropped: Vec<String> = Vec::new();
+        let params = match Self::typed(&accepted) {
+            Ok(params) => Some(params),
+            Err(first) => {
+                // Each key on its own over the defaults, so that every mistyped value is
+                // named; the rest still typed to check files.
+                let keys: Vec<(String, serde_json::Value)> = accepted
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                for (key, value) in keys {
+                    let mut alone = known.clone();
+                    alone.insert(key.clone(), value);
+                    if let Err(problem) = Self::typed(&serde_json::Value::Object(alone)) {
+                        problems.push(problem);
+                        dropped.push(key);
+                    }
+                }
+                if dropped.is_empty() {
+                    problems.push(first);
+                    None
+                } else {
+                    if let Some(m) = accepted.as_object_mut() {
+                        m.retain(|k, _| !dropped.contains(k));
+                    }
+                    Self::typed(&accepted).ok()
+                }
+            }
+        };
+        let Some(params) = params else {
+            return ParamReport {
+                value: None,
+                files: Vec::new(),
+                problems,
+            };
+        };
+        if let Err(problem) = S::check(&params) {
+            // A check that fails only because a mistyped value was left out says nothing new.
+            let about_dropped = problem.path.first().is_some_and(|p| dropped.contains(p));
+            if !about_dropped {
+                problems.push(problem);
+            }
+        }
         let files = S::data_files(&params)
             .into_iter()
+            .filter(|(_, file)| !file.0.is_empty())
             .map(|(name, file)| (name.to_string(), file.0.clone()))
             .collect();
-        Ok(ResolvedParams {
-            value: serde_json::to_value(&params).expect("params serialize to JSON"),
+        let value = problems
+            .is_empty()
+            .then(|| serde_json::to_value(&params).expect("params serialize to JSON"));
+        ParamReport {
+            value,
             files,
-        })
+            problems,
+        }
     }
 
     fn run(

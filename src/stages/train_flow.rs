@@ -689,16 +689,19 @@ impl Curve {
                         label: "train".into(),
                         points: per_epoch(&self.train),
                         color: 0,
+                        ..Default::default()
                     },
                     Series {
                         label: "validation".into(),
                         points: per_epoch(&self.validation),
                         color: 1,
+                        ..Default::default()
                     },
                     Series {
                         label: format!("kept: epoch {best_epoch}"),
                         points: vec![(best_epoch as f64, self.validation[best_epoch - 1])],
                         color: 3,
+                        ..Default::default()
                     },
                 ],
             }],

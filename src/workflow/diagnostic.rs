@@ -41,6 +41,8 @@ pub enum ErrorKind {
     InvalidParam,
     /// A file named in params that does not exist.
     MissingFile,
+    /// A `--set` that names no node of the workflow.
+    BadOverride,
 }
 
 /// One validation error.

@@ -9,6 +9,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 
 use super::diagnostic::{Diagnostic, ErrorKind};
+use super::overrides::{Overrides, ParamOverride};
 use super::spec::{WorkflowSpec, join};
 use super::yaml::{Location, Yaml};
 use crate::stages::{DynStage, Registry};
@@ -44,6 +45,8 @@ pub struct Node {
     pub inputs: Vec<Edge>,
     /// The node's seed, derived from the workflow seed and the node id.
     pub seed: [u8; 32],
+    /// Params set from the command line (`--set`), by name.
+    pub overridden: Vec<String>,
 }
 
 /// A validated workflow, ready to plan and run.
@@ -55,6 +58,8 @@ pub struct Workflow {
     pub nodes: Vec<Node>,
     /// Node indices in an order where every node comes after its inputs.
     pub order: Vec<usize>,
+    /// Whether `seed` came from `--seed` rather than the file.
+    pub seed_overridden: bool,
 }
 
 impl Workflow {
@@ -84,11 +89,15 @@ pub fn node_seed(seed: u64, id: &str) -> [u8; 32] {
 }
 
 pub(crate) fn resolve(
-    spec: WorkflowSpec,
+    mut spec: WorkflowSpec,
     file: &Path,
     registry: &Registry,
+    overrides: &Overrides,
 ) -> Result<Workflow, Vec<Diagnostic>> {
     let mut errors = Vec::new();
+    if let Some(seed) = overrides.seed {
+        spec.seed = seed;
+    }
     let stage_names =
         || -> Vec<String> { registry.names().iter().map(|s| s.to_string()).collect() };
     let ids: HashMap<&str, usize> = spec
@@ -97,6 +106,22 @@ pub(crate) fn resolve(
         .enumerate()
         .map(|(i, n)| (n.id.as_str(), i))
         .collect();
+    for o in &overrides.params {
+        if !ids.contains_key(o.node.as_str()) {
+            let mut choices: Vec<String> = ids.keys().map(|s| s.to_string()).collect();
+            choices.sort();
+            errors.push(
+                Diagnostic::new(
+                    ErrorKind::BadOverride,
+                    file,
+                    "",
+                    None,
+                    format!("--set {}: no node `{}` in this workflow", o.text, o.node),
+                )
+                .with_choices("nodes", choices),
+            );
+        }
+    }
     let stages: Vec<Option<&Arc<dyn DynStage>>> = spec
         .nodes
         .iter()
@@ -292,67 +317,59 @@ pub(crate) fn resolve(
         let Some(stage) = stages[i] else { continue };
         let node_path = join("nodes", &node.id);
         let prefixes = [join("defaults", &node.stage), join(&node_path, "params")];
-        match node_params(
+        let node_overrides = overrides.for_node(&node.id);
+        let merged = match node_params(
             node.params.as_ref(),
             defaults.get(node.stage.as_str()).copied(),
             &prefixes,
+            &node_overrides,
         ) {
-            Err((path, at, message)) => errors.push(Diagnostic::new(
-                ErrorKind::InvalidParam,
-                file,
-                path,
-                Some(at),
-                message,
-            )),
-            Ok(merged) => match stage.resolve_params(&merged.value) {
-                Err(problem) => {
-                    let (path, at) = merged.locate(&problem.path, &prefixes[1], node.id_location);
-                    errors.push(Diagnostic::new(
-                        ErrorKind::InvalidParam,
-                        file,
-                        path,
-                        Some(at),
-                        problem.message,
-                    ));
-                }
-                Ok(resolved) => {
-                    let mut files = Vec::new();
-                    for (param, written) in resolved.files {
-                        match locate_file(&written, base) {
-                            Some(path) => files.push(FileParam {
-                                param,
-                                written,
-                                path,
-                            }),
-                            None => {
-                                let (path, at) = merged.locate(
-                                    std::slice::from_ref(&param),
-                                    &prefixes[1],
-                                    node.id_location,
-                                );
-                                errors.push(Diagnostic::new(
-                                    ErrorKind::MissingFile,
-                                    file,
-                                    path,
-                                    Some(at),
-                                    format!(
-                                        "file `{written}` not found (looked in the current directory and in {})",
-                                        base.display()
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                    nodes.push(Node {
-                        id: node.id.clone(),
-                        stage: stage.clone(),
-                        params: resolved.value,
-                        files,
-                        inputs: edges[i].clone(),
-                        seed: node_seed(spec.seed, &node.id),
-                    });
-                }
-            },
+            Err(diagnostic) => {
+                errors.push(diagnostic.into_diagnostic(file));
+                continue;
+            }
+            Ok(merged) => merged,
+        };
+        let resolved = stage.check_params(&merged.value);
+        for problem in &resolved.problems {
+            errors.push(
+                merged
+                    .locate(&problem.path, &prefixes[1], node.id_location)
+                    .diagnostic(ErrorKind::InvalidParam, file, problem.message.clone()),
+            );
+        }
+        let mut files = Vec::new();
+        for (param, written) in resolved.files {
+            match locate_file(&written, base) {
+                Some(path) => files.push(FileParam {
+                    param,
+                    written,
+                    path,
+                }),
+                None => errors.push(
+                    merged
+                        .locate(std::slice::from_ref(&param), &prefixes[1], node.id_location)
+                        .diagnostic(
+                            ErrorKind::MissingFile,
+                            file,
+                            format!(
+                                "file `{written}` not found (looked in the current directory and in {})",
+                                base.display()
+                            ),
+                        ),
+                ),
+            }
+        }
+        if let Some(value) = resolved.value {
+            nodes.push(Node {
+                id: node.id.clone(),
+                stage: stage.clone(),
+                params: value,
+                files,
+                inputs: edges[i].clone(),
+                seed: node_seed(spec.seed, &node.id),
+                overridden: node_overrides.iter().map(|o| o.param.clone()).collect(),
+            });
         }
     }
 
@@ -368,6 +385,7 @@ pub(crate) fn resolve(
         seed: spec.seed,
         nodes,
         order,
+        seed_overridden: overrides.seed.is_some(),
     })
 }
 
@@ -404,11 +422,56 @@ fn locate_file(written: &str, workflow_dir: &Path) -> Option<PathBuf> {
     beside.is_file().then_some(beside)
 }
 
-/// A node's params merged over the stage's shared defaults, remembering where each
-/// top-level key was written.
+/// Where a param was written: under a YAML path of the workflow file, or by a `--set`
+/// argument.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    File(&'a str),
+    CommandLine(&'a ParamOverride),
+}
+
+/// The place of a problem in the params, ready to become a diagnostic.
+struct Place {
+    yaml_path: String,
+    location: Option<Location>,
+    set: Option<String>,
+}
+
+impl Place {
+    fn diagnostic(self, kind: ErrorKind, file: &Path, message: String) -> Diagnostic {
+        match self.set {
+            // The file did not say it: name the argument that did.
+            Some(text) => Diagnostic::new(
+                kind,
+                file,
+                self.yaml_path,
+                None,
+                format!("{message} (from --set {text})"),
+            ),
+            None => Diagnostic::new(kind, file, self.yaml_path, self.location, message),
+        }
+    }
+}
+
+/// A node's params merged over the stage's shared defaults and under the command line's
+/// overrides, remembering where each top-level key was written.
 struct MergedParams<'a> {
     value: serde_json::Value,
-    sources: BTreeMap<String, (&'a Yaml, &'a str)>,
+    /// Param name -> the mapping it was written in (none for `--set`) and its origin.
+    sources: BTreeMap<String, (Option<&'a Yaml>, Origin<'a>)>,
+}
+
+/// A problem found while merging (a value with no JSON form).
+struct MergeProblem {
+    place: Place,
+    message: String,
+}
+
+impl MergeProblem {
+    fn into_diagnostic(self, file: &Path) -> Diagnostic {
+        self.place
+            .diagnostic(ErrorKind::InvalidParam, file, self.message)
+    }
 }
 
 /// `prefixes`: the YAML paths of the defaults and of the node's params.
@@ -416,24 +479,45 @@ fn node_params<'a>(
     params: Option<&'a Yaml>,
     defaults: Option<&'a Yaml>,
     prefixes: &'a [String; 2],
-) -> Result<MergedParams<'a>, (String, Location, String)> {
+    overrides: &[&'a ParamOverride],
+) -> Result<MergedParams<'a>, MergeProblem> {
     let mut value = serde_json::Map::new();
     let mut sources = BTreeMap::new();
-    for (yaml, origin) in [
-        (defaults, prefixes[0].as_str()),
-        (params, prefixes[1].as_str()),
-    ] {
-        let Some(entries) = yaml.and_then(|y| y.as_map()) else {
-            continue;
-        };
-        for (key, v) in entries {
-            let name = key.as_str().unwrap_or_default().to_string();
-            let json = v
-                .to_json()
-                .map_err(|e| (join(origin, &name), e.location, e.message))?;
-            value.insert(name.clone(), json);
-            sources.insert(name, (yaml.unwrap(), origin));
-        }
+    let written = [
+        (defaults, Origin::File(prefixes[0].as_str())),
+        (params, Origin::File(prefixes[1].as_str())),
+    ];
+    let entries = written
+        .into_iter()
+        .flat_map(|(yaml, origin)| {
+            yaml.and_then(|y| y.as_map())
+                .unwrap_or_default()
+                .iter()
+                .map(move |(k, v)| (k.as_str().unwrap_or_default(), v, yaml, origin))
+        })
+        .chain(
+            overrides
+                .iter()
+                .map(|o| (o.param.as_str(), &o.value, None, Origin::CommandLine(o))),
+        );
+    for (name, v, container, origin) in entries {
+        let json = v.to_json().map_err(|e| MergeProblem {
+            place: match origin {
+                Origin::File(prefix) => Place {
+                    yaml_path: join(prefix, name),
+                    location: Some(e.location),
+                    set: None,
+                },
+                Origin::CommandLine(o) => Place {
+                    yaml_path: join(&prefixes[1], name),
+                    location: None,
+                    set: Some(o.text.clone()),
+                },
+            },
+            message: e.message,
+        })?;
+        value.insert(name.to_string(), json);
+        sources.insert(name.to_string(), (container, origin));
     }
     Ok(MergedParams {
         value: serde_json::Value::Object(value),
@@ -445,15 +529,33 @@ impl MergedParams<'_> {
     /// The YAML path and location of a problem at `path` inside the merged params.
     /// `params_path` is the node's `nodes.<id>.params`; `fallback` is used for a
     /// param that was not written at all.
-    fn locate(&self, path: &[String], params_path: &str, fallback: Location) -> (String, Location) {
-        let Some(first) = path.first() else {
-            return (params_path.to_string(), fallback);
+    fn locate(&self, path: &[String], params_path: &str, fallback: Location) -> Place {
+        let place = |yaml_path: String, location: Location| Place {
+            yaml_path,
+            location: Some(location),
+            set: None,
         };
-        let Some((yaml, prefix)) = self.sources.get(first) else {
-            return (join(params_path, &path.join(".")), fallback);
+        let Some(first) = path.first() else {
+            return place(params_path.to_string(), fallback);
+        };
+        let Some(&(container, origin)) = self.sources.get(first) else {
+            return place(join(params_path, &path.join(".")), fallback);
+        };
+        let (prefix, yaml) = match (origin, container) {
+            (Origin::File(prefix), Some(yaml)) => (prefix, yaml),
+            (Origin::File(prefix), None) => {
+                return place(join(prefix, &path.join(".")), fallback);
+            }
+            (Origin::CommandLine(o), _) => {
+                return Place {
+                    yaml_path: join(params_path, &path.join(".")),
+                    location: None,
+                    set: Some(o.text.clone()),
+                };
+            }
         };
         let mut at = yaml.location;
-        let mut node = Some(*yaml);
+        let mut node = Some(yaml);
         for (depth, segment) in path.iter().enumerate() {
             let next = node.and_then(|n| n.lookup([segment.as_str()]));
             if depth == path.len() - 1 {
@@ -468,6 +570,6 @@ impl MergedParams<'_> {
             }
             node = next;
         }
-        (join(prefix, &path.join(".")), at)
+        place(join(prefix, &path.join(".")), at)
     }
 }

@@ -6,6 +6,15 @@
 //! integers (`steps: 5_000_000`). Quoted scalars are always strings. Anchors and aliases
 //! are expanded; a file may hold only one YAML document. Duplicate keys are kept in the
 //! tree so the schema check can name them (a duplicate node id is its own error).
+//!
+//! Merge keys (YAML 1.1's `<<`, as PyYAML and most loaders read them) let nodes share
+//! settings: `<<: *fg_params` (or `<<: [*a, *b]`) copies the entries of the aliased
+//! mapping(s) that the mapping does not write itself. Keys written in the mapping win;
+//! among several merged mappings the first wins. Merged entries keep the location where
+//! they were written, so an error in one points at the anchored mapping.
+//!
+//! A syntax error inside a flow collection (`[` or `{`) that is never closed names the
+//! line where the collection opened as well as where the parser gave up.
 
 use std::fmt;
 
@@ -169,12 +178,17 @@ fn location(span: &Span) -> Location {
 pub fn parse(text: &str) -> Result<Yaml, YamlError> {
     let mut builder = Builder::default();
     for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| YamlError {
-            location: Location {
+        let (event, span) = event.map_err(|e| {
+            let location = Location {
                 line: e.marker().line(),
                 column: e.marker().col() + 1,
-            },
-            message: e.info().to_string(),
+            };
+            let mut message = e.info().to_string();
+            if let Some((kind, opened)) = builder.open_flow_collection(text) {
+                message =
+                    format!("{message} (in the flow {kind} opened at line {opened}, not closed)");
+            }
+            YamlError { location, message }
         })?;
         builder.push(event, &span)?;
     }
@@ -184,11 +198,26 @@ pub fn parse(text: &str) -> Result<Yaml, YamlError> {
     }))
 }
 
+/// A collection being built.
+struct Open {
+    node: Yaml,
+    anchor: usize,
+    /// For a mapping: the key waiting for its value.
+    pending: Pending,
+    /// For a mapping: the values of its merge keys, in order.
+    merges: Vec<Yaml>,
+}
+
+enum Pending {
+    None,
+    Key(Yaml),
+    /// A plain `<<` key: its value is merged, not stored.
+    Merge,
+}
+
 #[derive(Default)]
 struct Builder {
-    /// Open collections: the node under construction, its anchor, and for a mapping a
-    /// key waiting for its value.
-    stack: Vec<(Yaml, usize, Option<Yaml>)>,
+    stack: Vec<Open>,
     anchors: Vec<(usize, Yaml)>,
     root: Option<Yaml>,
     documents: usize,
@@ -223,6 +252,10 @@ impl Builder {
                 self.complete(node, 0)?;
             }
             Event::Scalar(text, style, anchor, _tag) => {
+                if style == ScalarStyle::Plain && text == "<<" && self.awaiting_key() {
+                    self.stack.last_mut().expect("awaiting a key").pending = Pending::Merge;
+                    return Ok(());
+                }
                 let value = if style == ScalarStyle::Plain {
                     resolve_plain(&text)
                 } else {
@@ -236,48 +269,105 @@ impl Builder {
                     anchor,
                 )?;
             }
-            Event::SequenceStart(anchor, _) => self.stack.push((
-                Yaml {
-                    value: YamlValue::Seq(Vec::new()),
-                    location: at,
-                },
-                anchor,
-                None,
-            )),
-            Event::MappingStart(anchor, _) => self.stack.push((
-                Yaml {
-                    value: YamlValue::Map(Vec::new()),
-                    location: at,
-                },
-                anchor,
-                None,
-            )),
+            Event::SequenceStart(anchor, _) => self.open(YamlValue::Seq(Vec::new()), at, anchor),
+            Event::MappingStart(anchor, _) => self.open(YamlValue::Map(Vec::new()), at, anchor),
             Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor, _) = self.stack.pop().expect("balanced YAML events");
-                self.complete(node, anchor)?;
+                let open = self.stack.pop().expect("balanced YAML events");
+                let mut node = open.node;
+                if let YamlValue::Map(entries) = &mut node.value {
+                    merge(entries, &open.merges)?;
+                }
+                self.complete(node, open.anchor)?;
             }
         }
         Ok(())
+    }
+
+    fn open(&mut self, value: YamlValue, location: Location, anchor: usize) {
+        self.stack.push(Open {
+            node: Yaml { value, location },
+            anchor,
+            pending: Pending::None,
+            merges: Vec::new(),
+        });
+    }
+
+    /// Whether the innermost collection is a mapping waiting for a key.
+    fn awaiting_key(&self) -> bool {
+        self.stack.last().is_some_and(|open| {
+            matches!(open.node.value, YamlValue::Map(_)) && matches!(open.pending, Pending::None)
+        })
     }
 
     fn complete(&mut self, node: Yaml, anchor: usize) -> Result<(), YamlError> {
         if anchor != 0 {
             self.anchors.push((anchor, node.clone()));
         }
-        let Some((parent, _, pending_key)) = self.stack.last_mut() else {
+        let Some(parent) = self.stack.last_mut() else {
             self.root = Some(node);
             return Ok(());
         };
-        match &mut parent.value {
+        match &mut parent.node.value {
             YamlValue::Seq(items) => items.push(node),
-            YamlValue::Map(entries) => match pending_key.take() {
-                None => *pending_key = Some(node),
-                Some(key) => entries.push((key, node)),
-            },
+            YamlValue::Map(entries) => {
+                match std::mem::replace(&mut parent.pending, Pending::None) {
+                    Pending::None => parent.pending = Pending::Key(node),
+                    Pending::Key(key) => entries.push((key, node)),
+                    Pending::Merge => parent.merges.push(node),
+                }
+            }
             _ => unreachable!("only collections are pushed on the stack"),
         }
         Ok(())
     }
+
+    /// The innermost flow collection still open, if any: its kind and where it opened.
+    /// (A block collection starts at its first entry; a flow one at its bracket.)
+    fn open_flow_collection(&self, text: &str) -> Option<(&'static str, Location)> {
+        self.stack.iter().rev().find_map(|open| {
+            let line = text.lines().nth(open.node.location.line.checked_sub(1)?)?;
+            let bracket = line
+                .chars()
+                .nth(open.node.location.column.checked_sub(1)?)?;
+            match (bracket, &open.node.value) {
+                ('[', YamlValue::Seq(_)) => Some(("sequence", open.node.location)),
+                ('{', YamlValue::Map(_)) => Some(("mapping", open.node.location)),
+                _ => None,
+            }
+        })
+    }
+}
+
+/// Applies a mapping's merge keys: each merged mapping contributes the entries whose
+/// keys are not yet present (written keys first, then earlier merges).
+fn merge(entries: &mut Vec<(Yaml, Yaml)>, merges: &[Yaml]) -> Result<(), YamlError> {
+    let mut sources: Vec<&Yaml> = Vec::new();
+    for value in merges {
+        match &value.value {
+            YamlValue::Map(_) => sources.push(value),
+            YamlValue::Seq(items) if items.iter().all(|i| i.as_map().is_some()) => {
+                sources.extend(items.iter())
+            }
+            other => {
+                return Err(YamlError {
+                    location: value.location,
+                    message: format!(
+                        "a merge key `<<` takes a mapping or a list of mappings (e.g. `<<: *defaults`), found {}",
+                        other.kind()
+                    ),
+                });
+            }
+        }
+    }
+    for source in sources {
+        for (key, value) in source.as_map().unwrap_or_default() {
+            let present = entries.iter().any(|(k, _)| k.value == key.value);
+            if !present {
+                entries.push((key.clone(), value.clone()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// YAML 1.2 core schema for plain scalars, with `_` allowed between digits of integers.
@@ -381,5 +471,61 @@ mod tests {
         );
         let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.location.line >= 1);
+    }
+
+    #[test]
+    fn merge_keys_copy_the_entries_not_written() {
+        let doc = parse(
+            "base: &b {steps: 10, temperature_k: 300}\n\
+             other: &o {friction: 1, steps: 99}\n\
+             node:\n  <<: *b\n  steps: 20\n\
+             both:\n  <<: [*b, *o]\n",
+        )
+        .unwrap();
+        let node = doc.get("node").unwrap();
+        assert_eq!(node.get("steps").unwrap().value, YamlValue::Int(20));
+        assert_eq!(
+            node.get("temperature_k").unwrap().value,
+            YamlValue::Int(300)
+        );
+        assert_eq!(node.as_map().unwrap().len(), 2, "no `<<` entry is left");
+        // Merged entries keep where they were written (the anchored mapping, line 1).
+        assert_eq!(node.get("temperature_k").unwrap().location.line, 1);
+        let both = doc.get("both").unwrap();
+        assert_eq!(
+            both.get("steps").unwrap().value,
+            YamlValue::Int(10),
+            "first merge wins"
+        );
+        assert_eq!(both.get("friction").unwrap().value, YamlValue::Int(1));
+    }
+
+    #[test]
+    fn a_quoted_merge_key_is_an_ordinary_key_and_a_scalar_merge_is_refused() {
+        let doc = parse("a: {'<<': 1}\n").unwrap();
+        assert_eq!(
+            doc.get("a").unwrap().get("<<").unwrap().value,
+            YamlValue::Int(1)
+        );
+        let err = parse("x: 1\nnode:\n  <<: 5\n").unwrap_err();
+        assert_eq!(err.location, Location { line: 3, column: 7 });
+        assert!(err.message.contains("merge key"), "{}", err.message);
+    }
+
+    #[test]
+    fn an_unclosed_flow_sequence_names_where_it_opened() {
+        let err = parse("name: x\nseed: 1\nnodes:\n  a: [unclosed\n").unwrap_err();
+        assert!(
+            err.message.contains("flow sequence opened at line 4:6"),
+            "{} at {}",
+            err.message,
+            err.location
+        );
+        let err = parse("a: {k: 1\n").unwrap_err();
+        assert!(
+            err.message.contains("flow mapping opened at line 1:4"),
+            "{}",
+            err.message
+        );
     }
 }
