@@ -501,3 +501,132 @@ fn narrow_torsions_get_a_box_around_their_circular_mean() {
         assert!(d.abs() < 1e-12, "{a} vs {c}");
     }
 }
+
+/// a (m x k) times b (k x n), each element the chain acc = fma(a_ik, b_kj, acc) over
+/// k = 0, 1, ...: what gemm computes in one block of depth, on any machine with FMA.
+fn sequential_fma(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut out = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0.0f64;
+            for l in 0..k {
+                acc = a[i * k + l].mul_add(b[l * n + j], acc);
+            }
+            out[i * n + j] = acc;
+        }
+    }
+    out
+}
+
+fn seeded(rows: usize, cols: usize, id: u64) -> (Vec<f64>, Tensor) {
+    let mut rng = stream(11, id);
+    let v: Vec<f64> = (0..rows * cols).map(|_| normal(&mut rng)).collect();
+    let t = Tensor::from_vec(v.clone(), (rows, cols), &Device::Cpu).unwrap();
+    (v, t)
+}
+
+/// The rule behind `nn::product_depth`: a product of depth k <= 512 is the sequential FMA
+/// chain, so its bits cannot depend on gemm's cache-dependent blocking; the depth of the
+/// unsplit MADE output layer's input gradient (51 x 25 = 1275) is cut into blocks.
+#[test]
+fn products_of_bounded_depth_are_the_sequential_fma_chain() {
+    // (m, k, n) of the study's flow step: batch 256, hidden 128, output blocks of 500
+    // and 275 units, weight gradients over the batch; and the bound itself.
+    let shapes = [
+        (256, 128, 500),
+        (256, 128, 275),
+        (256, 500, 128),
+        (256, 275, 128),
+        (500, 256, 128),
+        (128, 256, 128),
+        (256, 51, 128),
+        (256, 512, 64),
+        (100, 512, 100),
+    ];
+    for (id, &(m, k, n)) in shapes.iter().enumerate() {
+        let (a, ta) = seeded(m, k, 2 * id as u64);
+        let (b, tb) = seeded(k, n, 2 * id as u64 + 1);
+        let product: Vec<f64> = ta
+            .matmul(&tb)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(
+            product == sequential_fma(&a, &b, m, k, n),
+            "({m} x {k}) ({k} x {n}) is not the sequential FMA chain"
+        );
+    }
+    let (a, ta) = seeded(256, 1275, 90);
+    let (b, tb) = seeded(1275, 128, 91);
+    let product: Vec<f64> = ta
+        .matmul(&tb)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert!(
+        product != sequential_fma(&a, &b, 256, 1275, 128),
+        "depth 1275 is blocked by gemm (by a machine-dependent depth): it must not be \
+         left to it"
+    );
+}
+
+/// One maximum-likelihood gradient of a flow of the alanine dipeptide study's shape
+/// (51 coordinates, 4 layers, hidden [128, 128], 8 bins, batch 256): its bits are pinned,
+/// so a change in how training sums (a product left to gemm's blocking) shows here.
+#[test]
+fn a_study_shaped_flow_gradient_has_pinned_bits() {
+    let dims = 51;
+    let context = 9;
+    let circular: Vec<bool> = (0..dims).map(|d| d % 3 == 2).collect();
+    let store = ParameterStore::new([42; 32]);
+    let config = FlowConfig {
+        layers: 4,
+        hidden: vec![128, 128],
+        bins: 8,
+    };
+    let flow = ConditionalFlow::new(
+        &config,
+        &circular,
+        context,
+        store.var_builder(DType::F64, &Device::Cpu),
+    )
+    .unwrap();
+    randomize(&store, 42, 0.05);
+    let u = points(256, dims, 42);
+    let mut rng = stream(42, 3);
+    let c: Vec<f64> = (0..256 * context).map(|_| normal(&mut rng)).collect();
+    let c = Tensor::from_vec(c, (256, context), &Device::Cpu).unwrap();
+    let loss = flow
+        .log_prob(&u, &c)
+        .unwrap()
+        .mean_all()
+        .unwrap()
+        .neg()
+        .unwrap();
+    let grads = loss.backward().unwrap();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&loss.to_scalar::<f64>().unwrap().to_le_bytes());
+    let mut vars = store.vars();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, var) in vars {
+        let g: Vec<f64> = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("no gradient for {name}"))
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        hasher.update(name.as_bytes());
+        for x in g {
+            hasher.update(&x.to_le_bytes());
+        }
+    }
+    assert_eq!(
+        hasher.finalize().to_hex().as_str(),
+        "cae56ea2690cacf1b619958bc7178531d7106ad60a9f78b4ae4cec798be7129e"
+    );
+}

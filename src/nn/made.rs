@@ -17,11 +17,18 @@
 //! dimension in the order sees only the context (through V_o), the last all others. The
 //! output weights W_o, V_o and b_o start at zero, so an untrained MADE gives theta = 0
 //! for every input (a spline flow built on it starts at the identity).
+//!
+//! The output layer's D x P units are computed in blocks of whole dimensions of at most
+//! [`MAX_PRODUCT_DEPTH`] units, so that the gradient with respect to h_L, a sum over the
+//! units, is a sum of products of bounded depth: the same bits on any machine (see
+//! [`super::product_depth`]). The forward values are those of the whole product (each
+//! is a sum over the H hidden units, whatever the blocks).
 
 use candle_core::{Device, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::mlp::Activation;
+use super::product_depth::{MAX_PRODUCT_DEPTH, output_blocks};
 
 /// One masked dense layer: y = x (W o M)^T + b (the product W o M in [`Made::prepare`]).
 struct MaskedLinear {
@@ -93,6 +100,17 @@ impl Made {
         sorted.sort_unstable();
         if sorted != (0..dims).collect::<Vec<_>>() || hidden.is_empty() || dims == 0 {
             candle_core::bail!("MADE needs a permutation order and at least one hidden layer")
+        }
+        if let Some(&wide) = hidden.iter().find(|&&h| h > MAX_PRODUCT_DEPTH) {
+            candle_core::bail!(
+                "hidden width {wide}: at most {MAX_PRODUCT_DEPTH}, so that training's products \
+                 give the same bits on every machine"
+            )
+        }
+        if params_per_dim > MAX_PRODUCT_DEPTH {
+            candle_core::bail!(
+                "{params_per_dim} parameters per dimension: at most {MAX_PRODUCT_DEPTH}"
+            )
         }
         let input_degrees: Vec<usize> = order.iter().map(|&r| r + 1).collect();
         let mut by_rank = vec![0; dims];
@@ -212,9 +230,11 @@ impl Made {
         let batch = u.dim(0)?;
         let prepared = self.prepare(context)?;
         let h = self.hidden_state(&prepared, u)?;
-        let mut theta = h
-            .matmul(&prepared.output.t()?)?
-            .broadcast_add(&self.output.bias)?;
+        let blocks = output_blocks(self.dims, self.params_per_dim)
+            .into_iter()
+            .map(|(first, len)| h.matmul(&prepared.output.narrow(0, first, len)?.t()?))
+            .collect::<Result<Vec<_>>>()?;
+        let mut theta = Tensor::cat(&blocks, 1)?.broadcast_add(&self.output.bias)?;
         if let Some(c) = &prepared.context_out {
             theta = theta.add(c)?;
         }

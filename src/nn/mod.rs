@@ -21,6 +21,7 @@ pub mod made;
 
 pub mod map_model;
 pub mod mlp;
+pub mod product_depth;
 pub mod runtime;
 pub mod spline;
 pub mod store;

@@ -154,8 +154,10 @@ impl Stage for TrainFlow {
     type Params = TrainFlowParams;
     const NAME: &'static str = "train_flow";
     /// 2: narrow torsions boxed around their circular mean. 3: frames from `more` split
-    /// into validation blocks on their own (without `more`, the same split as 2).
-    const VERSION: u32 = 3;
+    /// into validation blocks on their own (without `more`, the same split as 2). 4: the
+    /// MADE output layer in blocks of at most 512 units, so that its gradient is the same
+    /// bits on every machine (`nn::product_depth`; the same forward values).
+    const VERSION: u32 = 4;
     const ABOUT: &'static str = "Learn p(q | z), the inverse of the CG map: an autoregressive spline \
          flow over all internal coordinates conditioned on the beads, by maximum likelihood";
     const INPUTS: &'static [Port] = &[
@@ -279,10 +281,13 @@ impl Stage for TrainFlow {
         if p.layers == 0 || p.layers > 32 {
             return Err(ParamProblem::new("layers", "must be between 1 and 32"));
         }
-        if p.hidden.is_empty() || p.hidden.iter().any(|&h| !(1..=8192).contains(&h)) {
+        let depth = crate::nn::product_depth::MAX_PRODUCT_DEPTH;
+        if p.hidden.is_empty() || p.hidden.iter().any(|&h| !(1..=depth).contains(&h)) {
+            // Wider layers would sum over more than this in their products, whose bits
+            // would then depend on the CPU's caches (nn::product_depth).
             return Err(ParamProblem::new(
                 "hidden",
-                "give at least one width, each between 1 and 8192",
+                format!("give at least one width, each between 1 and {depth}"),
             ));
         }
         if !(2..=128).contains(&p.bins) {
@@ -291,8 +296,13 @@ impl Stage for TrainFlow {
         if p.epochs == 0 {
             return Err(ParamProblem::new("epochs", "must be at least 1"));
         }
-        if p.batch_size == 0 {
-            return Err(ParamProblem::new("batch_size", "must be at least 1"));
+        if p.batch_size == 0 || p.batch_size > depth {
+            // A weight gradient sums over the batch: past this depth its bits would
+            // depend on the CPU's caches (nn::product_depth).
+            return Err(ParamProblem::new(
+                "batch_size",
+                format!("must be between 1 and {depth} (training replays bit for bit only then)"),
+            ));
         }
         ParamProblem::positive("learning_rate", p.learning_rate)?;
         if !(p.validation_fraction > 0.0 && p.validation_fraction < 1.0) {
