@@ -603,3 +603,73 @@ fn bead_angle_centres_follow_the_dihedral_when_asked() {
             .all(|c| c.to_degrees().abs() < 0.1)
     );
 }
+
+/// The bead-angle centre theta0 of angle `i` at dihedral `a` (left) of an order-2 fit
+/// whose angle has its dihedral on the left only.
+fn centre_at(config: &cgloop::nn::CgPotentialConfig, i: usize, a: f64) -> f64 {
+    let side = 5;
+    let c = &config.theta_dihedral[i * side * side..(i + 1) * side * side];
+    let f = [1.0, a.cos(), a.sin(), (2.0 * a).cos(), (2.0 * a).sin()];
+    config.theta0_rad[i] + (1..side).map(|j| c[j * side] * f[j]).sum::<f64>()
+}
+
+#[test]
+fn bead_angle_centres_stay_in_range_where_the_frames_never_go() {
+    use cgloop::nn::cg_potential::potential_config;
+    // Frames only at |psi| < 25 degrees, theta_2 = 112 + 4 sin(3 psi) + noise of 2 degrees.
+    let mut rng = stream(17, 0);
+    let mut t = Trajectory::new(4);
+    for k in 0..3000 {
+        let psi = (2.0 * cgloop::md::random::uniform(&mut rng) - 1.0) * 25f64.to_radians();
+        let theta2 = (112.0 + 4.0 * (3.0 * psi).sin() + 2.0 * normal(&mut rng)).to_radians();
+        let theta1 = (100.0 + 0.5 * normal(&mut rng)).to_radians();
+        t.push(FrameRecord {
+            temperature_index: 0,
+            replica: 0,
+            temperature_k: 300.0,
+            step: k as i64,
+            time_ps: k as f64,
+            positions_nm: &chain_with_angle(theta1, theta2, psi),
+            forces: &[[0.0; 3]; 4],
+            potential: f64::NAN,
+            kinetic_temperature_k: f64::NAN,
+        });
+    }
+    let fit = |shrinkage: f64| {
+        let p = FitPotentialParams {
+            epochs: 0,
+            hidden: vec![4],
+            theta_dihedral_order: 2,
+            theta_dihedral_shrinkage: shrinkage,
+            bond_prior: false,
+            ..FitPotentialParams::default()
+        };
+        let out = run(&t, &p, 3).unwrap();
+        let tensors = tensors_from_table(table(&out, "potential")).unwrap();
+        potential_config(&tensors).unwrap().1
+    };
+    let range = |config: &cgloop::nn::CgPotentialConfig| {
+        (0..360).fold((f64::MAX, f64::MIN), |(lo, hi), d| {
+            let x = centre_at(config, 1, (d as f64 - 180.0).to_radians()).to_degrees();
+            (lo.min(x), hi.max(x))
+        })
+    };
+    let shrunk = fit(1e-3);
+    let (lo, hi) = range(&shrunk);
+    assert!(
+        lo > 100.0 && hi < 124.0,
+        "centres {lo:.1} to {hi:.1} degrees"
+    );
+    // Where the frames are, the centre follows them: within 1 degree of 112 + 4 sin(3 psi).
+    for d in [-20.0f64, -10.0, 0.0, 10.0, 20.0] {
+        let x = centre_at(&shrunk, 1, d.to_radians()).to_degrees();
+        let truth = 112.0 + 4.0 * (3.0 * d.to_radians()).sin();
+        assert!((x - truth).abs() < 1.0, "psi {d}: {x:.2} vs {truth:.2}");
+    }
+    // Without the shrinkage the series leaves the range of angles.
+    let (lo, hi) = range(&fit(0.0));
+    assert!(
+        lo < 60.0 || hi > 170.0,
+        "unshrunk centres {lo:.1} to {hi:.1} degrees"
+    );
+}

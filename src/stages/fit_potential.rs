@@ -145,6 +145,9 @@ pub struct FitPotentialParams {
     pub theta_prior: bool,
     /// Fourier order of the bead-angle centres in the neighbouring dihedrals (0: fixed).
     pub theta_dihedral_order: usize,
+    /// Weight, as a fraction of the training frames, of pseudo-observations spread over
+    /// the dihedrals' torus at the mean bead angle (the centres' shrinkage).
+    pub theta_dihedral_shrinkage: f64,
     /// Fourier order of the Boltzmann-inverted dihedral prior (0: none).
     pub dihedral_prior_order: usize,
     /// Fourier order of the dihedral-pair prior (0: none; exclusive with the above).
@@ -175,6 +178,7 @@ impl Default for FitPotentialParams {
             angle_prior: false,
             theta_prior: true,
             theta_dihedral_order: 0,
+            theta_dihedral_shrinkage: 1e-3,
             dihedral_prior_order: 6,
             dihedral_pair_order: 0,
             dihedral_pair_floor: 0.01,
@@ -193,7 +197,9 @@ pub struct FitPotential;
 impl Stage for FitPotential {
     type Params = FitPotentialParams;
     const NAME: &'static str = "fit_potential";
-    const VERSION: u32 = 1;
+    /// 2: bead-angle centres that follow the dihedrals shrink towards the mean angle
+    /// where the frames never go (`theta_dihedral_shrinkage`).
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "CG potential U_hat (pair network on bead distances + torsion \
          network on bead dihedrals + harmonic bond and repulsion priors) by force matching on \
          mapped frames; keeps the epoch with the lowest validation force RMSE";
@@ -301,6 +307,10 @@ impl Stage for FitPotential {
                     ones do. Default 0 (a fixed centre)",
         },
         ParamDoc {
+            name: "theta_dihedral_shrinkage",
+            about: "with theta_dihedral_order: pseudo-observations at the mean bead angle,                     spread evenly over the torus of the dihedrals, of this total weight as a                     fraction of the training frames (default 0.001): where the frames never                     go the centres stay near the mean angle instead of following the series                     out of range (a ridge penalty in the Fourier basis)",
+        },
+        ParamDoc {
             name: "dihedral_pair_order",
             about: "a prior on each pair of consecutive bead dihedrals (psi_q, psi_q+1): -k_B T \
                     ln of their kernel density estimate on the torus (wrapped Gaussian of width \
@@ -364,6 +374,14 @@ impl Stage for FitPotential {
             p.theta_dihedral_order,
             angle_dihedral_prior::MAX_ORDER,
         )?;
+        if !(p.theta_dihedral_shrinkage.is_finite()
+            && (0.0..1.0).contains(&p.theta_dihedral_shrinkage))
+        {
+            return Err(ParamProblem::new(
+                "theta_dihedral_shrinkage",
+                format!("must be in [0, 1), got {}", p.theta_dihedral_shrinkage),
+            ));
+        }
         if p.theta_dihedral_order > 0 && !p.theta_prior {
             return Err(ParamProblem::new(
                 "theta_dihedral_order",
@@ -494,7 +512,12 @@ impl Stage for FitPotential {
         };
         let (theta_k, theta0_rad, theta_dihedral) = if p.theta_prior && n >= 3 {
             if p.theta_dihedral_order > 0 && n >= 4 {
-                data.dihedral_dependent_angles(&train, kt, p.theta_dihedral_order)?
+                data.dihedral_dependent_angles(
+                    &train,
+                    kt,
+                    p.theta_dihedral_order,
+                    p.theta_dihedral_shrinkage,
+                )?
             } else {
                 let (k, theta0) = data.boltzmann_inverted_angles(&train, kt)?;
                 (k, theta0, Vec::new())
@@ -916,14 +939,23 @@ impl Frames {
 
     /// Bead-angle priors whose centres follow the neighbouring dihedrals
     /// ([`crate::nn::angle_dihedral_prior`]): per angle, least squares of theta on the
-    /// Fourier basis of order `order` in its dihedrals (a small ridge, 1e-10 of the
-    /// diagonal, keeps the normal equations solvable), k = kT / var(residual). Returns
+    /// Fourier basis of order `order` in its dihedrals, k = kT / var(residual). Returns
     /// (k, theta0 = the constant term, the other coefficients with entry (0, 0) zero).
+    ///
+    /// The frames cover a small part of the torus, and an unconstrained series is free
+    /// to leave the range of angles there (one fit reached -930 degrees at phi > 0 where
+    /// 3,000 frames had none, and CG chains that went there blew up). So the fit adds
+    /// pseudo-observations at the frames' mean angle theta_bar, spread evenly over the
+    /// torus, of total weight `shrinkage` n: with the basis orthogonal over the torus
+    /// that is the ridge term shrinkage n sum_r <f_r^2> (c_r - theta_bar [r = 0])^2
+    /// (<f_r^2> the basis function's mean square: 1, 1/2 or 1/4). A small ridge, 1e-10
+    /// of the diagonal, keeps the normal equations solvable.
     fn dihedral_dependent_angles(
         &self,
         frames: &[usize],
         kt: f64,
         order: usize,
+        shrinkage: f64,
     ) -> Result<AnglePriors, StageError> {
         let side = 2 * order + 1;
         let width = side * side;
@@ -956,6 +988,18 @@ impl Frames {
                 }
                 rows.push((row, theta));
             }
+            let weight = shrinkage * frames.len() as f64;
+            let theta_bar =
+                rows.iter().map(|(_, theta)| theta).sum::<f64>() / rows.len().max(1) as f64;
+            for r in 0..width {
+                let (j, l) = (r / side, r % side);
+                let mean_square = |i: usize| if i == 0 { 1.0 } else { 0.5 };
+                let d = normal[r * width + r];
+                if d > 0.0 {
+                    normal[r * width + r] += weight * mean_square(j) * mean_square(l);
+                }
+            }
+            rhs[0] += weight * theta_bar;
             // Basis functions of an absent dihedral are zero: pin their coefficients.
             for r in 0..width {
                 let d = normal[r * width + r];
