@@ -464,6 +464,23 @@ impl BondedTerms {
         (self.angles::<S>(x, f), self.torsions::<S>(x, f))
     }
 
+    /// [`Self::angles`] and [`Self::torsions`] on AVX2 lanes, compiled for AVX2 so that
+    /// the lanes' intrinsics inline. (Passed to the force evaluation as the generic
+    /// function item itself, they ran in a call shim compiled without AVX: every
+    /// intrinsic an out-of-line call, the MD step about 15 times slower.)
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn angles_torsions_avx2(
+        &mut self,
+        x: &SoaBuffers,
+        f: &mut [[f64; 3]],
+    ) -> (f64, f64) {
+        self.angles_torsions::<crate::md::forcefield::simd::F64x4>(x, f)
+    }
+
     /// [`Self::angles`] and [`Self::torsions`] on AVX-512 lanes, each its own function:
     /// inlined into the whole force evaluation they ran markedly slower (about 2 % of an
     /// MD step; in `md-terms`, where the harness inlines even more, 1.7 against 1.0 us

@@ -264,11 +264,10 @@ impl ForceField {
         positions: &[[f64; 3]],
         forces: &mut [[f64; 3]],
     ) -> EnergyTerms {
-        self.compute_lanes::<simd::F64x4>(
-            positions,
-            forces,
-            BondedTerms::angles_torsions::<simd::F64x4>,
-        )
+        self.compute_lanes::<simd::F64x4>(positions, forces, |bonded, soa, forces| {
+            // SAFETY: this function runs only where the CPU has AVX2.
+            unsafe { bonded.angles_torsions_avx2(soa, forces) }
+        })
     }
 
     /// Every term on lanes `W`; `angles_torsions` evaluates those two terms (on `W`,
