@@ -543,32 +543,21 @@ fn products_of_bounded_depth_are_the_sequential_fma_chain() {
         (256, 512, 64),
         (100, 512, 100),
     ];
+    // Whether candle's product of seeded (m x k) and (k x n) matrices is the chain.
+    let is_chain = |m: usize, k: usize, n: usize, id: u64| {
+        let (a, ta) = seeded(m, k, 2 * id);
+        let (b, tb) = seeded(k, n, 2 * id + 1);
+        let product = ta.matmul(&tb).unwrap().flatten_all().unwrap();
+        product.to_vec1::<f64>().unwrap() == sequential_fma(&a, &b, m, k, n)
+    };
     for (id, &(m, k, n)) in shapes.iter().enumerate() {
-        let (a, ta) = seeded(m, k, 2 * id as u64);
-        let (b, tb) = seeded(k, n, 2 * id as u64 + 1);
-        let product: Vec<f64> = ta
-            .matmul(&tb)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
         assert!(
-            product == sequential_fma(&a, &b, m, k, n),
+            is_chain(m, k, n, id as u64),
             "({m} x {k}) ({k} x {n}) is not the sequential FMA chain"
         );
     }
-    let (a, ta) = seeded(256, 1275, 90);
-    let (b, tb) = seeded(1275, 128, 91);
-    let product: Vec<f64> = ta
-        .matmul(&tb)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
     assert!(
-        product != sequential_fma(&a, &b, 256, 1275, 128),
+        !is_chain(256, 1275, 128, 45),
         "depth 1275 is blocked by gemm (by a machine-dependent depth): it must not be \
          left to it"
     );

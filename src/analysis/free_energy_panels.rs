@@ -12,8 +12,7 @@ use plotters::style::text_anchor;
 
 use super::histogram::PeriodicHistogram2d;
 use super::plot::{
-    FreeEnergyMap, PlotError, draw_colour_bar, draw_map, encode_png, largest_free_energy,
-    plot_error, register_font,
+    Drawing, FreeEnergyMap, PlotError, draw_colour_bar, draw_map, largest_free_energy, plot_error,
 };
 
 /// Width and height of one map in pixels.
@@ -63,36 +62,15 @@ impl FreeEnergyPanels {
             .fold(1e-9, f64::max)
             .min(self.ceiling_kt)
     }
+}
 
+impl Drawing for FreeEnergyPanels {
     /// Width and height in pixels.
-    pub fn size(&self) -> (u32, u32) {
+    fn size(&self) -> (u32, u32) {
         (
             MAP_SIZE.0 * self.maps.len().max(1) as u32 + BAR_WIDTH,
             MAP_SIZE.1 + TITLE_HEIGHT,
         )
-    }
-
-    pub fn to_svg(&self) -> Result<String, PlotError> {
-        register_font();
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, self.size()).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(plot_error)?;
-        }
-        Ok(svg)
-    }
-
-    pub fn to_png(&self) -> Result<Vec<u8>, PlotError> {
-        register_font();
-        let (w, h) = self.size();
-        let mut rgb = vec![0u8; w as usize * h as usize * 3];
-        {
-            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(plot_error)?;
-        }
-        encode_png(&rgb, w, h)
     }
 
     fn draw<DB: DrawingBackend>(

@@ -28,7 +28,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor;
 
-use super::plot::{PlotError, encode_png, plot_error, register_font};
+use super::plot::{Drawing, PlotError, plot_error};
 
 /// Height in pixels of the band that holds a figure's title (when it has one).
 pub const TITLE_BAND: u32 = 40;
@@ -108,40 +108,17 @@ impl Figure {
         let rows = self.panels.len().div_ceil(columns).max(1);
         (columns, rows)
     }
+}
 
+impl Drawing for Figure {
     /// Width and height of the figure in pixels.
-    pub fn size(&self) -> (u32, u32) {
+    fn size(&self) -> (u32, u32) {
         let (columns, rows) = self.grid();
         let band = if self.title.is_empty() { 0 } else { TITLE_BAND };
         (
             columns as u32 * self.panel_size.0,
             rows as u32 * self.panel_size.1 + band,
         )
-    }
-
-    /// The figure as an SVG document.
-    pub fn to_svg(&self) -> Result<String, PlotError> {
-        register_font();
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, self.size()).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(plot_error)?;
-        }
-        Ok(svg)
-    }
-
-    /// The figure as a PNG (8-bit RGB).
-    pub fn to_png(&self) -> Result<Vec<u8>, PlotError> {
-        register_font();
-        let (w, h) = self.size();
-        let mut rgb = vec![0u8; w as usize * h as usize * 3];
-        {
-            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(plot_error)?;
-        }
-        encode_png(&rgb, w, h)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
@@ -181,43 +158,20 @@ impl Panel {
         let drawable = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
         self.series
             .iter()
-            .map(|s| {
-                let mut runs = Vec::new();
-                let mut run = Vec::new();
-                for p in &s.points {
-                    if drawable(p) {
-                        run.push(*p);
-                    } else if !run.is_empty() {
-                        runs.push(std::mem::take(&mut run));
-                    }
-                }
-                if !run.is_empty() {
-                    runs.push(run);
-                }
-                runs
-            })
+            .map(|s| split_runs(s.points.iter().map(|p| drawable(p).then_some(*p))))
             .collect()
     }
 
     /// Each series' band cut into runs of consecutive finite (x, low, high).
     fn band_runs(&self) -> Vec<Vec<Vec<(f64, f64, f64)>>> {
+        let log_y = self.log_y;
         self.series
             .iter()
             .map(|s| {
-                let mut runs = Vec::new();
-                let mut run = Vec::new();
-                for (&(x, y), &(lo, hi)) in s.points.iter().zip(&s.band) {
+                split_runs(s.points.iter().zip(&s.band).map(|(&(x, y), &(lo, hi))| {
                     let finite = x.is_finite() && y.is_finite() && lo.is_finite() && hi.is_finite();
-                    if finite && (!self.log_y || lo > 0.0) {
-                        run.push((x, lo, hi));
-                    } else if !run.is_empty() {
-                        runs.push(std::mem::take(&mut run));
-                    }
-                }
-                if !run.is_empty() {
-                    runs.push(run);
-                }
-                runs
+                    (finite && (!log_y || lo > 0.0)).then_some((x, lo, hi))
+                }))
             })
             .collect()
     }
@@ -355,6 +309,23 @@ impl Panel {
         }
         Ok(())
     }
+}
+
+/// The runs of consecutive `Some` items (a `None` ends a run).
+fn split_runs<T>(items: impl Iterator<Item = Option<T>>) -> Vec<Vec<T>> {
+    let mut runs = Vec::new();
+    let mut run = Vec::new();
+    for item in items {
+        match item {
+            Some(x) => run.push(x),
+            None if !run.is_empty() => runs.push(std::mem::take(&mut run)),
+            None => {}
+        }
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    runs
 }
 
 /// A logarithmic axis over lo..hi (0 < lo < hi), ticked at 1, 2, 5 or 1..9 times powers

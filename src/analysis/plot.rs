@@ -83,30 +83,44 @@ pub struct FreeEnergyMap<'a> {
     pub labels: Vec<Label>,
 }
 
-impl FreeEnergyMap<'_> {
-    /// The map as an SVG document.
-    pub fn to_svg(&self) -> Result<String, PlotError> {
+/// A picture that draws itself on any plotters backend: rendered as an SVG document or
+/// as a PNG (8-bit RGB) by the provided methods.
+pub trait Drawing {
+    /// Width and height in pixels (SVG user units for the SVG).
+    fn size(&self) -> (u32, u32);
+
+    /// Draws the whole picture onto `root`, which is [`Drawing::size`] large.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError>;
+
+    /// The picture as an SVG document.
+    fn to_svg(&self) -> Result<String, PlotError> {
         register_font();
         let mut svg = String::new();
         {
-            let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+            let root = SVGBackend::with_string(&mut svg, self.size()).into_drawing_area();
             self.draw(&root)?;
             root.present().map_err(plot_error)?;
         }
         Ok(svg)
     }
 
-    /// The map as a PNG (8-bit RGB).
-    pub fn to_png(&self) -> Result<Vec<u8>, PlotError> {
+    /// The picture as a PNG (8-bit RGB).
+    fn to_png(&self) -> Result<Vec<u8>, PlotError> {
         register_font();
-        let (w, h) = SIZE;
-        let mut rgb = vec![0u8; (w * h * 3) as usize];
+        let (w, h) = self.size();
+        let mut rgb = vec![0u8; w as usize * h as usize * 3];
         {
-            let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
+            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
             self.draw(&root)?;
             root.present().map_err(plot_error)?;
         }
         encode_png(&rgb, w, h)
+    }
+}
+
+impl Drawing for FreeEnergyMap<'_> {
+    fn size(&self) -> (u32, u32) {
+        SIZE
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {

@@ -77,6 +77,7 @@ use crate::analysis::angle::bond_angle_rad;
 use crate::analysis::dihedral::{dihedral_of_atoms, wrap_deg};
 use crate::analysis::divergence::{Binning, Histogram};
 use crate::analysis::line_plot::{Figure, Panel, Series};
+use crate::analysis::plot::Drawing;
 use crate::artifact::Artifact;
 use crate::artifact::kind::{PNG, SVG, TABLE};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};

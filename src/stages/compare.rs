@@ -66,6 +66,7 @@ use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments, Replicates};
 use crate::analysis::dihedral::dihedral_of_atoms;
 use crate::analysis::free_energy_panels::{FreeEnergyPanels, PanelMap};
 use crate::analysis::line_plot::{Figure, Panel, Series, SeriesStyle};
+use crate::analysis::plot::Drawing;
 use crate::analysis::uncertainty::plus_minus;
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};

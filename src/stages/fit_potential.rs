@@ -110,6 +110,7 @@ use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, Stage
 use crate::analysis::angle::bond_angle_rad;
 use crate::analysis::dihedral::dihedral_deg;
 use crate::analysis::line_plot::{Figure, Panel, Series};
+use crate::analysis::plot::Drawing;
 use crate::artifact::Artifact;
 use crate::artifact::kind::{CG_POTENTIAL, PNG, SVG, TABLE};
 use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};

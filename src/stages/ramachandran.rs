@@ -34,7 +34,7 @@ use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, Stage
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate};
 use crate::analysis::dihedral::dihedral_of_atoms;
 use crate::analysis::histogram::PeriodicHistogram2d;
-use crate::analysis::plot::{FreeEnergyMap, Label, Segment};
+use crate::analysis::plot::{Drawing, FreeEnergyMap, Label, Segment};
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};
 use crate::artifact::kind::{PNG, SVG, TABLE};

@@ -57,6 +57,7 @@ use serde::{Deserialize, Serialize};
 use super::atom_ref::AtomRef;
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::line_plot::{Figure, Panel, Series};
+use crate::analysis::plot::Drawing;
 use crate::artifact::Artifact;
 use crate::artifact::atoms::ATOMS;
 use crate::artifact::kind::{INVERSE_MAP, PNG, SVG, TABLE};
