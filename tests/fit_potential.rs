@@ -456,17 +456,7 @@ fn the_dihedral_prior_recovers_a_boltzmann_distributed_dihedral_potential() {
         let x = chain_with_dihedral(psi, &mut rng);
         let measured = dihedral_deg(x[0], x[1], x[2], x[3]).to_radians();
         assert!(cgloop::md::zmatrix::wrap_angle(measured - psi).abs() < 0.05);
-        t.push(FrameRecord {
-            temperature_index: 0,
-            replica: 0,
-            temperature_k: 300.0,
-            step: k as i64,
-            time_ps: k as f64,
-            positions_nm: &x,
-            forces: &[[0.0; 3]; 4],
-            potential: f64::NAN,
-            kinetic_temperature_k: f64::NAN,
-        });
+        push_still_frame(&mut t, k, &x);
         k += 1;
     }
     let p = FitPotentialParams {
@@ -517,6 +507,21 @@ fn zero_epochs_give_the_priors_alone() {
     );
 }
 
+/// Appends frame `k` of four beads at `x`, without forces, at 300 K.
+fn push_still_frame(t: &mut Trajectory, k: usize, x: &[[f64; 3]]) {
+    t.push(FrameRecord {
+        temperature_index: 0,
+        replica: 0,
+        temperature_k: 300.0,
+        step: k as i64,
+        time_ps: k as f64,
+        positions_nm: x,
+        forces: &[[0.0; 3]; 4],
+        potential: f64::NAN,
+        kinetic_temperature_k: f64::NAN,
+    });
+}
+
 /// Beads 0-1-2-3 with bonds 0.38 nm, the angle at bead 1 of pi - theta1, and the angle
 /// at bead 2 and the dihedral given (rad).
 fn chain_with_angle(theta1: f64, theta2: f64, psi: f64) -> Vec<[f64; 3]> {
@@ -549,17 +554,7 @@ fn bead_angle_centres_follow_the_dihedral_when_asked() {
         let measured = dihedral_deg(x[0], x[1], x[2], x[3]).to_radians();
         assert!(cgloop::md::zmatrix::wrap_angle(measured - psi).abs() < 1e-9);
         assert!((bond_angle_rad(x[1], x[2], x[3]) - theta2).abs() < 1e-9);
-        t.push(FrameRecord {
-            temperature_index: 0,
-            replica: 0,
-            temperature_k: 300.0,
-            step: k as i64,
-            time_ps: k as f64,
-            positions_nm: &x,
-            forces: &[[0.0; 3]; 4],
-            potential: f64::NAN,
-            kinetic_temperature_k: f64::NAN,
-        });
+        push_still_frame(&mut t, k, &x);
     }
     let p = FitPotentialParams {
         epochs: 0,
@@ -623,17 +618,7 @@ fn bead_angle_centres_stay_in_range_where_the_frames_never_go() {
         let psi = (2.0 * cgloop::md::random::uniform(&mut rng) - 1.0) * 25f64.to_radians();
         let theta2 = (112.0 + 4.0 * (3.0 * psi).sin() + 2.0 * normal(&mut rng)).to_radians();
         let theta1 = (100.0 + 0.5 * normal(&mut rng)).to_radians();
-        t.push(FrameRecord {
-            temperature_index: 0,
-            replica: 0,
-            temperature_k: 300.0,
-            step: k as i64,
-            time_ps: k as f64,
-            positions_nm: &chain_with_angle(theta1, theta2, psi),
-            forces: &[[0.0; 3]; 4],
-            potential: f64::NAN,
-            kinetic_temperature_k: f64::NAN,
-        });
+        push_still_frame(&mut t, k, &chain_with_angle(theta1, theta2, psi));
     }
     let fit = |shrinkage: f64| {
         let p = FitPotentialParams {

@@ -25,6 +25,7 @@ use arrow_array::{Array, Float64Array};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use super::manifest::Manifest;
 use super::store::{Store, StoreError};
 use crate::artifact::atoms::{self, AtomRow};
 use crate::artifact::trajectory::Trajectory;
@@ -201,7 +202,7 @@ pub fn export_structures(
         .map(|i| rung[i])
         .collect();
     if let Some(n) = request.resample {
-        let weights = node_weights(store, &request.key, &manifest.node, trajectory.len())?;
+        let weights = node_weights(store, &request.key, &manifest, trajectory.len())?;
         let picked: Vec<f64> = chosen.iter().map(|&i| weights[i]).collect();
         chosen = resample(&picked, n, request.seed)
             .map_err(ExportError::Request)?
@@ -313,10 +314,10 @@ pub fn resample(weights: &[f64], n: usize, seed: u64) -> Result<Vec<usize>, Stri
 fn node_weights(
     store: &Store,
     key: &Key,
-    node: &str,
+    manifest: &Manifest,
     frames: usize,
 ) -> Result<Vec<f64>, ExportError> {
-    let manifest = store.read_manifest(key)?;
+    let node = &manifest.node;
     if !manifest.outputs.contains_key("weights") {
         return Err(ExportError::Request(format!(
             "node `{node}` has no `weights` output to resample by (export a `reweight` node's \

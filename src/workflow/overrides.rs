@@ -54,10 +54,6 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    pub fn is_empty(&self) -> bool {
-        self.seed.is_none() && self.params.is_empty()
-    }
-
     /// The overrides of node `id`, last one per param.
     pub(crate) fn for_node<'a>(&'a self, id: &str) -> Vec<&'a ParamOverride> {
         let mut out: Vec<&ParamOverride> = Vec::new();

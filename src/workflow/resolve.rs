@@ -106,10 +106,13 @@ pub(crate) fn resolve(
         .enumerate()
         .map(|(i, n)| (n.id.as_str(), i))
         .collect();
+    let node_ids = || -> Vec<String> {
+        let mut ids: Vec<String> = spec.nodes.iter().map(|n| n.id.clone()).collect();
+        ids.sort();
+        ids
+    };
     for o in &overrides.params {
         if !ids.contains_key(o.node.as_str()) {
-            let mut choices: Vec<String> = ids.keys().map(|s| s.to_string()).collect();
-            choices.sort();
             errors.push(
                 Diagnostic::new(
                     ErrorKind::BadOverride,
@@ -118,7 +121,7 @@ pub(crate) fn resolve(
                     None,
                     format!("--set {}: no node `{}` in this workflow", o.text, o.node),
                 )
-                .with_choices("nodes", choices),
+                .with_choices("nodes", node_ids()),
             );
         }
     }
@@ -183,8 +186,6 @@ pub(crate) fn resolve(
                 continue;
             };
             let Some(&from) = ids.get(input.node.as_str()) else {
-                let mut choices: Vec<String> = ids.keys().map(|s| s.to_string()).collect();
-                choices.sort();
                 errors.push(
                     Diagnostic::new(
                         ErrorKind::DanglingInput,
@@ -193,7 +194,7 @@ pub(crate) fn resolve(
                         Some(input.location),
                         format!("no node `{}` in this workflow", input.node),
                     )
-                    .with_choices("nodes", choices),
+                    .with_choices("nodes", node_ids()),
                 );
                 continue;
             };
