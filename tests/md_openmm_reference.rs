@@ -7,7 +7,7 @@
 //! within 5e-4 kJ/mol/nm.
 
 use cgloop::md::coordinates::parse_inpcrd;
-use cgloop::md::forcefield::{ForceField, Solvent, Term};
+use cgloop::md::forcefield::{ForceField, InstructionSet, Solvent, Term};
 use cgloop::md::pdb::parse_pdb;
 use cgloop::md::prmtop::parse_prmtop;
 use serde_json::Value;
@@ -201,21 +201,32 @@ fn energies_and_forces_match_openmm_term_by_term() {
                     worst.force = worst.force.max(term_worst.force);
                 }
 
-                // The total through `compute`: vectorized where the CPU allows, then the
-                // portable scalar path.
-                for path in ["simd", "scalar"] {
-                    if path == "scalar" {
-                        ff.disable_simd();
-                    }
+                // The total through `compute` on every instruction set this CPU has: the
+                // reference's numbers, and the same bits on each.
+                let mut first: Option<Vec<u64>> = None;
+                for set in InstructionSet::ALL.into_iter().filter(|s| s.is_available()) {
+                    ff.set_instruction_set(set).unwrap();
                     let mut forces = vec![[0.0; 3]; x.len()];
                     let energies = ff.compute(&x, &mut forces);
                     compare(
-                        &format!("{label} total ({path})"),
+                        &format!("{label} total ({})", set.name()),
                         energies.total(),
                         &forces,
                         &expected["total"],
                         &mut worst,
                     );
+                    let bits: Vec<u64> = std::iter::once(energies.total())
+                        .chain(forces.iter().flatten().copied())
+                        .map(f64::to_bits)
+                        .collect();
+                    match &first {
+                        None => first = Some(bits),
+                        Some(first) => assert!(
+                            *first == bits,
+                            "{label}: {} gives other bits than portable",
+                            set.name()
+                        ),
+                    }
                 }
                 println!(
                     "{label}: max |dE| = {:.2e} kJ/mol, max |dF| = {:.2e} kJ/mol/nm",
@@ -274,11 +285,9 @@ fn force_field_timing() {
         let topology = parse_prmtop(&read(&prmtop), &prmtop).unwrap();
         let x = parse_inpcrd(&read(&inpcrd), &inpcrd).unwrap().positions;
         for solvent in [Solvent::Vacuum, Solvent::Obc2] {
-            for simd in [true, false] {
+            for set in InstructionSet::ALL.into_iter().filter(|s| s.is_available()) {
                 let mut ff = ForceField::new(&topology, solvent).unwrap();
-                if !simd {
-                    ff.disable_simd();
-                }
+                ff.set_instruction_set(set).unwrap();
                 let mut forces = vec![[0.0; 3]; x.len()];
                 let mut checksum = 0.0;
                 for _ in 0..calls / 10 {
@@ -290,7 +299,8 @@ fn force_field_timing() {
                 }
                 let us = start.elapsed().as_secs_f64() * 1e6 / calls as f64;
                 println!(
-                    "{{\"molecule\": \"{stem}\", \"solvent\": \"{solvent:?}\", \"simd\": {simd}, \"us_per_call\": {us:.3}, \"checksum\": {checksum:.3e}}}"
+                    "{{\"molecule\": \"{stem}\", \"solvent\": \"{solvent:?}\", \"instruction_set\": \"{}\", \"us_per_call\": {us:.3}, \"checksum\": {checksum:.3e}}}",
+                    set.name()
                 );
             }
         }

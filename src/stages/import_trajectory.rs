@@ -96,7 +96,8 @@ impl Stage for ImportTrajectory {
     const NAME: &'static str = "import_trajectory";
     // 2: 1-4 pairs in the ordinary pairs' rows change forces and energies in the last
     // bits.
-    const VERSION: u32 = 2;
+    // 3: the force field's same bits on every instruction set (last bits).
+    const VERSION: u32 = 3;
     const ABOUT: &'static str = "Frames from a multi-model PDB, DCD or XTC file, with energies and \
          forces recomputed by cgloop's AMBER force field (vacuum or OBC2)";
     const INPUTS: &'static [Port] = &[];

@@ -111,7 +111,8 @@ impl Stage for Reweight {
     type Params = ReweightParams;
     const NAME: &'static str = "reweight";
     // 2: FG energies from the force field with the 1-4 pairs in the rows (last bits).
-    const VERSION: u32 = 2;
+    // 3: the force field's same bits on every instruction set (last bits).
+    const VERSION: u32 = 3;
     const ABOUT: &'static str = "Importance weights exp(-beta U) J r / (p(q | z) exp(-beta U_hat) J_cg) that \
          make backmapped samples Boltzmann-distributed; ESS";
     const INPUTS: &'static [Port] = &[

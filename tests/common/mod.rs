@@ -50,7 +50,7 @@ fn column(batch: &RecordBatch) -> Vec<f64> {
 }
 
 /// Appends the node's stage name to the file named by CGLOOP_TEST_RUN_LOG, so tests can
-/// count how often a stage really ran (across processes).
+/// count how often a stage really ran (across processes; each line one O_APPEND write).
 fn log_run(what: &str) {
     if let Ok(path) = std::env::var("CGLOOP_TEST_RUN_LOG") {
         use std::io::Write;
@@ -59,7 +59,9 @@ fn log_run(what: &str) {
             .append(true)
             .open(path)
             .unwrap();
-        writeln!(f, "{what}").unwrap();
+        // One write of the whole line: `writeln!` may split it into several, which
+        // two processes appending at once interleave.
+        f.write_all(format!("{what}\n").as_bytes()).unwrap();
     }
 }
 

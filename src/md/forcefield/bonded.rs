@@ -12,7 +12,7 @@
 //! `do_dih_fup`), with no division by sin(phi).
 
 use crate::md::forcefield::nonbonded::{SoaBuffers, padded_len};
-use crate::md::forcefield::simd::Lanes;
+use crate::md::forcefield::simd::{Below, Lanes};
 use crate::md::topology::Topology;
 
 #[inline(always)]
@@ -41,21 +41,20 @@ pub(crate) fn angle_from_sin_cos(y: f64, x: f64) -> f64 {
 }
 
 /// [`angle_from_sin_cos`] lane by lane, branch-free: every branch of the scalar
-/// algorithm becomes a select, so a lane gets the same value as the scalar function
-/// would give (to the rounding of the fused multiply-adds some lane types use).
+/// algorithm becomes a select, so a lane gets the same value as the scalar function.
 #[inline(always)]
 fn angle_lanes<S: Lanes>(y: S, x: S) -> S {
     use std::f64::consts::{FRAC_PI_2, PI};
     let zero = S::splat(0.0);
     let abs_x = x.abs();
     // y > |x|: atan(|x| / y) from pi/2; else atan(y / |x|).
-    let steep = |then: S, otherwise: S| S::select_lt(abs_x, y, then, otherwise);
-    let a = atan_of_ratio_lanes(steep(abs_x, y), steep(y, abs_x));
-    let negative = |then: S, otherwise: S| S::select_lt(x, zero, then, otherwise);
+    let steep = Below(abs_x, y);
+    let a = atan_of_ratio_lanes(steep.pick(abs_x, y), steep.pick(y, abs_x));
+    let negative = Below(x, zero);
     let half_pi = S::splat(FRAC_PI_2);
-    steep(
-        negative(half_pi + a, half_pi - a),
-        negative(S::splat(PI) - a, a),
+    steep.pick(
+        negative.pick(half_pi + a, half_pi - a),
+        negative.pick(S::splat(PI) - a, a),
     )
 }
 
@@ -85,12 +84,12 @@ fn atan_of_ratio_lanes<S: Lanes>(num: S, den: S) -> S {
     let c = |v: f64| S::splat(v);
     let zero = c(0.0);
     // t = num/den; atan(t) = atan(ct) + atan((t - ct) / (1 + ct t)) with ct = 0, 1/2 or 1.
-    let small = |then: S, otherwise: S| S::select_lt(num, c(0.4375) * den, then, otherwise);
-    let middle = |then: S, otherwise: S| S::select_lt(num, c(0.6875) * den, then, otherwise);
-    let top = small(num, middle(c(2.0) * num - den, num - den));
-    let bottom = small(den, middle(c(2.0) * den + num, num + den));
-    let hi = small(zero, middle(c(ATAN_HI[0]), c(ATAN_HI[1])));
-    let lo = small(zero, middle(c(ATAN_LO[0]), c(ATAN_LO[1])));
+    let small = Below(num, c(0.4375) * den);
+    let middle = Below(num, c(0.6875) * den);
+    let top = small.pick(num, middle.pick(c(2.0) * num - den, num - den));
+    let bottom = small.pick(den, middle.pick(c(2.0) * den + num, num + den));
+    let hi = small.pick(zero, middle.pick(c(ATAN_HI[0]), c(ATAN_HI[1])));
+    let lo = small.pick(zero, middle.pick(c(ATAN_LO[0]), c(ATAN_LO[1])));
     let x = S::select_lt(zero, den, top * bottom.recip(), zero);
     let z = x * x;
     let w = z * z;
@@ -445,7 +444,11 @@ impl BondedTerms {
                 padded,
                 6,
                 at,
-                std::array::from_fn(|d| zero - (fi[d] + fk[d])),
+                [
+                    zero - (fi[0] + fk[0]),
+                    zero - (fi[1] + fk[1]),
+                    zero - (fi[2] + fk[2]),
+                ],
             );
             store3(&mut a.scratch, padded, 0, at, fi);
         }
@@ -478,7 +481,7 @@ impl BondedTerms {
         x: &SoaBuffers,
         f: &mut [[f64; 3]],
     ) -> (f64, f64) {
-        self.angles_torsions::<crate::md::forcefield::simd::F64x4>(x, f)
+        self.angles_torsions::<crate::md::forcefield::simd::F64x4x2>(x, f)
     }
 
     /// [`Self::angles`] and [`Self::torsions`] on AVX-512 lanes, each its own function:
@@ -534,27 +537,19 @@ impl BondedTerms {
             let m2n2 = m2 * n2;
             // phi = atan2(|r_kj| r_ij.n, m.n) (IUPAC sign); three collinear atoms leave phi
             // undefined: take phi = 0 and no force (also for a NaN |m|^2 |n|^2). Collinear
-            // means sin^2 < 1e-24 at either end: with fused multiply-adds the cross product
-            // of parallel vectors is rounding noise, not zero, and an absolute threshold
-            // alone would turn that noise into a huge force.
+            // means sin^2 < 1e-24 at either end: the cross product of nearly parallel
+            // vectors is rounding noise, and an absolute threshold alone would turn that
+            // noise into a huge force.
             let tiny = S::splat(1e-24) * kj2;
             let (m_ok, n_ok) = (tiny * dot3(r_ij, r_ij), tiny * dot3(r_kl, r_kl));
-            let regular = |then: S, otherwise: S| {
-                S::select_lt(
-                    m_ok,
-                    m2,
-                    S::select_lt(
-                        n_ok,
-                        n2,
-                        S::select_lt(S::splat(1e-60), m2n2, then, otherwise),
-                        otherwise,
-                    ),
-                    otherwise,
-                )
-            };
-            let inv_mn = regular(m2n2.rsqrt(), zero);
-            let cos_phi = regular(dot3(m, n) * inv_mn, one);
-            let sin_phi = regular(kj * dot3(r_ij, n) * inv_mn, zero);
+            let regular = [
+                Below(m_ok, m2),
+                Below(n_ok, n2),
+                Below(S::splat(1e-60), m2n2),
+            ];
+            let inv_mn = Below::pick_all(regular, m2n2.rsqrt(), zero);
+            let cos_phi = Below::pick_all(regular, dot3(m, n) * inv_mn, one);
+            let sin_phi = Below::pick_all(regular, kj * dot3(r_ij, n) * inv_mn, zero);
             let mut energy = S::load(&t.constant, at);
             let mut de_dphi = zero;
             let (mut cos_n, mut sin_n) = (one, zero);
@@ -572,14 +567,18 @@ impl BondedTerms {
             total += energy;
             // 1/m2 = n2 / (m2 n2) and 1/n2 = m2 / (m2 n2): one division for both.
             let inv_mn2 = inv_mn * inv_mn;
-            let fi_scale = regular(-de_dphi * kj * n2 * inv_mn2, zero);
-            let fl_scale = regular(de_dphi * kj * m2 * inv_mn2, zero);
+            let fi_scale = Below::pick_all(regular, -de_dphi * kj * n2 * inv_mn2, zero);
+            let fl_scale = Below::pick_all(regular, de_dphi * kj * m2 * inv_mn2, zero);
             let inv_kj2 = inv_kj * inv_kj;
             let p = dot3(r_ij, r_kj) * inv_kj2;
             let q = dot3(r_kl, r_kj) * inv_kj2;
             let fi = scale3(fi_scale, m);
             let fl = scale3(fl_scale, n);
-            let s: [S; 3] = std::array::from_fn(|d| p * fi[d] - q * fl[d]);
+            let s = [
+                p * fi[0] - q * fl[0],
+                p * fi[1] - q * fl[1],
+                p * fi[2] - q * fl[2],
+            ];
             store3(&mut t.scratch, padded, 0, at, fi);
             store3(&mut t.scratch, padded, 3, at, sub3(s, fi));
             store3(
@@ -587,7 +586,11 @@ impl BondedTerms {
                 padded,
                 6,
                 at,
-                std::array::from_fn(|d| zero - (fl[d] + s[d])),
+                [
+                    zero - (fl[0] + s[0]),
+                    zero - (fl[1] + s[1]),
+                    zero - (fl[2] + s[2]),
+                ],
             );
             store3(&mut t.scratch, padded, 9, at, fl);
         }
@@ -675,14 +678,22 @@ mod tests {
     fn angle_forces_match_finite_differences() {
         let top = small_topology();
         let mut terms = BondedTerms::new(&top);
-        check_forces_by_finite_differences(&top, |x, f| terms.angles::<f64>(&soa_of(x), f), 1e-6);
+        check_forces_by_finite_differences(
+            &top,
+            |x, f| terms.angles::<crate::md::forcefield::simd::Portable>(&soa_of(x), f),
+            1e-6,
+        );
     }
 
     #[test]
     fn torsion_forces_match_finite_differences() {
         let top = small_topology();
         let mut terms = BondedTerms::new(&top);
-        check_forces_by_finite_differences(&top, |x, f| terms.torsions::<f64>(&soa_of(x), f), 1e-6);
+        check_forces_by_finite_differences(
+            &top,
+            |x, f| terms.torsions::<crate::md::forcefield::simd::Portable>(&soa_of(x), f),
+            1e-6,
+        );
     }
 
     #[test]
@@ -726,11 +737,12 @@ mod tests {
         ];
         let mut f = vec![[0.0; 3]; 4];
         // |phi| = 90 deg: E = 1 + cos(phi) = 1; the sign is checked with phase = -90 deg.
-        let e = terms.torsions::<f64>(&soa_of(&x), &mut f);
+        let e = terms.torsions::<crate::md::forcefield::simd::Portable>(&soa_of(&x), &mut f);
         assert!((e - 1.0).abs() < 1e-12);
         let mut shifted = top.clone();
         shifted.torsions[0].phase = -std::f64::consts::FRAC_PI_2;
-        let e = BondedTerms::new(&shifted).torsions::<f64>(&soa_of(&x), &mut f);
+        let e = BondedTerms::new(&shifted)
+            .torsions::<crate::md::forcefield::simd::Portable>(&soa_of(&x), &mut f);
         assert!(
             (e - 2.0).abs() < 1e-12,
             "IUPAC phi should be -90 deg, E = {e}"

@@ -19,8 +19,9 @@
 //! Speed: the pair loops (ordinary Coulomb/LJ pairs, with the 1-4 pairs where they
 //! allow it, as rows i -> j > i with mask bits per pair; the three OBC2 passes) read
 //! struct-of-arrays columns padded with inert ghost atoms, are written once over a lane
-//! type (`simd::Lanes`) and run on AVX-512 (8 doubles) or AVX2 (4) when a runtime check
-//! finds them, else on scalars. Bonded terms avoid libm: torsions by angle addition,
+//! type of eight doubles (`simd::Lanes`) and run on one AVX-512 register or two AVX2
+//! registers when a runtime check finds them, else on plain arrays; the three give the
+//! same bits ([`InstructionSet`]). Bonded terms avoid libm: torsions by angle addition,
 //! angles with an fdlibm-derived atan. With H-bond constraints, the constrained bonds'
 //! harmonic terms can be left out ([`ForceField::without_constrained_bonds`]), as
 //! OpenMM leaves them out.
@@ -142,7 +143,7 @@ pub struct ForceField {
     obc: Option<Obc2>,
     soa: SoaBuffers,
     /// Lane width of `compute`'s pair loops (chosen by a runtime CPU check).
-    lanes: LaneWidth,
+    lanes: InstructionSet,
 }
 
 impl ForceField {
@@ -164,7 +165,7 @@ impl ForceField {
             pairs_14: PairList::one_four(topology),
             obc,
             soa: SoaBuffers::new(topology.n_atoms()),
-            lanes: LaneWidth::detect(),
+            lanes: InstructionSet::from_environment()?,
         })
     }
 
@@ -234,12 +235,16 @@ impl ForceField {
         #[cfg(target_arch = "x86_64")]
         match self.lanes {
             // SAFETY: `lanes` names an instruction set only after a runtime check for it.
-            LaneWidth::Avx512 => return unsafe { self.compute_avx512(positions, forces) },
+            InstructionSet::Avx512 => return unsafe { self.compute_avx512(positions, forces) },
             // SAFETY: as above.
-            LaneWidth::Avx2 => return unsafe { self.compute_avx2(positions, forces) },
-            LaneWidth::Scalar => {}
+            InstructionSet::Avx2 => return unsafe { self.compute_avx2(positions, forces) },
+            InstructionSet::Portable => {}
         }
-        self.compute_lanes::<f64>(positions, forces, BondedTerms::angles_torsions::<f64>)
+        self.compute_lanes::<simd::Portable>(
+            positions,
+            forces,
+            BondedTerms::angles_torsions::<simd::Portable>,
+        )
     }
 
     /// [`Self::compute_lanes`] on 8-wide AVX-512 lanes.
@@ -256,7 +261,7 @@ impl ForceField {
         })
     }
 
-    /// [`Self::compute_lanes`] on 4-wide AVX2 lanes.
+    /// [`Self::compute_lanes`] on AVX2 lanes (two registers of four).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn compute_avx2(
@@ -264,7 +269,7 @@ impl ForceField {
         positions: &[[f64; 3]],
         forces: &mut [[f64; 3]],
     ) -> EnergyTerms {
-        self.compute_lanes::<simd::F64x4>(positions, forces, |bonded, soa, forces| {
+        self.compute_lanes::<simd::F64x4x2>(positions, forces, |bonded, soa, forces| {
             // SAFETY: this function runs only where the CPU has AVX2.
             unsafe { bonded.angles_torsions_avx2(soa, forces) }
         })
@@ -280,6 +285,7 @@ impl ForceField {
         forces: &mut [[f64; 3]],
         angles_torsions: impl FnOnce(&mut BondedTerms, &SoaBuffers, &mut [[f64; 3]]) -> (f64, f64),
     ) -> EnergyTerms {
+        const { assert!(W::LANES == simd::KERNEL_LANES) };
         forces.iter_mut().for_each(|f| *f = [0.0; 3]);
         self.soa.load(x);
         let mut e = EnergyTerms {
@@ -311,10 +317,22 @@ impl ForceField {
         e
     }
 
-    /// Evaluate without the AVX2/AVX-512 kernels from now on (they give the same results
-    /// to rounding; for tests and for comparison).
-    pub fn disable_simd(&mut self) {
-        self.lanes = LaneWidth::Scalar;
+    /// The instruction set [`Self::compute`] runs on.
+    pub fn instruction_set(&self) -> InstructionSet {
+        self.lanes
+    }
+
+    /// Runs [`Self::compute`] on `set` from now on (the same bits on each; for tests and
+    /// benchmarks). Fails if this CPU lacks it.
+    pub fn set_instruction_set(&mut self, set: InstructionSet) -> Result<(), MdError> {
+        if !set.is_available() {
+            return Err(MdError::ForceField(format!(
+                "this CPU cannot run the {} kernels",
+                set.name()
+            )));
+        }
+        self.lanes = set;
+        Ok(())
     }
 
     /// One term alone: its energy returned, its forces written into `forces`
@@ -332,7 +350,7 @@ impl ForceField {
             |part: PairPart, ff: &mut ForceField, forces: &mut [[f64; 3]]| match &ff.pairs {
                 OrdinaryPairs::Rows(rows) => {
                     ff.soa.load(x);
-                    let energies = rows.accumulate::<f64>(part, &mut ff.soa);
+                    let energies = rows.accumulate::<simd::Portable>(part, &mut ff.soa);
                     ff.soa.store_add(forces);
                     energies
                 }
@@ -342,11 +360,11 @@ impl ForceField {
             Term::Bonds => self.bonded.bonds(x, forces),
             Term::Angles => {
                 self.soa.load(x);
-                self.bonded.angles::<f64>(&self.soa, forces)
+                self.bonded.angles::<simd::Portable>(&self.soa, forces)
             }
             Term::Torsions => {
                 self.soa.load(x);
-                self.bonded.torsions::<f64>(&self.soa, forces)
+                self.bonded.torsions::<simd::Portable>(&self.soa, forces)
             }
             Term::Coulomb => ordinary(PairPart::Coulomb, self, forces).0,
             Term::LennardJones => ordinary(PairPart::LennardJones, self, forces).1,
@@ -359,7 +377,7 @@ impl ForceField {
             Term::Gb => match self.obc.as_mut() {
                 Some(obc) => {
                     self.soa.load(x);
-                    let energy = obc.compute::<f64>(&mut self.soa);
+                    let energy = obc.compute::<simd::Portable>(&mut self.soa);
                     self.soa.store_add(forces);
                     energy
                 }
@@ -369,28 +387,76 @@ impl ForceField {
     }
 }
 
-/// Instruction set of the vectorized pair loops.
+/// Instruction set of the force field's pair loops. Every one performs the same IEEE
+/// operations in the same order on eight lanes, so energies, forces and trajectories are
+/// the same bits on each; the widest the CPU has runs, unless the environment variable
+/// `CGLOOP_INSTRUCTION_SET` (`portable`, `avx2` or `avx512`) names another, which is how
+/// a whole study is replayed on each to check that claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LaneWidth {
-    Scalar,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub enum InstructionSet {
+    /// Plain code on arrays of eight (any CPU).
+    Portable,
+    /// Two 256-bit registers (x86-64 with AVX2).
     Avx2,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    /// One 512-bit register (x86-64 with AVX-512F and AVX2).
     Avx512,
 }
 
-impl LaneWidth {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if crate::md::cpu::has_avx512() && crate::md::cpu::has_avx2() {
-                return LaneWidth::Avx512;
-            }
-            if crate::md::cpu::has_avx2() {
-                return LaneWidth::Avx2;
-            }
+impl InstructionSet {
+    /// Every instruction set, narrowest first.
+    pub const ALL: [InstructionSet; 3] = [
+        InstructionSet::Portable,
+        InstructionSet::Avx2,
+        InstructionSet::Avx512,
+    ];
+
+    /// The name `CGLOOP_INSTRUCTION_SET` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            InstructionSet::Portable => "portable",
+            InstructionSet::Avx2 => "avx2",
+            InstructionSet::Avx512 => "avx512",
         }
-        LaneWidth::Scalar
+    }
+
+    /// Whether this CPU can run it.
+    pub fn is_available(self) -> bool {
+        match self {
+            InstructionSet::Portable => true,
+            InstructionSet::Avx2 => crate::md::cpu::has_avx2(),
+            InstructionSet::Avx512 => crate::md::cpu::has_avx512() && crate::md::cpu::has_avx2(),
+        }
+    }
+
+    /// The widest this CPU has.
+    pub fn widest() -> Self {
+        *Self::ALL
+            .iter()
+            .rev()
+            .find(|set| set.is_available())
+            .expect("portable")
+    }
+
+    /// `CGLOOP_INSTRUCTION_SET` where set (an error if it names none or one this CPU
+    /// lacks), else [`Self::widest`].
+    fn from_environment() -> Result<Self, MdError> {
+        let Ok(name) = std::env::var("CGLOOP_INSTRUCTION_SET") else {
+            return Ok(Self::widest());
+        };
+        let set = Self::ALL
+            .into_iter()
+            .find(|set| set.name() == name.trim())
+            .ok_or_else(|| {
+                MdError::ForceField(format!(
+                    "CGLOOP_INSTRUCTION_SET={name:?}: expected portable, avx2 or avx512"
+                ))
+            })?;
+        if !set.is_available() {
+            return Err(MdError::ForceField(format!(
+                "CGLOOP_INSTRUCTION_SET={name}: this CPU cannot run the {name} kernels"
+            )));
+        }
+        Ok(set)
     }
 }
 
@@ -439,31 +505,40 @@ mod tests {
         }
     }
 
+    /// Energies and forces of `compute` on `set`, as bits.
+    fn compute_bits(ff: &ForceField, set: InstructionSet, x: &[[f64; 3]]) -> Vec<u64> {
+        let mut ff = ff.clone();
+        ff.set_instruction_set(set).unwrap();
+        let mut f = vec![[0.0; 3]; x.len()];
+        let e = ff.compute(x, &mut f);
+        Term::ALL
+            .iter()
+            .map(|&t| e.get(t))
+            .chain(f.iter().flatten().copied())
+            .map(f64::to_bits)
+            .collect()
+    }
+
     #[test]
-    fn vectorized_and_scalar_paths_agree() {
-        // 37 atoms: rows of every length modulo the lane widths, exclusions, 1-4 pairs.
-        let top = random_molecule(37, 5);
-        let x = super::test_support::test_positions(37, 9);
-        for solvent in [Solvent::Vacuum, Solvent::Obc2] {
-            let mut fast = ForceField::new(&top, solvent).unwrap();
-            let mut scalar = fast.clone();
-            scalar.disable_simd();
-            let (mut f_fast, mut f_scalar) = (vec![[0.0; 3]; 37], vec![[0.0; 3]; 37]);
-            let e_fast = fast.compute(&x, &mut f_fast);
-            let e_scalar = scalar.compute(&x, &mut f_scalar);
-            for term in Term::ALL {
-                let (a, b) = (e_fast.get(term), e_scalar.get(term));
-                assert!(
-                    (a - b).abs() <= 1e-12 * a.abs().max(1.0),
-                    "{term:?}: {a} vs {b}"
-                );
-            }
-            for (a, b) in f_fast.iter().zip(&f_scalar) {
-                for d in 0..3 {
-                    assert!((a[d] - b[d]).abs() <= 1e-11 * a[d].abs().max(1.0));
+    fn every_instruction_set_gives_the_same_bits() {
+        // Rows of every length modulo the eight lanes, exclusions, 1-4 pairs.
+        for (n, seed) in [(37, 5), (9, 2), (70, 11)] {
+            let top = random_molecule(n, seed);
+            let x = super::test_support::test_positions(n, 9);
+            for solvent in [Solvent::Vacuum, Solvent::Obc2] {
+                let ff = ForceField::new(&top, solvent).unwrap();
+                let portable = compute_bits(&ff, InstructionSet::Portable, &x);
+                for set in InstructionSet::ALL.into_iter().filter(|s| s.is_available()) {
+                    assert!(
+                        compute_bits(&ff, set, &x) == portable,
+                        "{} atoms, {solvent:?}: {} differs from portable",
+                        n,
+                        set.name()
+                    );
                 }
             }
         }
+        let top = random_molecule(37, 5);
         // The rows cover exactly the ordinary pairs of the explicit list.
         let rows = PairRows::new(&top).unwrap();
         assert_eq!(rows.len(), PairList::ordinary(&top).len());
@@ -527,8 +602,7 @@ mod tests {
             phase: 0.4,
             improper: false,
         }];
-        // r_ij = d and r_kj = 2 d exactly parallel: a fused cross product leaves rounding
-        // noise where the plain one gives zero.
+        // r_ij = d and r_kj = 2 d exactly parallel.
         let d = [0.123_456_7, 0.234_567_8, 0.345_678_9];
         let x = vec![
             d,
@@ -537,25 +611,21 @@ mod tests {
             [0.5, -0.3, 0.2],
         ];
         let mut ff = ForceField::new(&top, Solvent::Vacuum).unwrap();
-        let mut scalar = ff.clone();
-        scalar.disable_simd();
-        let (mut f, mut f_scalar) = (vec![[0.0; 3]; 4], vec![[0.0; 3]; 4]);
-        // The scalar torsion: no force at all.
+        // The torsion alone: no force at all.
         let mut f_torsion = vec![[1.0; 3]; 4];
-        scalar.compute_term(Term::Torsions, &x, &mut f_torsion);
+        ff.compute_term(Term::Torsions, &x, &mut f_torsion);
         assert!(
             f_torsion.iter().flatten().all(|&v| v == 0.0),
             "{f_torsion:?}"
         );
-        // Every lane type: the scalar path's energies and forces.
-        let e = ff.compute(&x, &mut f);
-        let e_scalar = scalar.compute(&x, &mut f_scalar);
-        assert!((e.torsions - e_scalar.torsions).abs() < 1e-12, "{e:?}");
-        for (a, b) in f.iter().zip(&f_scalar) {
-            for k in 0..3 {
-                assert!((a[k] - b[k]).abs() < 1e-9 * b[k].abs().max(1.0), "{f:?}");
-            }
+        // Every instruction set: the same bits.
+        let portable = compute_bits(&ff, InstructionSet::Portable, &x);
+        for set in InstructionSet::ALL.into_iter().filter(|s| s.is_available()) {
+            assert!(compute_bits(&ff, set, &x) == portable, "{}", set.name());
         }
+        let mut f = vec![[0.0; 3]; 4];
+        let e = ff.compute(&x, &mut f);
+        assert!(e.torsions.is_finite());
     }
 
     #[test]

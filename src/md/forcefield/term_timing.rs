@@ -115,7 +115,7 @@ fn time_avx512(ff: &mut ForceField, x: &[[f64; 3]]) -> Vec<(f64, f64)> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn time_avx2(ff: &mut ForceField, x: &[[f64; 3]]) -> Vec<(f64, f64)> {
-    time_parts::<super::simd::F64x4>(ff, x)
+    time_parts::<super::simd::F64x4x2>(ff, x)
 }
 
 #[test]
@@ -142,23 +142,23 @@ fn force_field_time_per_part() {
         let mut ff = ForceField::new(&s.topology, solvent).unwrap();
         let x = &s.positions;
         #[allow(unused_mut)]
-        let mut lanes = "f64 (scalar)";
+        let mut lanes = "portable (8 lanes in arrays)";
         #[cfg(target_arch = "x86_64")]
         let times = match ff.lanes {
             // SAFETY: `lanes` names an instruction set only after a runtime check for it.
-            super::LaneWidth::Avx512 => {
+            super::InstructionSet::Avx512 => {
                 lanes = "AVX-512 (8 lanes)";
                 unsafe { time_avx512(&mut ff, x) }
             }
             // SAFETY: as above.
-            super::LaneWidth::Avx2 => {
-                lanes = "AVX2 (4 lanes)";
+            super::InstructionSet::Avx2 => {
+                lanes = "AVX2 (8 lanes in two registers)";
                 unsafe { time_avx2(&mut ff, x) }
             }
-            super::LaneWidth::Scalar => time_parts::<f64>(&mut ff, x),
+            super::InstructionSet::Portable => time_parts::<super::simd::Portable>(&mut ff, x),
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let times = time_parts::<f64>(&mut ff, x);
+        let times = time_parts::<super::simd::Portable>(&mut ff, x);
         let one_four = match &ff.pairs {
             OrdinaryPairs::Rows(rows) if rows.holds_one_four() => "in the rows",
             _ => "in a list",

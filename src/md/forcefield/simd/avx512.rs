@@ -43,8 +43,14 @@ impl Neg for F64x8 {
     type Output = F64x8;
     #[inline(always)]
     fn neg(self) -> F64x8 {
-        // SAFETY: AVX-512F is available (see the module docs).
-        F64x8(unsafe { _mm512_sub_pd(_mm512_set1_pd(-0.0), self.0) })
+        // SAFETY: AVX-512F is available (see the module docs). The sign bit flipped, as
+        // the other lane types do.
+        F64x8(unsafe {
+            _mm512_castsi512_pd(_mm512_xor_si512(
+                _mm512_castpd_si512(self.0),
+                splat_bits((-0.0f64).to_bits()),
+            ))
+        })
     }
 }
 
@@ -147,40 +153,6 @@ impl Lanes for F64x8 {
             );
             let k = _mm512_sub_pd(_mm512_castsi512_pd(k), _mm512_set1_pd(EXPONENT_MAGIC));
             (F64x8(_mm512_castsi512_pd(m)), F64x8(k))
-        }
-    }
-    #[inline(always)]
-    fn mul_add(self, b: Self, c: Self) -> Self {
-        // SAFETY: as above (FMA is part of AVX-512F).
-        F64x8(unsafe { _mm512_fmadd_pd(self.0, b.0, c.0) })
-    }
-    /// 14-bit estimate, two Newton steps with FMA: about one ulp, no divider.
-    #[inline(always)]
-    fn recip(self) -> Self {
-        // SAFETY: as above.
-        unsafe {
-            let one = _mm512_set1_pd(1.0);
-            let mut y = _mm512_rcp14_pd(self.0);
-            for _ in 0..2 {
-                let e = _mm512_fnmadd_pd(self.0, y, one);
-                y = _mm512_fmadd_pd(y, e, y);
-            }
-            F64x8(y)
-        }
-    }
-    /// 14-bit estimate, two Newton steps with FMA: about one ulp, no divider.
-    #[inline(always)]
-    fn rsqrt(self) -> Self {
-        // SAFETY: as above.
-        unsafe {
-            let one = _mm512_set1_pd(1.0);
-            let half = _mm512_set1_pd(0.5);
-            let mut y = _mm512_rsqrt14_pd(self.0);
-            for _ in 0..2 {
-                let e = _mm512_fnmadd_pd(_mm512_mul_pd(self.0, y), y, one);
-                y = _mm512_fmadd_pd(_mm512_mul_pd(y, half), e, y);
-            }
-            F64x8(y)
         }
     }
     #[inline(always)]

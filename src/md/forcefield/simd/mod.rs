@@ -1,10 +1,14 @@
-//! A minimal lane abstraction for the pair loops: the same kernel source runs on plain
-//! `f64` (one lane, any CPU), on 4 x f64 AVX2 and on 8 x f64 AVX-512 registers. The
-//! scalar and AVX2 implementations perform the same IEEE operations in the same order
-//! (no FMA contraction), so their results agree bit for bit; AVX-512 fuses
-//! [`Lanes::mul_add`] and refines 14-bit reciprocal estimates, so it agrees to about an
-//! ulp per operation. Also the branch-free `ln` and `exp` used in those loops (fdlibm
-//! algorithms, about one ulp).
+//! A minimal lane abstraction for the pair loops: the same kernel source runs on eight
+//! f64 lanes, as one AVX-512 register ([`F64x8`]), two AVX2 registers ([`F64x4x2`]) or
+//! a plain array on any CPU ([`Portable`]). All three perform the same IEEE operations
+//! in the same order: no fused multiply-add ([`Lanes::mul_add`] rounds twice), exact
+//! division and square root (no reciprocal estimates), and one tree for the horizontal
+//! sum, ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). So a force evaluation, and a
+//! trajectory, is the same bits whichever instruction set the machine has; the test
+//! `every_lane_type_gives_the_same_bits` and `tests/md_lanes.rs` check it. The one-lane
+//! `f64` implementation is the reference for a single lane (the kernels never run on
+//! it: they assert [`KERNEL_LANES`]). Also the branch-free `ln` and `exp` used in those
+//! loops (fdlibm algorithms, about one ulp).
 
 // fdlibm's coefficients are kept exactly as published (more digits than a double holds).
 #![allow(clippy::excessive_precision)]
@@ -40,18 +44,18 @@ pub(crate) trait Lanes:
     /// 2^k for t = k + ROUND_MAGIC (k integral, -1022 <= k <= 1023).
     fn pow2_from_rounded(t: Self) -> Self;
 
-    /// self * b + c; fused (one rounding) where the lane type has FMA, else two roundings.
+    /// self * b + c with two roundings, on every lane type (a fused multiply-add, where
+    /// one exists, would give other bits than the lane types without it).
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         self * b + c
     }
-    /// 1/x (exact division unless a lane type overrides it with an approximation
-    /// refined to about one ulp).
+    /// 1/x by exact division.
     #[inline(always)]
     fn recip(self) -> Self {
         Self::splat(1.0) / self
     }
-    /// 1/sqrt(x) (as `recip`).
+    /// 1/sqrt(x) by an exact square root and division.
     #[inline(always)]
     fn rsqrt(self) -> Self {
         Self::splat(1.0) / self.sqrt()
@@ -74,6 +78,30 @@ pub(crate) trait Lanes:
     #[inline(always)]
     fn sub_from(self, values: &mut [f64], at: usize) {
         (Self::load(values, at) - self).store(values, at);
+    }
+}
+
+/// The lane-wise comparison `.0 < .1`, kept to choose between lanes. (Kernels use it
+/// where a closure would read better: a closure is a function of its own, compiled
+/// without the caller's `#[target_feature]`, and where it is not inlined every
+/// intrinsic in it becomes an out-of-line call.)
+#[derive(Clone, Copy)]
+pub(crate) struct Below<S>(pub(crate) S, pub(crate) S);
+
+impl<S: Lanes> Below<S> {
+    /// `then` where `.0 < .1`, else `otherwise`.
+    #[inline(always)]
+    pub(crate) fn pick(self, then: S, otherwise: S) -> S {
+        S::select_lt(self.0, self.1, then, otherwise)
+    }
+    /// `then` where every comparison holds, else `otherwise`.
+    #[inline(always)]
+    pub(crate) fn pick_all<const N: usize>(all: [Below<S>; N], then: S, otherwise: S) -> S {
+        let mut chosen = then;
+        for below in all.into_iter().rev() {
+            chosen = below.pick(chosen, otherwise);
+        }
+        chosen
     }
 }
 
@@ -197,16 +225,23 @@ pub(crate) fn exp_neg<S: Lanes>(x: S) -> S {
     y * S::pow2_from_rounded(t)
 }
 
+/// Lanes of every kernel: `padded_len` rows, mask bytes and the sum tree are laid out
+/// for eight.
+pub(crate) const KERNEL_LANES: usize = 8;
+
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx2::F64x4;
+pub(crate) use avx2::F64x4x2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::F64x8;
+pub(crate) use portable::Portable;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+
+mod portable;
 
 #[cfg(test)]
 mod tests {
@@ -270,75 +305,97 @@ mod tests {
         assert!(exp_neg(-690.0) > 1e-300 && exp_neg(-690.0) < 1e-299);
     }
 
+    /// Every operation of the trait on lanes `S`, lane by lane against one `f64` lane
+    /// (the horizontal sum against its tree), over inputs that span the kernels' range.
+    #[inline(always)]
+    fn check_lanes_against_one_lane<S: Lanes>() {
+        assert_eq!(S::LANES, KERNEL_LANES);
+        let inputs: Vec<f64> = (0..8000).map(|i| 1e-3 * 1.0021f64.powi(i)).collect();
+        let bits = |v: S| {
+            let mut out = [0.0; 8];
+            v.store(&mut out, 0);
+            out.map(f64::to_bits)
+        };
+        for (c, chunk) in inputs.chunks_exact(8).enumerate() {
+            let v = S::load(chunk, 0);
+            let w = S::load(&inputs, (c * 37 + 5) % (inputs.len() - 8));
+            let other: Vec<f64> = (0..8)
+                .map(|l| inputs[(c * 37 + 5) % (inputs.len() - 8) + l])
+                .collect();
+            let mask = (c * 29 % 256) as u8;
+            let (m, k) = v.split_exponent();
+            let t = (-v).max(S::splat(-600.0)) * S::splat(std::f64::consts::LOG2_E)
+                + S::splat(ROUND_MAGIC);
+            let cases: [(S, fn(f64, f64, u8, usize) -> f64); 14] = [
+                (v + w, |a, b, _, _| a + b),
+                (v - w, |a, b, _, _| a - b),
+                (v * w, |a, b, _, _| a * b),
+                (v / w, |a, b, _, _| a / b),
+                (-v, |a, _, _, _| -a),
+                (v.sqrt(), |a, _, _, _| a.sqrt()),
+                (v.max(w), |a, b, _, _| Lanes::max(a, b)),
+                ((v - w).abs(), |a, b, _, _| (a - b).abs()),
+                (S::select_lt(v, w, v, w), |a, b, _, _| {
+                    f64::select_lt(a, b, a, b)
+                }),
+                (S::select_bits(mask, v, w), |a, b, m, l| {
+                    if m >> l & 1 != 0 { a } else { b }
+                }),
+                (v.mul_add(w, v), |a, b, _, _| a * b + a),
+                (v.recip() + v.rsqrt(), |a, _, _, _| 1.0 / a + 1.0 / a.sqrt()),
+                (m + k, |a, _, _, _| {
+                    let (m, k) = a.split_exponent();
+                    m + k
+                }),
+                (
+                    ln(v) + exp_neg(-v) + S::pow2_from_rounded(t),
+                    |a, _, _, _| {
+                        let t = Lanes::max(-a, -600.0) * std::f64::consts::LOG2_E + ROUND_MAGIC;
+                        ln(a) + exp_neg(-a) + f64::pow2_from_rounded(t)
+                    },
+                ),
+            ];
+            for (i, (lanes, one)) in cases.iter().enumerate() {
+                let expected: [u64; 8] =
+                    std::array::from_fn(|l| one(chunk[l], other[l], mask, l).to_bits());
+                assert_eq!(bits(*lanes), expected, "operation {i} on chunk {c}");
+            }
+            let l = chunk;
+            let tree = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+            assert_eq!(v.sum().to_bits(), tree.to_bits());
+        }
+    }
+
+    #[test]
+    fn portable_lanes_agree_bit_for_bit_with_one_lane() {
+        check_lanes_against_one_lane::<Portable>();
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn avx512_recip_and_rsqrt_are_within_two_ulp() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
+    fn avx2_lanes_agree_bit_for_bit_with_one_lane() {
+        if !crate::md::cpu::has_avx2() {
             return;
         }
-        #[target_feature(enable = "avx512f")]
+        #[target_feature(enable = "avx2")]
         fn check() {
-            let inputs: Vec<f64> = (0..8000).map(|i| 1e-3 * 1.0021f64.powi(i)).collect();
-            for chunk in inputs.chunks_exact(8) {
-                let v = F64x8::load(chunk, 0);
-                let (mut recip, mut rsqrt, mut log) = ([0.0; 8], [0.0; 8], [0.0; 8]);
-                v.recip().store(&mut recip, 0);
-                v.rsqrt().store(&mut rsqrt, 0);
-                ln(v).store(&mut log, 0);
-                for l in 0..8 {
-                    let x = chunk[l];
-                    assert!(ulps(recip[l], 1.0 / x) <= 2.0, "1/{x}");
-                    assert!(ulps(rsqrt[l], 1.0 / x.sqrt()) <= 2.0, "1/sqrt({x})");
-                    if x != 1.0 {
-                        assert!(
-                            (log[l] - x.ln()).abs() <= 3.0 * f64::EPSILON * x.ln().abs(),
-                            "ln {x}"
-                        );
-                    }
-                }
-            }
+            check_lanes_against_one_lane::<F64x4x2>();
         }
-        // SAFETY: AVX-512F checked above.
+        // SAFETY: AVX2 checked above.
         unsafe { check() }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn avx2_lanes_agree_bit_for_bit_with_scalar() {
-        if !(std::arch::is_x86_feature_detected!("avx2")) {
+    fn avx512_lanes_agree_bit_for_bit_with_one_lane() {
+        if !(crate::md::cpu::has_avx512() && crate::md::cpu::has_avx2()) {
             return;
         }
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx512f,avx2")]
         fn check() {
-            let inputs: Vec<f64> = (0..400).map(|i| 0.013 + 0.77 * i as f64).collect();
-            for chunk in inputs.chunks_exact(4) {
-                let v = F64x4::load(chunk, 0);
-                let mut out = [0.0; 4];
-                ln(v).store(&mut out, 0);
-                let mut out_exp = [0.0; 4];
-                exp_neg(-v).store(&mut out_exp, 0);
-                let mut out_sel = [0.0; 4];
-                F64x4::select_lt(
-                    v,
-                    F64x4::splat(100.0),
-                    v.sqrt(),
-                    v.abs().max(F64x4::splat(3.0)),
-                )
-                .store(&mut out_sel, 0);
-                for l in 0..4 {
-                    assert_eq!(out[l].to_bits(), ln(chunk[l]).to_bits());
-                    assert_eq!(out_exp[l].to_bits(), exp_neg(-chunk[l]).to_bits());
-                    let scalar = f64::select_lt(
-                        chunk[l],
-                        100.0,
-                        chunk[l].sqrt(),
-                        Lanes::max(chunk[l].abs(), 3.0),
-                    );
-                    assert_eq!(out_sel[l].to_bits(), scalar.to_bits());
-                }
-            }
+            check_lanes_against_one_lane::<F64x8>();
         }
-        // SAFETY: AVX2 checked above.
+        // SAFETY: AVX-512F and AVX2 checked above.
         unsafe { check() }
     }
 }
