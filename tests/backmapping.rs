@@ -61,8 +61,8 @@ nodes:
     params: {samples_per_frame: 2, batch_size: 50}
   reweight:
     stage: reweight
-    inputs: {trajectory: backmap.trajectory, densities: backmap.densities, samples: cg.trajectory, flow: flow.flow}
-    params: {topology: PRMTOP, temperature_k: 300}
+    inputs: {trajectory: backmap.trajectory, densities: backmap.densities, samples: cg.trajectory, flow: flow.flow, force_field: fg.force_field}
+    params: {temperature_k: 300}
   rama:
     stage: ramachandran
     inputs: {trajectory: reweight.trajectory, atoms: fg.atoms, weights: reweight.weights}
@@ -295,6 +295,82 @@ fn flow_backmap_and_reweight_on_alanine_dipeptide() {
 
 /// train_flow learns from one rung (`temperature_index: 0`, the default, saved as 0 so
 /// flows trained before keep their keys) or from a list of rungs; nonsense is refused.
+/// The FG energy of backmapped frame `i` under `prmtop` in vacuum.
+fn energy_of(prmtop: &str, back: &Trajectory, i: usize) -> f64 {
+    let topology = read_prmtop(&data().join(prmtop)).unwrap();
+    let mut ff = ForceField::new(&topology, Solvent::Vacuum).unwrap();
+    let x: Vec<[f64; 3]> = back
+        .positions(i)
+        .chunks(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    ff.compute(&x, &mut vec![[0.0; 3]; x.len()]).total()
+}
+
+#[test]
+fn reweight_targets_the_force_field_the_frames_were_sampled_with() {
+    let dir = TempDir::new("reweight_force_field");
+    // fg samples ff99SB-ILDN; reweight names no topology and takes fg's force field.
+    let ildn = workflow_text(1).replacen("ala2_ff14SB.prmtop", "ala2_ff99SBildn.prmtop", 1);
+    let (store, report) = run_text(&dir, "ildn.yaml", &ildn, "store");
+    let k = keys(&report);
+    let back = Trajectory::from_table(&table(&store, &k["backmap"], "trajectory")).unwrap();
+    let energies = floats(
+        &table(&store, &k["reweight"], "weights"),
+        "fg_potential_kj_per_mol",
+    );
+    for i in [0, back.len() - 1] {
+        assert_eq!(energies[i], energy_of("ala2_ff99SBildn.prmtop", &back, i));
+        assert_ne!(energies[i], energy_of("ala2_ff14SB.prmtop", &back, i));
+    }
+
+    // A topology in reweight's params that is not the sampled one is an error naming
+    // both; so is no force field at all.
+    let ff14sb = data().join("ala2_ff14SB.prmtop").display().to_string();
+    for (name, params, inputs, expected) in [
+        (
+            "other.yaml",
+            format!("{{topology: {ff14sb}, temperature_k: 300}}"),
+            ", force_field: fg.force_field",
+            "is not the topology the FG frames were sampled with (",
+        ),
+        (
+            "solvent.yaml",
+            "{solvent: obc2, temperature_k: 300}".to_string(),
+            ", force_field: fg.force_field",
+            "is not the solvent the FG frames were sampled in (vacuum",
+        ),
+        (
+            "none.yaml",
+            "{temperature_k: 300}".to_string(),
+            "",
+            "no FG force field to reweight to",
+        ),
+    ] {
+        let text = ildn
+            .replace(", force_field: fg.force_field}", &format!("{inputs}}}"))
+            .replace("params: {temperature_k: 300}", &format!("params: {params}"));
+        let path = dir.write(name, &text);
+        let wf = workflow::load(&path, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+        let report = run(&wf, &store, &RunOptions::default()).unwrap();
+        assert!(!report.succeeded(), "{name}");
+        assert!(report.ran().is_empty(), "{name}: {:?}", report.ran());
+        let failed: Vec<String> = report
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.outcome {
+                cgloop::exec::Outcome::Failed(e) => Some(format!("{}: {e}", n.id)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failed.len(), 1, "{name}: {failed:?}");
+        assert!(
+            failed[0].starts_with("reweight: ") && failed[0].contains(expected),
+            "{name}: {failed:?}"
+        );
+    }
+}
+
 #[test]
 fn train_flow_takes_one_rung_or_a_list_of_them() {
     let registry = Registry::builtin();

@@ -7,6 +7,7 @@
 //! artifact, with its Arrow schema, is declared once in [`kind`].
 
 pub mod atoms;
+pub mod force_field;
 pub mod kind;
 pub mod parquet_io;
 pub mod ramachandran;

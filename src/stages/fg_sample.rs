@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::{Context, DataFile, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, to_table as atoms_table};
+use crate::artifact::force_field::{FORCE_FIELD, ForceFieldRecord};
 use crate::artifact::kind::TABLE;
 use crate::artifact::trajectory::{FrameRecord, TRAJECTORY, Trajectory};
 use crate::md::constraints::{ConstraintError, DistanceConstraint};
@@ -33,6 +34,23 @@ use crate::md::structure::{Structure, atom_rows};
 pub enum SolventModel {
     Vacuum,
     Obc2,
+}
+
+impl SolventModel {
+    /// The name workflows use (`vacuum`, `obc2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SolventModel::Vacuum => "vacuum",
+            SolventModel::Obc2 => "obc2",
+        }
+    }
+
+    /// The model named `name` (as [`Self::name`] gives).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [SolventModel::Vacuum, SolventModel::Obc2]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +123,8 @@ impl Stage for FgSample {
     // coefficients) and constrained bonds left out: last bits again.
     // 4: the same bits on every instruction set (eight lanes everywhere, no fused
     // multiply-adds): last bits on AVX2 and AVX-512 machines.
-    const VERSION: u32 = 4;
+    // 5: the `force_field` output (the other outputs unchanged).
+    const VERSION: u32 = 5;
     const ABOUT: &'static str = "Fine-grained MD (AMBER force field, vacuum or OBC2, BAOAB Langevin, \
          H-bond constraints), with temperature replica exchange when replicas > 1";
     const INPUTS: &'static [Port] = &[];
@@ -124,6 +143,11 @@ impl Stage for FgSample {
             name: "exchanges",
             kind: TABLE,
             about: "replica exchange per neighbour pair: lower_k, upper_k, attempts, accepted, acceptance_rate",
+        },
+        Port {
+            name: "force_field",
+            kind: FORCE_FIELD,
+            about: "the force field sampled (prmtop and solvent), for `reweight`",
         },
     ];
     const PARAMS: &'static [ParamDoc] = &[
@@ -395,6 +419,13 @@ impl Stage for FgSample {
             ),
             ("atoms".to_string(), Artifact::Table(atoms_table(&atoms))),
             ("exchanges".to_string(), Artifact::Table(exchanges)),
+            (
+                "force_field".to_string(),
+                Artifact::Table(
+                    ForceFieldRecord::new(&p.topology.0, &text(&p.topology)?, p.solvent.name())
+                        .to_table(),
+                ),
+            ),
         ]))
     }
 }

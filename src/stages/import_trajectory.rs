@@ -18,6 +18,7 @@ use super::fg_sample::SolventModel;
 use super::{Context, DataFile, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, to_table as atoms_table};
+use crate::artifact::force_field::{FORCE_FIELD, ForceFieldRecord};
 use crate::artifact::trajectory::{FrameRecord, TRAJECTORY, Trajectory};
 use crate::md::dcd::parse_dcd;
 use crate::md::error::MdError;
@@ -97,7 +98,8 @@ impl Stage for ImportTrajectory {
     // 2: 1-4 pairs in the ordinary pairs' rows change forces and energies in the last
     // bits.
     // 3: the force field's same bits on every instruction set (last bits).
-    const VERSION: u32 = 3;
+    // 4: the `force_field` output (the other outputs unchanged).
+    const VERSION: u32 = 4;
     const ABOUT: &'static str = "Frames from a multi-model PDB, DCD or XTC file, with energies and \
          forces recomputed by cgloop's AMBER force field (vacuum or OBC2)";
     const INPUTS: &'static [Port] = &[];
@@ -111,6 +113,11 @@ impl Stage for ImportTrajectory {
             name: "atoms",
             kind: ATOMS,
             about: "the topology's atoms",
+        },
+        Port {
+            name: "force_field",
+            kind: FORCE_FIELD,
+            about: "the force field of the energies (prmtop and solvent), for `reweight`",
         },
     ];
     const PARAMS: &'static [ParamDoc] = &[
@@ -270,6 +277,13 @@ impl Stage for ImportTrajectory {
                 Artifact::Table(trajectory.to_table()),
             ),
             ("atoms".to_string(), Artifact::Table(atoms_table(&atoms))),
+            (
+                "force_field".to_string(),
+                Artifact::Table(
+                    ForceFieldRecord::new(&p.topology.0, &text(&p.topology)?, p.solvent.name())
+                        .to_table(),
+                ),
+            ),
         ]))
     }
 }

@@ -28,6 +28,11 @@
 //! p_cg(s) p(q_rest | s), p_cg(s) = exp(-beta U_hat(z(s))) J_cg(s) / Z_cg, and
 //! ln w = -beta U(x(q)) + ln J(q) - ln p(q_rest | s) + beta U_hat(z) - ln J_cg(s).
 //!
+//! The target's force field (prmtop and solvent) is the optional input `force_field`,
+//! the FG node's record of what it sampled, so the weights cannot silently target
+//! another force field than the data's; params `topology` and `solvent` name it only
+//! when that input is not connected (and must agree with it when it is).
+//!
 //! Weights are self-normalized, w_i / sum_j w_j; frames whose FG energy is not finite
 //! get weight 0 and are counted. ESS = (sum w)^2 / sum w^2.
 //!
@@ -53,6 +58,7 @@ use super::fg_sample::SolventModel;
 use super::stage::DataFile;
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::artifact::Artifact;
+use crate::artifact::force_field::{FORCE_FIELD, ForceFieldRecord};
 use crate::artifact::kind::{INVERSE_MAP, TABLE};
 use crate::artifact::tensors::from_table as tensors_from_table;
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
@@ -84,9 +90,10 @@ pub enum KernelWidth {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReweightParams {
-    /// The FG topology (AMBER prmtop) whose energy defines the target.
+    /// The FG topology (AMBER prmtop) whose energy defines the target: only to
+    /// reweight without the `force_field` input (or to check that input).
     pub topology: DataFile,
-    pub solvent: SolventModel,
+    pub solvent: Option<SolventModel>,
     /// Target temperature, K; default: the frames' `temperature_k`.
     pub temperature_k: Option<f64>,
     pub estimator: Estimator,
@@ -97,7 +104,7 @@ impl Default for ReweightParams {
     fn default() -> Self {
         ReweightParams {
             topology: DataFile::default(),
-            solvent: SolventModel::Vacuum,
+            solvent: None,
             temperature_k: None,
             estimator: Estimator::Extended,
             kernel_width: KernelWidth::Auto("auto".into()),
@@ -112,7 +119,9 @@ impl Stage for Reweight {
     const NAME: &'static str = "reweight";
     // 2: FG energies from the force field with the 1-4 pairs in the rows (last bits).
     // 3: the force field's same bits on every instruction set (last bits).
-    const VERSION: u32 = 3;
+    // 4: the force field from the optional `force_field` input; `topology` and
+    // `solvent` optional.
+    const VERSION: u32 = 4;
     const ABOUT: &'static str = "Importance weights exp(-beta U) J r / (p(q | z) exp(-beta U_hat) J_cg) that \
          make backmapped samples Boltzmann-distributed; ESS";
     const INPUTS: &'static [Port] = &[
@@ -136,7 +145,14 @@ impl Stage for Reweight {
             kind: INVERSE_MAP,
             about: "the inverse map (for the CG map P)",
         },
+        Port {
+            name: "force_field",
+            kind: FORCE_FIELD,
+            about: "the force field the FG frames were sampled with (fg_sample's \
+                    `force_field`): the target of the weights",
+        },
     ];
+    const OPTIONAL_INPUTS: &'static [&'static str] = &["force_field"];
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "trajectory",
@@ -157,11 +173,13 @@ impl Stage for Reweight {
     const PARAMS: &'static [ParamDoc] = &[
         ParamDoc {
             name: "topology",
-            about: "AMBER prmtop of the fine-grained system (required)",
+            about: "AMBER prmtop of the FG target, when the `force_field` input is not \
+                    connected (connected, it must agree with it)",
         },
         ParamDoc {
             name: "solvent",
-            about: "vacuum | obc2: the FG ensemble the weights target",
+            about: "vacuum | obc2, with `topology` (connected, it must agree with \
+                    `force_field`)",
         },
         ParamDoc {
             name: "temperature_k",
@@ -179,16 +197,13 @@ impl Stage for Reweight {
     ];
 
     fn data_files(p: &ReweightParams) -> Vec<(&'static str, &DataFile)> {
+        if p.topology.0.is_empty() {
+            return Vec::new();
+        }
         vec![("topology", &p.topology)]
     }
 
     fn check(p: &ReweightParams) -> Result<(), ParamProblem> {
-        if p.topology.0.is_empty() {
-            return Err(ParamProblem::new(
-                "topology",
-                "required: the path of an AMBER prmtop",
-            ));
-        }
         if let Some(t) = p.temperature_k {
             ParamProblem::positive("temperature_k", t)?;
         }
@@ -249,28 +264,29 @@ impl Stage for Reweight {
         }
 
         // FG energies and forces, frames in parallel (each frame on its own).
-        let text = String::from_utf8(inputs.file(&p.topology)?.to_vec()).map_err(|_| {
-            StageError::BadInput {
-                input: p.topology.0.clone(),
-                message: "not UTF-8 text".into(),
-            }
-        })?;
-        let topology =
-            parse_prmtop(&text, &p.topology.0).map_err(|e| StageError::Failed(e.to_string()))?;
+        let target = target_force_field(p, inputs)?;
+        let topology = parse_prmtop(&target.topology_prmtop, &target.topology_file)
+            .map_err(|e| StageError::Failed(e.to_string()))?;
         if topology.n_atoms() != trajectory.n_atoms {
             return Err(bad(
                 "trajectory",
                 format!(
                     "{} atoms per frame, the topology {} has {}",
                     trajectory.n_atoms,
-                    p.topology.0,
+                    target.topology_file,
                     topology.n_atoms()
                 ),
             ));
         }
-        let solvent = match p.solvent {
-            SolventModel::Vacuum => Solvent::Vacuum,
-            SolventModel::Obc2 => Solvent::Obc2,
+        let solvent = match SolventModel::from_name(&target.solvent) {
+            Some(SolventModel::Vacuum) => Solvent::Vacuum,
+            Some(SolventModel::Obc2) => Solvent::Obc2,
+            None => {
+                return Err(bad(
+                    "force_field",
+                    format!("unknown solvent `{}`", target.solvent),
+                ));
+            }
         };
         ForceField::new(&topology, solvent).map_err(|e| StageError::Failed(e.to_string()))?;
         let n_atoms = trajectory.n_atoms;
@@ -464,4 +480,68 @@ fn bad(input: &str, message: String) -> StageError {
         input: input.to_string(),
         message,
     }
+}
+
+/// The force field the weights target. With the `force_field` input connected, the one
+/// the FG frames were sampled with; `topology` and `solvent`, where also set, must name
+/// the same (an error says which differs). Without it, the params' (an explicit choice
+/// of another target, which the workflow file shows).
+fn target_force_field(p: &ReweightParams, inputs: &Inputs) -> Result<ForceFieldRecord, StageError> {
+    let from_params = || -> Result<Option<String>, StageError> {
+        if p.topology.0.is_empty() {
+            return Ok(None);
+        }
+        String::from_utf8(inputs.file(&p.topology)?.to_vec())
+            .map(Some)
+            .map_err(|_| StageError::BadInput {
+                input: p.topology.0.clone(),
+                message: "not UTF-8 text".into(),
+            })
+    };
+    if !inputs.has("force_field") {
+        let Some(prmtop) = from_params()? else {
+            return Err(StageError::Failed(
+                "no FG force field to reweight to: connect input `force_field` to the FG \
+                 node's `force_field` (the force field its frames were sampled with), or set \
+                 params `topology` and `solvent`"
+                    .into(),
+            ));
+        };
+        let Some(solvent) = p.solvent else {
+            return Err(StageError::Failed(
+                "param `solvent`: required with `topology` when input `force_field` is not \
+                 connected (vacuum or obc2)"
+                    .into(),
+            ));
+        };
+        return Ok(ForceFieldRecord::new(
+            &p.topology.0,
+            &prmtop,
+            solvent.name(),
+        ));
+    }
+    let sampled = ForceFieldRecord::from_table(inputs.table("force_field")?)
+        .map_err(|e| bad("force_field", e.to_string()))?;
+    if let Some(prmtop) = from_params()? {
+        if blake3::hash(prmtop.as_bytes()).to_hex().as_str() != sampled.topology_blake3 {
+            return Err(StageError::Failed(format!(
+                "param `topology`: {} is not the topology the FG frames were sampled with \
+                 ({}, from input `force_field`); leave `topology` out to reweight to the \
+                 sampled force field, or disconnect `force_field` to reweight to another",
+                p.topology.0, sampled.topology_file
+            )));
+        }
+    }
+    if let Some(solvent) = p.solvent {
+        if solvent.name() != sampled.solvent {
+            return Err(StageError::Failed(format!(
+                "param `solvent`: {} is not the solvent the FG frames were sampled in ({}, \
+                 from input `force_field`); leave `solvent` out, or disconnect `force_field` \
+                 to reweight to another",
+                solvent.name(),
+                sampled.solvent
+            )));
+        }
+    }
+    Ok(sampled)
 }
