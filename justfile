@@ -27,6 +27,12 @@ md-terms:
 cg-study:
     cargo test --release --test long_alanine_cg -- --ignored --nocapture
 
+# Long fuzzing of every reader users hand inputs to (prmtop, inpcrd, PDB, DCD, XTC,
+# workflow YAML, Parquet tables): CASES mutated inputs per reader from seed SEED; the
+# default suite runs 200 per reader.
+fuzz CASES="500000" SEED="2":
+    CGLOOP_FUZZ_CASES={{CASES}} CGLOOP_FUZZ_SEED={{SEED}} cargo test --release --test fuzz_inputs -- --nocapture
+
 # The alanine dipeptide backmapping study (FG, CG, flow, backmap, reweight, compare),
 # with the issue-5 check on the reweighted populations; report in
 # results/alanine_dipeptide/report.md after `cgloop run workflows/alanine_dipeptide.yaml`.

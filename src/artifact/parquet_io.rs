@@ -69,6 +69,32 @@ pub fn encode_table(
 pub fn decode_table(
     bytes: Bytes,
 ) -> Result<(RecordBatch, BTreeMap<String, String>), ArtifactError> {
+    // The parquet crate panics on some corrupt files (negative column offsets among
+    // them, found by tests/fuzz_inputs.rs): a truncated or foreign file in a store is an
+    // error, not a crash.
+    GUARDED.with(|g| g.set(true));
+    let result = std::panic::catch_unwind(|| decode_unguarded(bytes));
+    GUARDED.with(|g| g.set(false));
+    result.unwrap_or_else(|_| {
+        Err(ArtifactError::Schema(
+            "not a readable Parquet file (corrupt or truncated)".into(),
+        ))
+    })
+}
+
+thread_local! {
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is decoding Parquet, where a panic of the parquet crate becomes
+/// an error: a panic hook should stay quiet then.
+pub fn decoding_guarded() -> bool {
+    GUARDED.with(|g| g.get())
+}
+
+fn decode_unguarded(
+    bytes: Bytes,
+) -> Result<(RecordBatch, BTreeMap<String, String>), ArtifactError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
     let metadata = builder
         .metadata()

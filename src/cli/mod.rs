@@ -82,6 +82,9 @@ pub fn main() -> ExitCode {
 fn install_panic_message() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        if crate::artifact::parquet_io::decoding_guarded() {
+            return; // a corrupt file, reported as an error by the decoder
+        }
         if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
             default(info);
         }

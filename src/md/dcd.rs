@@ -253,7 +253,20 @@ pub fn parse_dcd(bytes: &[u8], source: &str) -> Result<DcdTrajectory, MdError> {
         )
     })?;
 
-    let mut frames = Vec::with_capacity(header_frames);
+    // A frame holds at least 12 bytes per atom: a count no file of this size can hold is
+    // an error, not an allocation (NATOM and NSET are whatever the header says).
+    if n_atoms > bytes.len() / 12 {
+        return Err(MdError::invalid(
+            source,
+            "DCD atom count",
+            format!(
+                "NATOM {n_atoms} needs {} bytes per frame; the file has {}",
+                12 * n_atoms as u128,
+                bytes.len()
+            ),
+        ));
+    }
+    let mut frames = Vec::with_capacity(header_frames.min(bytes.len() / (12 * n_atoms + 24)));
     while !records.at_end() {
         let number = frames.len() + 1;
         let context = |part: &str| format!("frame {number}, {part}");

@@ -300,11 +300,28 @@ fn read_dihedrals(
     s: &Sections,
     n_atoms: usize,
 ) -> Result<(Vec<PeriodicTorsion>, Vec<Pair14>), MdError> {
+    const MAX_PERIODICITY: f64 = 12.0;
     let k = s.reals("DIHEDRAL_FORCE_CONSTANT", "torsion energies")?;
     let periodicity = s.reals("DIHEDRAL_PERIODICITY", "torsion energies")?;
     let phase = s.reals("DIHEDRAL_PHASE", "torsion energies")?;
     s.expect_len("DIHEDRAL_PERIODICITY", &periodicity, k.len())?;
     s.expect_len("DIHEDRAL_PHASE", &phase, k.len())?;
+    // AMBER periodicities are small integers (1-6; a negative sign marks a term of a
+    // multi-term series); anything else is a corrupt file, not a torsion to evaluate.
+    if let Some((i, n)) = periodicity
+        .iter()
+        .enumerate()
+        .find(|(_, n)| !(n.is_finite() && n.abs().round() >= 1.0 && n.abs() <= MAX_PERIODICITY))
+    {
+        return Err(MdError::invalid(
+            s.file,
+            "%FLAG DIHEDRAL_PERIODICITY",
+            format!(
+                "entry {}: periodicity {n} is not an integer from 1 to {MAX_PERIODICITY}",
+                i + 1
+            ),
+        ));
+    }
     let scee = s.reals_if_present("SCEE_SCALE_FACTOR")?;
     let scnb = s.reals_if_present("SCNB_SCALE_FACTOR")?;
     if let Some(v) = &scee {
