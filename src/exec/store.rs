@@ -193,11 +193,18 @@ impl Store {
             f.write_all(bytes).map_err(io_error(&path))?;
             f.sync_all().map_err(io_error(&path))
         };
-        for (name, bytes) in files {
-            write(name, bytes)?;
-        }
         let manifest_json = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
-        write(MANIFEST_FILE, &manifest_json)?;
+        let written = files
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+            .chain([(MANIFEST_FILE, manifest_json.as_slice())])
+            .try_for_each(|(name, bytes)| write(name, bytes));
+        if let Err(e) = written {
+            // A full disk (or any failed write): nothing was published, and the partial
+            // folder would only hold on to the space.
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
         let target = self.node_dir(key);
         let mut old = None;
         if target.exists() {
