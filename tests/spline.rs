@@ -203,7 +203,7 @@ fn log_det_matches_finite_differences_of_forward() {
     // across a knot, where the second derivative jumps, are skipped.
     let (_, ld) = forward(&x, &params);
     let mut best = vec![f64::INFINITY; B * D];
-    let mut crosses_knot = vec![false; B * D];
+    let mut crosses_knot = [false; B * D];
     for relative_step in [1e-4, 1e-5, 1e-6, 1e-7] {
         let steps: Vec<f64> = refs
             .iter()

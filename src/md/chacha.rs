@@ -127,7 +127,7 @@ impl RngCore for ChaChaStream {
     #[inline(always)]
     fn next_u64(&mut self) -> u64 {
         let i = self.index;
-        if i % 2 == 0 && i < BUFFER {
+        if i.is_multiple_of(2) && i < BUFFER {
             // Both words in one block of the buffer (an even word and the odd one after).
             self.index += 2;
             let (w, l) = (i % WORDS, i / WORDS);

@@ -315,10 +315,10 @@ impl ZMatrix {
                 if r.is_some() != (p > k) {
                     return Err(bad("wrong number of reference atoms for its position"));
                 }
-                if let Some(a) = *r {
-                    if a >= n_atoms || position[a] == usize::MAX {
-                        return Err(bad("a reference atom is not placed earlier"));
-                    }
+                if let Some(a) = *r
+                    && (a >= n_atoms || position[a] == usize::MAX)
+                {
+                    return Err(bad("a reference atom is not placed earlier"));
                 }
             }
             let named: Vec<usize> = refs.iter().flatten().copied().collect();

@@ -627,7 +627,7 @@ pub fn potential_config(
     }
     let quads = n_beads.saturating_sub(3);
     if !config.dihedral_fourier.is_empty()
-        && (quads == 0 || config.dihedral_fourier.len() % (2 * quads) != 0)
+        && (quads == 0 || !config.dihedral_fourier.len().is_multiple_of(2 * quads))
     {
         return Err(format!(
             "saved potential has {} dihedral prior coefficients for {quads} bead quadruples \

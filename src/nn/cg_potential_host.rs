@@ -987,11 +987,10 @@ mod tests {
             let e_ref = reference.energy_forces(&z, &mut f_ref);
             let detected = Lanes::detect();
             for lanes in [Lanes::Avx, Lanes::Avx512] {
-                let supported = match (lanes, detected) {
-                    (Lanes::Avx, Lanes::Avx | Lanes::Avx512) => true,
-                    (Lanes::Avx512, Lanes::Avx512) => true,
-                    _ => false,
-                };
+                let supported = matches!(
+                    (lanes, detected),
+                    (Lanes::Avx, Lanes::Avx | Lanes::Avx512) | (Lanes::Avx512, Lanes::Avx512)
+                );
                 if !supported {
                     continue;
                 }

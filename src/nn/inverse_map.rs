@@ -112,6 +112,7 @@ pub fn pinned_coordinates(zmatrix: &ZMatrix, assignment: &[f64], n_beads: usize)
 
 impl InverseMap {
     /// A new (untrained) model; `scaling` from [`InverseMap::fit_scaling`].
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         zmatrix: ZMatrix,
         n_beads: usize,

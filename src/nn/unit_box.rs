@@ -43,7 +43,7 @@ impl UnitBox {
     /// (a fraction of each span) on each side. Panics on empty data.
     pub fn fit(q: &[f64], kinds: &[CoordinateKind], margin: f64) -> UnitBox {
         let d = kinds.len();
-        assert!(d > 0 && !q.is_empty() && q.len() % d == 0);
+        assert!(d > 0 && !q.is_empty() && q.len().is_multiple_of(d));
         let mut mean = vec![0.0; d];
         for (k, kind) in kinds.iter().enumerate() {
             if *kind == CoordinateKind::Torsion {
@@ -159,7 +159,8 @@ impl UnitBox {
             .filter(|(_, row)| {
                 row.iter().enumerate().any(|(k, &v)| {
                     let v = self.local(k, v);
-                    !self.circular[k] && !(v >= self.lo[k] && v <= self.hi[k])
+                    // Out of range, NaN included.
+                    !(self.circular[k] || (v >= self.lo[k] && v <= self.hi[k]))
                 })
             })
             .map(|(i, _)| i)

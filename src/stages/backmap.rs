@@ -290,7 +290,7 @@ fn mixture_draws(
     let c = a.beads.n_dof();
     let d = a.zmatrix.n_dof();
     let rows = s.len() / c;
-    let from_a: Vec<bool> = (0..rows).map(|r| (start + r) % 2 == 0).collect();
+    let from_a: Vec<bool> = (0..rows).map(|r| (start + r).is_multiple_of(2)).collect();
     let pick = |want: bool| -> Vec<f64> {
         (0..rows)
             .filter(|&r| from_a[r] == want)

@@ -522,26 +522,26 @@ fn target_force_field(p: &ReweightParams, inputs: &Inputs) -> Result<ForceFieldR
     }
     let sampled = ForceFieldRecord::from_table(inputs.table("force_field")?)
         .map_err(|e| bad("force_field", e.to_string()))?;
-    if let Some(prmtop) = from_params()? {
-        if blake3::hash(prmtop.as_bytes()).to_hex().as_str() != sampled.topology_blake3 {
-            return Err(StageError::Failed(format!(
-                "param `topology`: {} is not the topology the FG frames were sampled with \
+    if let Some(prmtop) = from_params()?
+        && blake3::hash(prmtop.as_bytes()).to_hex().as_str() != sampled.topology_blake3
+    {
+        return Err(StageError::Failed(format!(
+            "param `topology`: {} is not the topology the FG frames were sampled with \
                  ({}, from input `force_field`); leave `topology` out to reweight to the \
                  sampled force field, or disconnect `force_field` to reweight to another",
-                p.topology.0, sampled.topology_file
-            )));
-        }
+            p.topology.0, sampled.topology_file
+        )));
     }
-    if let Some(solvent) = p.solvent {
-        if solvent.name() != sampled.solvent {
-            return Err(StageError::Failed(format!(
-                "param `solvent`: {} is not the solvent the FG frames were sampled in ({}, \
+    if let Some(solvent) = p.solvent
+        && solvent.name() != sampled.solvent
+    {
+        return Err(StageError::Failed(format!(
+            "param `solvent`: {} is not the solvent the FG frames were sampled in ({}, \
                  from input `force_field`); leave `solvent` out, or disconnect `force_field` \
                  to reweight to another",
-                solvent.name(),
-                sampled.solvent
-            )));
-        }
+            solvent.name(),
+            sampled.solvent
+        )));
     }
     Ok(sampled)
 }
