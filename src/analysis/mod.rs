@@ -13,3 +13,4 @@ pub mod histogram;
 pub mod line_plot;
 pub mod plot;
 pub mod uncertainty;
+pub mod weight_tail;

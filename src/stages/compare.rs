@@ -68,6 +68,7 @@ use crate::analysis::free_energy_panels::{FreeEnergyPanels, PanelMap};
 use crate::analysis::line_plot::{Figure, Panel, Series, SeriesStyle};
 use crate::analysis::plot::Drawing;
 use crate::analysis::uncertainty::plus_minus;
+use crate::analysis::weight_tail::{PARETO_K_UNRELIABLE, WeightTail};
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};
 use crate::artifact::kind::{MARKDOWN, PNG, SVG, TABLE};
@@ -132,8 +133,9 @@ impl Stage for Compare {
     /// errors' two significant digits (bond variances no longer 0.000 ± 0.000). 4: the
     /// `agreement` table (joint tests of the means and variances). 5: profiles break at
     /// empty bins and carry bootstrap bands, z-scores as markers with the ±2 guides, the
-    /// 2D free-energy maps (`free_energy_2d`).
-    const VERSION: u32 = 5;
+    /// 2D free-energy maps (`free_energy_2d`). 6: the report's tail of the weights
+    /// (Pareto k-hat, largest weight, ESS without the 5 largest).
+    const VERSION: u32 = 6;
     const ABOUT: &'static str = "FG reference vs backmapped samples, raw and reweighted: basin populations, \
          bond, angle and energy means and variances with block-bootstrap errors, plots, a report";
     const INPUTS: &'static [Port] = &[
@@ -386,6 +388,7 @@ impl Stage for Compare {
             reference_frames: rows.len(),
             sample_frames: sample.len(),
             ess,
+            tail: WeightTail::of(&weights, 5),
             raw_means: within(1, false),
             raw_variances: within(1, true),
             reweighted_means: within(2, false),
@@ -558,6 +561,7 @@ struct Summary {
     reference_frames: usize,
     sample_frames: usize,
     ess: f64,
+    tail: WeightTail,
     raw_means: f64,
     raw_variances: f64,
     reweighted_means: f64,
@@ -985,6 +989,25 @@ fn figure(
     }
 }
 
+/// The tail of the weights in words: whether k-hat lets the reweighted estimates be used.
+fn tail_sentence(tail: &WeightTail) -> String {
+    let verdict = if tail.pareto_k.is_nan() {
+        "too few weights to estimate it".to_string()
+    } else if tail.is_reliable() {
+        format!("at most {PARETO_K_UNRELIABLE}: the weights' tail allows the estimates")
+    } else {
+        format!(
+            "above {PARETO_K_UNRELIABLE}: the weights' tail is too heavy, and the reweighted \
+             estimates are not to be trusted whatever their error bars say"
+        )
+    };
+    format!(
+        "Tail of the weights: Pareto k-hat {:.2} ({verdict}); ESS without the {} largest \
+         weights {:.1}.",
+        tail.pareto_k, tail.dropped, tail.ess_without_largest
+    )
+}
+
 fn report(
     p: &CompareParams,
     populations: &[Vec<Estimate>],
@@ -1006,6 +1029,7 @@ fn report(
         summary.ess / summary.sample_frames as f64,
         p.blocks
     );
+    let _ = writeln!(out, "{}\n", tail_sentence(&summary.tail));
     let _ = writeln!(
         out,
         "![comparison](./plot.png)\n\n![free energy over phi and psi](./free_energy_2d.png)\n\n## Basin populations\n"

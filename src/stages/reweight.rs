@@ -42,7 +42,9 @@
 //! - `weights` (table): frame (int64), fg_potential_kj_per_mol, log_weight
 //!   (unnormalized), weight (normalized, sums to 1).
 //! - `summary` (table, one row): estimator (utf8), samples, finite_samples (int64),
-//!   ess, ess_fraction, max_weight, temperature_k (float64).
+//!   ess, ess_fraction, max_weight, temperature_k, pareto_k (the tail's k-hat, NaN
+//!   under 20 weights; above 0.7 the weights are not to be trusted, see
+//!   [`crate::analysis::weight_tail`]), ess_without_top5 (float64).
 //!
 //! The stage draws no random numbers.
 
@@ -57,6 +59,7 @@ use serde::{Deserialize, Serialize};
 use super::fg_sample::SolventModel;
 use super::stage::DataFile;
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::analysis::weight_tail::WeightTail;
 use crate::artifact::Artifact;
 use crate::artifact::force_field::{FORCE_FIELD, ForceFieldRecord};
 use crate::artifact::kind::{INVERSE_MAP, TABLE};
@@ -67,6 +70,9 @@ use crate::md::prmtop::parse_prmtop;
 use crate::md::units::BOLTZMANN;
 use crate::md::zmatrix::{CoordinateKind, wrap_angle};
 use crate::nn::inverse_map::InverseMap;
+
+/// The largest weights left out of the summary's `ess_without_top5`.
+const TOP_WEIGHTS_DROPPED: usize = 5;
 
 /// Largest torsion kernel width, rad.
 const MAX_TORSION_WIDTH: f64 = 0.5;
@@ -121,7 +127,8 @@ impl Stage for Reweight {
     // 3: the force field's same bits on every instruction set (last bits).
     // 4: the force field from the optional `force_field` input; `topology` and
     // `solvent` optional.
-    const VERSION: u32 = 4;
+    // 5: the summary's pareto_k and ess_without_top5.
+    const VERSION: u32 = 5;
     const ABOUT: &'static str = "Importance weights exp(-beta U) J r / (p(q | z) exp(-beta U_hat) J_cg) that \
          make backmapped samples Boltzmann-distributed; ESS";
     const INPUTS: &'static [Port] = &[
@@ -386,10 +393,15 @@ impl Stage for Reweight {
         let weight: Vec<f64> = raw.iter().map(|w| w / total).collect();
         let ess = 1.0 / weight.iter().map(|w| w * w).sum::<f64>();
         let max_weight = weight.iter().copied().fold(0.0, f64::max);
+        let tail = WeightTail::of(&weight, TOP_WEIGHTS_DROPPED);
         tracing::info!(
             "{finite} of {frames} frames with finite weight; ESS {ess:.1} ({:.4} of the frames), \
-             largest weight {max_weight:.4}",
-            ess / frames as f64
+             largest weight {max_weight:.4}, Pareto k-hat {:.2}, ESS without the {} largest \
+             weights {:.1}",
+            ess / frames as f64,
+            tail.pareto_k,
+            TOP_WEIGHTS_DROPPED,
+            tail.ess_without_largest
         );
 
         let weights = RecordBatch::try_new(
@@ -418,6 +430,8 @@ impl Stage for Reweight {
                 f("ess_fraction"),
                 f("max_weight"),
                 f("temperature_k"),
+                f("pareto_k"),
+                f("ess_without_top5"),
             ])),
             vec![
                 Arc::new(StringArray::from(vec![match p.estimator {
@@ -430,6 +444,8 @@ impl Stage for Reweight {
                 Arc::new(Float64Array::from(vec![ess / frames as f64])),
                 Arc::new(Float64Array::from(vec![max_weight])),
                 Arc::new(Float64Array::from(vec![temperature_k])),
+                Arc::new(Float64Array::from(vec![tail.pareto_k])),
+                Arc::new(Float64Array::from(vec![tail.ess_without_largest])),
             ],
         )
         .expect("columns match the summary schema");
