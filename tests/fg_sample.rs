@@ -1,10 +1,14 @@
 //! The `fg_sample` stage: blow-ups stop the node with the step and the atoms named and
-//! publish nothing; bad params are caught before anything runs.
+//! publish nothing; bad params are caught before anything runs; a run split into a
+//! chain of nodes gives the frames of the unbroken run bit for bit.
 
 mod common;
 
 use std::path::Path;
 
+use cgloop::artifact::Artifact;
+use cgloop::artifact::md_state::MdStateRecord;
+use cgloop::artifact::trajectory::Trajectory;
 use cgloop::exec::{Outcome, RunOptions, Store, run};
 use cgloop::stages::Registry;
 use cgloop::workflow::{self, ErrorKind};
@@ -71,5 +75,137 @@ fn bad_params_are_reported_before_anything_runs() {
         assert_eq!(errors[0].kind, ErrorKind::InvalidParam);
         assert_eq!(errors[0].yaml_path, path);
         assert!(errors[0].message.contains(message), "{}", errors[0].message);
+    }
+}
+
+/// Replica exchange in OBC2 with H-bond constraints, 2,600 production steps after 50 of
+/// equilibration, split after 1,183 steps (between two saved frames, two exchanges and
+/// two of the run's 1,000-step chunk boundaries: the velocities' last projection is
+/// pending there) and after 1,960 (an exchange step).
+#[test]
+fn a_chain_of_nodes_gives_the_frames_of_one_unbroken_run() {
+    let dir = TempDir::new("fg-chain");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/alanine_dipeptide");
+    let node = |id: &str, state: Option<&str>, steps: u64, extra: &str| {
+        let inputs = state.map_or(String::new(), |s| {
+            format!("    inputs: {{state: {s}.state}}\n")
+        });
+        format!(
+            "  {id}:\n    stage: fg_sample\n{inputs}    params:\n      topology: {}\n      \
+             coordinates: {}\n      solvent: obc2\n      replicas: 3\n      \
+             max_temperature_k: 450\n      exchange_every: 40\n      save_every: 25\n      \
+             save_all_temperatures: true\n      equilibration_steps: 50\n      \
+             steps: {steps}\n{extra}",
+            data.join("ala2_ff14SB.prmtop").display(),
+            data.join("ala2_ff14SB.inpcrd").display(),
+        )
+    };
+    // Two workflows of one seed: the node `fg` runs the same realization in both.
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let run_text = |name: &str, nodes: String| {
+        let file = dir.write(name, &format!("name: chain\nseed: 11\nnodes:\n{nodes}"));
+        let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+        run(&wf, &store, &RunOptions::default()).unwrap()
+    };
+    let unbroken = run_text("whole.yaml", node("fg", None, 2_600, ""));
+    assert!(unbroken.succeeded(), "{}", unbroken.summary());
+    let report = run_text(
+        "chain.yaml",
+        format!(
+            "{}{}{}",
+            node("fg", None, 1_133, ""),
+            node("part2", Some("fg"), 777, ""),
+            node("part3", Some("part2"), 690, ""),
+        ),
+    );
+    assert!(report.succeeded(), "{}", report.summary());
+    let key = |id: &str| match id {
+        "whole" => unbroken.nodes[0].key,
+        "part1" => report.nodes.iter().find(|n| n.id == "fg").unwrap().key,
+        _ => report.nodes.iter().find(|n| n.id == id).unwrap().key,
+    };
+    let table = |id: &str, output: &str| match store.load_output(&key(id), output).unwrap() {
+        Artifact::Table(t) => t,
+        _ => panic!("{output} is not a table"),
+    };
+    let frames = |id: &str| Trajectory::from_table(&table(id, "trajectory")).unwrap();
+
+    let whole = frames("whole");
+    let mut chained = frames("part1");
+    assert_eq!(chained.len(), 3 * (1_133 + 50) / 25 - 3 * 50 / 25);
+    chained.append(&frames("part2"));
+    chained.append(&frames("part3"));
+    assert_eq!(whole.len(), 3 * 2_600 / 25);
+    assert_eq!(chained.len(), whole.len());
+    for i in 0..whole.len() {
+        assert_eq!(
+            (
+                chained.step[i],
+                chained.temperature_index[i],
+                chained.replica[i]
+            ),
+            (whole.step[i], whole.temperature_index[i], whole.replica[i]),
+            "frame {i}"
+        );
+        assert!(
+            chained.positions(i) == whole.positions(i),
+            "frame {i} step {}",
+            whole.step[i]
+        );
+    }
+    assert!(
+        chained == whole,
+        "the chained frames differ from the unbroken run's"
+    );
+    assert_eq!(table("part3", "exchanges"), table("whole", "exchanges"));
+    assert_eq!(table("part3", "state"), table("whole", "state"));
+
+    let first = MdStateRecord::from_table(&table("part1", "state")).unwrap();
+    assert!(
+        first
+            .rungs
+            .iter()
+            .all(|r| r.projection_pending && r.step == 1_183)
+    );
+    let second = MdStateRecord::from_table(&table("part2", "state")).unwrap();
+    assert!(
+        second
+            .rungs
+            .iter()
+            .all(|r| !r.projection_pending && r.step == 1_960)
+    );
+    assert!(second.rungs[0].pair_attempts > 0);
+
+    // A node whose dynamics differ cannot continue the state, and says what differs.
+    let report = run_text(
+        "other.yaml",
+        format!(
+            "{}{}",
+            node("fg", None, 1_133, ""),
+            node(
+                "other",
+                Some("fg"),
+                777,
+                "      timestep_fs: 1.5\n      friction_per_ps: 2\n"
+            ),
+        ),
+    );
+    match &report
+        .nodes
+        .iter()
+        .find(|n| n.id == "other")
+        .unwrap()
+        .outcome
+    {
+        Outcome::Failed(message) => {
+            for part in [
+                "input `state`",
+                "timestep_fs: the state's run had 2.0, this node has 1.5",
+                "friction_per_ps",
+            ] {
+                assert!(message.contains(part), "{message}");
+            }
+        }
+        other => panic!("expected a failure, got {other:?}"),
     }
 }

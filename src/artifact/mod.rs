@@ -9,6 +9,7 @@
 pub mod atoms;
 pub mod force_field;
 pub mod kind;
+pub mod md_state;
 pub mod parquet_io;
 pub mod ramachandran;
 pub mod tensors;

@@ -70,19 +70,24 @@ impl ChaChaStream {
                 seed[4 * i + 3],
             ])
         });
-        let word_pos = rng.get_word_pos();
-        let block = (word_pos / WORDS as u128) as u64;
         let mut out = ChaChaStream {
             key,
             stream: rng.get_stream(),
-            next_block: block,
+            next_block: 0,
             words: Box::new([[0; LANES]; WORDS]),
             index: BUFFER,
             kernel: Kernel::detect(),
         };
-        out.refill();
-        out.index = (word_pos % WORDS as u128) as usize;
+        out.seek(rng.get_word_pos());
         out
+    }
+
+    /// Moves to `word_pos` words from the start of the stream (as
+    /// `ChaCha20Rng::set_word_pos`): the next word is the one at that offset.
+    pub fn seek(&mut self, word_pos: u128) {
+        self.next_block = (word_pos / WORDS as u128) as u64;
+        self.refill();
+        self.index = (word_pos % WORDS as u128) as usize;
     }
 
     /// Offset from the start of the stream, in 32-bit words (as `ChaCha20Rng`'s).
@@ -448,5 +453,20 @@ mod tests {
                 assert_eq!(ours.next_u64(), theirs.next_u64(), "{kernel:?}");
             }
         }
+    }
+
+    #[test]
+    fn seeking_continues_where_a_stream_stood() {
+        let mut ours = ChaChaStream::continuing(&ChaCha20Rng::seed_from_u64(11));
+        for _ in 0..1234 {
+            ours.next_u32();
+        }
+        let at = ours.word_pos();
+        let expected: Vec<u64> = (0..700).map(|_| ours.next_u64()).collect();
+        let mut resumed = ChaChaStream::continuing(&ChaCha20Rng::seed_from_u64(11));
+        resumed.seek(at);
+        assert_eq!(resumed.word_pos(), at);
+        let got: Vec<u64> = (0..700).map(|_| resumed.next_u64()).collect();
+        assert_eq!(got, expected);
     }
 }

@@ -24,6 +24,13 @@
 //! (OpenMM's plus the last half kick). [`LangevinIntegrator::run`] likewise projects
 //! once per step and only projects after the closing kick when a frame is due.
 //!
+//! A run may stop between any two steps and go on later without changing a bit:
+//! [`LangevinIntegrator::state`] is positions, velocities, the step count, the random
+//! stream's position and whether the closing projection is still pending (a run ended
+//! by [`LangevinIntegrator::run_segment`] with `close` false leaves it to the next
+//! step, as an unbroken run would); [`LangevinIntegrator::restore`] puts it back and
+//! recomputes the forces, a deterministic function of the positions.
+//!
 //! Two kinetic energies: K of the synchronous velocities, which with U is the energy
 //! conserved without friction, and K_half of the half-step velocities
 //! P(v - (dt/2) w F), which is what OpenMM reports and which is Maxwell–Boltzmann
@@ -80,6 +87,25 @@ pub struct LangevinIntegrator<P: Potential> {
     unconstrained: Vec<[f64; 3]>,
     noise: Vec<f64>,
     dof: usize,
+    /// The velocities still await the projection after the closing kick (the next
+    /// step's opening projection does it).
+    projection_pending: bool,
+}
+
+/// What an integrator needs to go on from where it stopped, bit for bit: the
+/// potential, masses, constraints, parameters and the random stream's key are the
+/// integrator's own and are not part of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegratorState {
+    /// Steps taken.
+    pub step: u64,
+    /// nm.
+    pub positions: Vec<[f64; 3]>,
+    /// nm/ps; not yet projected onto the constraints when `projection_pending`.
+    pub velocities: Vec<[f64; 3]>,
+    pub projection_pending: bool,
+    /// Offset of the thermostat's random stream, in 32-bit words.
+    pub rng_word_pos: u128,
 }
 
 impl<P: Potential> LangevinIntegrator<P> {
@@ -145,6 +171,7 @@ impl<P: Potential> LangevinIntegrator<P> {
             unconstrained: vec![[0.0; 3]; n],
             noise: vec![0.0; 3 * n],
             dof,
+            projection_pending: false,
         };
         out.set_temperature(params.temperature_k)?;
         out.set_positions(positions)?;
@@ -256,6 +283,7 @@ impl<P: Potential> LangevinIntegrator<P> {
     }
 
     fn project_velocities(&mut self) -> Result<(), DynamicsError> {
+        self.projection_pending = false;
         if self.constraints.is_empty() {
             return Ok(());
         }
@@ -380,6 +408,8 @@ impl<P: Potential> LangevinIntegrator<P> {
         self.half_kick();
         if project_last {
             self.project_velocities()?;
+        } else {
+            self.projection_pending = true;
         }
         Ok(())
     }
@@ -390,16 +420,73 @@ impl<P: Potential> LangevinIntegrator<P> {
         &mut self,
         steps: u64,
         save_every: u64,
+        on_frame: impl FnMut(&Frame<'_>),
+    ) -> Result<(), DynamicsError> {
+        self.run_segment(steps, save_every, true, on_frame)
+    }
+
+    /// As [`Self::run`]; with `close` false the velocities after the last step are
+    /// left unprojected (unless a frame was saved there), as they are between any two
+    /// steps of a run, so that a later run continues exactly as one unbroken run would.
+    pub fn run_segment(
+        &mut self,
+        steps: u64,
+        save_every: u64,
+        close: bool,
         mut on_frame: impl FnMut(&Frame<'_>),
     ) -> Result<(), DynamicsError> {
         for n in 1..=steps {
             let save = save_every > 0 && (self.step + 1).is_multiple_of(save_every);
-            self.advance(save || n == steps)?;
+            self.advance(save || (close && n == steps))?;
             if save {
                 on_frame(&self.frame());
             }
         }
         Ok(())
+    }
+
+    /// Where the run stands: enough to continue it bit for bit with [`Self::restore`].
+    pub fn state(&self) -> IntegratorState {
+        IntegratorState {
+            step: self.step,
+            positions: self.positions.clone(),
+            velocities: self.velocities.clone(),
+            projection_pending: self.projection_pending,
+            rng_word_pos: self.rng.word_pos(),
+        }
+    }
+
+    /// Continues from `state` (of an integrator of the same system, parameters and
+    /// random stream): positions and velocities as they are (no projection), the step
+    /// count, the stream's position, and the forces recomputed.
+    pub fn restore(&mut self, state: &IntegratorState) -> Result<(), DynamicsError> {
+        let n = self.mass.len();
+        for (what, got) in [
+            ("positions", state.positions.len()),
+            ("velocities", state.velocities.len()),
+        ] {
+            if got != n {
+                return Err(DynamicsError::LengthMismatch {
+                    what,
+                    expected: n,
+                    got,
+                });
+            }
+        }
+        self.step = state.step;
+        self.positions.copy_from_slice(&state.positions);
+        self.velocities.copy_from_slice(&state.velocities);
+        self.projection_pending = state.projection_pending;
+        self.rng.seek(state.rng_word_pos);
+        self.potential_energy = self
+            .potential
+            .energy_forces(&self.positions, &mut self.forces);
+        check_forces(
+            self.step,
+            self.potential_energy,
+            &self.forces,
+            self.params.max_force,
+        )
     }
 
     /// The current state as a frame.
@@ -486,6 +573,8 @@ impl<P: Potential> LangevinIntegrator<P> {
         &self.positions
     }
 
+    /// The velocities (nm/ps); not yet projected onto the constraints after a
+    /// [`Self::run_segment`] that did not `close`.
     pub fn velocities(&self) -> &[[f64; 3]] {
         &self.velocities
     }

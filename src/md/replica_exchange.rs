@@ -17,12 +17,20 @@
 //! and sequential runs give identical bytes. Frames are delivered on the calling thread
 //! in order of (step, temperature index), with the index of the replica (walker) that
 //! holds that temperature.
+//!
+//! [`ReplicaExchange::state`] (every slot's integrator state, which walker sits at which
+//! temperature, the exchange stream's position, the rounds attempted and the pair
+//! statistics) and [`ReplicaExchange::restore`] let a run stop and go on later as if
+//! unbroken; [`ReplicaExchange::run_segment`] with `close` false leaves the last step
+//! as an unbroken run would (see [`crate::md::langevin`]).
 
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 
 use crate::md::constraints::DistanceConstraint;
-use crate::md::langevin::{BOLTZ, DynamicsError, LangevinIntegrator, LangevinParams};
+use crate::md::langevin::{
+    BOLTZ, DynamicsError, IntegratorState, LangevinIntegrator, LangevinParams,
+};
 use crate::md::potential::Potential;
 use crate::md::random::{stream, uniform};
 
@@ -89,6 +97,21 @@ impl PairStatistics {
     }
 }
 
+/// Where a replica-exchange run stands: enough to continue it bit for bit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaExchangeState {
+    /// The integrator at each temperature index.
+    pub slots: Vec<IntegratorState>,
+    /// The walker at each temperature index.
+    pub replica_at: Vec<usize>,
+    /// Offset of the exchange stream, in 32-bit words.
+    pub exchange_rng_word_pos: u128,
+    /// Exchange rounds attempted (their parity picks even or odd pairs).
+    pub exchange_rounds: u64,
+    /// Attempts and acceptances per neighbour pair, counted from the start of the run.
+    pub pairs: Vec<PairStatistics>,
+}
+
 #[derive(Debug, Clone, Default)]
 struct OwnedFrame {
     step: u64,
@@ -126,9 +149,10 @@ fn advance<P: Potential>(
     buffer: &mut FrameBuffer,
     steps: u64,
     save_every: u64,
+    close: bool,
 ) -> Result<(), DynamicsError> {
     buffer.used = 0;
-    md.run(steps, save_every, |f| {
+    md.run_segment(steps, save_every, close, |f| {
         if buffer.used == buffer.frames.len() {
             buffer.frames.push(OwnedFrame::default());
         }
@@ -227,24 +251,40 @@ impl<P: Potential + Clone + Send> ReplicaExchange<P> {
         &mut self,
         steps: u64,
         save_every: u64,
+        on_frame: impl FnMut(&ReplicaFrame<'_>),
+    ) -> Result<(), DynamicsError> {
+        self.run_segment(steps, save_every, true, on_frame)
+    }
+
+    /// As [`Self::run`]; with `close` false the last step is left as it is inside an
+    /// unbroken run (see [`LangevinIntegrator::run_segment`]) unless an exchange is
+    /// attempted there, which always follows a closed step.
+    pub fn run_segment(
+        &mut self,
+        steps: u64,
+        save_every: u64,
+        close: bool,
         mut on_frame: impl FnMut(&ReplicaFrame<'_>),
     ) -> Result<(), DynamicsError> {
         let end = self.step_count() + steps;
         while self.step_count() < end {
             let now = self.step_count();
-            let boundary = (now / self.exchange_every + 1) * self.exchange_every;
+            let boundary = (now / self.exchange_every)
+                .saturating_add(1)
+                .saturating_mul(self.exchange_every);
             let len = boundary.min(end) - now;
+            let close = close || boundary <= end;
             let results: Vec<Result<(), DynamicsError>> = if self.parallel {
                 self.slots
                     .par_iter_mut()
                     .zip(self.buffers.par_iter_mut())
-                    .map(|(md, buf)| advance(md, buf, len, save_every))
+                    .map(|(md, buf)| advance(md, buf, len, save_every, close))
                     .collect()
             } else {
                 self.slots
                     .iter_mut()
                     .zip(self.buffers.iter_mut())
-                    .map(|(md, buf)| advance(md, buf, len, save_every))
+                    .map(|(md, buf)| advance(md, buf, len, save_every, close))
                     .collect()
             };
             results.into_iter().collect::<Result<(), _>>()?;
@@ -295,6 +335,64 @@ impl<P: Potential + Clone + Send> ReplicaExchange<P> {
                 self.replica_at.swap(k, k + 1);
             }
         }
+    }
+
+    /// Where the run stands, to continue it later with [`Self::restore`].
+    pub fn state(&self) -> ReplicaExchangeState {
+        ReplicaExchangeState {
+            slots: self.slots.iter().map(|md| md.state()).collect(),
+            replica_at: self.replica_at.clone(),
+            exchange_rng_word_pos: self.exchange_rng.get_word_pos(),
+            exchange_rounds: self.attempts_made,
+            pairs: self.pairs.clone(),
+        }
+    }
+
+    /// Continues from `state`, taken from a run of the same system, ladder, schedule
+    /// and seed: the error names what does not fit.
+    pub fn restore(&mut self, state: &ReplicaExchangeState) -> Result<(), DynamicsError> {
+        let k = self.slots.len();
+        for (what, got) in [
+            ("replica slots", state.slots.len()),
+            ("walkers", state.replica_at.len()),
+            ("exchange pairs", state.pairs.len() + 1),
+        ] {
+            if got != k {
+                return Err(DynamicsError::LengthMismatch {
+                    what,
+                    expected: k,
+                    got,
+                });
+            }
+        }
+        let mut seen = vec![false; k];
+        for &r in &state.replica_at {
+            if r >= k || std::mem::replace(&mut seen[r], true) {
+                return Err(DynamicsError::InvalidParameter {
+                    name: "replica_at",
+                    value: r as f64,
+                    reason: "must be a permutation of the temperature indices",
+                });
+            }
+        }
+        if state.slots.windows(2).any(|w| w[0].step != w[1].step) {
+            return Err(DynamicsError::InvalidParameter {
+                name: "step",
+                value: state.slots[0].step as f64,
+                reason: "must be the same in every slot",
+            });
+        }
+        for (md, s) in self.slots.iter_mut().zip(&state.slots) {
+            md.restore(s)?;
+        }
+        self.replica_at.clone_from(&state.replica_at);
+        self.exchange_rng.set_word_pos(state.exchange_rng_word_pos);
+        self.attempts_made = state.exchange_rounds;
+        for (mine, theirs) in self.pairs.iter_mut().zip(&state.pairs) {
+            mine.attempts = theirs.attempts;
+            mine.accepted = theirs.accepted;
+        }
+        Ok(())
     }
 
     /// Steps taken by every replica.

@@ -8,6 +8,19 @@
 //! `temperature_k` to `max_temperature_k` (alanine dipeptide at 300 K needs it to visit
 //! phi > 0 at all). Frames are saved every `save_every` steps after
 //! `equilibration_steps`, at the lowest temperature only unless `save_all_temperatures`.
+//!
+//! Long runs as chains of nodes: every run writes its final `state` (positions,
+//! velocities, every random stream's position, which walker holds which temperature,
+//! the exchange bookkeeping; [`crate::artifact::md_state`]), and a node given a `state`
+//! input goes on from it for `steps` more steps. Its `coordinates`, `minimize` and
+//! `equilibration_steps` belong to the chain's first node and are not used again; the
+//! settings the dynamics depend on (force field, ladder, step, friction, constraints,
+//! schedule) must be the state's, or the node fails naming each difference. N chained
+//! nodes give the frames (steps and times counted from the chain's production start) and
+//! the exchange statistics (counted from the chain's start) of one unbroken run, bit for
+//! bit: the run advances in chunks whose boundaries sit at the same absolute steps
+//! whether or not it is split, and a node that stops between two chunk boundaries
+//! leaves its last step as an unbroken run would.
 
 use std::sync::Arc;
 
@@ -21,12 +34,16 @@ use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, to_table as atoms_table};
 use crate::artifact::force_field::{FORCE_FIELD, ForceFieldRecord};
 use crate::artifact::kind::TABLE;
+use crate::artifact::md_state::{MD_STATE, MdStateRecord, RungState};
 use crate::artifact::trajectory::{FrameRecord, TRAJECTORY, Trajectory};
 use crate::md::constraints::{ConstraintError, DistanceConstraint};
 use crate::md::dynamics::{DynamicsError, LangevinParams};
 use crate::md::forcefield::{ForceField, Solvent};
+use crate::md::langevin::IntegratorState;
 use crate::md::minimize::{MinimizeOptions, minimize};
-use crate::md::replica_exchange::{ReplicaExchange, ReplicaExchangeParams, geometric_ladder};
+use crate::md::replica_exchange::{
+    PairStatistics, ReplicaExchange, ReplicaExchangeParams, ReplicaExchangeState, geometric_ladder,
+};
 use crate::md::structure::{Structure, atom_rows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,10 +141,17 @@ impl Stage for FgSample {
     // 4: the same bits on every instruction set (eight lanes everywhere, no fused
     // multiply-adds): last bits on AVX2 and AVX-512 machines.
     // 5: the `force_field` output (the other outputs unchanged).
-    const VERSION: u32 = 5;
+    // 6: the `state` output and the optional `state` input (the other outputs unchanged).
+    const VERSION: u32 = 6;
     const ABOUT: &'static str = "Fine-grained MD (AMBER force field, vacuum or OBC2, BAOAB Langevin, \
          H-bond constraints), with temperature replica exchange when replicas > 1";
-    const INPUTS: &'static [Port] = &[];
+    const INPUTS: &'static [Port] = &[Port {
+        name: "state",
+        kind: MD_STATE,
+        about: "the final state of an earlier fg_sample node with the same settings, \
+                to go on from",
+    }];
+    const OPTIONAL_INPUTS: &'static [&'static str] = &["state"];
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "trajectory",
@@ -149,6 +173,11 @@ impl Stage for FgSample {
             kind: FORCE_FIELD,
             about: "the force field sampled (prmtop and solvent), for `reweight`",
         },
+        Port {
+            name: "state",
+            kind: MD_STATE,
+            about: "where the run stopped, for a next fg_sample node to go on from",
+        },
     ];
     const PARAMS: &'static [ParamDoc] = &[
         ParamDoc {
@@ -157,7 +186,8 @@ impl Stage for FgSample {
         },
         ParamDoc {
             name: "coordinates",
-            about: "inpcrd or PDB with the starting structure (required)",
+            about: "inpcrd or PDB with the starting structure (required; not used when the \
+                    `state` input is connected)",
         },
         ParamDoc {
             name: "solvent",
@@ -182,15 +212,15 @@ impl Stage for FgSample {
         },
         ParamDoc {
             name: "minimize",
-            about: "minimize the energy before dynamics",
+            about: "minimize the energy before dynamics (not with a `state` input)",
         },
         ParamDoc {
             name: "equilibration_steps",
-            about: "steps run and discarded before saving",
+            about: "steps run and discarded before saving (not with a `state` input)",
         },
         ParamDoc {
             name: "steps",
-            about: "production steps per replica",
+            about: "production steps per replica (of this node, with a `state` input)",
         },
         ParamDoc {
             name: "save_every",
@@ -300,8 +330,38 @@ impl Stage for FgSample {
         let (mut forcefield, _) = ForceField::new(&structure.topology, solvent)
             .map_err(|e| StageError::Failed(e.to_string()))?
             .without_constrained_bonds(&constraints);
+        let ladder = if p.replicas == 1 {
+            vec![p.temperature_k]
+        } else {
+            geometric_ladder(p.temperature_k, p.max_temperature_k, p.replicas)
+        };
+        let settings = ChainSettings {
+            topology_blake3: blake3::hash(text(&p.topology)?.as_bytes())
+                .to_hex()
+                .to_string(),
+            solvent: p.solvent,
+            temperatures_k: ladder.clone(),
+            timestep_fs: p.timestep_fs,
+            friction_per_ps: p.friction_per_ps,
+            constraints: p.constraints,
+            exchange_every: if p.replicas > 1 { p.exchange_every } else { 0 },
+            save_every: p.save_every,
+        };
+        let previous = if inputs.has("state") {
+            let state = MdStateRecord::from_table(inputs.table("state")?).map_err(|e| {
+                StageError::BadInput {
+                    input: "state".into(),
+                    message: e.to_string(),
+                }
+            })?;
+            settings.check_continues(&state, masses.len())?;
+            Some(state)
+        } else {
+            None
+        };
+
         let mut positions = structure.positions.clone();
-        if p.minimize {
+        if p.minimize && previous.is_none() {
             let report = minimize(
                 &mut forcefield,
                 &mut positions,
@@ -317,16 +377,16 @@ impl Stage for FgSample {
                 "minimized"
             );
         }
-        let ladder = if p.replicas == 1 {
-            vec![p.temperature_k]
-        } else {
-            geometric_ladder(p.temperature_k, p.max_temperature_k, p.replicas)
-        };
         let params = LangevinParams::new(p.temperature_k, p.friction_per_ps, p.timestep_fs * 1e-3);
+        // Without replica exchange, no exchange boundary ever splits the run.
         let exchange_every = if p.replicas == 1 {
-            p.steps + p.equilibration_steps
+            u64::MAX
         } else {
             p.exchange_every
+        };
+        let seed = match &previous {
+            Some(state) => state.seed,
+            None => ctx.rng.next_u64(),
         };
         let mut remd = ReplicaExchange::new(
             &forcefield,
@@ -336,40 +396,58 @@ impl Stage for FgSample {
             &ReplicaExchangeParams {
                 dynamics: params,
                 temperatures_k: ladder,
-                exchange_every: exchange_every.max(1),
-                seed: ctx.rng.next_u64(),
+                exchange_every,
+                seed,
             },
         )
         .map_err(|e| dynamics_error(e, &structure))?;
-
-        let total = p.equilibration_steps + p.steps;
+        // Steps are counted from the chain's start; frames from its production start.
+        let (start, production_start) = match &previous {
+            Some(state) => {
+                remd.restore(&remd_state(state))
+                    .map_err(|e| StageError::BadInput {
+                        input: "state".into(),
+                        message: e.to_string(),
+                    })?;
+                (state.rungs[0].step, state.production_start_step)
+            }
+            None => (0, p.equilibration_steps),
+        };
+        let total = if previous.is_some() {
+            p.steps
+        } else {
+            p.equilibration_steps + p.steps
+        };
         ctx.progress.start("md steps", total);
+        // Chunk boundaries at absolute multiples of `chunk`, the same in a chain of
+        // nodes as in one unbroken run.
         let chunk =
             1000u64
                 .max(p.save_every)
                 .max(if p.replicas > 1 { p.exchange_every } else { 0 });
         let mut trajectory = Trajectory::new(masses.len());
-        let mut done = 0u64;
-        while done < total {
-            let n = chunk.min(total - done);
-            let save = if done + n > p.equilibration_steps {
+        let (mut now, end) = (start, start + total);
+        let timestep_ps = p.timestep_fs * 1e-3;
+        let all = p.save_all_temperatures;
+        while now < end {
+            let boundary = (now / chunk + 1) * chunk;
+            let stop = boundary.min(end);
+            let save = if stop > production_start {
                 p.save_every
             } else {
                 0
             };
-            let equilibration = p.equilibration_steps;
-            let timestep_ps = p.timestep_fs * 1e-3;
-            let all = p.save_all_temperatures;
-            remd.run(n, save, |f| {
-                if f.step <= equilibration || (!all && f.temperature_index != 0) {
+            remd.run_segment(stop - now, save, stop == boundary, |f| {
+                if f.step <= production_start || (!all && f.temperature_index != 0) {
                     return;
                 }
+                let step = f.step - production_start;
                 trajectory.push(FrameRecord {
                     temperature_index: f.temperature_index as i32,
                     replica: f.replica as i32,
                     temperature_k: f.temperature_k,
-                    step: (f.step - equilibration) as i64,
-                    time_ps: (f.step - equilibration) as f64 * timestep_ps,
+                    step: step as i64,
+                    time_ps: step as f64 * timestep_ps,
                     positions_nm: f.positions,
                     forces: f.forces,
                     potential: f.potential_energy,
@@ -377,9 +455,10 @@ impl Stage for FgSample {
                 });
             })
             .map_err(|e| dynamics_error(e, &structure))?;
-            done += n;
-            ctx.progress.advance(n);
+            ctx.progress.advance(stop - now);
+            now = stop;
         }
+        let final_state = state_record(&remd, seed, production_start, &settings)?;
 
         let stats = remd.pair_statistics();
         let exchanges = RecordBatch::try_new(
@@ -426,8 +505,154 @@ impl Stage for FgSample {
                         .to_table(),
                 ),
             ),
+            ("state".to_string(), Artifact::Table(final_state.to_table())),
         ]))
     }
+}
+
+/// What the dynamics of a run depend on besides its state: a node continuing a state
+/// must have the same.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ChainSettings {
+    topology_blake3: String,
+    solvent: SolventModel,
+    temperatures_k: Vec<f64>,
+    timestep_fs: f64,
+    friction_per_ps: f64,
+    constraints: ConstraintSet,
+    /// 0 without replica exchange.
+    exchange_every: u64,
+    save_every: u64,
+}
+
+impl ChainSettings {
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("settings serialize")
+    }
+
+    /// Whether `state` can be continued with these settings and `n_atoms` atoms; the
+    /// error names every setting that differs.
+    fn check_continues(&self, state: &MdStateRecord, n_atoms: usize) -> Result<(), StageError> {
+        let bad = |message: String| StageError::BadInput {
+            input: "state".into(),
+            message,
+        };
+        let theirs: serde_json::Value = serde_json::from_str(&state.settings)
+            .map_err(|e| bad(format!("settings are not the JSON fg_sample writes: {e}")))?;
+        let ours = serde_json::to_value(self).expect("settings serialize");
+        let (Some(theirs), Some(ours)) = (theirs.as_object(), ours.as_object()) else {
+            return Err(bad("settings are not a JSON object".into()));
+        };
+        let differences: Vec<String> = ours
+            .iter()
+            .filter(|(k, v)| theirs.get(*k) != Some(v))
+            .map(|(k, v)| {
+                let name = match k.as_str() {
+                    "topology_blake3" => "topology (blake3)",
+                    "temperatures_k" => {
+                        "temperature ladder (temperature_k, max_temperature_k, replicas)"
+                    }
+                    other => other,
+                };
+                let was = theirs
+                    .get(k)
+                    .map_or("absent".to_string(), |t| t.to_string());
+                format!("{name}: the state's run had {was}, this node has {v}")
+            })
+            .collect();
+        if !differences.is_empty() {
+            return Err(bad(format!(
+                "this node cannot continue the state: {} (a chain of nodes must share the \
+                 settings of its dynamics)",
+                differences.join("; ")
+            )));
+        }
+        let width = state.rungs[0].positions_nm.len();
+        if width != 3 * n_atoms {
+            return Err(bad(format!(
+                "{} atoms in the state, {n_atoms} in the topology",
+                width / 3
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn triples(flat: &[f64]) -> Vec<[f64; 3]> {
+    flat.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()
+}
+
+/// The replica-exchange state a state record holds.
+fn remd_state(state: &MdStateRecord) -> ReplicaExchangeState {
+    let rungs = &state.rungs;
+    ReplicaExchangeState {
+        slots: rungs
+            .iter()
+            .map(|r| IntegratorState {
+                step: r.step,
+                positions: triples(&r.positions_nm),
+                velocities: triples(&r.velocities_nm_per_ps),
+                projection_pending: r.projection_pending,
+                rng_word_pos: u128::from(r.rng_word_pos),
+            })
+            .collect(),
+        replica_at: rungs.iter().map(|r| r.replica).collect(),
+        exchange_rng_word_pos: u128::from(state.exchange_rng_word_pos),
+        exchange_rounds: state.exchange_rounds,
+        pairs: rungs
+            .windows(2)
+            .map(|w| PairStatistics {
+                lower_k: w[0].temperature_k,
+                upper_k: w[1].temperature_k,
+                attempts: w[0].pair_attempts,
+                accepted: w[0].pair_accepted,
+            })
+            .collect(),
+    }
+}
+
+/// The state record of where `remd` stands.
+fn state_record(
+    remd: &ReplicaExchange<ForceField>,
+    seed: u64,
+    production_start: u64,
+    settings: &ChainSettings,
+) -> Result<MdStateRecord, StageError> {
+    let word = |pos: u128| {
+        u64::try_from(pos).map_err(|_| {
+            StageError::Failed(format!(
+                "a random stream's position {pos} exceeds 2^64 words"
+            ))
+        })
+    };
+    let state = remd.state();
+    let pairs = remd.pair_statistics();
+    let rungs = state
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(k, slot)| {
+            Ok(RungState {
+                temperature_k: remd.temperatures()[k],
+                replica: state.replica_at[k],
+                step: slot.step,
+                rng_word_pos: word(slot.rng_word_pos)?,
+                projection_pending: slot.projection_pending,
+                positions_nm: slot.positions.iter().flatten().copied().collect(),
+                velocities_nm_per_ps: slot.velocities.iter().flatten().copied().collect(),
+                pair_attempts: pairs.get(k).map_or(0, |s| s.attempts),
+                pair_accepted: pairs.get(k).map_or(0, |s| s.accepted),
+            })
+        })
+        .collect::<Result<Vec<_>, StageError>>()?;
+    Ok(MdStateRecord {
+        rungs,
+        seed,
+        exchange_rng_word_pos: word(state.exchange_rng_word_pos)?,
+        exchange_rounds: state.exchange_rounds,
+        production_start_step: production_start,
+        settings: settings.to_json(),
+    })
 }
 
 /// A dynamics error, with the atoms it involves named.
