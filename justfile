@@ -13,7 +13,8 @@ test:
 test-slow:
     cargo test --release -- --ignored --nocapture
 
-# The 300 K alanine dipeptide reference populations (replica exchange, vacuum and OBC2).
+# The 300 K alanine dipeptide reference populations (replica exchange, vacuum and OBC2),
+# and the same ensemble from 4 fs steps with hydrogen mass repartitioning.
 md-populations:
     cargo test --release --test long_alanine_md -- --ignored --nocapture
 

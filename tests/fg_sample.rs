@@ -209,3 +209,51 @@ fn a_chain_of_nodes_gives_the_frames_of_one_unbroken_run() {
         other => panic!("expected a failure, got {other:?}"),
     }
 }
+
+/// 4 fs steps with hydrogens at 3.024 amu run (the mean kinetic temperature of the
+/// frames is the thermostat's), and a hydrogen mass that would leave a heavy atom
+/// lighter than 1 amu is refused, naming the atom.
+#[test]
+fn hydrogen_mass_repartitioning_runs_4_fs_steps_and_refuses_a_mass_too_large() {
+    let dir = TempDir::new("fg-hmr");
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let run_params = |params: &str| {
+        let file = dir.write("wf.yaml", &workflow_text(params));
+        let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+        run(&wf, &store, &RunOptions::default()).unwrap()
+    };
+    let report = run_params(
+        "      solvent: obc2\n      timestep_fs: 4\n      hydrogen_mass_amu: 3.024\n      \
+         equilibration_steps: 500\n      steps: 20000\n      save_every: 10\n",
+    );
+    assert!(report.succeeded(), "{}", report.summary());
+    let t = match store
+        .load_output(&report.nodes[0].key, "trajectory")
+        .unwrap()
+    {
+        Artifact::Table(t) => Trajectory::from_table(&t).unwrap(),
+        _ => panic!("not a table"),
+    };
+    let mean = t.kinetic_temperature_k.iter().sum::<f64>() / t.len() as f64;
+    // 80 ps, about 80 velocity decorrelation times (1 / friction) of a molecule with 51
+    // degrees of freedom (60 K spread per frame): a standard error near 7 K.
+    println!(
+        "mean kinetic temperature {mean:.1} K over {} frames",
+        t.len()
+    );
+    assert!(
+        (mean - 300.0).abs() < 25.0,
+        "mean kinetic temperature {mean} K"
+    );
+
+    let report = run_params("      hydrogen_mass_amu: 5\n      steps: 100\n      save_every: 10\n");
+    match &report.nodes[0].outcome {
+        Outcome::Failed(message) => {
+            assert!(
+                message.contains("hydrogen_mass_amu") && message.contains("(ACE 1)"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}

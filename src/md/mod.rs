@@ -28,6 +28,7 @@ pub mod covalent;
 mod cpu;
 pub mod dynamics;
 pub mod langevin;
+pub mod mass_repartition;
 pub mod minimize;
 pub mod random;
 pub mod replica_exchange;

@@ -6,7 +6,10 @@
 //! |---|---|---|
 //! | `reference` | the `reference` trajectory at `temperature_index` (FG MD), and the optional `more_reference`'s | 1 |
 //! | `raw` | every frame of `sample` (backmapped CG samples) | 1 |
-//! | `reweighted` | every frame of `sample` | the `weight` column of `weights` |
+//! | `reweighted` | every frame of `sample` | the `weight` column of `weights` (1 without that input) |
+//!
+//! Without `weights` the reweighted estimates are the raw ones, and `compare` tests one
+//! ensemble against another frame for frame (e.g. MD with another integrator).
 //!
 //! Observables, per frame:
 //! - basin populations of alanine dipeptide from phi and psi (the `ramachandran` stage's
@@ -15,7 +18,9 @@
 //! - every bond length (nm; bonds from the reference's first frame,
 //!   [`crate::md::covalent::infer_bonds`]) and every bond angle i-j-k over bonded pairs
 //!   (degrees), and the FG potential energy (kJ/mol, the trajectories' own column:
-//!   `sample` must carry FG energies, e.g. `reweight.trajectory`).
+//!   `sample` must carry FG energies, e.g. `reweight.trajectory`). Observables the
+//!   reference holds fixed (spread below 1e-6 of the mean: bonds under H-bond
+//!   constraints) are left out, and the report says how many.
 //!
 //! Each gets a weighted mean and variance (population variance, sum w (a - m)^2 / sum w)
 //! with block-bootstrap standard errors ([`crate::analysis::bootstrap`]; `blocks`
@@ -124,6 +129,40 @@ struct Definitions {
     units: Vec<&'static str>,
     bonds: Vec<[usize; 2]>,
     angles: Vec<[usize; 3]>,
+    /// Observables left out because the reference holds them fixed.
+    held_fixed: usize,
+}
+
+/// An observable whose spread in the reference is below this fraction of its mean is
+/// held fixed there (a bond under an H-bond constraint: the solver's tolerance, about
+/// 1e-12 nm, against 0.1 nm), and is left out: its z-scores would measure the
+/// constraint solver, not the ensemble.
+const HELD_FIXED: f64 = 1e-6;
+
+/// Leaves out the observables that the first set of observations (the reference)
+/// holds fixed, in `defs` and in the columns of every set.
+fn leave_out_held_fixed(defs: &mut Definitions, sets: &mut [&mut Observed]) {
+    let keep: Vec<bool> = sets[0]
+        .columns
+        .iter()
+        .map(|c| {
+            let n = c.len() as f64;
+            let mean = c.iter().sum::<f64>() / n;
+            let variance = c.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+            !(variance.sqrt() < HELD_FIXED * mean.abs())
+        })
+        .collect();
+    fn retain<T>(v: &mut Vec<T>, keep: &[bool]) {
+        let mut k = keep.iter();
+        v.retain(|_| *k.next().expect("one flag per observable"));
+    }
+    retain(&mut defs.names, &keep);
+    retain(&mut defs.kinds, &keep);
+    retain(&mut defs.units, &keep);
+    for set in sets.iter_mut() {
+        retain(&mut set.columns, &keep);
+    }
+    defs.held_fixed += keep.iter().filter(|&&k| !k).count();
 }
 
 impl Stage for Compare {
@@ -134,8 +173,10 @@ impl Stage for Compare {
     /// `agreement` table (joint tests of the means and variances). 5: profiles break at
     /// empty bins and carry bootstrap bands, z-scores as markers with the ±2 guides, the
     /// 2D free-energy maps (`free_energy_2d`). 6: the report's tail of the weights
-    /// (Pareto k-hat, largest weight, ESS without the 5 largest).
-    const VERSION: u32 = 6;
+    /// (Pareto k-hat, largest weight, ESS without the 5 largest). 7: `weights` optional
+    /// (two ensembles compared frame for frame, e.g. two integrators); observables the
+    /// reference holds fixed (constrained bonds) left out.
+    const VERSION: u32 = 7;
     const ABOUT: &'static str = "FG reference vs backmapped samples, raw and reweighted: basin populations, \
          bond, angle and energy means and variances with block-bootstrap errors, plots, a report";
     const INPUTS: &'static [Port] = &[
@@ -163,10 +204,11 @@ impl Stage for Compare {
         Port {
             name: "weights",
             kind: TABLE,
-            about: "a float64 column `weight`, one per sample frame (reweight.weights)",
+            about: "a float64 column `weight`, one per sample frame (reweight.weights); without \
+                    it every frame weighs 1 and the reweighted estimates are the raw ones",
         },
     ];
-    const OPTIONAL_INPUTS: &'static [&'static str] = &["more_reference"];
+    const OPTIONAL_INPUTS: &'static [&'static str] = &["more_reference", "weights"];
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "populations",
@@ -305,18 +347,22 @@ impl Stage for Compare {
                 sample.len()
             )));
         }
-        let weights = inputs.column::<Float64Array>("weights", "weight")?;
-        if weights.len() != sample.len() || weights.null_count() > 0 {
-            return Err(bad(
-                "weights",
-                format!(
-                    "{} weights for {} sample frames",
-                    weights.len(),
-                    sample.len()
-                ),
-            ));
-        }
-        let weights = weights.values().to_vec();
+        let weights = if inputs.has("weights") {
+            let weights = inputs.column::<Float64Array>("weights", "weight")?;
+            if weights.len() != sample.len() || weights.null_count() > 0 {
+                return Err(bad(
+                    "weights",
+                    format!(
+                        "{} weights for {} sample frames",
+                        weights.len(),
+                        sample.len()
+                    ),
+                ));
+            }
+            weights.values().to_vec()
+        } else {
+            vec![1.0; sample.len()]
+        };
         let ess = weights.iter().sum::<f64>().powi(2) / weights.iter().map(|w| w * w).sum::<f64>();
 
         let resolve = |refs: &[AtomRef; 4], what: &str| -> Result<[usize; 4], StageError> {
@@ -329,10 +375,11 @@ impl Stage for Compare {
         let (phi_atoms, psi_atoms) = (resolve(&p.phi, "phi")?, resolve(&p.psi, "psi")?);
         let first: Vec<[f64; 3]> = frame(&reference, rows[0]);
         let elements: Vec<i32> = atoms.iter().map(|a| a.atomic_number).collect();
-        let defs = Definitions::new(&atoms, infer_bonds(&elements, &first));
-        let reference_obs = defs.observe(&reference, &rows, phi_atoms, psi_atoms);
+        let mut defs = Definitions::new(&atoms, infer_bonds(&elements, &first));
+        let mut reference_obs = defs.observe(&reference, &rows, phi_atoms, psi_atoms);
         let all: Vec<usize> = (0..sample.len()).collect();
-        let sample_obs = defs.observe(&sample, &all, phi_atoms, psi_atoms);
+        let mut sample_obs = defs.observe(&sample, &all, phi_atoms, psi_atoms);
+        leave_out_held_fixed(&mut defs, &mut [&mut reference_obs, &mut sample_obs]);
 
         let bootstrap = BlockBootstrap {
             blocks: p.blocks,
@@ -349,7 +396,13 @@ impl Stage for Compare {
         let mut moments = Vec::new();
         let mut replicates = Vec::new();
         for (k, (obs, w)) in sets.iter().enumerate() {
-            let mut rng = ctx.stream(k as u64);
+            // Unweighted, the reweighted estimate is the raw one, resampled alike.
+            let stream = if k == 2 && !inputs.has("weights") {
+                1
+            } else {
+                k
+            };
+            let mut rng = ctx.stream(stream as u64);
             let failed = |e: crate::analysis::bootstrap::BootstrapError| {
                 StageError::Failed(format!("{} estimate: {e}", ESTIMATES[k]))
             };
@@ -385,6 +438,7 @@ impl Stage for Compare {
             count as f64 / defs.names.len() as f64
         };
         let summary = Summary {
+            weighted: inputs.has("weights"),
             reference_frames: rows.len(),
             sample_frames: sample.len(),
             ess,
@@ -521,6 +575,7 @@ impl Definitions {
             units,
             bonds,
             angles,
+            held_fixed: 0,
         }
     }
 
@@ -558,6 +613,8 @@ impl Definitions {
 }
 
 struct Summary {
+    /// Whether the `weights` input was connected.
+    weighted: bool,
     reference_frames: usize,
     sample_frames: usize,
     ess: f64,
@@ -1019,17 +1076,27 @@ fn report(
     let mut out = String::new();
     let pm = |e: &Estimate| plus_minus(e.mean, e.std_error);
     let _ = writeln!(out, "# {}\n", p.title);
-    let _ = writeln!(
-        out,
-        "{} reference frames, {} backmapped samples, effective sample size of the weights \
-         {:.1} ({:.4} of the samples). Errors are block-bootstrap standard errors ({} blocks).\n",
-        summary.reference_frames,
-        summary.sample_frames,
-        summary.ess,
-        summary.ess / summary.sample_frames as f64,
-        p.blocks
-    );
-    let _ = writeln!(out, "{}\n", tail_sentence(&summary.tail));
+    if summary.weighted {
+        let _ = writeln!(
+            out,
+            "{} reference frames, {} backmapped samples, effective sample size of the weights \
+             {:.1} ({:.4} of the samples). Errors are block-bootstrap standard errors ({} blocks).\n",
+            summary.reference_frames,
+            summary.sample_frames,
+            summary.ess,
+            summary.ess / summary.sample_frames as f64,
+            p.blocks
+        );
+        let _ = writeln!(out, "{}\n", tail_sentence(&summary.tail));
+    } else {
+        let _ = writeln!(
+            out,
+            "{} reference frames, {} sample frames, unweighted (no `weights` input: the \
+             reweighted estimates are the raw ones). Errors are block-bootstrap standard \
+             errors ({} blocks).\n",
+            summary.reference_frames, summary.sample_frames, p.blocks
+        );
+    }
     let _ = writeln!(
         out,
         "![comparison](./plot.png)\n\n![free energy over phi and psi](./free_energy_2d.png)\n\n## Basin populations\n"
@@ -1050,9 +1117,18 @@ fn report(
     }
     let _ = writeln!(
         out,
-        "\n## Bonds, angles, energy\n\nFraction of the {} observables whose mean (variance) \
+        "\n## Bonds, angles, energy\n\n{}Fraction of the {} observables whose mean (variance) \
          lies within 2 standard errors of the reference: raw {:.2} ({:.2}), reweighted {:.2} \
          ({:.2}).\n",
+        if defs.held_fixed > 0 {
+            format!(
+                "{} observables the reference holds fixed (constrained bonds: spread below \
+                 {HELD_FIXED:e} of their length) are left out. ",
+                defs.held_fixed
+            )
+        } else {
+            String::new()
+        },
         defs.names.len(),
         summary.raw_means,
         summary.raw_variances,

@@ -3,7 +3,9 @@
 //! An AMBER topology and starting structure; energies and forces of the AMBER force
 //! field without cutoff, in vacuum or GBSA-OBC2 ([`crate::md::forcefield`]); L-BFGS
 //! minimization; Langevin BAOAB dynamics at 2 fs with H-bond constraints (whose bonds'
-//! harmonic terms are then left out, as OpenMM does: held at r0 they add nothing); and,
+//! harmonic terms are then left out, as OpenMM does: held at r0 they add nothing), or
+//! at 4 fs with hydrogen mass repartitioning as well
+//! ([`crate::md::mass_repartition`], param `hydrogen_mass_amu`); and,
 //! with more than one replica, temperature replica exchange on a geometric ladder from
 //! `temperature_k` to `max_temperature_k` (alanine dipeptide at 300 K needs it to visit
 //! phi > 0 at all). Frames are saved every `save_every` steps after
@@ -40,6 +42,7 @@ use crate::md::constraints::{ConstraintError, DistanceConstraint};
 use crate::md::dynamics::{DynamicsError, LangevinParams};
 use crate::md::forcefield::{ForceField, Solvent};
 use crate::md::langevin::IntegratorState;
+use crate::md::mass_repartition::{RepartitionError, repartition_hydrogen_mass};
 use crate::md::minimize::{MinimizeOptions, minimize};
 use crate::md::replica_exchange::{
     PairStatistics, ReplicaExchange, ReplicaExchangeParams, ReplicaExchangeState, geometric_ladder,
@@ -95,6 +98,7 @@ pub struct FgSampleParams {
     pub max_temperature_k: f64,
     pub exchange_every: u64,
     pub save_all_temperatures: bool,
+    pub hydrogen_mass_amu: Option<f64>,
 }
 
 impl Default for FgSampleParams {
@@ -115,6 +119,7 @@ impl Default for FgSampleParams {
             max_temperature_k: 600.0,
             exchange_every: 500,
             save_all_temperatures: false,
+            hydrogen_mass_amu: None,
         }
     }
 }
@@ -142,7 +147,8 @@ impl Stage for FgSample {
     // multiply-adds): last bits on AVX2 and AVX-512 machines.
     // 5: the `force_field` output (the other outputs unchanged).
     // 6: the `state` output and the optional `state` input (the other outputs unchanged).
-    const VERSION: u32 = 6;
+    // 7: param `hydrogen_mass_amu` (without it, outputs unchanged).
+    const VERSION: u32 = 7;
     const ABOUT: &'static str = "Fine-grained MD (AMBER force field, vacuum or OBC2, BAOAB Langevin, \
          H-bond constraints), with temperature replica exchange when replicas > 1";
     const INPUTS: &'static [Port] = &[Port {
@@ -242,6 +248,13 @@ impl Stage for FgSample {
             name: "save_all_temperatures",
             about: "save frames of every rung, not only the lowest",
         },
+        ParamDoc {
+            name: "hydrogen_mass_amu",
+            about: "hydrogen mass repartitioning, as OpenMM's hydrogenMass: hydrogens bonded to \
+                    heavy atoms get this mass, taken from their heavy atom (e.g. 3 with 4 fs \
+                    steps and H-bond constraints; the sampled distribution is unchanged, the \
+                    `atoms` output keeps the topology's masses); null: the topology's masses",
+        },
     ];
 
     fn data_files(p: &FgSampleParams) -> Vec<(&'static str, &DataFile)> {
@@ -296,6 +309,9 @@ impl Stage for FgSample {
                 return Err(ParamProblem::new("exchange_every", "must be at least 1"));
             }
         }
+        if let Some(m) = p.hydrogen_mass_amu {
+            ParamProblem::positive("hydrogen_mass_amu", m)?;
+        }
         Ok(())
     }
 
@@ -321,7 +337,24 @@ impl Stage for FgSample {
             SolventModel::Vacuum => Solvent::Vacuum,
             SolventModel::Obc2 => Solvent::Obc2,
         };
-        let masses = structure.masses();
+        let masses = match p.hydrogen_mass_amu {
+            None => structure.masses(),
+            Some(m) => {
+                let (masses, changed) =
+                    repartition_hydrogen_mass(&structure.topology, &structure.masses(), m)
+                        .map_err(|e| {
+                            let atom = match &e {
+                                RepartitionError::HeavyAtomTooLight { atom, .. } => {
+                                    format!(" ({})", structure.describe_atom(*atom))
+                                }
+                                _ => String::new(),
+                            };
+                            StageError::Failed(format!("param hydrogen_mass_amu: {e}{atom}"))
+                        })?;
+                tracing::info!("hydrogen mass repartitioning: {changed} hydrogens at {m} amu");
+                masses
+            }
+        };
         let constraints: Vec<DistanceConstraint> = match p.constraints {
             ConstraintSet::None => Vec::new(),
             ConstraintSet::Hbonds => structure.hbond_constraints(),
@@ -346,6 +379,7 @@ impl Stage for FgSample {
             constraints: p.constraints,
             exchange_every: if p.replicas > 1 { p.exchange_every } else { 0 },
             save_every: p.save_every,
+            hydrogen_mass_amu: p.hydrogen_mass_amu,
         };
         let previous = if inputs.has("state") {
             let state = MdStateRecord::from_table(inputs.table("state")?).map_err(|e| {
@@ -523,6 +557,7 @@ struct ChainSettings {
     /// 0 without replica exchange.
     exchange_every: u64,
     save_every: u64,
+    hydrogen_mass_amu: Option<f64>,
 }
 
 impl ChainSettings {
