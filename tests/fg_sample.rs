@@ -107,20 +107,32 @@ fn a_chain_of_nodes_gives_the_frames_of_one_unbroken_run() {
         let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
         run(&wf, &store, &RunOptions::default()).unwrap()
     };
-    let unbroken = run_text("whole.yaml", node("fg", None, 2_600, ""));
+    // `ramachandran` reads the whole run, and the chain as a list of its segments.
+    let rama = |trajectory: &str| {
+        format!(
+            "  rama:\n    stage: ramachandran\n    inputs: {{trajectory: {trajectory}, \
+             atoms: fg.atoms}}\n"
+        )
+    };
+    let unbroken = run_text(
+        "whole.yaml",
+        node("fg", None, 2_600, "") + &rama("fg.trajectory"),
+    );
     assert!(unbroken.succeeded(), "{}", unbroken.summary());
     let report = run_text(
         "chain.yaml",
         format!(
-            "{}{}{}",
+            "{}{}{}{}",
             node("fg", None, 1_133, ""),
             node("part2", Some("fg"), 777, ""),
             node("part3", Some("part2"), 690, ""),
+            rama("[fg.trajectory, part2.trajectory, part3.trajectory]"),
         ),
     );
     assert!(report.succeeded(), "{}", report.summary());
     let key = |id: &str| match id {
-        "whole" => unbroken.nodes[0].key,
+        "whole" => unbroken.nodes.iter().find(|n| n.id == "fg").unwrap().key,
+        "whole_rama" => unbroken.nodes.iter().find(|n| n.id == "rama").unwrap().key,
         "part1" => report.nodes.iter().find(|n| n.id == "fg").unwrap().key,
         _ => report.nodes.iter().find(|n| n.id == id).unwrap().key,
     };
@@ -158,6 +170,13 @@ fn a_chain_of_nodes_gives_the_frames_of_one_unbroken_run() {
         "the chained frames differ from the unbroken run's"
     );
     assert_eq!(table("part3", "exchanges"), table("whole", "exchanges"));
+    for output in ["dihedrals", "populations", "free_energy"] {
+        assert_eq!(
+            table("rama", output),
+            table("whole_rama", output),
+            "{output}"
+        );
+    }
     assert_eq!(table("part3", "state"), table("whole", "state"));
 
     let first = MdStateRecord::from_table(&table("part1", "state")).unwrap();
@@ -255,5 +274,35 @@ fn hydrogen_mass_repartitioning_runs_4_fs_steps_and_refuses_a_mass_too_large() {
             );
         }
         other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// A list connected to an input that takes one output, and an empty list, are refused
+/// before anything runs, at their YAML paths.
+#[test]
+fn lists_go_only_to_list_inputs() {
+    let dir = TempDir::new("fg-lists");
+    for (inputs, path, message) in [
+        (
+            "{trajectory: [fg.trajectory, fg.trajectory], atoms: [fg.atoms, fg.atoms]}",
+            "nodes.rama.inputs.atoms.1",
+            "takes one `node.output`, not a list",
+        ),
+        (
+            "{trajectory: [], atoms: fg.atoms}",
+            "nodes.rama.inputs.trajectory",
+            "found an empty list",
+        ),
+    ] {
+        let text = workflow_text("      steps: 100\n      save_every: 10\n")
+            + &format!("  rama:\n    stage: ramachandran\n    inputs: {inputs}\n");
+        let file = dir.write("wf.yaml", &text);
+        let Err(errors) = workflow::load(&file, &Registry::builtin()) else {
+            panic!("{inputs} validated");
+        };
+        let errors = errors.0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].yaml_path, path);
+        assert!(errors[0].message.contains(message), "{}", errors[0].message);
     }
 }

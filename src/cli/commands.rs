@@ -428,10 +428,11 @@ fn stages(registry: &Registry, only: Option<&str>) -> Result<(), CliError> {
         if !stage.inputs().is_empty() {
             println!("  inputs:");
             for p in stage.inputs() {
-                let name = if stage.is_optional_input(p.name) {
-                    format!("{} (optional)", p.name)
-                } else {
-                    p.name.to_string()
+                let name = match (stage.is_optional_input(p.name), stage.is_list_input(p.name)) {
+                    (true, true) => format!("{} (optional list)", p.name),
+                    (true, false) => format!("{} (optional)", p.name),
+                    (false, true) => format!("{} (list)", p.name),
+                    (false, false) => p.name.to_string(),
                 };
                 println!("    {name:<22} {:<18} {}", p.kind.name, p.about);
             }

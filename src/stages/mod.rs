@@ -24,5 +24,5 @@ pub mod train_map;
 pub use registry::Registry;
 pub use stage::{
     Context, DataFile, DynStage, Inputs, NoProgress, Outputs, ParamDoc, ParamProblem, ParamReport,
-    Port, Progress, ResolvedParams, Stage, StageError,
+    Port, Progress, ResolvedParams, Stage, StageError, list_element_name, split_list_element,
 };

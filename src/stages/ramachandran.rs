@@ -141,7 +141,8 @@ impl Stage for Ramachandran {
         Port {
             name: "trajectory",
             kind: TRAJECTORY,
-            about: "frames to analyse",
+            about: "frames to analyse; a list (segments of one chained run, or runs) is joined \
+                    in its order",
         },
         Port {
             name: "atoms",
@@ -156,6 +157,7 @@ impl Stage for Ramachandran {
         },
     ];
     const OPTIONAL_INPUTS: &'static [&'static str] = &["weights"];
+    const LIST_INPUTS: &'static [&'static str] = &["trajectory"];
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "dihedrals",

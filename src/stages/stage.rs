@@ -46,7 +46,67 @@ pub struct Inputs {
     pub files: BTreeMap<String, Arc<Vec<u8>>>,
 }
 
+/// The name under which element `k` of a list connected to input `input` is handed to
+/// the stage (and enters the node's key): the input's own name for the first element,
+/// `input#k` for the others, so a list of one is the same node as a single connection.
+pub fn list_element_name(input: &str, k: usize) -> String {
+    if k == 0 {
+        input.to_string()
+    } else {
+        format!("{input}#{k}")
+    }
+}
+
+/// The input and the list position of an element name (see [`list_element_name`]).
+pub fn split_list_element(name: &str) -> (&str, usize) {
+    match name.split_once('#') {
+        Some((input, k)) => (input, k.parse().unwrap_or(0)),
+        None => (name, 0),
+    }
+}
+
 impl Inputs {
+    /// The tables connected to input `name`, a list input, in the list's order (one for
+    /// a single connection, none when unconnected).
+    pub fn tables(&self, name: &str) -> Result<Vec<&RecordBatch>, StageError> {
+        let mut found: Vec<(usize, &RecordBatch)> = Vec::new();
+        for (element, artifact) in &self.artifacts {
+            let (input, k) = split_list_element(element);
+            if input == name {
+                let table = artifact
+                    .as_table()
+                    .ok_or_else(|| StageError::MissingInput(element.clone()))?;
+                found.push((k, table));
+            }
+        }
+        found.sort_by_key(|&(k, _)| k);
+        Ok(found.into_iter().map(|(_, t)| t).collect())
+    }
+
+    /// The trajectories connected to list input `name`, appended in the list's order
+    /// into one, checked to be of one system (the error names the element).
+    pub fn joined_trajectory(&self, name: &str) -> Result<Trajectory, StageError> {
+        let tables = self.tables(name)?;
+        let Some(first) = tables.first() else {
+            return Err(StageError::MissingInput(name.to_string()));
+        };
+        let mut joined = Trajectory::from_table(first)?;
+        for (k, table) in tables.iter().enumerate().skip(1) {
+            let more = Trajectory::from_table(table)?;
+            if more.n_atoms != joined.n_atoms {
+                return Err(StageError::BadInput {
+                    input: format!("{name} (list element {k})"),
+                    message: format!(
+                        "{} atoms per frame, but the first element has {}",
+                        more.n_atoms, joined.n_atoms
+                    ),
+                });
+            }
+            joined.append(&more);
+        }
+        Ok(joined)
+    }
+
     /// The table connected to input `name`.
     pub fn table(&self, name: &str) -> Result<&RecordBatch, StageError> {
         self.artifacts
@@ -77,14 +137,15 @@ impl Inputs {
             })
     }
 
-    /// The trajectory connected to input `trajectory` and the atom table connected to
-    /// `atoms`, checked to have the same number of atoms (the error names `atoms`).
+    /// The trajectory connected to input `trajectory` (the list's trajectories joined,
+    /// for a list input) and the atom table connected to `atoms`, checked to have the
+    /// same number of atoms (the error names `atoms`).
     pub fn trajectory_with_atoms(
         &self,
         trajectory: &str,
         atoms: &str,
     ) -> Result<(Trajectory, Vec<AtomRow>), StageError> {
-        let t = Trajectory::from_table(self.table(trajectory)?)?;
+        let t = self.joined_trajectory(trajectory)?;
         let a = crate::artifact::atoms::from_table(self.table(atoms)?)?;
         if a.len() != t.n_atoms {
             return Err(StageError::BadInput {
@@ -246,6 +307,10 @@ pub trait Stage: Send + Sync + 'static {
     /// Names of the inputs in [`Stage::INPUTS`] a workflow may leave unconnected; the
     /// stage asks [`Inputs::has`] before reading one.
     const OPTIONAL_INPUTS: &'static [&'static str] = &[];
+    /// Names of the inputs a workflow may connect to a list of outputs
+    /// (`inputs: {trajectory: [a.trajectory, b.trajectory]}`); the stage reads them all
+    /// with [`Inputs::tables`], in the list's order.
+    const LIST_INPUTS: &'static [&'static str] = &[];
     const OUTPUTS: &'static [Port];
     const PARAMS: &'static [ParamDoc];
 
@@ -295,6 +360,8 @@ pub trait DynStage: Send + Sync {
     fn inputs(&self) -> &'static [Port];
     /// Whether input `name` may be left unconnected.
     fn is_optional_input(&self, name: &str) -> bool;
+    /// Whether input `name` may be connected to a list of outputs.
+    fn is_list_input(&self, name: &str) -> bool;
     fn outputs(&self) -> &'static [Port];
     fn param_docs(&self) -> &'static [ParamDoc];
     /// All params with their defaults.
@@ -361,6 +428,9 @@ impl<S: Stage> DynStage for Erased<S> {
     }
     fn is_optional_input(&self, name: &str) -> bool {
         S::OPTIONAL_INPUTS.contains(&name)
+    }
+    fn is_list_input(&self, name: &str) -> bool {
+        S::LIST_INPUTS.contains(&name)
     }
     fn outputs(&self) -> &'static [Port] {
         S::OUTPUTS

@@ -12,7 +12,7 @@ use super::diagnostic::{Diagnostic, ErrorKind};
 use super::overrides::{Overrides, ParamOverride};
 use super::spec::{WorkflowSpec, join};
 use super::yaml::{Location, Yaml};
-use crate::stages::{DynStage, Registry};
+use crate::stages::{DynStage, Registry, split_list_element};
 
 /// A data file named in a node's params.
 #[derive(Clone, Debug, PartialEq)]
@@ -168,15 +168,19 @@ pub(crate) fn resolve(
         let node_path = join("nodes", &node.id);
         let Some(stage) = stages[i] else { continue };
         for input in &node.inputs {
-            let path = join(&join(&node_path, "inputs"), &input.name);
-            let Some(port) = stage.inputs().iter().find(|p| p.name == input.name) else {
+            let (base, k) = split_list_element(&input.name);
+            let mut path = join(&join(&node_path, "inputs"), base);
+            if input.name != base {
+                path = join(&path, &k.to_string());
+            }
+            let Some(port) = stage.inputs().iter().find(|p| p.name == base) else {
                 errors.push(
                     Diagnostic::new(
                         ErrorKind::UnknownInput,
                         file,
                         &path,
                         Some(input.name_location),
-                        format!("stage `{}` has no input `{}`", stage.name(), input.name),
+                        format!("stage `{}` has no input `{base}`", stage.name()),
                     )
                     .with_choices(
                         format!("inputs of `{}`", stage.name()),
@@ -185,6 +189,19 @@ pub(crate) fn resolve(
                 );
                 continue;
             };
+            if k > 0 && !stage.is_list_input(base) {
+                errors.push(Diagnostic::new(
+                    ErrorKind::WrongType,
+                    file,
+                    &path,
+                    Some(input.location),
+                    format!(
+                        "input `{base}` of stage `{}` takes one `node.output`, not a list",
+                        stage.name()
+                    ),
+                ));
+                continue;
+            }
             let Some(&from) = ids.get(input.node.as_str()) else {
                 errors.push(
                     Diagnostic::new(
@@ -237,7 +254,7 @@ pub(crate) fn resolve(
                         input.node,
                         input.output,
                         out.kind.name,
-                        input.name,
+                        base,
                         stage.name(),
                         port.kind.name
                     ),
@@ -254,7 +271,12 @@ pub(crate) fn resolve(
             .inputs()
             .iter()
             .filter(|p| !stage.is_optional_input(p.name))
-            .filter(|p| !node.inputs.iter().any(|i| i.name == p.name))
+            .filter(|p| {
+                !node
+                    .inputs
+                    .iter()
+                    .any(|i| split_list_element(&i.name).0 == p.name)
+            })
             .map(|p| p.name)
             .collect();
         if !missing.is_empty() {

@@ -17,6 +17,7 @@ use std::path::Path;
 
 use super::diagnostic::{Diagnostic, ErrorKind};
 use super::yaml::{Location, Yaml, YamlValue};
+use crate::stages::list_element_name;
 
 /// A node as written, before stages and connections are checked.
 #[derive(Clone, Debug)]
@@ -30,7 +31,8 @@ pub struct NodeSpec {
     pub params: Option<Yaml>,
 }
 
-/// `name: node.output` under a node's `inputs`.
+/// `name: node.output` under a node's `inputs`; a list `name: [a.x, b.x]` gives one
+/// per element, named as [`list_element_name`] says.
 #[derive(Clone, Debug)]
 pub struct InputSpec {
     pub name: String,
@@ -280,25 +282,46 @@ fn check_node(c: &mut Checker, id: &Yaml, body: &Yaml) -> Option<NodeSpec> {
         for (name, reference) in c.mapping(ins, &ins_path, "input -> node.output") {
             let name_text = name.as_str().unwrap_or_default().to_string();
             let at = join(&ins_path, &name_text);
-            let Some(text) = c.string(reference, &at) else {
-                continue;
-            };
-            match text.split_once('.') {
-                Some((node, output)) if !node.is_empty() && !output.is_empty() => {
-                    inputs.push(InputSpec {
-                        name: name_text,
-                        name_location: name.location,
-                        node: node.to_string(),
-                        output: output.to_string(),
-                        location: reference.location,
-                    })
+            // One `node.output`, or a list of them (for a list input).
+            let (references, list): (Vec<&Yaml>, bool) = match &reference.value {
+                YamlValue::Seq(items) if items.is_empty() => {
+                    c.error(
+                        ErrorKind::WrongType,
+                        &at,
+                        reference.location,
+                        "expected `node.output` or a list of them, found an empty list".into(),
+                    );
+                    continue;
                 }
-                _ => c.error(
-                    ErrorKind::WrongType,
-                    &at,
-                    reference.location,
-                    format!("expected `node.output`, found `{text}`"),
-                ),
+                YamlValue::Seq(items) => (items.iter().collect(), true),
+                _ => (vec![reference], false),
+            };
+            for (k, reference) in references.into_iter().enumerate() {
+                let at = if list {
+                    join(&at, &k.to_string())
+                } else {
+                    at.clone()
+                };
+                let Some(text) = c.string(reference, &at) else {
+                    continue;
+                };
+                match text.split_once('.') {
+                    Some((node, output)) if !node.is_empty() && !output.is_empty() => {
+                        inputs.push(InputSpec {
+                            name: list_element_name(&name_text, k),
+                            name_location: name.location,
+                            node: node.to_string(),
+                            output: output.to_string(),
+                            location: reference.location,
+                        })
+                    }
+                    _ => c.error(
+                        ErrorKind::WrongType,
+                        &at,
+                        reference.location,
+                        format!("expected `node.output`, found `{text}`"),
+                    ),
+                }
             }
         }
     }
