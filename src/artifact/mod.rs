@@ -13,6 +13,7 @@ pub mod md_state;
 pub mod parquet_io;
 pub mod ramachandran;
 pub mod tensors;
+pub mod tica;
 pub mod trajectory;
 
 pub use kind::{ArtifactKind, Format};

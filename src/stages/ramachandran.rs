@@ -25,7 +25,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
@@ -272,7 +272,7 @@ impl Stage for Ramachandran {
                 ),
             });
         }
-        let weights = frame_weights(inputs, trajectory.len(), &rows)?;
+        let weights = inputs.frame_weights("weights", trajectory.len(), &rows)?;
         let temperature_k = match p.temperature_k {
             Some(t) => t,
             None => trajectory_temperature(&trajectory, &rows)?,
@@ -384,41 +384,6 @@ fn resolve_atoms(
         *slot = r.resolve(atoms, dihedral)?;
     }
     Ok(out)
-}
-
-/// Weights of the analysed frames: from the `weights` input, or all 1.
-fn frame_weights(
-    inputs: &Inputs,
-    trajectory_frames: usize,
-    rows: &[usize],
-) -> Result<Vec<f64>, StageError> {
-    if !inputs.has("weights") {
-        return Ok(vec![1.0; rows.len()]);
-    }
-    let bad = |message: String| StageError::BadInput {
-        input: "weights".into(),
-        message,
-    };
-    let table = inputs.table("weights")?;
-    let column = table
-        .column_by_name("weight")
-        .and_then(|c| c.as_any().downcast_ref::<Float64Array>())
-        .ok_or_else(|| bad("no float64 column `weight`".into()))?;
-    if column.null_count() > 0 {
-        return Err(bad(format!("{} null weights", column.null_count())));
-    }
-    let values = column.values();
-    if values.len() == trajectory_frames {
-        Ok(rows.iter().map(|&i| values[i]).collect())
-    } else if values.len() == rows.len() {
-        Ok(values.to_vec())
-    } else {
-        Err(bad(format!(
-            "{} weights, but the trajectory has {trajectory_frames} frames ({} analysed)",
-            values.len(),
-            rows.len()
-        )))
-    }
 }
 
 /// The thermostat temperature of the analysed frames (they must agree).

@@ -32,6 +32,7 @@ impl Registry {
             .register::<super::backmap::Backmap>()
             .register::<super::reweight::Reweight>()
             .register::<super::compare::Compare>()
+            .register::<super::protein_observables::ProteinObservables>()
     }
 
     /// Adds a stage; a second stage of the same name replaces the first.

@@ -107,6 +107,41 @@ impl Inputs {
         Ok(joined)
     }
 
+    /// Weights of the analysed frames `rows` of a trajectory of `trajectory_frames`
+    /// frames: the float64 column `weight` of optional input `input` (one per trajectory
+    /// frame, or one per analysed frame), or all 1 when it is not connected.
+    pub fn frame_weights(
+        &self,
+        input: &str,
+        trajectory_frames: usize,
+        rows: &[usize],
+    ) -> Result<Vec<f64>, StageError> {
+        if !self.has(input) {
+            return Ok(vec![1.0; rows.len()]);
+        }
+        let bad = |message: String| StageError::BadInput {
+            input: input.into(),
+            message,
+        };
+        let column = self.column::<arrow_array::Float64Array>(input, "weight")?;
+        let nulls = arrow_array::Array::null_count(column);
+        if nulls > 0 {
+            return Err(bad(format!("{nulls} null weights")));
+        }
+        let values = column.values();
+        if values.len() == trajectory_frames {
+            Ok(rows.iter().map(|&i| values[i]).collect())
+        } else if values.len() == rows.len() {
+            Ok(values.to_vec())
+        } else {
+            Err(bad(format!(
+                "{} weights, but the trajectory has {trajectory_frames} frames ({} analysed)",
+                values.len(),
+                rows.len()
+            )))
+        }
+    }
+
     /// The table connected to input `name`.
     pub fn table(&self, name: &str) -> Result<&RecordBatch, StageError> {
         self.artifacts
