@@ -306,3 +306,63 @@ fn lists_go_only_to_list_inputs() {
         assert!(errors[0].message.contains(message), "{}", errors[0].message);
     }
 }
+
+/// A run can start from another run's last frame (e.g. an unfolded structure from a hot
+/// run), and not from that and a state at once.
+#[test]
+fn a_run_starts_from_the_last_frame_of_another() {
+    let dir = TempDir::new("fg-start");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/alanine_dipeptide");
+    let files = format!(
+        "topology: {}, coordinates: {}",
+        data.join("ala2_ff14SB.prmtop").display(),
+        data.join("ala2_ff14SB.inpcrd").display()
+    );
+    let text = format!(
+        "name: start\nseed: 2\nnodes:\n  hot:\n    stage: fg_sample\n    params: {{{files}, \
+         temperature_k: 800, steps: 2000, save_every: 500}}\n  next:\n    stage: fg_sample\n    \
+         inputs: {{start: hot.trajectory}}\n    params: {{{files}, minimize: false, \
+         equilibration_steps: 0, steps: 10, save_every: 1}}\n"
+    );
+    let file = dir.write("wf.yaml", &text);
+    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let report = run(&wf, &store, &RunOptions::default()).unwrap();
+    assert!(report.succeeded(), "{}", report.summary());
+    let frames = |id: &str| {
+        let key = report.nodes.iter().find(|n| n.id == id).unwrap().key;
+        match store.load_output(&key, "trajectory").unwrap() {
+            Artifact::Table(t) => Trajectory::from_table(&t).unwrap(),
+            _ => panic!("not a table"),
+        }
+    };
+    let (hot, next) = (frames("hot"), frames("next"));
+    let largest_move = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+    };
+    let last = hot.positions(hot.len() - 1);
+    // One 2 fs step from the hot run's last frame, far from where that run began.
+    assert!(largest_move(last, next.positions(0)) < 0.02);
+    assert!(largest_move(hot.positions(0), next.positions(0)) > 0.05);
+
+    let both = text.replace(
+        "inputs: {start: hot.trajectory}",
+        "inputs: {start: hot.trajectory, state: hot.state}",
+    );
+    let file = dir.write("wf.yaml", &both);
+    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let report = run(&wf, &store, &RunOptions::default()).unwrap();
+    match &report
+        .nodes
+        .iter()
+        .find(|n| n.id == "next")
+        .unwrap()
+        .outcome
+    {
+        Outcome::Failed(message) => assert!(message.contains("not both"), "{message}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}

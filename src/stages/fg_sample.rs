@@ -147,17 +147,26 @@ impl Stage for FgSample {
     // multiply-adds): last bits on AVX2 and AVX-512 machines.
     // 5: the `force_field` output (the other outputs unchanged).
     // 6: the `state` output and the optional `state` input (the other outputs unchanged).
-    // 7: param `hydrogen_mass_amu` (without it, outputs unchanged).
+    // 7: param `hydrogen_mass_amu` and the optional input `start` (without them, outputs
+    // unchanged).
     const VERSION: u32 = 7;
     const ABOUT: &'static str = "Fine-grained MD (AMBER force field, vacuum or OBC2, BAOAB Langevin, \
          H-bond constraints), with temperature replica exchange when replicas > 1";
-    const INPUTS: &'static [Port] = &[Port {
-        name: "state",
-        kind: MD_STATE,
-        about: "the final state of an earlier fg_sample node with the same settings, \
-                to go on from",
-    }];
-    const OPTIONAL_INPUTS: &'static [&'static str] = &["state"];
+    const INPUTS: &'static [Port] = &[
+        Port {
+            name: "state",
+            kind: MD_STATE,
+            about: "the final state of an earlier fg_sample node with the same settings, \
+                    to go on from",
+        },
+        Port {
+            name: "start",
+            kind: TRAJECTORY,
+            about: "a trajectory whose last frame at the lowest rung is the starting structure \
+                    (instead of `coordinates`; e.g. an unfolded one from a hot run)",
+        },
+    ];
+    const OPTIONAL_INPUTS: &'static [&'static str] = &["state", "start"];
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "trajectory",
@@ -193,7 +202,7 @@ impl Stage for FgSample {
         ParamDoc {
             name: "coordinates",
             about: "inpcrd or PDB with the starting structure (required; not used when the \
-                    `state` input is connected)",
+                    `state` or `start` input is connected)",
         },
         ParamDoc {
             name: "solvent",
@@ -381,6 +390,14 @@ impl Stage for FgSample {
             save_every: p.save_every,
             hydrogen_mass_amu: p.hydrogen_mass_amu,
         };
+        if inputs.has("state") && inputs.has("start") {
+            return Err(StageError::BadInput {
+                input: "start".into(),
+                message: "connected with `state`: a node continues a state or starts from a \
+                          structure, not both"
+                    .into(),
+            });
+        }
         let previous = if inputs.has("state") {
             let state = MdStateRecord::from_table(inputs.table("state")?).map_err(|e| {
                 StageError::BadInput {
@@ -394,7 +411,11 @@ impl Stage for FgSample {
             None
         };
 
-        let mut positions = structure.positions.clone();
+        let mut positions = if inputs.has("start") {
+            last_frame(inputs, masses.len())?
+        } else {
+            structure.positions.clone()
+        };
         if p.minimize && previous.is_none() {
             let report = minimize(
                 &mut forcefield,
@@ -542,6 +563,32 @@ impl Stage for FgSample {
             ("state".to_string(), Artifact::Table(final_state.to_table())),
         ]))
     }
+}
+
+/// The last frame at the lowest rung of the `start` input, as the starting positions.
+fn last_frame(inputs: &Inputs, n_atoms: usize) -> Result<Vec<[f64; 3]>, StageError> {
+    let start = inputs.joined_trajectory("start")?;
+    let bad = |message: String| StageError::BadInput {
+        input: "start".into(),
+        message,
+    };
+    if start.n_atoms != n_atoms {
+        return Err(bad(format!(
+            "{} atoms per frame, the topology has {n_atoms}",
+            start.n_atoms
+        )));
+    }
+    let Some(last) = (0..start.len())
+        .rev()
+        .find(|&i| start.temperature_index[i] == 0)
+    else {
+        return Err(bad("no frame at the lowest rung".into()));
+    };
+    Ok(start
+        .positions(last)
+        .chunks_exact(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect())
 }
 
 /// What the dynamics of a run depend on besides its state: a node continuing a state
