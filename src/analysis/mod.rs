@@ -13,6 +13,7 @@ pub mod histogram;
 pub mod line_plot;
 pub mod native_contacts;
 pub mod plot;
+pub mod range_map;
 pub mod superpose;
 pub mod tica;
 pub mod uncertainty;

@@ -19,6 +19,9 @@
 //! - folded: `rmsd_nm <= folded_rmsd_nm` (default 0.25 nm, the 2.5 A used for CLN025);
 //!   folded into the mirror image: `mirror_rmsd_nm <= folded_rmsd_nm`.
 //!
+//! Free-energy maps (kT, weighted histograms, [`crate::analysis::range_map`]) over TIC1 x
+//! TIC2 and over RMSD x Rg, `bins` bins per axis, as PNG and SVG.
+//!
 //! Frames weigh 1, or as the optional `weights` input says (one `weight` per trajectory
 //! frame or per analysed frame). The summary gives weighted means with block-bootstrap
 //! standard errors ([`crate::analysis::bootstrap`], `blocks` contiguous blocks in frame
@@ -41,12 +44,14 @@ use serde::{Deserialize, Serialize};
 use super::{Context, DataFile, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate};
 use crate::analysis::native_contacts::NativeContacts;
+use crate::analysis::plot::Drawing;
+use crate::analysis::range_map::{Histogram2d, RangeMap, range_of};
 use crate::analysis::superpose::{mirrored, rmsd_superposed};
 use crate::analysis::tica::{Tica, lagged_pairs};
 use crate::analysis::uncertainty::plus_minus;
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};
-use crate::artifact::kind::{MARKDOWN, TABLE, float64_list};
+use crate::artifact::kind::{MARKDOWN, PNG, SVG, TABLE, float64_list};
 use crate::artifact::tica::{
     TICA_MODEL, TicaRecord, from_table as tica_from_table, to_table as tica_to_table,
 };
@@ -62,6 +67,7 @@ pub struct ProteinObservablesParams {
     pub tica_lag: usize,
     pub blocks: usize,
     pub resamples: usize,
+    pub bins: usize,
     pub title: String,
 }
 
@@ -74,6 +80,7 @@ impl Default for ProteinObservablesParams {
             tica_lag: 10,
             blocks: 20,
             resamples: 1000,
+            bins: 50,
             title: "Protein observables".into(),
         }
     }
@@ -124,7 +131,8 @@ fn summary_schema() -> Schema {
 impl Stage for ProteinObservables {
     type Params = ProteinObservablesParams;
     const NAME: &'static str = "protein_observables";
-    const VERSION: u32 = 1;
+    // 2: the free-energy maps (TIC1 x TIC2, RMSD x Rg).
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "Folding observables of a peptide against its native structure: \
          C-alpha RMSD (and to the mirror image), native contacts Q, Rg, end-to-end distance, \
          C-alpha distances and their TICA, the folded fraction with block-bootstrap errors";
@@ -173,9 +181,29 @@ impl Stage for ProteinObservables {
             about: "the TICA model used (fitted here, or the `tica` input's)",
         },
         Port {
+            name: "tica_map",
+            kind: PNG,
+            about: "free energy over TIC1 x TIC2 (kT)",
+        },
+        Port {
+            name: "tica_map_svg",
+            kind: SVG,
+            about: "the same as SVG",
+        },
+        Port {
+            name: "rmsd_rg_map",
+            kind: PNG,
+            about: "free energy over the C-alpha RMSD to the native x the C-alpha Rg (kT)",
+        },
+        Port {
+            name: "rmsd_rg_map_svg",
+            kind: SVG,
+            about: "the same as SVG",
+        },
+        Port {
             name: "report",
             kind: MARKDOWN,
-            about: "the summary in words and a table",
+            about: "the summary in words and a table, linking the maps",
         },
     ];
     const PARAMS: &'static [ParamDoc] = &[
@@ -206,6 +234,10 @@ impl Stage for ProteinObservables {
             about: "bootstrap resamples",
         },
         ParamDoc {
+            name: "bins",
+            about: "bins per axis of the free-energy maps",
+        },
+        ParamDoc {
             name: "title",
             about: "the report's title",
         },
@@ -234,6 +266,12 @@ impl Stage for ProteinObservables {
         }
         if p.resamples < 2 {
             return Err(ParamProblem::new("resamples", "must be at least 2"));
+        }
+        if !(2..=1000).contains(&p.bins) {
+            return Err(ParamProblem::new(
+                "bins",
+                format!("must be between 2 and 1000, got {}", p.bins),
+            ));
         }
         Ok(())
     }
@@ -384,7 +422,41 @@ impl Stage for ProteinObservables {
         .map_err(|e| StageError::Failed(format!("bootstrap: {e}")))?;
         let ess = weights.iter().sum::<f64>().powi(2) / weights.iter().map(|w| w * w).sum::<f64>();
 
-        let frames = frames_table(&rows, &weights, &observed, &tic(0), &tic(1));
+        let (tic1, tic2) = (tic(0), tic(1));
+        let legend = format!("{} frames, {} bins per axis", rows.len(), p.bins);
+        let tica_map = RangeMap {
+            title: format!("{}: TIC1 x TIC2", p.title),
+            legend: legend.clone(),
+            x_label: "TIC1".into(),
+            y_label: "TIC2".into(),
+            histogram: Histogram2d::of(
+                p.bins,
+                p.bins,
+                range_of(&tic1),
+                range_of(&tic2),
+                &tic1,
+                &tic2,
+                &weights,
+            ),
+        };
+        let rmsd_range = (0.0, range_of(&observed.rmsd).1);
+        let rmsd_rg_map = RangeMap {
+            title: format!("{}: RMSD x Rg", p.title),
+            legend,
+            x_label: "C-alpha RMSD to the native (nm)".into(),
+            y_label: "C-alpha Rg (nm)".into(),
+            histogram: Histogram2d::of(
+                p.bins,
+                p.bins,
+                rmsd_range,
+                range_of(&observed.rg),
+                &observed.rmsd,
+                &observed.rg,
+                &weights,
+            ),
+        };
+        let drawn = |e: crate::analysis::plot::PlotError| StageError::Failed(format!("plot: {e}"));
+        let frames = frames_table(&rows, &weights, &observed, &tic1, &tic2);
         let summary = summary_table(rows.len(), ess, contacts.pairs.len(), &estimates);
         let report = report(p, rows.len(), ess, contacts.pairs.len(), &tica, &estimates);
         Ok(Outputs::from([
@@ -392,6 +464,22 @@ impl Stage for ProteinObservables {
             ("summary".to_string(), Artifact::Table(summary)),
             ("tica".to_string(), Artifact::Table(tica_to_table(&tica))),
             ("report".to_string(), Artifact::File(report.into_bytes())),
+            (
+                "tica_map".to_string(),
+                Artifact::File(tica_map.to_png().map_err(drawn)?),
+            ),
+            (
+                "tica_map_svg".to_string(),
+                Artifact::File(tica_map.to_svg().map_err(drawn)?.into_bytes()),
+            ),
+            (
+                "rmsd_rg_map".to_string(),
+                Artifact::File(rmsd_rg_map.to_png().map_err(drawn)?),
+            ),
+            (
+                "rmsd_rg_map_svg".to_string(),
+                Artifact::File(rmsd_rg_map.to_svg().map_err(drawn)?.into_bytes()),
+            ),
         ]))
     }
 }
@@ -551,7 +639,9 @@ fn report(
         out.push_str(&format!("| {name} | {} |\n", pm(e)));
     }
     out.push_str(&format!(
-        "\nTICA on the C-alpha distances at lag {} frames: eigenvalues {}.\n",
+        "\nTICA on the C-alpha distances at lag {} frames: eigenvalues {}.\n\n\
+         ![free energy over TIC1 and TIC2](./tica_map.png)\n\n\
+         ![free energy over RMSD and Rg](./rmsd_rg_map.png)\n",
         tica.lag_frames,
         tica.eigenvalues
             .iter()
