@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod artifact;
 pub mod cli;
 pub mod exec;
+pub mod geometry;
 pub mod md;
 pub mod nn;
 pub mod stages;

@@ -5,8 +5,8 @@
 //! tests/cg_potential_host.rs).
 
 use candle_core::{DType, Device};
-use cgloop::analysis::angle::bond_angle_rad;
-use cgloop::analysis::dihedral::dihedral_deg;
+use cgloop::geometry::angle::bond_angle_rad;
+use cgloop::geometry::dihedral::dihedral_deg;
 use cgloop::md::random::{normal, stream};
 use cgloop::nn::angle_dihedral_prior::{angle_dihedral_prior, design_row, order};
 use cgloop::nn::cg_potential::{potential_config, save_potential};

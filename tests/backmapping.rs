@@ -158,7 +158,7 @@ fn flow_backmap_and_reweight_on_alanine_dipeptide() {
     let worst = s_cg
         .iter()
         .zip(&s_back)
-        .map(|(a, b)| cgloop::md::zmatrix::wrap_angle(a - b).abs())
+        .map(|(a, b)| cgloop::geometry::zmatrix::wrap_angle(a - b).abs())
         .fold(0.0, f64::max);
     assert!(
         worst < 1e-9,

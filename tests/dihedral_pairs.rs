@@ -3,7 +3,7 @@
 //! joint distribution that a product of marginals cannot, and it survives saving.
 
 use candle_core::{DType, Device};
-use cgloop::analysis::dihedral::dihedral_deg;
+use cgloop::geometry::dihedral::dihedral_deg;
 use cgloop::md::random::{normal, stream, uniform};
 use cgloop::nn::cg_potential::{potential_config, save_potential};
 use cgloop::nn::dihedral_pairs::{dihedral_pairs, fit_pair, kernel_width, order};

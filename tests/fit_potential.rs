@@ -438,7 +438,7 @@ fn chain_with_dihedral(psi: f64, rng: &mut rand_chacha::ChaCha20Rng) -> Vec<[f64
 
 #[test]
 fn the_dihedral_prior_recovers_a_boltzmann_distributed_dihedral_potential() {
-    use cgloop::analysis::dihedral::dihedral_deg;
+    use cgloop::geometry::dihedral::dihedral_deg;
     use cgloop::nn::cg_potential::potential_config;
     // psi ~ exp(-(a cos psi + b sin psi) / kT) by rejection; the prior's first Fourier
     // coefficients are -kT ln p's: (a, b) up to sampling noise.
@@ -455,7 +455,7 @@ fn the_dihedral_prior_recovers_a_boltzmann_distributed_dihedral_potential() {
         }
         let x = chain_with_dihedral(psi, &mut rng);
         let measured = dihedral_deg(x[0], x[1], x[2], x[3]).to_radians();
-        assert!(cgloop::md::zmatrix::wrap_angle(measured - psi).abs() < 0.05);
+        assert!(cgloop::geometry::zmatrix::wrap_angle(measured - psi).abs() < 0.05);
         push_still_frame(&mut t, k, &x);
         k += 1;
     }
@@ -540,8 +540,8 @@ fn chain_with_angle(theta1: f64, theta2: f64, psi: f64) -> Vec<[f64; 3]> {
 
 #[test]
 fn bead_angle_centres_follow_the_dihedral_when_asked() {
-    use cgloop::analysis::angle::bond_angle_rad;
-    use cgloop::analysis::dihedral::dihedral_deg;
+    use cgloop::geometry::angle::bond_angle_rad;
+    use cgloop::geometry::dihedral::dihedral_deg;
     use cgloop::nn::cg_potential::potential_config;
     // theta_2 = 110 degrees + 5 degrees cos(psi) + noise of 1 degree.
     let mut rng = stream(91, 0);
@@ -552,7 +552,7 @@ fn bead_angle_centres_follow_the_dihedral_when_asked() {
         let theta1 = (100.0 + 0.5 * normal(&mut rng)).to_radians();
         let x = chain_with_angle(theta1, theta2, psi);
         let measured = dihedral_deg(x[0], x[1], x[2], x[3]).to_radians();
-        assert!(cgloop::md::zmatrix::wrap_angle(measured - psi).abs() < 1e-9);
+        assert!(cgloop::geometry::zmatrix::wrap_angle(measured - psi).abs() < 1e-9);
         assert!((bond_angle_rad(x[1], x[2], x[3]) - theta2).abs() < 1e-9);
         push_still_frame(&mut t, k, &x);
     }

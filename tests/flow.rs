@@ -8,10 +8,10 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
+use cgloop::geometry::zmatrix::ZMatrix;
 use cgloop::md::pdb::read_pdb;
 use cgloop::md::prmtop::read_prmtop;
 use cgloop::md::random::{normal, stream, uniform};
-use cgloop::md::zmatrix::ZMatrix;
 use cgloop::nn::ParameterStore;
 use cgloop::nn::flow::{ConditionalFlow, FlowConfig};
 use cgloop::nn::gradcheck::check_parameter_gradients;
@@ -364,7 +364,7 @@ fn backbone_map_pins_the_beads_and_rebuilt_atoms_map_back_onto_them() {
     let worst = s_back
         .iter()
         .zip(&s)
-        .map(|(a, b)| cgloop::md::zmatrix::wrap_angle(a - b).abs())
+        .map(|(a, b)| cgloop::geometry::zmatrix::wrap_angle(a - b).abs())
         .fold(0.0, f64::max);
     assert!(
         worst < 1e-9,
@@ -463,7 +463,7 @@ fn concentrated_draws_record_their_own_density() {
 
 #[test]
 fn narrow_torsions_get_a_box_around_their_circular_mean() {
-    use cgloop::md::zmatrix::CoordinateKind::{Angle, Bond, Torsion};
+    use cgloop::geometry::zmatrix::CoordinateKind::{Angle, Bond, Torsion};
     let pi = std::f64::consts::PI;
     let mut rng = stream(19, 6);
     // A bond, an angle, a torsion near pi (straddling the cut), one near 2 pi / 3, and a
@@ -471,7 +471,7 @@ fn narrow_torsions_get_a_box_around_their_circular_mean() {
     let kinds = [Bond, Angle, Torsion, Torsion, Torsion];
     let q: Vec<f64> = (0..200)
         .flat_map(|_| {
-            let wrap = |x: f64| cgloop::md::zmatrix::wrap_angle(x);
+            let wrap = |x: f64| cgloop::geometry::zmatrix::wrap_angle(x);
             [
                 0.15 + 0.003 * normal(&mut rng),
                 1.9 + 0.05 * normal(&mut rng),
@@ -497,7 +497,7 @@ fn narrow_torsions_get_a_box_around_their_circular_mean() {
     assert!(b.rows_outside(&q).is_empty());
     let back = b.from_unit(&u);
     for (a, c) in q.iter().zip(&back) {
-        let d = cgloop::md::zmatrix::wrap_angle(a - c);
+        let d = cgloop::geometry::zmatrix::wrap_angle(a - c);
         assert!(d.abs() < 1e-12, "{a} vs {c}");
     }
 }

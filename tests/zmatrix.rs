@@ -3,12 +3,12 @@
 //! here) and q -> x -> q, both log-Jacobians against determinants of numerical Jacobians
 //! (LU written here), the placement rules, the batched API and the errors.
 
-use cgloop::analysis::dihedral::dihedral_deg;
+use cgloop::geometry::dihedral::dihedral_deg;
+use cgloop::geometry::zmatrix::{CoordinateKind, ZMatrix, ZMatrixError, wrap_angle};
 use cgloop::md::pdb::read_pdb;
 use cgloop::md::prmtop::read_prmtop;
 use cgloop::md::random::{normal, stream};
 use cgloop::md::topology::Topology;
-use cgloop::md::zmatrix::{CoordinateKind, ZMatrix, ZMatrixError, wrap_angle};
 use std::f64::consts::PI;
 use std::path::Path;
 

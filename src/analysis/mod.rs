@@ -4,9 +4,7 @@
 //! stages or artifacts, so each piece is usable and testable as a library.
 
 pub mod agreement;
-pub mod angle;
 pub mod bootstrap;
-pub mod dihedral;
 pub mod divergence;
 pub mod free_energy_panels;
 pub mod histogram;
@@ -14,7 +12,6 @@ pub mod line_plot;
 pub mod native_contacts;
 pub mod plot;
 pub mod range_map;
-pub mod superpose;
 pub mod tica;
 pub mod uncertainty;
 pub mod weight_tail;

@@ -10,6 +10,8 @@
 //! with beta = 50 nm^-1 and lambda = 1.8 (the paper's all-atom values): Q is near 1 in
 //! the native state and falls as contacts break. Units: nm.
 
+use crate::geometry::distance;
+
 /// Contact cutoff in the native structure (nm).
 pub const CUTOFF_NM: f64 = 0.45;
 /// Smoothing (1/nm).
@@ -26,10 +28,6 @@ pub struct NativeContacts {
     pub pairs: Vec<[usize; 2]>,
     /// Their native distances (nm).
     pub native_nm: Vec<f64>,
-}
-
-fn distance(a: [f64; 3], b: [f64; 3]) -> f64 {
-    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
 }
 
 impl NativeContacts {

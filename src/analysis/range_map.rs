@@ -35,7 +35,9 @@ impl Histogram2d {
         let mut weights = vec![0.0; nx * ny];
         let bin = |v: f64, (lo, hi): (f64, f64), n: usize| {
             let f = (v - lo) / (hi - lo);
-            (0.0..1.0).contains(&f).then(|| ((f * n as f64) as usize).min(n - 1))
+            (0.0..1.0)
+                .contains(&f)
+                .then(|| ((f * n as f64) as usize).min(n - 1))
         };
         for ((&a, &b), &wt) in x.iter().zip(y).zip(w) {
             if let (Some(i), Some(j)) = (bin(a, x_range, nx), bin(b, y_range, ny)) {

@@ -28,6 +28,7 @@
 //! (OpenMM's default for its integrators is 1e-5). The tighter value costs about one more
 //! Newton iteration and keeps the constraint error out of the energy drift.
 
+use crate::geometry::{dot, sub};
 use thiserror::Error;
 
 /// Default relative tolerance on constrained distances.
@@ -104,16 +105,6 @@ pub struct Constraints {
 
 /// Clusters of one size that SHAKE iterates side by side.
 const BATCH: usize = 4;
-
-#[inline(always)]
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-#[inline(always)]
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
 
 fn find(parent: &mut [usize], mut x: usize) -> usize {
     while parent[x] != x {

@@ -18,9 +18,6 @@ pub mod topology;
 pub mod units;
 pub mod xtc;
 
-// Internal coordinates: Z-matrix, NeRF and its Jacobian.
-pub mod zmatrix;
-
 // Dynamics: constraints, BAOAB Langevin, minimization, temperature replica exchange.
 pub mod chacha;
 pub mod constraints;

@@ -31,7 +31,7 @@
 //! T(cos psi_q, sin psi_q, e_q), an MLP `torsion_network.layer{i}` (the pair network's
 //! hidden sizes and activation) on the cosine and sine of the signed dihedral psi_q and
 //! a one-hot e_q of the quadruple. With b1 = z_j - z_i, b2 = z_k - z_j, b3 = z_l - z_k,
-//! m = b1 x b2 and n = b2 x b3 (IUPAC sign, as [`crate::analysis::dihedral::dihedral_deg`]):
+//! m = b1 x b2 and n = b2 x b3 (IUPAC sign, as [`crate::geometry::dihedral::dihedral_deg`]):
 //!
 //! ```text
 //! cos psi = m.n / (|m| |n|),   sin psi = |b2| b1.n / (|m| |n|)

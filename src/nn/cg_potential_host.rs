@@ -60,6 +60,7 @@ use super::cg_potential::{CgPotentialConfig, bead_angles, potential_config};
 use super::dihedral_pairs::dihedral_pairs;
 use super::mlp::Activation;
 use crate::artifact::tensors::NamedTensor;
+use crate::geometry::{cross as cross3, dot as dot3, sub as sub3};
 use crate::md::potential::Potential;
 
 /// One dense layer: weight (out, in) row-major, its transpose (in, out), and bias.
@@ -494,25 +495,6 @@ impl Network {
             std::mem::swap(&mut self.grad, &mut self.grad_next);
         }
     }
-}
-
-#[inline(always)]
-fn sub3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-#[inline(always)]
-fn dot3(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
-#[inline(always)]
-fn cross3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
 }
 
 /// The geometry of quadruple q = beads (q, q+1, q+2, q+3) = (i, j, k, l).

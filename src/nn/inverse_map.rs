@@ -30,7 +30,7 @@ use super::flow::{ConditionalFlow, FlowConfig, uniform_base};
 use super::store::ParameterStore;
 use super::unit_box::UnitBox;
 use crate::artifact::tensors::NamedTensor;
-use crate::md::zmatrix::{CoordinateKind, ZEntry, ZMatrix};
+use crate::geometry::zmatrix::{CoordinateKind, ZEntry, ZMatrix};
 
 /// Prefix of the rows that describe the model rather than train.
 const CONFIG: &str = "config.";

@@ -25,7 +25,7 @@
 
 use std::f64::consts::PI;
 
-use crate::md::zmatrix::{CoordinateKind, wrap_angle};
+use crate::geometry::zmatrix::{CoordinateKind, wrap_angle};
 
 /// Per-coordinate bounds of the unit-cube map.
 #[derive(Clone, Debug, PartialEq)]

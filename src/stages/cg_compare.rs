@@ -14,7 +14,7 @@
 //!
 //! that is n(n-1)/2 distances, n-2 angles and n-3 dihedrals (in that order). Angles are
 //! `atan2(|a x b|, a . b)` for the bond vectors a, b from the middle bead; dihedrals
-//! follow [`crate::analysis::dihedral`] (IUPAC sign).
+//! follow [`crate::geometry::dihedral`] (IUPAC sign).
 //!
 //! **Estimator.** Each observable is histogrammed with `bins` equal bins on one binning
 //! shared by both data sets: distances over [min, max] of both sets, widened by 2 % of
@@ -66,6 +66,7 @@
 //! titled with the observable and its JS. The stage draws no random numbers: equal inputs
 //! give equal outputs.
 
+use crate::geometry::{norm, sub};
 use std::sync::Arc;
 
 use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
@@ -73,14 +74,14 @@ use arrow_schema::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
-use crate::analysis::angle::bond_angle_rad;
-use crate::analysis::dihedral::{dihedral_of_atoms, wrap_deg};
 use crate::analysis::divergence::{Binning, Histogram};
 use crate::analysis::line_plot::{Figure, Panel, Series};
 use crate::analysis::plot::Drawing;
 use crate::artifact::Artifact;
 use crate::artifact::kind::{PNG, SVG, TABLE};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::geometry::angle::bond_angle_rad;
+use crate::geometry::dihedral::{dihedral_of_atoms, wrap_deg};
 
 /// Relative padding of the distance range on each side.
 const DISTANCE_PADDING: f64 = 0.02;
@@ -587,18 +588,6 @@ fn figure(c: &[Comparison], reference_frames: usize, sample_frames: usize, mean_
         panel_size: (360, 270),
         panels,
     }
-}
-
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
-fn norm(a: [f64; 3]) -> f64 {
-    dot(a, a).sqrt()
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@
 //! - `report` (markdown): the numbers above as tables, linking `./plot.png` and
 //!   `./free_energy_2d.png`.
 
+use crate::geometry::{norm, sub};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -66,9 +67,7 @@ use super::atom_ref::AtomRef;
 use super::ramachandran::{Basin, basin_populations};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::agreement::{Agreement, AgreementError, agreement};
-use crate::analysis::angle::bond_angle_rad;
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments, Replicates};
-use crate::analysis::dihedral::dihedral_of_atoms;
 use crate::analysis::free_energy_panels::{FreeEnergyPanels, PanelMap};
 use crate::analysis::line_plot::{Figure, Panel, Series, SeriesStyle};
 use crate::analysis::plot::Drawing;
@@ -78,6 +77,8 @@ use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};
 use crate::artifact::kind::{MARKDOWN, PNG, SVG, TABLE};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::geometry::angle::bond_angle_rad;
+use crate::geometry::dihedral::dihedral_of_atoms;
 use crate::md::covalent::infer_bonds;
 
 const ESTIMATES: [&str; 3] = ["reference", "raw", "reweighted"];
@@ -513,14 +514,6 @@ fn frame(t: &Trajectory, i: usize) -> Vec<[f64; 3]> {
         .chunks_exact(3)
         .map(|c| [c[0], c[1], c[2]])
         .collect()
-}
-
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-fn norm(a: [f64; 3]) -> f64 {
-    (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt()
 }
 
 impl Definitions {

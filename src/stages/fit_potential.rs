@@ -107,14 +107,14 @@ use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
-use crate::analysis::angle::bond_angle_rad;
-use crate::analysis::dihedral::dihedral_deg;
 use crate::analysis::line_plot::{Figure, Panel, Series};
 use crate::analysis::plot::Drawing;
 use crate::artifact::Artifact;
 use crate::artifact::kind::{CG_POTENTIAL, PNG, SVG, TABLE};
 use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::geometry::angle::bond_angle_rad;
+use crate::geometry::dihedral::dihedral_deg;
 use crate::md::units::BOLTZMANN;
 use crate::nn::cg_potential::{CgPotential, CgPotentialConfig, save_potential};
 use crate::nn::training::{adam, block_split, gather_frames, minibatches, step};

@@ -4,7 +4,7 @@
 //! Per analysed frame (the frames at `temperature_index` of the trajectory, or of the
 //! list of trajectories joined in order):
 //! - `rmsd_nm`: C-alpha RMSD to the native structure after optimal superposition
-//!   ([`crate::analysis::superpose`]); `mirror_rmsd_nm` the same against the native's
+//!   ([`crate::geometry::superpose`]); `mirror_rmsd_nm` the same against the native's
 //!   mirror image (a frame closer to the mirror image has the wrong handedness);
 //! - `q`: the fraction of native contacts of Best, Hummer and Eaton
 //!   ([`crate::analysis::native_contacts`]) over the heavy atoms the native has;
@@ -34,6 +34,7 @@
 //! records is residue k), atoms by name. Every C-alpha must be found; other atoms the
 //! PDB lacks only leave their contacts out. Units: nm.
 
+use crate::geometry::distance;
 use std::sync::Arc;
 
 use arrow_array::{Array, Float64Array, Int64Array, ListArray, RecordBatch};
@@ -46,7 +47,6 @@ use crate::analysis::bootstrap::{BlockBootstrap, Estimate};
 use crate::analysis::native_contacts::NativeContacts;
 use crate::analysis::plot::Drawing;
 use crate::analysis::range_map::{Histogram2d, RangeMap, range_of};
-use crate::analysis::superpose::{mirrored, rmsd_superposed};
 use crate::analysis::tica::{Tica, lagged_pairs};
 use crate::analysis::uncertainty::plus_minus;
 use crate::artifact::Artifact;
@@ -56,6 +56,7 @@ use crate::artifact::tica::{
     TICA_MODEL, TicaRecord, from_table as tica_from_table, to_table as tica_to_table,
 };
 use crate::artifact::trajectory::TRAJECTORY;
+use crate::geometry::superpose::{mirrored, rmsd_superposed};
 use crate::md::pdb::{PdbStructure, parse_pdb};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -493,10 +494,6 @@ struct Observed {
     rg: Vec<f64>,
     end_to_end: Vec<f64>,
     distances: Vec<Vec<f64>>,
-}
-
-fn distance(a: [f64; 3], b: [f64; 3]) -> f64 {
-    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
 }
 
 /// sqrt((1/n) sum |r_i - r_mean|^2) of equal-weight points.

@@ -3,7 +3,7 @@
 //! For each frame at one temperature of a trajectory, the two dihedrals phi and psi
 //! (each four atoms named by residue and atom name, resolved in the atom table; the
 //! defaults are alanine dipeptide's phi = C(ACE)-N-CA-C(ALA) and psi = N-CA-C(ALA)-N(NME))
-//! are computed with [`crate::analysis::dihedral`]. Frames are assigned to basins
+//! are computed with [`crate::geometry::dihedral`]. Frames are assigned to basins
 //! (degrees):
 //!
 //! | basin | region |
@@ -32,7 +32,6 @@ use serde::{Deserialize, Serialize};
 pub use super::atom_ref::AtomRef;
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate};
-use crate::analysis::dihedral::dihedral_of_atoms;
 use crate::analysis::histogram::PeriodicHistogram2d;
 use crate::analysis::plot::{Drawing, FreeEnergyMap, Label, Segment};
 use crate::artifact::Artifact;
@@ -43,6 +42,7 @@ use crate::artifact::ramachandran::{
     free_energy_2d_schema,
 };
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::geometry::dihedral::dihedral_of_atoms;
 use crate::md::units::BOLTZMANN;
 
 /// The conformational basins of a phi/psi pair.

@@ -65,10 +65,10 @@ use crate::artifact::force_field::{FORCE_FIELD, ForceFieldRecord};
 use crate::artifact::kind::{INVERSE_MAP, TABLE};
 use crate::artifact::tensors::from_table as tensors_from_table;
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::geometry::zmatrix::{CoordinateKind, wrap_angle};
 use crate::md::forcefield::{ForceField, Solvent};
 use crate::md::prmtop::parse_prmtop;
 use crate::md::units::BOLTZMANN;
-use crate::md::zmatrix::{CoordinateKind, wrap_angle};
 use crate::nn::inverse_map::InverseMap;
 
 /// The largest weights left out of the summary's `ess_without_top5`.

@@ -11,19 +11,10 @@
 //! (no trigonometric calls); their forces follow Bekker's formulation (as GROMACS'
 //! `do_dih_fup`), with no division by sin(phi).
 
+use crate::geometry::{dot, sub};
 use crate::md::forcefield::nonbonded::{SoaBuffers, padded_len};
 use crate::md::forcefield::simd::{Below, Lanes};
 use crate::md::topology::Topology;
-
-#[inline(always)]
-pub(crate) fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-#[inline(always)]
-pub(crate) fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
 
 #[inline(always)]
 fn add_scaled(f: &mut [f64; 3], s: f64, v: [f64; 3]) {

@@ -472,9 +472,9 @@ impl Potential for ForceField {
 
 #[cfg(test)]
 mod tests {
-    use super::bonded::{dot, sub};
     use super::test_support::{check_forces_by_finite_differences, random_molecule};
     use super::*;
+    use crate::geometry::{dot, sub};
 
     #[test]
     fn total_forces_match_finite_differences_and_sum_of_terms() {

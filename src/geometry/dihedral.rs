@@ -11,6 +11,8 @@
 //! p1-p0 turns clockwise onto the rear bond p2-p3; cis is 0 and trans is 180. No special
 //! case near 0 or 180, unlike the arccos formula.
 
+use super::{cross, dot, sub};
+
 /// The dihedral angle of four points, in degrees in (-180, 180].
 pub fn dihedral_deg(p0: [f64; 3], p1: [f64; 3], p2: [f64; 3], p3: [f64; 3]) -> f64 {
     let b1 = sub(p1, p0);
@@ -39,22 +41,6 @@ pub fn wrap_deg(angle: f64) -> f64 {
     } else {
         wrapped
     }
-}
-
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@
 //! [`ZMatrix::to_internal`] then returns 0 for it and NeRF cannot place the atom.
 //! Choosing heavy atoms as references avoids it in biomolecules.
 
+use super::{add, cross, dot, norm, scale, sub};
 use std::collections::HashMap;
 use std::f64::consts::PI;
 
@@ -573,32 +574,4 @@ fn dihedral(a: [f64; 3], b: [f64; 3], c: [f64; 3], d: [f64; 3]) -> f64 {
     let (b1, b2, b3) = (sub(b, a), sub(c, b), sub(d, c));
     let (n1, n2) = (cross(b1, b2), cross(b2, b3));
     wrap_angle((norm(b2) * dot(b1, n2)).atan2(dot(n1, n2)))
-}
-
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-fn add(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
-}
-
-fn scale(a: [f64; 3], s: f64) -> [f64; 3] {
-    [a[0] * s, a[1] * s, a[2] * s]
-}
-
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-
-fn norm(a: [f64; 3]) -> f64 {
-    dot(a, a).sqrt()
 }
