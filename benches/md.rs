@@ -29,8 +29,8 @@ use cgloop::md::forcefield::{ForceField, Solvent};
 use cgloop::md::langevin::LangevinIntegrator;
 use cgloop::md::mass_repartition::repartition_hydrogen_mass;
 use cgloop::md::minimize::{MinimizeOptions, minimize};
-use cgloop::md::random::stream;
 use cgloop::md::structure::Structure;
+use cgloop::random::stream;
 
 /// A step of `timestep_fs`, with hydrogens at `hydrogen_mass` amu when given.
 struct Step {

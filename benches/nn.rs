@@ -31,7 +31,6 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use cgloop::md::covalent::infer_bonds;
-use cgloop::md::random::{normal, stream};
 use cgloop::md::structure::Structure;
 use cgloop::nn::cg_map::rms_distance_matrix;
 use cgloop::nn::decoder::BeadDecoder;
@@ -41,6 +40,7 @@ use cgloop::nn::map_model::{
 };
 use cgloop::nn::training::{adam, adam_over, step};
 use cgloop::nn::{Activation, CgPotential, CgPotentialConfig, ParameterStore};
+use cgloop::random::{normal, stream};
 
 const BATCH: usize = 64;
 const WARMUP_STEPS: usize = 20;

@@ -8,9 +8,11 @@
 pub mod analysis;
 pub mod artifact;
 pub mod cli;
+mod cpu;
 pub mod exec;
 pub mod geometry;
 pub mod md;
 pub mod nn;
+pub mod random;
 pub mod stages;
 pub mod workflow;

@@ -7,11 +7,11 @@
 use candle_core::{DType, Device};
 use cgloop::geometry::angle::bond_angle_rad;
 use cgloop::geometry::dihedral::dihedral_deg;
-use cgloop::md::random::{normal, stream};
 use cgloop::nn::angle_dihedral_prior::{angle_dihedral_prior, design_row, order};
 use cgloop::nn::cg_potential::{potential_config, save_potential};
 use cgloop::nn::cg_potential_host::harmonic_bead_angles;
 use cgloop::nn::{CgPotential, CgPotentialConfig, ParameterStore};
+use cgloop::random::{normal, stream};
 
 fn chain(n: usize, seed: u64) -> Vec<[f64; 3]> {
     let mut rng = stream(seed, 0);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use cgloop::artifact::Artifact;
 use cgloop::artifact::trajectory::{FrameRecord, Trajectory};
-use cgloop::md::random::{normal, stream};
+use cgloop::random::{normal, stream};
 use cgloop::stages::cg_compare::{CgCompare, CgCompareParams};
 use cgloop::stages::{Context, Inputs, NoProgress, Outputs, Registry, Stage, StageError};
 

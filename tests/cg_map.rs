@@ -4,7 +4,6 @@
 //! from one backward pass, matches central finite differences.
 
 use candle_core::{DType, Device, Tensor, Var};
-use cgloop::md::random::{normal, stream};
 use cgloop::nn::ParameterStore;
 use cgloop::nn::cg_map::{
     FixedMap, FixedMapError, assignment_loss, bead_positions, centred_bead_positions, entropy_loss,
@@ -12,6 +11,7 @@ use cgloop::nn::cg_map::{
     soft_assignment,
 };
 use cgloop::nn::equivariant::{AtomGraph, Egnn, EgnnSizes};
+use cgloop::random::{normal, stream};
 
 const FRAMES: usize = 3;
 const ATOMS: usize = 10;

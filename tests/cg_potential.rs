@@ -12,10 +12,10 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use cgloop::geometry::dihedral::dihedral_deg;
-use cgloop::md::random::{normal, stream, uniform};
 use cgloop::nn::cg_potential::{load_potential, potential_config, save_potential};
 use cgloop::nn::gradcheck::check_parameter_gradients;
 use cgloop::nn::{CgPotential, CgPotentialConfig, ParameterStore};
+use cgloop::random::{normal, stream, uniform};
 
 fn config() -> CgPotentialConfig {
     CgPotentialConfig {

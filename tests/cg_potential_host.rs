@@ -12,10 +12,10 @@ use cgloop::artifact::tensors::NamedTensor;
 use cgloop::md::dynamics::LangevinParams;
 use cgloop::md::langevin::LangevinIntegrator;
 use cgloop::md::potential::Potential;
-use cgloop::md::random::{normal, stream};
 use cgloop::nn::cg_potential::{save_potential, single_frame};
 use cgloop::nn::cg_potential_host::HostCgPotential;
 use cgloop::nn::{Activation, CgPotential, CgPotentialConfig, ParameterStore};
+use cgloop::random::{normal, stream};
 
 /// A saved potential with random weights: candle's model and the saved tensors.
 fn saved(n: usize, config: &CgPotentialConfig, seed: u8) -> (CgPotential, Vec<NamedTensor>) {

@@ -16,11 +16,11 @@ use cgloop::artifact::parquet_io::encode_table;
 use cgloop::artifact::tensors::{self, NamedTensor};
 use cgloop::artifact::trajectory::{FrameRecord, Trajectory};
 use cgloop::md::potential::Potential;
-use cgloop::md::random::{normal, stream};
 use cgloop::md::units::BOLTZMANN;
 use cgloop::nn::cg_potential::{save_potential, single_frame};
 use cgloop::nn::cg_potential_host::HostCgPotential;
 use cgloop::nn::{CgPotential, CgPotentialConfig, ParameterStore};
+use cgloop::random::{normal, stream};
 use cgloop::stages::cg_sample::{CgSample, CgSampleParams};
 use cgloop::stages::{Context, Inputs, NoProgress, Outputs, Registry, Stage, StageError};
 

@@ -4,10 +4,10 @@
 
 use candle_core::{DType, Device};
 use cgloop::geometry::dihedral::dihedral_deg;
-use cgloop::md::random::{normal, stream, uniform};
 use cgloop::nn::cg_potential::{potential_config, save_potential};
 use cgloop::nn::dihedral_pairs::{dihedral_pairs, fit_pair, kernel_width, order};
 use cgloop::nn::{CgPotential, CgPotentialConfig, ParameterStore};
+use cgloop::random::{normal, stream, uniform};
 use std::f64::consts::PI;
 
 const KT: f64 = 2.494;

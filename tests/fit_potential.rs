@@ -12,8 +12,8 @@ use candle_core::{DType, Device, Tensor};
 use cgloop::artifact::Artifact;
 use cgloop::artifact::tensors::from_table as tensors_from_table;
 use cgloop::artifact::trajectory::{FrameRecord, Trajectory};
-use cgloop::md::random::{normal, stream};
 use cgloop::nn::cg_potential::load_potential;
+use cgloop::random::{normal, stream};
 use cgloop::stages::fit_potential::{FitPotential, FitPotentialParams};
 use cgloop::stages::{Context, Inputs, NoProgress, Outputs, Registry, Stage, StageError};
 
@@ -448,9 +448,9 @@ fn the_dihedral_prior_recovers_a_boltzmann_distributed_dihedral_potential() {
     let mut t = Trajectory::new(4);
     let mut k = 0;
     while k < 6000 {
-        let psi = (2.0 * cgloop::md::random::uniform(&mut rng) - 1.0) * std::f64::consts::PI;
+        let psi = (2.0 * cgloop::random::uniform(&mut rng) - 1.0) * std::f64::consts::PI;
         let u = a * psi.cos() + b * psi.sin();
-        if cgloop::md::random::uniform(&mut rng) > (-(u + 3.5) / kt).exp() {
+        if cgloop::random::uniform(&mut rng) > (-(u + 3.5) / kt).exp() {
             continue;
         }
         let x = chain_with_dihedral(psi, &mut rng);
@@ -547,7 +547,7 @@ fn bead_angle_centres_follow_the_dihedral_when_asked() {
     let mut rng = stream(91, 0);
     let mut t = Trajectory::new(4);
     for k in 0..3000 {
-        let psi = (2.0 * cgloop::md::random::uniform(&mut rng) - 1.0) * std::f64::consts::PI;
+        let psi = (2.0 * cgloop::random::uniform(&mut rng) - 1.0) * std::f64::consts::PI;
         let theta2 = (110.0 + 5.0 * psi.cos() + normal(&mut rng)).to_radians();
         let theta1 = (100.0 + 0.5 * normal(&mut rng)).to_radians();
         let x = chain_with_angle(theta1, theta2, psi);
@@ -615,7 +615,7 @@ fn bead_angle_centres_stay_in_range_where_the_frames_never_go() {
     let mut rng = stream(17, 0);
     let mut t = Trajectory::new(4);
     for k in 0..3000 {
-        let psi = (2.0 * cgloop::md::random::uniform(&mut rng) - 1.0) * 25f64.to_radians();
+        let psi = (2.0 * cgloop::random::uniform(&mut rng) - 1.0) * 25f64.to_radians();
         let theta2 = (112.0 + 4.0 * (3.0 * psi).sin() + 2.0 * normal(&mut rng)).to_radians();
         let theta1 = (100.0 + 0.5 * normal(&mut rng)).to_radians();
         push_still_frame(&mut t, k, &chain_with_angle(theta1, theta2, psi));

@@ -11,7 +11,6 @@ use candle_core::{DType, Device, Tensor};
 use cgloop::geometry::zmatrix::ZMatrix;
 use cgloop::md::pdb::read_pdb;
 use cgloop::md::prmtop::read_prmtop;
-use cgloop::md::random::{normal, stream, uniform};
 use cgloop::nn::ParameterStore;
 use cgloop::nn::flow::{ConditionalFlow, FlowConfig};
 use cgloop::nn::gradcheck::check_parameter_gradients;
@@ -19,6 +18,7 @@ use cgloop::nn::inverse_map::{InverseMap, bead_chain, bead_positions, pinned_coo
 use cgloop::nn::made::Made;
 use cgloop::nn::mlp::Activation;
 use cgloop::nn::unit_box::UnitBox;
+use cgloop::random::{normal, stream, uniform};
 
 const DATASETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets");
 const CIRCULAR: [bool; 5] = [false, true, false, true, false];

@@ -6,7 +6,7 @@
 //! binary may read at the same time.
 
 use candle_core::{Device, Tensor};
-use cgloop::md::random::{normal, stream};
+use cgloop::random::{normal, stream};
 
 fn random(rows: usize, cols: usize, id: u64) -> Tensor {
     let mut rng = stream(7, id);

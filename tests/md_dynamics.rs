@@ -8,8 +8,8 @@ use cgloop::md::constraints::{DistanceConstraint, h_bond_constraints};
 use cgloop::md::langevin::{BOLTZ, DynamicsError, LangevinIntegrator, LangevinParams};
 use cgloop::md::minimize::{MinimizeOptions, minimize};
 use cgloop::md::potential::Potential;
-use cgloop::md::random::stream;
 use cgloop::md::replica_exchange::{ReplicaExchange, ReplicaExchangeParams, geometric_ladder};
+use cgloop::random::stream;
 
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
@@ -998,7 +998,7 @@ struct OpenMmMiddle {
 #[allow(clippy::needless_range_loop)] // index loops mirror OpenMM's code
 fn positions_match_openmm_langevin_middle_for_the_same_noise() {
     use cgloop::md::constraints::Constraints;
-    use cgloop::md::random::fill_normals;
+    use cgloop::random::fill_normals;
 
     let b = minimized_butane();
     let (dt, gamma, t) = (0.002, 1.0, 300.0);

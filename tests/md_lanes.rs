@@ -6,8 +6,8 @@
 
 use cgloop::md::forcefield::{ForceField, InstructionSet, Solvent};
 use cgloop::md::langevin::{LangevinIntegrator, LangevinParams};
-use cgloop::md::random::stream;
 use cgloop::md::structure::Structure;
+use cgloop::random::stream;
 
 /// Positions, velocities and potential energies of every 50th step of `steps` steps at
 /// 300 K, 2 fs, friction 1/ps, as bits.

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Init;
-use cgloop::md::random::{normal, stream, uniform};
 use cgloop::nn::gradcheck::check_parameter_gradients;
 use cgloop::nn::spline::RqSpline;
+use cgloop::random::{normal, stream, uniform};
 
 const B: usize = 50;
 const D: usize = 4;

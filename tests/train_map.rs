@@ -17,7 +17,6 @@ use cgloop::artifact::Artifact;
 use cgloop::artifact::atoms::from_table as atoms_from_table;
 use cgloop::artifact::trajectory::Trajectory;
 use cgloop::exec::{Outcome, RunOptions, Store, run};
-use cgloop::md::random::{normal, stream};
 use cgloop::nn::ParameterStore;
 use cgloop::nn::cg_map::rms_distance_matrix;
 use cgloop::nn::decoder::BeadDecoder;
@@ -26,6 +25,7 @@ use cgloop::nn::gradcheck::check_parameter_gradients;
 use cgloop::nn::map_model::{
     Assignment, MapLossWeights, MapModel, atom_features, cluster_prior, mean_force_potential,
 };
+use cgloop::random::{normal, stream};
 use cgloop::stages::Registry;
 use cgloop::workflow;
 use common::TempDir;

@@ -180,7 +180,7 @@ pub fn agreement(
 mod tests {
     use super::*;
     use crate::analysis::bootstrap::BlockBootstrap;
-    use crate::md::random::{fill_normals, stream};
+    use crate::random::{fill_normals, stream};
 
     fn est(mean: f64, std_error: f64) -> Estimate {
         Estimate { mean, std_error }

@@ -153,7 +153,7 @@ pub fn lagged_pairs(steps: &[i64], lag: usize) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::md::random::{normal, stream};
+    use crate::random::{normal, stream};
 
     /// Two features mixing a slow and a fast AR(1) process: TICA finds the slow one.
     #[test]

@@ -122,7 +122,7 @@ fn gpd_shape(x: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::md::random::{stream, uniform};
+    use crate::random::{stream, uniform};
 
     /// n weights U^(-k) (U uniform on (0, 1]): their tail is Pareto with shape k.
     fn pareto_weights(k: f64, n: usize, seed: u64) -> Vec<f64> {

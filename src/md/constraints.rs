@@ -274,7 +274,7 @@ impl Constraints {
         positions: &mut [[f64; 3]],
     ) -> Result<usize, ConstraintError> {
         #[cfg(target_arch = "x86_64")]
-        if crate::md::cpu::has_avx2() {
+        if crate::cpu::has_avx2() {
             // SAFETY: AVX2 was just detected.
             return unsafe { self.apply_positions_avx2(reference, positions) };
         }
@@ -289,7 +289,7 @@ impl Constraints {
         velocities: &mut [[f64; 3]],
     ) -> Result<(), ConstraintError> {
         #[cfg(target_arch = "x86_64")]
-        if crate::md::cpu::has_avx2() {
+        if crate::cpu::has_avx2() {
             // SAFETY: AVX2 was just detected.
             return unsafe { self.apply_velocities_avx2(positions, velocities) };
         }

@@ -50,13 +50,13 @@
 
 use rand_chacha::ChaCha20Rng;
 
-use crate::md::chacha::ChaChaStream;
 use crate::md::constraints::{Constraints, DistanceConstraint};
 use crate::md::dynamics::check_forces;
 pub use crate::md::dynamics::{BOLTZ, DEFAULT_MAX_FORCE, DynamicsError, Frame, LangevinParams};
 use crate::md::potential::Potential;
-use crate::md::random::{fill_normals, normal};
 use crate::md::step_loops;
+use crate::random::chacha::ChaChaStream;
+use crate::random::{fill_normals, normal};
 
 /// BAOAB Langevin integrator owning its potential, state and random stream.
 #[derive(Debug, Clone)]
@@ -638,7 +638,7 @@ impl<P: Potential> LangevinIntegrator<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::md::random::stream;
+    use crate::random::stream;
 
     /// Independent 3D harmonic oscillators U = k/2 |x|^2.
     #[derive(Debug)]

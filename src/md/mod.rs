@@ -19,14 +19,11 @@ pub mod units;
 pub mod xtc;
 
 // Dynamics: constraints, BAOAB Langevin, minimization, temperature replica exchange.
-pub mod chacha;
 pub mod constraints;
 pub mod covalent;
-mod cpu;
 pub mod dynamics;
 pub mod langevin;
 pub mod mass_repartition;
 pub mod minimize;
-pub mod random;
 pub mod replica_exchange;
 mod step_loops;

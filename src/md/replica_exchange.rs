@@ -32,7 +32,7 @@ use crate::md::langevin::{
     BOLTZ, DynamicsError, IntegratorState, LangevinIntegrator, LangevinParams,
 };
 use crate::md::potential::Potential;
-use crate::md::random::{stream, uniform};
+use crate::random::{stream, uniform};
 
 /// Stream id of the exchange decisions (replica k uses stream k).
 pub const EXCHANGE_STREAM: u64 = u64::MAX;

@@ -28,7 +28,7 @@ macro_rules! with_avx2 {
             }
 
             #[cfg(target_arch = "x86_64")]
-            if crate::md::cpu::has_avx2() {
+            if crate::cpu::has_avx2() {
                 // SAFETY: AVX2 was just detected.
                 return unsafe { avx2($($arg),*) };
             }

@@ -929,9 +929,9 @@ impl Potential for HostCgPotential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::md::random::{normal, stream};
     use crate::nn::cg_potential::save_potential;
     use crate::nn::store::ParameterStore;
+    use crate::random::{normal, stream};
     use candle_core::{DType, Device};
 
     /// Every instruction set gives the same bits as the portable code.

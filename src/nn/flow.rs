@@ -168,7 +168,7 @@ impl ConditionalFlow {
 /// A (rows, D) f64 tensor of base points, uniform on [0, 1) from `rng`.
 pub fn uniform_base(rows: usize, dims: usize, rng: &mut impl rand_core::RngCore) -> Result<Tensor> {
     let values: Vec<f64> = (0..rows * dims)
-        .map(|_| crate::md::random::uniform(rng))
+        .map(|_| crate::random::uniform(rng))
         .collect();
     Tensor::from_vec(values, (rows, dims), &Device::Cpu)?.to_dtype(DType::F64)
 }

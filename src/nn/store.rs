@@ -6,7 +6,7 @@
 //! identical bits. Parameters are kept in a `BTreeMap` (sorted by name) so saving and
 //! hashing never see `HashMap` order. Initialisations follow candle-nn's `Init`
 //! semantics (constant, normal, uniform, Kaiming with fan and gain); normals use the
-//! ziggurat sampler of [`crate::md::random`].
+//! ziggurat sampler of [`crate::random`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use crate::artifact::tensors::NamedTensor;
-use crate::md::random::{normal, uniform};
+use crate::random::{normal, uniform};
 
 /// The trainable parameters of a model, created on first use from a seed.
 #[derive(Clone)]

@@ -148,7 +148,7 @@ pub fn step(optimizer: &mut AdamW, loss: &Tensor) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::md::random::stream;
+    use crate::random::stream;
 
     #[test]
     fn sources_are_split_on_their_own() {

@@ -423,8 +423,8 @@ impl InstructionSet {
     pub fn is_available(self) -> bool {
         match self {
             InstructionSet::Portable => true,
-            InstructionSet::Avx2 => crate::md::cpu::has_avx2(),
-            InstructionSet::Avx512 => crate::md::cpu::has_avx512() && crate::md::cpu::has_avx2(),
+            InstructionSet::Avx2 => crate::cpu::has_avx2(),
+            InstructionSet::Avx512 => crate::cpu::has_avx512() && crate::cpu::has_avx2(),
         }
     }
 

@@ -374,7 +374,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_lanes_agree_bit_for_bit_with_one_lane() {
-        if !crate::md::cpu::has_avx2() {
+        if !crate::cpu::has_avx2() {
             return;
         }
         #[target_feature(enable = "avx2")]
@@ -388,7 +388,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx512_lanes_agree_bit_for_bit_with_one_lane() {
-        if !(crate::md::cpu::has_avx512() && crate::md::cpu::has_avx2()) {
+        if !(crate::cpu::has_avx512() && crate::cpu::has_avx2()) {
             return;
         }
         #[target_feature(enable = "avx512f,avx2")]

@@ -1,4 +1,4 @@
-//! Runtime checks for the instruction sets of the MD kernels (`is_x86_feature_detected!`
+//! Runtime checks for the instruction sets of the MD and random-stream kernels (`is_x86_feature_detected!`
 //! caches its answer, so a check costs one load). A kernel compiled for an instruction
 //! set with `#[target_feature]` may be called only after its check returned true; every
 //! such kernel does the same IEEE operations as its plain build, so the results do not

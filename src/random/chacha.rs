@@ -173,10 +173,10 @@ impl Kernel {
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
-            if crate::md::cpu::has_avx512() {
+            if crate::cpu::has_avx512() {
                 return Kernel::Avx512;
             }
-            if crate::md::cpu::has_avx2() {
+            if crate::cpu::has_avx2() {
                 return Kernel::Avx2;
             }
         }
@@ -362,10 +362,10 @@ mod tests {
         let mut kernels = vec![Kernel::Portable];
         #[cfg(target_arch = "x86_64")]
         {
-            if crate::md::cpu::has_avx2() {
+            if crate::cpu::has_avx2() {
                 kernels.push(Kernel::Avx2);
             }
-            if crate::md::cpu::has_avx512() {
+            if crate::cpu::has_avx512() {
                 kernels.push(Kernel::Avx512);
             }
         }

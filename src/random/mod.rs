@@ -1,5 +1,6 @@
-//! Seeded random draws for the dynamics: uniforms and standard normals from
-//! `rand_chacha::ChaCha20Rng`, and child streams derived from one seed.
+//! Seeded random draws for everything that draws (thermostats, network weights,
+//! bootstrap resamples): uniforms and standard normals from `rand_chacha::ChaCha20Rng`,
+//! and child streams derived from one seed.
 //!
 //! Everything here is a fixed function of the generator's output words, so a trajectory
 //! depends only on the seed (DESIGN.md § Determinism), never on a library's sampler:
@@ -20,8 +21,10 @@
 //! Child streams: ChaCha20 has a 64-bit stream number beside its 256-bit key; equal keys
 //! with different stream numbers give independent sequences. [`stream`] and
 //! [`stream_from_seed`] give the generator for (seed, stream id). The Langevin
-//! integrator reads its stream through [`crate::md::chacha::ChaChaStream`], the same
+//! integrator reads its stream through [`chacha::ChaChaStream`], the same
 //! words made 16 blocks at a time.
+
+pub mod chacha;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
