@@ -18,6 +18,11 @@ test-slow:
 md-populations:
     cargo test --release --test long_alanine_md -- --ignored --nocapture
 
+# The chignolin FG reference (about 2.5 h on 2 cores from an empty store): runs A and B
+# must agree on the folded fraction at 340 K within 2 combined standard errors.
+chignolin-md:
+    cargo test --release --test long_chignolin_md -- --ignored --nocapture
+
 # Time per part of a force evaluation (bonds, angles, torsions, pair kernels, GB) on the
 # bundled molecules, with the production kernels: where the MD step's force time goes.
 md-terms:
