@@ -20,7 +20,8 @@
 //!   folded into the mirror image: `mirror_rmsd_nm <= folded_rmsd_nm`.
 //!
 //! Free-energy maps (kT, weighted histograms, [`crate::analysis::range_map`]) over TIC1 x
-//! TIC2 and over RMSD x Rg, `bins` bins per axis, as PNG and SVG.
+//! TIC2 and over RMSD x Rg, `bins` bins per axis, and the RMSD and Q frame by frame, as
+//! PNG and SVG.
 //!
 //! Frames weigh 1, or as the optional `weights` input says (one `weight` per trajectory
 //! frame or per analysed frame). The summary gives weighted means with block-bootstrap
@@ -44,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Context, DataFile, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate};
+use crate::analysis::line_plot::{Figure, Panel, Series, SeriesStyle};
 use crate::analysis::native_contacts::NativeContacts;
 use crate::analysis::plot::Drawing;
 use crate::analysis::range_map::{Histogram2d, RangeMap, range_of};
@@ -132,8 +134,8 @@ fn summary_schema() -> Schema {
 impl Stage for ProteinObservables {
     type Params = ProteinObservablesParams;
     const NAME: &'static str = "protein_observables";
-    // 2: the free-energy maps (TIC1 x TIC2, RMSD x Rg).
-    const VERSION: u32 = 2;
+    // 2: the free-energy maps (TIC1 x TIC2, RMSD x Rg). 3: the time series figure.
+    const VERSION: u32 = 3;
     const ABOUT: &'static str = "Folding observables of a peptide against its native structure: \
          C-alpha RMSD (and to the mirror image), native contacts Q, Rg, end-to-end distance, \
          C-alpha distances and their TICA, the folded fraction with block-bootstrap errors";
@@ -202,9 +204,20 @@ impl Stage for ProteinObservables {
             about: "the same as SVG",
         },
         Port {
+            name: "time_series",
+            kind: PNG,
+            about: "C-alpha RMSD (with the folded threshold) and Q frame by frame, against \
+                    time when the frames' times increase, else against the frame's row",
+        },
+        Port {
+            name: "time_series_svg",
+            kind: SVG,
+            about: "the same as SVG",
+        },
+        Port {
             name: "report",
             kind: MARKDOWN,
-            about: "the summary in words and a table, linking the maps",
+            about: "the summary in words and a table, linking the figures",
         },
     ];
     const PARAMS: &'static [ParamDoc] = &[
@@ -456,6 +469,8 @@ impl Stage for ProteinObservables {
                 &weights,
             ),
         };
+        let times: Vec<f64> = rows.iter().map(|&i| trajectory.time_ps[i] * 1e-3).collect();
+        let series = time_series(p, &times, &observed);
         let drawn = |e: crate::analysis::plot::PlotError| StageError::Failed(format!("plot: {e}"));
         let frames = frames_table(&rows, &weights, &observed, &tic1, &tic2);
         let summary = summary_table(rows.len(), ess, contacts.pairs.len(), &estimates);
@@ -481,7 +496,72 @@ impl Stage for ProteinObservables {
                 "rmsd_rg_map_svg".to_string(),
                 Artifact::File(rmsd_rg_map.to_svg().map_err(drawn)?.into_bytes()),
             ),
+            (
+                "time_series".to_string(),
+                Artifact::File(series.to_png().map_err(drawn)?),
+            ),
+            (
+                "time_series_svg".to_string(),
+                Artifact::File(series.to_svg().map_err(drawn)?.into_bytes()),
+            ),
         ]))
+    }
+}
+
+/// RMSD (with the folded threshold as a guide) and Q against time in ns when the times
+/// increase frame after frame (one run, or segments of one chain), else against the
+/// analysed frame's row (runs pooled, whose times start again).
+fn time_series(p: &ProteinObservablesParams, times_ns: &[f64], o: &Observed) -> Figure {
+    let increasing = times_ns.windows(2).all(|w| w[1] > w[0]);
+    let x: Vec<f64> = if increasing {
+        times_ns.to_vec()
+    } else {
+        (0..times_ns.len()).map(|i| i as f64).collect()
+    };
+    let x_label = if increasing { "time (ns)" } else { "frame" };
+    let line = |label: &str, y: &[f64], color: usize| Series {
+        label: label.into(),
+        points: x.iter().copied().zip(y.iter().copied()).collect(),
+        color,
+        ..Default::default()
+    };
+    let (first, last) = (
+        x.first().copied().unwrap_or(0.0),
+        x.last().copied().unwrap_or(1.0),
+    );
+    let guide = Series {
+        label: String::new(),
+        points: vec![(first, p.folded_rmsd_nm), (last, p.folded_rmsd_nm)],
+        style: SeriesStyle::Guide,
+        ..Default::default()
+    };
+    Figure {
+        title: format!("{}: frame by frame", p.title),
+        columns: 1,
+        panel_size: (1100, 330),
+        panels: vec![
+            Panel {
+                title: format!(
+                    "C-alpha RMSD to the native (folded at most {} nm)",
+                    p.folded_rmsd_nm
+                ),
+                x_label: x_label.into(),
+                y_label: "RMSD (nm)".into(),
+                log_y: false,
+                series: vec![
+                    guide,
+                    line("RMSD", &o.rmsd, 0),
+                    line("to the mirror image", &o.mirror, 1),
+                ],
+            },
+            Panel {
+                title: "Fraction of native contacts".into(),
+                x_label: x_label.into(),
+                y_label: "Q".into(),
+                log_y: false,
+                series: vec![line("Q", &o.q, 2)],
+            },
+        ],
     }
 }
 
@@ -638,7 +718,8 @@ fn report(
     out.push_str(&format!(
         "\nTICA on the C-alpha distances at lag {} frames: eigenvalues {}.\n\n\
          ![free energy over TIC1 and TIC2](./tica_map.png)\n\n\
-         ![free energy over RMSD and Rg](./rmsd_rg_map.png)\n",
+         ![free energy over RMSD and Rg](./rmsd_rg_map.png)\n\n\
+         ![RMSD and Q frame by frame](./time_series.png)\n",
         tica.lag_frames,
         tica.eigenvalues
             .iter()
