@@ -15,7 +15,9 @@
 //!   ([`crate::analysis::tica`]), fitted on these frames at lag `tica_lag` saved frames
 //!   (pairs never cross from one run of the list into another whose steps do not
 //!   continue), or those of the optional `tica` input (a reference's model, so that
-//!   ensembles are projected alike);
+//!   ensembles are projected alike). At one rung of replica exchange consecutive frames
+//!   may come from different walkers, so there TICA finds the slow directions of the
+//!   rung's sequence of frames, not of one trajectory's dynamics;
 //! - folded: `rmsd_nm <= folded_rmsd_nm` (default 0.25 nm, the 2.5 A used for CLN025);
 //!   folded into the mirror image: `mirror_rmsd_nm <= folded_rmsd_nm`.
 //!
