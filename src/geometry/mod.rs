@@ -56,3 +56,15 @@ pub fn norm(a: [f64; 3]) -> f64 {
 pub fn distance(a: [f64; 3], b: [f64; 3]) -> f64 {
     norm(sub(a, b))
 }
+
+/// sqrt((1/n) sum |r_i - r_mean|^2) of equal-weight points.
+pub fn radius_of_gyration(points: &[[f64; 3]]) -> f64 {
+    let n = points.len() as f64;
+    let mut c = [0.0; 3];
+    for p in points {
+        for k in 0..3 {
+            c[k] += p[k] / n;
+        }
+    }
+    (points.iter().map(|&p| distance(p, c).powi(2)).sum::<f64>() / n).sqrt()
+}

@@ -194,6 +194,13 @@ impl<P: Potential> LangevinIntegrator<P> {
         self.constraints
             .apply_positions(&self.drift, &mut self.positions)
             .map_err(|source| DynamicsError::Constraint { step, source })?;
+        self.compute_forces()
+    }
+
+    /// Forces and energy at the current positions, checked for a blow-up at the current
+    /// step.
+    #[inline(always)]
+    fn compute_forces(&mut self) -> Result<(), DynamicsError> {
         self.potential_energy = self
             .potential
             .energy_forces(&self.positions, &mut self.forces);
@@ -396,15 +403,7 @@ impl<P: Potential> LangevinIntegrator<P> {
         std::mem::swap(&mut self.positions, &mut self.drift);
         self.step = next;
 
-        self.potential_energy = self
-            .potential
-            .energy_forces(&self.positions, &mut self.forces);
-        check_forces(
-            next,
-            self.potential_energy,
-            &self.forces,
-            self.params.max_force,
-        )?;
+        self.compute_forces()?;
         self.half_kick();
         if project_last {
             self.project_velocities()?;
@@ -478,15 +477,7 @@ impl<P: Potential> LangevinIntegrator<P> {
         self.velocities.copy_from_slice(&state.velocities);
         self.projection_pending = state.projection_pending;
         self.rng.seek(state.rng_word_pos);
-        self.potential_energy = self
-            .potential
-            .energy_forces(&self.positions, &mut self.forces);
-        check_forces(
-            self.step,
-            self.potential_energy,
-            &self.forces,
-            self.params.max_force,
-        )
+        self.compute_forces()
     }
 
     /// The current state as a frame.

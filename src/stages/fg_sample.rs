@@ -335,8 +335,10 @@ impl Stage for FgSample {
                 message: "not UTF-8 text".into(),
             })
         };
+        let prmtop = text(&p.topology)?;
+        let force_field = ForceFieldRecord::new(&p.topology.0, &prmtop, p.solvent.name());
         let structure = Structure::parse(
-            &text(&p.topology)?,
+            &prmtop,
             &p.topology.0,
             &text(&p.coordinates)?,
             &p.coordinates.0,
@@ -378,9 +380,7 @@ impl Stage for FgSample {
             geometric_ladder(p.temperature_k, p.max_temperature_k, p.replicas)
         };
         let settings = ChainSettings {
-            topology_blake3: blake3::hash(text(&p.topology)?.as_bytes())
-                .to_hex()
-                .to_string(),
+            topology_blake3: force_field.topology_blake3.clone(),
             solvent: p.solvent,
             temperatures_k: ladder.clone(),
             timestep_fs: p.timestep_fs,
@@ -555,10 +555,7 @@ impl Stage for FgSample {
             ("exchanges".to_string(), Artifact::Table(exchanges)),
             (
                 "force_field".to_string(),
-                Artifact::Table(
-                    ForceFieldRecord::new(&p.topology.0, &text(&p.topology)?, p.solvent.name())
-                        .to_table(),
-                ),
+                Artifact::Table(force_field.to_table()),
             ),
             ("state".to_string(), Artifact::Table(final_state.to_table())),
         ]))

@@ -37,7 +37,7 @@
 //! records is residue k), atoms by name. Every C-alpha must be found; other atoms the
 //! PDB lacks only leave their contacts out. Units: nm.
 
-use crate::geometry::distance;
+use crate::geometry::{distance, radius_of_gyration};
 use std::sync::Arc;
 
 use arrow_array::{Array, Float64Array, Int64Array, ListArray, RecordBatch};
@@ -576,18 +576,6 @@ struct Observed {
     rg: Vec<f64>,
     end_to_end: Vec<f64>,
     distances: Vec<Vec<f64>>,
-}
-
-/// sqrt((1/n) sum |r_i - r_mean|^2) of equal-weight points.
-pub fn radius_of_gyration(points: &[[f64; 3]]) -> f64 {
-    let n = points.len() as f64;
-    let mut c = [0.0; 3];
-    for p in points {
-        for k in 0..3 {
-            c[k] += p[k] / n;
-        }
-    }
-    (points.iter().map(|&p| distance(p, c).powi(2)).sum::<f64>() / n).sqrt()
 }
 
 /// Distances of every pair i < j, row-major.
