@@ -3,11 +3,12 @@
 `cargo bench --bench nn` (benches/nn.rs), for side-by-side comparison on one machine.
 
 What it measures: optimizer steps per second, batch 64 frames, after a warm-up, of
-  force_matching_step  fit_potential's step: the 5-bead CG potential (src/nn/cg_potential.rs;
-                       16 Gaussian basis functions on [0, 1.2] nm, pair one-hot, MLP
-                       [26, 64, 64, 1] with SiLU, repulsion eps (sigma/d)^6, harmonic
-                       bonds, and the torsion MLP [4, 64, 64, 1] on (cos, sin) of the two
-                       consecutive dihedrals + one-hot), forces -dU/dz by autograd with
+  force_matching_step  fit_potential's step: the 5-bead CG potential's networks
+                       (src/nn/cg_potential.rs; 16 Gaussian basis functions on [0, 1.2] nm,
+                       pair one-hot, MLP [26, 64, 64, 1] with SiLU, and the torsion MLP
+                       [4, 64, 64, 1] on (cos, sin) of the two consecutive dihedrals +
+                       one-hot; the priors do not train, so fit_potential takes their
+                       forces off the targets once), forces -dU/dz by autograd with
                        create_graph=True (the idiomatic PyTorch way; cgloop writes the
                        gradient out analytically), loss mean |F - F_target|^2, Adam;
   map_step             train_map's joint step at alanine dipeptide's size (22 atoms, 5
@@ -53,8 +54,7 @@ def mlp(sizes):
 
 
 class CgPotential(nn.Module):
-    def __init__(self, n, basis=16, cutoff=1.2, hidden=(64, 64), eps=0.0, sigma=0.2,
-                 bond_k=None, bond_r0=None, torsions=True):
+    def __init__(self, n, basis=16, cutoff=1.2, hidden=(64, 64), torsions=True):
         super().__init__()
         pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
         self.first = torch.tensor([p[0] for p in pairs])
@@ -62,13 +62,8 @@ class CgPotential(nn.Module):
         self.onehot = torch.eye(len(pairs), dtype=torch.float64)
         spacing = cutoff / (max(basis, 2) - 1)
         self.centres = torch.arange(basis, dtype=torch.float64) * spacing
-        self.gamma, self.eps, self.sigma = 1.0 / spacing ** 2, eps, sigma
+        self.gamma = 1.0 / spacing ** 2
         self.net = mlp([basis + len(pairs), *hidden, 1])
-        self.bonds = bond_k is not None
-        if self.bonds:
-            self.bond_index = torch.tensor([pairs.index((i, i + 1)) for i in range(n - 1)])
-            self.k = torch.tensor(bond_k, dtype=torch.float64)
-            self.r0 = torch.tensor(bond_r0, dtype=torch.float64)
         self.quads = n - 3 if torsions and n >= 4 else 0
         if self.quads:  # T(cos psi, sin psi, one-hot quadruple), same hidden sizes
             self.torsion_net = mlp([2 + self.quads, *hidden, 1])
@@ -78,13 +73,7 @@ class CgPotential(nn.Module):
         d = (z[:, self.first] - z[:, self.second]).norm(dim=-1)  # (F, P)
         basis = torch.exp(-self.gamma * (d.unsqueeze(-1) - self.centres) ** 2)
         onehot = self.onehot.expand(z.shape[0], -1, -1)
-        e = self.net(torch.cat([basis, onehot], -1)).squeeze(-1)
-        if self.eps > 0:
-            e = e + self.eps * (self.sigma / d) ** 6
-        energy = e.sum(1)
-        if self.bonds:
-            stretch = d[:, self.bond_index] - self.r0
-            energy = energy + 0.5 * (self.k * stretch ** 2).sum(1)
+        energy = self.net(torch.cat([basis, onehot], -1)).squeeze(-1).sum(1)
         if self.quads:  # dihedrals of consecutive quadruples, IUPAC sign
             q = self.quads
             b1, b2, b3 = (z[:, k + 1:k + 1 + q] - z[:, k:k + q] for k in range(3))
@@ -290,7 +279,7 @@ def run(name, seconds, threads, check, losses, params):
 
 
 def force_matching(seconds, threads, gen, check=None):
-    pot = CgPotential(5, hidden=(64, 64), eps=1.0, sigma=0.2, bond_k=[5000.0] * 4, bond_r0=[0.38] * 4)
+    pot = CgPotential(5, hidden=(64, 64))
     chain = torch.tensor([[0.33 * i, 0.19 * (i % 2), 0.0] for i in range(5)], dtype=torch.float64)
     z = chain + 0.02 * torch.randn(BATCH, 5, 3, generator=gen, dtype=torch.float64)
     target = 300.0 * torch.randn(BATCH, 5, 3, generator=gen, dtype=torch.float64)

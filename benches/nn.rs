@@ -119,7 +119,8 @@ fn measure(name: &str, seconds: f64, mut one_step: impl FnMut() -> f64) {
     );
 }
 
-/// fit_potential's step: force matching of the 5-bead CG potential.
+/// fit_potential's step: force matching of the 5-bead CG potential's networks (its priors
+/// do not train: fit_potential takes their forces off the targets once).
 fn force_matching_step(seconds: f64) {
     let device = Device::Cpu;
     let store = ParameterStore::new([7; 32]);
@@ -128,10 +129,6 @@ fn force_matching_step(seconds: f64) {
         cutoff_nm: 1.2,
         hidden: vec![64, 64],
         activation: Activation::Silu,
-        repulsion_kj_per_mol: 1.0,
-        repulsion_sigma_nm: 0.2,
-        bond_k: vec![5000.0; 4],
-        bond_r0_nm: vec![0.38; 4],
         // The rest as fit_potential's defaults (the torsion network included).
         ..CgPotentialConfig::default()
     };

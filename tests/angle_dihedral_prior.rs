@@ -1,5 +1,5 @@
 //! Bead-angle priors whose centres follow the neighbouring dihedrals
-//! (`cgloop::nn::angle_dihedral_prior`): the energy is the formula of the module docs,
+//! (`cgloop::nn::priors::angle_dihedral`): the energy is the formula of the module docs,
 //! forces are minus its gradient, order 0 is the plain harmonic prior, and it survives
 //! saving (that the candle and host potentials add exactly its terms is in
 //! tests/cg_potential_host.rs).
@@ -7,11 +7,13 @@
 use candle_core::{DType, Device};
 use cgloop::geometry::angle::bond_angle_rad;
 use cgloop::geometry::dihedral::dihedral_deg;
-use cgloop::nn::angle_dihedral_prior::{angle_dihedral_prior, design_row, order};
 use cgloop::nn::cg_potential::{potential_config, save_potential};
-use cgloop::nn::cg_potential_host::harmonic_bead_angles;
+use cgloop::nn::priors::PriorSet;
+use cgloop::nn::priors::angle_dihedral::{angle_dihedral_prior, design_row, order};
+use cgloop::nn::priors::bead_angles::{BeadAngles, harmonic_bead_angles};
 use cgloop::nn::{CgPotential, CgPotentialConfig, ParameterStore};
 use cgloop::random::{normal, stream};
+use std::sync::Arc;
 
 fn chain(n: usize, seed: u64) -> Vec<[f64; 3]> {
     let mut rng = stream(seed, 0);
@@ -111,33 +113,42 @@ fn the_energy_is_harmonic_about_centres_that_follow_the_dihedrals() {
 #[test]
 fn the_prior_survives_saving_and_a_wrong_size_is_refused() {
     let n = 6;
-    let with = CgPotentialConfig {
-        theta_k: vec![150.0, 120.0, 90.0, 200.0],
-        theta0_rad: vec![2.0, 1.9, 2.1, 1.95],
-        theta_dihedral: coefficients(4, 2, 3),
-        ..CgPotentialConfig::default()
+    let with = BeadAngles {
+        k: vec![150.0, 120.0, 90.0, 200.0],
+        theta0: vec![2.0, 1.9, 2.1, 1.95],
+        centre_coefficients: coefficients(4, 2, 3),
     };
     let store = ParameterStore::new([8; 32]);
-    let u = CgPotential::new(n, with.clone(), store.var_builder(DType::F64, &Device::Cpu)).unwrap();
-    let saved = save_potential(n, u.config(), &store).unwrap();
-    assert_eq!(
-        potential_config(&saved).unwrap().1.theta_dihedral,
-        with.theta_dihedral
-    );
+    let u = CgPotential::new(
+        n,
+        CgPotentialConfig::default(),
+        store.var_builder(DType::F64, &Device::Cpu),
+    )
+    .unwrap();
+    let save = |prior: &BeadAngles| {
+        let priors = PriorSet::new(vec![Arc::new(prior.clone())]);
+        save_potential(n, u.config(), &priors, &store).unwrap()
+    };
+    let saved = save(&with);
+    let loaded = potential_config(&saved).unwrap().2;
+    assert_eq!(loaded.get::<BeadAngles>(), Some(&with));
     // A potential without it has no such row and loads without it.
-    let plain = CgPotentialConfig {
-        theta_dihedral: Vec::new(),
+    let plain = BeadAngles {
+        centre_coefficients: Vec::new(),
         ..with
     };
-    let u = CgPotential::new(n, plain, store.var_builder(DType::F64, &Device::Cpu)).unwrap();
-    let plain = save_potential(n, u.config(), &store).unwrap();
-    assert!(plain.iter().all(|t| t.name != "config.theta_dihedral"));
+    let saved_plain = save(&plain);
     assert!(
-        potential_config(&plain)
+        saved_plain
+            .iter()
+            .all(|t| t.name != "config.theta_dihedral")
+    );
+    assert_eq!(
+        potential_config(&saved_plain)
             .unwrap()
-            .1
-            .theta_dihedral
-            .is_empty()
+            .2
+            .get::<BeadAngles>(),
+        Some(&plain)
     );
     // A wrong size is refused on load.
     let mut bad = saved.clone();

@@ -12,21 +12,40 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use cgloop::geometry::dihedral::dihedral_deg;
-use cgloop::nn::cg_potential::{load_potential, potential_config, save_potential};
+use cgloop::nn::cg_potential::{
+    load_potential, potential_config, prior_energy_and_forces, save_potential,
+};
 use cgloop::nn::gradcheck::check_parameter_gradients;
+use cgloop::nn::priors::PriorSet;
+use cgloop::nn::priors::bead_angles::{BeadAngles, harmonic_bead_angles};
+use cgloop::nn::priors::dihedral_fourier::{DihedralFourier, fourier_dihedrals};
+use cgloop::nn::priors::harmonic_distances::HarmonicDistances;
+use cgloop::nn::priors::repulsion::Repulsion;
 use cgloop::nn::{CgPotential, CgPotentialConfig, ParameterStore};
 use cgloop::random::{normal, stream, uniform};
+use std::sync::Arc;
 
 fn config() -> CgPotentialConfig {
     CgPotentialConfig {
         basis: 8,
         hidden: vec![16, 16],
-        bond_k: vec![800.0, 900.0, 1000.0],
-        bond_r0_nm: vec![0.38, 0.38, 0.4],
-        angle_k: vec![300.0, 250.0],
-        angle_r0_nm: vec![0.6, 0.65],
         ..CgPotentialConfig::default()
     }
+}
+
+/// Repulsion, bonds and 1-3 distances on the 4-bead chain.
+fn priors() -> PriorSet {
+    PriorSet::new(vec![
+        Arc::new(Repulsion {
+            eps: 1.0,
+            sigma: 0.2,
+        }),
+        Arc::new(
+            HarmonicDistances::new(4, 1, vec![800.0, 900.0, 1000.0], vec![0.38, 0.38, 0.4])
+                .unwrap(),
+        ),
+        Arc::new(HarmonicDistances::new(4, 2, vec![300.0, 250.0], vec![0.6, 0.65]).unwrap()),
+    ])
 }
 
 fn potential(seed: u8) -> (ParameterStore, CgPotential) {
@@ -58,10 +77,10 @@ fn tensor(values: &[f64], frames: usize) -> Tensor {
 fn forces_are_minus_the_energy_gradient() {
     let (_, u) = potential(1);
     let z = chain(3, 7);
-    let (_, forces) = u.energy_and_forces(&tensor(&z, 3)).unwrap();
+    let (_, forces) = u.energy_and_forces_with(&priors(), &tensor(&z, 3)).unwrap();
     let forces = forces.flatten_all().unwrap().to_vec1::<f64>().unwrap();
     let energy = |z: &[f64]| {
-        u.energy_and_forces(&tensor(z, 3))
+        u.energy_and_forces_with(&priors(), &tensor(z, 3))
             .unwrap()
             .0
             .to_vec1::<f64>()
@@ -87,13 +106,15 @@ fn forces_are_minus_the_energy_gradient() {
 fn energy_is_invariant_and_forces_equivariant_under_rigid_motion() {
     let (_, u) = potential(2);
     let z = chain(1, 9);
-    let (e, f) = u.energy_and_forces(&tensor(&z, 1)).unwrap();
+    let (e, f) = u.energy_and_forces_with(&priors(), &tensor(&z, 1)).unwrap();
     // Rotation by 90 degrees about x, then a translation.
     let moved: Vec<f64> = z
         .chunks(3)
         .flat_map(|p| [p[0] + 1.0, -p[2] - 2.0, p[1] + 0.5])
         .collect();
-    let (e2, f2) = u.energy_and_forces(&tensor(&moved, 1)).unwrap();
+    let (e2, f2) = u
+        .energy_and_forces_with(&priors(), &tensor(&moved, 1))
+        .unwrap();
     let (e, e2) = (
         e.to_vec1::<f64>().unwrap()[0],
         e2.to_vec1::<f64>().unwrap()[0],
@@ -176,7 +197,10 @@ fn force_matching_recovers_a_known_mean_force_from_noisy_forces() {
         },
     )
     .unwrap();
-    let (zt, ft) = (tensor(&z, frames), tensor(&noisy, frames));
+    let zt = tensor(&z, frames);
+    // The priors do not train: the network learns what is left of the force.
+    let (_, prior_forces) = prior_energy_and_forces(&priors(), &zt).unwrap();
+    let ft = (tensor(&noisy, frames) - prior_forces).unwrap();
     let before = rms_error(&u, 24);
     for _ in 0..600 {
         opt.backward_step(&u.force_matching_loss(&zt, &ft).unwrap())
@@ -206,7 +230,9 @@ fn force_matching_recovers_a_known_mean_force_from_noisy_forces() {
 fn rms_error(u: &CgPotential, seed: u64) -> (f64, f64) {
     let test = chain(100, seed);
     let exact = true_forces_all(&test);
-    let (_, predicted) = u.energy_and_forces(&tensor(&test, 100)).unwrap();
+    let (_, predicted) = u
+        .energy_and_forces_with(&priors(), &tensor(&test, 100))
+        .unwrap();
     let predicted = predicted.flatten_all().unwrap().to_vec1::<f64>().unwrap();
     let n = exact.len() as f64;
     let err = (predicted
@@ -226,13 +252,11 @@ fn true_forces_all(z: &[f64]) -> Vec<f64> {
 
 // ---- The torsion term ----
 
-/// A config for `n` beads with or without torsions (bond priors on every bond).
-fn config_n(n: usize, torsions: bool) -> CgPotentialConfig {
+/// A config for `n` beads with or without torsions.
+fn config_n(_n: usize, torsions: bool) -> CgPotentialConfig {
     CgPotentialConfig {
         basis: 8,
         hidden: vec![16, 16],
-        bond_k: vec![900.0; n - 1],
-        bond_r0_nm: vec![0.38; n - 1],
         torsions,
         ..CgPotentialConfig::default()
     }
@@ -444,10 +468,10 @@ fn torsions_tell_mirror_images_apart_and_distances_alone_do_not() {
 fn saved_potentials_keep_the_torsion_flag_and_old_ones_load_without_it() {
     for torsions in [true, false] {
         let (store, u) = potential_n(5, torsions, 36);
-        let saved = save_potential(5, u.config(), &store).unwrap();
-        let (n, config, _) = potential_config(&saved).unwrap();
+        let saved = save_potential(5, u.config(), &PriorSet::default(), &store).unwrap();
+        let (n, config, _, _) = potential_config(&saved).unwrap();
         assert_eq!((n, config.torsions), (5, torsions));
-        let (_, loaded) = load_potential(&saved, DType::F64, &Device::Cpu).unwrap();
+        let (_, loaded, _) = load_potential(&saved, DType::F64, &Device::Cpu).unwrap();
         let z = helix(5, 2, 19);
         assert_eq!(
             energies_and_forces(&loaded, &z),
@@ -456,14 +480,14 @@ fn saved_potentials_keep_the_torsion_flag_and_old_ones_load_without_it() {
     }
     // A potential saved before the torsion term: no `config.torsions` row.
     let (store, u) = potential_n(5, false, 37);
-    let old: Vec<_> = save_potential(5, u.config(), &store)
+    let old: Vec<_> = save_potential(5, u.config(), &PriorSet::default(), &store)
         .unwrap()
         .into_iter()
         .filter(|t| t.name != "config.torsions")
         .collect();
-    let (_, config, _) = potential_config(&old).unwrap();
+    let (_, config, _, _) = potential_config(&old).unwrap();
     assert!(!config.torsions);
-    let (loaded_store, _) = load_potential(&old, DType::F64, &Device::Cpu).unwrap();
+    let (loaded_store, _, _) = load_potential(&old, DType::F64, &Device::Cpu).unwrap();
     assert!(!has_torsion_parameters(&loaded_store));
     // Fewer than 4 beads: no quadruple, no torsion network, whatever the flag.
     let (store, _) = potential_n(3, true, 38);
@@ -559,16 +583,31 @@ fn dihedral_samples(frames: usize, seed: u64) -> Vec<f64> {
     out
 }
 
+/// Bond priors at the true bonds.
+fn true_bonds() -> PriorSet {
+    PriorSet::new(vec![Arc::new(
+        HarmonicDistances::new(4, 1, vec![BOND_K; 3], BOND_R0.to_vec()).unwrap(),
+    )])
+}
+
+/// U_hat of a potential with bond priors at the true bonds: energies and forces.
+fn with_bonds(u: &CgPotential, z: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (e, f) = u
+        .energy_and_forces_with(&true_bonds(), &tensor_n(z, u.beads()))
+        .unwrap();
+    (
+        e.to_vec1::<f64>().unwrap(),
+        f.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+    )
+}
+
 /// Fits a 4-bead potential (bond priors at the true bonds) to the exact forces of
-/// `z`; returns it.
+/// `z`; returns its networks.
 fn fit_dihedral(torsions: bool, z: &[f64], forces: &[f64]) -> CgPotential {
     let config = CgPotentialConfig {
         basis: 12,
         cutoff_nm: 1.0,
         hidden: vec![16, 16],
-        repulsion_kj_per_mol: 0.0,
-        bond_k: vec![BOND_K; 3],
-        bond_r0_nm: BOND_R0.to_vec(),
         torsions,
         ..CgPotentialConfig::default()
     };
@@ -584,7 +623,9 @@ fn fit_dihedral(torsions: bool, z: &[f64], forces: &[f64]) -> CgPotential {
         },
     )
     .unwrap();
-    let (zt, ft) = (tensor_n(z, 4), tensor_n(forces, 4));
+    let zt = tensor_n(z, 4);
+    let (_, prior_forces) = prior_energy_and_forces(&true_bonds(), &zt).unwrap();
+    let ft = (tensor_n(forces, 4) - prior_forces).unwrap();
     for _ in 0..400 {
         opt.backward_step(&u.force_matching_loss(&zt, &ft).unwrap())
             .unwrap();
@@ -616,7 +657,7 @@ fn force_matching_with_torsions_recovers_a_chiral_dihedral_potential() {
     let exact: Vec<f64> = test.chunks(12).flat_map(true_forces_of).collect();
     let rms = |a: &[f64]| (a.iter().map(|x| x * x).sum::<f64>() / a.len() as f64).sqrt();
     let error = |u: &CgPotential| {
-        let (_, f) = energies_and_forces(u, &test);
+        let (_, f) = with_bonds(u, &test);
         rms(&f.iter().zip(&exact).map(|(a, b)| a - b).collect::<Vec<_>>())
     };
     // The part of the exact force a potential has to learn (the bonds are priors).
@@ -646,8 +687,8 @@ fn force_matching_with_torsions_recovers_a_chiral_dihedral_potential() {
             let z = build(BOND_R0, [1.8; 2], phi);
             (
                 phi,
-                energies_and_forces(&with, &z).0[0],
-                energies_and_forces(&without, &z).0[0],
+                with_bonds(&with, &z).0[0],
+                with_bonds(&without, &z).0[0],
             )
         })
         .collect();
@@ -656,8 +697,7 @@ fn force_matching_with_torsions_recovers_a_chiral_dihedral_potential() {
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|s| s.0)
         .unwrap();
-    let at =
-        |u: &CgPotential, phi: f64| energies_and_forces(u, &build(BOND_R0, [1.8; 2], phi)).0[0];
+    let at = |u: &CgPotential, phi: f64| with_bonds(u, &build(BOND_R0, [1.8; 2], phi)).0[0];
     let gap_with = at(&with, -PHI0) - at(&with, PHI0);
     let gap_without = at(&without, -PHI0) - at(&without, PHI0);
     let gap_true = K_DIHEDRAL * (1.0 - (-2.0 * PHI0).cos());
@@ -699,12 +739,11 @@ fn force_matching_with_torsions_recovers_a_chiral_dihedral_potential() {
 
 #[test]
 fn the_theta_prior_is_harmonic_in_the_bead_angle_and_survives_saving() {
-    use cgloop::nn::cg_potential_host::harmonic_bead_angles;
     let z = chain(3, 31);
-    let config = CgPotentialConfig {
-        theta_k: vec![120.0, 90.0],
-        theta0_rad: vec![2.0, 1.9],
-        ..CgPotentialConfig::default()
+    let prior = BeadAngles {
+        k: vec![120.0, 90.0],
+        theta0: vec![2.0, 1.9],
+        centre_coefficients: Vec::new(),
     };
     for frame in z.chunks(12) {
         let x: Vec<[f64; 3]> = frame.chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
@@ -714,10 +753,10 @@ fn the_theta_prior_is_harmonic_in_the_bead_angle_and_survives_saving() {
             let u = [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
             let v = [c[0] - b[0], c[1] - b[1], c[2] - b[2]];
             let cos = (u[0] * v[0] + u[1] * v[1] + u[2] * v[2]) / (dist(a, b) * dist(c, b));
-            expected += 0.5 * config.theta_k[i] * (cos.acos() - config.theta0_rad[i]).powi(2);
+            expected += 0.5 * prior.k[i] * (cos.acos() - prior.theta0[i]).powi(2);
         }
         let mut f = vec![[0.0; 3]; 4];
-        let e = harmonic_bead_angles(&x, &config.theta_k, &config.theta0_rad, &mut f);
+        let e = harmonic_bead_angles(&x, &prior.k, &prior.theta0, &mut f);
         assert!(
             (e - expected).abs() < 1e-12 * expected.max(1.0),
             "{e} vs {expected}"
@@ -731,10 +770,8 @@ fn the_theta_prior_is_harmonic_in_the_bead_angle_and_survives_saving() {
                 xp[b][c] += h;
                 xm[b][c] -= h;
                 let mut scratch = vec![[0.0; 3]; 4];
-                let ep =
-                    harmonic_bead_angles(&xp, &config.theta_k, &config.theta0_rad, &mut scratch);
-                let em =
-                    harmonic_bead_angles(&xm, &config.theta_k, &config.theta0_rad, &mut scratch);
+                let ep = harmonic_bead_angles(&xp, &prior.k, &prior.theta0, &mut scratch);
+                let em = harmonic_bead_angles(&xm, &prior.k, &prior.theta0, &mut scratch);
                 let numeric = -(ep - em) / (2.0 * h);
                 assert!(
                     (f[b][c] - numeric).abs() < 1e-6 * numeric.abs().max(1.0),
@@ -752,11 +789,18 @@ fn the_theta_prior_is_harmonic_in_the_bead_angle_and_survives_saving() {
     let store = ParameterStore::new([4; 32]);
     let u = CgPotential::new(
         4,
-        config.clone(),
+        CgPotentialConfig::default(),
         store.var_builder(DType::F64, &Device::Cpu),
     )
     .unwrap();
-    let (_, forces) = u.energy_and_forces(&tensor(&z, 3)).unwrap();
+    let full = PriorSet::new(vec![
+        Arc::new(Repulsion {
+            eps: 1.0,
+            sigma: 0.2,
+        }),
+        Arc::new(prior.clone()),
+    ]);
+    let (_, forces) = u.energy_and_forces_with(&full, &tensor(&z, 3)).unwrap();
     let forces = forces.flatten_all().unwrap().to_vec1::<f64>().unwrap();
     let h = 1e-6;
     for at in 0..z.len() {
@@ -764,7 +808,7 @@ fn the_theta_prior_is_harmonic_in_the_bead_angle_and_survives_saving() {
         zp[at] += h;
         zm[at] -= h;
         let e = |v: &[f64]| {
-            u.energy_and_forces(&tensor(v, 3))
+            u.energy_and_forces_with(&full, &tensor(v, 3))
                 .unwrap()
                 .0
                 .to_vec1::<f64>()
@@ -779,18 +823,22 @@ fn the_theta_prior_is_harmonic_in_the_bead_angle_and_survives_saving() {
         );
     }
     // The prior is part of a saved potential; potentials saved without it load without it.
-    let saved = save_potential(4, u.config(), &store).unwrap();
-    let (_, loaded, _) = potential_config(&saved).unwrap();
-    assert_eq!(loaded.theta_k, config.theta_k);
-    assert_eq!(loaded.theta0_rad, config.theta0_rad);
-    let plain = save_potential(4, &CgPotentialConfig::default(), &store).unwrap();
+    let saved = save_potential(4, u.config(), &full, &store).unwrap();
+    let (_, _, loaded, _) = potential_config(&saved).unwrap();
+    assert_eq!(loaded.get::<BeadAngles>(), Some(&prior));
+    let plain = save_potential(4, u.config(), &PriorSet::default(), &store).unwrap();
     assert!(plain.iter().all(|t| !t.name.contains("theta")));
-    assert!(potential_config(&plain).unwrap().1.theta_k.is_empty());
+    assert!(
+        potential_config(&plain)
+            .unwrap()
+            .2
+            .get::<BeadAngles>()
+            .is_none()
+    );
 }
 
 #[test]
 fn the_dihedral_prior_is_a_fourier_series_in_the_bead_dihedral() {
-    use cgloop::nn::cg_potential_host::fourier_dihedrals;
     // Two quadruples (5 beads), order 3: (a_1, b_1, a_2, b_2, a_3, b_3) per quadruple.
     let coefficients = vec![
         2.0, -1.5, 0.7, 0.3, -0.4, 0.9, -1.0, 0.5, 0.2, -0.8, 0.6, 0.1,
@@ -836,16 +884,21 @@ fn the_dihedral_prior_is_a_fourier_series_in_the_bead_dihedral() {
             }
         }
     }
-    // In the candle potential, saved and reloaded.
-    let config = CgPotentialConfig {
-        dihedral_fourier: coefficients.clone(),
-        ..CgPotentialConfig::default()
-    };
+    // Saved and reloaded.
     let store = ParameterStore::new([5; 32]);
-    let u = CgPotential::new(5, config, store.var_builder(DType::F64, &Device::Cpu)).unwrap();
-    let saved = save_potential(5, u.config(), &store).unwrap();
+    let u = CgPotential::new(
+        5,
+        CgPotentialConfig::default(),
+        store.var_builder(DType::F64, &Device::Cpu),
+    )
+    .unwrap();
+    let prior = DihedralFourier {
+        coefficients: coefficients.clone(),
+    };
+    let priors = PriorSet::new(vec![Arc::new(prior.clone())]);
+    let saved = save_potential(5, u.config(), &priors, &store).unwrap();
     assert_eq!(
-        potential_config(&saved).unwrap().1.dihedral_fourier,
-        coefficients
+        potential_config(&saved).unwrap().2.get::<DihedralFourier>(),
+        Some(&prior)
     );
 }

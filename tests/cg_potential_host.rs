@@ -14,11 +14,26 @@ use cgloop::md::langevin::LangevinIntegrator;
 use cgloop::md::potential::Potential;
 use cgloop::nn::cg_potential::{save_potential, single_frame};
 use cgloop::nn::cg_potential_host::HostCgPotential;
+use cgloop::nn::priors::bead_angles::{BeadAngles, harmonic_bead_angles};
+use cgloop::nn::priors::dihedral_fourier::{DihedralFourier, fourier_dihedrals};
+use cgloop::nn::priors::harmonic_distances::HarmonicDistances;
+use cgloop::nn::priors::repulsion::Repulsion;
+use cgloop::nn::priors::{Prior, PriorSet};
 use cgloop::nn::{Activation, CgPotential, CgPotentialConfig, ParameterStore};
 use cgloop::random::{normal, stream};
+use std::sync::Arc;
 
-/// A saved potential with random weights: candle's model and the saved tensors.
-fn saved(n: usize, config: &CgPotentialConfig, seed: u8) -> (CgPotential, Vec<NamedTensor>) {
+/// The networks of a potential and its priors.
+type Model = (CgPotential, PriorSet);
+
+/// A saved potential with random weights: candle's model with its priors and the saved
+/// tensors.
+fn saved(
+    n: usize,
+    config: &CgPotentialConfig,
+    priors: &PriorSet,
+    seed: u8,
+) -> (Model, Vec<NamedTensor>) {
     let store = ParameterStore::new([seed; 32]);
     let u = CgPotential::new(
         n,
@@ -26,9 +41,36 @@ fn saved(n: usize, config: &CgPotentialConfig, seed: u8) -> (CgPotential, Vec<Na
         store.var_builder(DType::F64, &Device::Cpu),
     )
     .unwrap();
-    let tensors = save_potential(n, config, &store).unwrap();
-    (u, tensors)
+    let tensors = save_potential(n, config, priors, &store).unwrap();
+    ((u, priors.clone()), tensors)
 }
+
+/// The repulsion every potential had by default: 1 kJ/mol at 0.2 nm.
+fn repulsion() -> Arc<dyn Prior> {
+    Arc::new(Repulsion {
+        eps: 1.0,
+        sigma: 0.2,
+    })
+}
+
+/// Harmonic priors on the pairs (i, i + separation) of `n` beads.
+fn harmonic(n: usize, separation: usize, k: &[f64], r0: &[f64]) -> Arc<dyn Prior> {
+    Arc::new(HarmonicDistances::new(n, separation, k.to_vec(), r0.to_vec()).unwrap())
+}
+
+fn bead_angles(k: &[f64], theta0: &[f64], centres: Vec<f64>) -> BeadAngles {
+    BeadAngles {
+        k: k.to_vec(),
+        theta0: theta0.to_vec(),
+        centre_coefficients: centres,
+    }
+}
+
+const THETA_K: [f64; 4] = [150.0, 120.0, 90.0, 200.0];
+const THETA0: [f64; 4] = [2.0, 1.9, 2.1, 1.95];
+const FOURIER: [f64; 12] = [
+    2.0, -1.5, 0.7, 0.3, -1.0, 0.5, 0.2, -0.8, 0.4, 0.1, -0.3, 0.6,
+];
 
 /// A perturbed zigzag chain of `n` beads, some pairs close to the repulsion range.
 fn configuration(n: usize, seed: u64, noise: f64) -> Vec<[f64; 3]> {
@@ -45,9 +87,9 @@ fn configuration(n: usize, seed: u64, noise: f64) -> Vec<[f64; 3]> {
         .collect()
 }
 
-fn candle(u: &CgPotential, z: &[[f64; 3]]) -> (f64, Vec<[f64; 3]>) {
+fn candle((u, priors): &Model, z: &[[f64; 3]]) -> (f64, Vec<[f64; 3]>) {
     let (e, f) = u
-        .energy_and_forces(&single_frame(z, DType::F64, &Device::Cpu).unwrap())
+        .energy_and_forces_with(priors, &single_frame(z, DType::F64, &Device::Cpu).unwrap())
         .unwrap();
     let e = e.to_vec1::<f64>().unwrap()[0];
     let f = f.flatten_all().unwrap().to_vec1::<f64>().unwrap();
@@ -60,7 +102,7 @@ fn host(h: &mut HostCgPotential, z: &[[f64; 3]]) -> (f64, Vec<[f64; 3]>) {
     (e, f)
 }
 
-fn architectures() -> Vec<(usize, CgPotentialConfig)> {
+fn architectures() -> Vec<(usize, CgPotentialConfig, PriorSet)> {
     let mut out = Vec::new();
     for activation in [Activation::Tanh, Activation::Silu, Activation::Softplus] {
         // Bond and angle priors and repulsion, two hidden layers.
@@ -70,12 +112,18 @@ fn architectures() -> Vec<(usize, CgPotentialConfig)> {
                 basis: 12,
                 hidden: vec![16, 8],
                 activation,
-                bond_k: vec![800.0, 900.0, 1000.0, 1100.0],
-                bond_r0_nm: vec![0.38, 0.38, 0.4, 0.37],
-                angle_k: vec![300.0, 400.0, 350.0],
-                angle_r0_nm: vec![0.6, 0.65, 0.62],
                 ..CgPotentialConfig::default()
             },
+            PriorSet::new(vec![
+                repulsion(),
+                harmonic(
+                    5,
+                    1,
+                    &[800.0, 900.0, 1000.0, 1100.0],
+                    &[0.38, 0.38, 0.4, 0.37],
+                ),
+                harmonic(5, 2, &[300.0, 400.0, 350.0], &[0.6, 0.65, 0.62]),
+            ]),
         ));
         // No priors, three hidden layers.
         out.push((
@@ -85,9 +133,9 @@ fn architectures() -> Vec<(usize, CgPotentialConfig)> {
                 cutoff_nm: 0.9,
                 hidden: vec![6, 9, 5],
                 activation,
-                repulsion_kj_per_mol: 0.0,
                 ..CgPotentialConfig::default()
             },
+            PriorSet::default(),
         ));
     }
     for activation in [Activation::Tanh, Activation::Silu, Activation::Softplus] {
@@ -99,16 +147,22 @@ fn architectures() -> Vec<(usize, CgPotentialConfig)> {
                 basis: 9,
                 hidden: vec![12, 7],
                 activation,
-                bond_k: vec![800.0, 900.0, 1000.0, 1100.0, 950.0],
-                bond_r0_nm: vec![0.38, 0.38, 0.4, 0.37, 0.39],
-                theta_k: vec![150.0, 120.0, 90.0, 200.0],
-                theta0_rad: vec![2.0, 1.9, 2.1, 1.95],
-                dihedral_fourier: vec![
-                    2.0, -1.5, 0.7, 0.3, -1.0, 0.5, 0.2, -0.8, 0.4, 0.1, -0.3, 0.6,
-                ],
                 torsions: true,
                 ..CgPotentialConfig::default()
             },
+            PriorSet::new(vec![
+                repulsion(),
+                harmonic(
+                    6,
+                    1,
+                    &[800.0, 900.0, 1000.0, 1100.0, 950.0],
+                    &[0.38, 0.38, 0.4, 0.37, 0.39],
+                ),
+                Arc::new(bead_angles(&THETA_K, &THETA0, Vec::new())),
+                Arc::new(DihedralFourier {
+                    coefficients: FOURIER.to_vec(),
+                }),
+            ]),
         ));
         // Torsions, one hidden layer, 4 beads (one quadruple).
         out.push((
@@ -120,6 +174,7 @@ fn architectures() -> Vec<(usize, CgPotentialConfig)> {
                 torsions: true,
                 ..CgPotentialConfig::default()
             },
+            PriorSet::new(vec![repulsion()]),
         ));
     }
     // No torsions on 5 beads; torsions with a single linear layer (no hidden layer).
@@ -131,6 +186,7 @@ fn architectures() -> Vec<(usize, CgPotentialConfig)> {
             torsions: false,
             ..CgPotentialConfig::default()
         },
+        PriorSet::new(vec![repulsion()]),
     ));
     out.push((
         5,
@@ -140,16 +196,16 @@ fn architectures() -> Vec<(usize, CgPotentialConfig)> {
             torsions: true,
             ..CgPotentialConfig::default()
         },
+        PriorSet::new(vec![repulsion()]),
     ));
     // A single linear layer (no hidden layer) and one hidden layer, two beads.
     out.push((
         2,
         CgPotentialConfig {
             hidden: vec![],
-            bond_k: vec![500.0],
-            bond_r0_nm: vec![0.35],
             ..CgPotentialConfig::default()
         },
+        PriorSet::new(vec![repulsion(), harmonic(2, 1, &[500.0], &[0.35])]),
     ));
     out.push((
         3,
@@ -159,14 +215,15 @@ fn architectures() -> Vec<(usize, CgPotentialConfig)> {
             activation: Activation::Tanh,
             ..CgPotentialConfig::default()
         },
+        PriorSet::new(vec![repulsion()]),
     ));
     out
 }
 
 #[test]
 fn energies_and_forces_equal_candles() {
-    for (a, (n, config)) in architectures().into_iter().enumerate() {
-        let (u, tensors) = saved(n, &config, 10 + a as u8);
+    for (a, (n, config, priors)) in architectures().into_iter().enumerate() {
+        let (u, tensors) = saved(n, &config, &priors, 10 + a as u8);
         let mut h = HostCgPotential::from_tensors(&tensors).unwrap();
         assert_eq!((h.beads(), h.n_atoms()), (n, n));
         assert_eq!(h.config(), &config);
@@ -195,8 +252,8 @@ fn energies_and_forces_equal_candles() {
 
 #[test]
 fn forces_are_minus_the_energy_gradient() {
-    for (a, (n, config)) in architectures().into_iter().enumerate() {
-        let (_, tensors) = saved(n, &config, 40 + a as u8);
+    for (a, (n, config, priors)) in architectures().into_iter().enumerate() {
+        let (_, tensors) = saved(n, &config, &priors, 40 + a as u8);
         let mut h = HostCgPotential::from_tensors(&tensors).unwrap();
         let z = configuration(n, 100 + a as u64, 0.05);
         let (_, f) = host(&mut h, &z);
@@ -225,7 +282,7 @@ fn malformed_potentials_are_refused() {
         hidden: vec![8],
         ..CgPotentialConfig::default()
     };
-    let (_, tensors) = saved(3, &config, 1);
+    let (_, tensors) = saved(3, &config, &PriorSet::new(vec![repulsion()]), 1);
     let without = |name: &str| -> Vec<NamedTensor> {
         tensors.iter().filter(|t| t.name != name).cloned().collect()
     };
@@ -248,7 +305,7 @@ fn malformed_potentials_are_refused() {
         torsions: true,
         ..CgPotentialConfig::default()
     };
-    let (_, tensors) = saved(5, &config, 2);
+    let (_, tensors) = saved(5, &config, &PriorSet::new(vec![repulsion()]), 2);
     let without = |name: &str| -> Vec<NamedTensor> {
         tensors.iter().filter(|t| t.name != name).cloned().collect()
     };
@@ -282,15 +339,17 @@ fn potentials_saved_without_the_torsion_row_have_no_torsions() {
         torsions: false,
         ..CgPotentialConfig::default()
     };
-    let (u, tensors) = saved(5, &config, 3);
+    let priors = PriorSet::new(vec![repulsion()]);
+    let (u, tensors) = saved(5, &config, &priors, 3);
     let old: Vec<NamedTensor> = tensors
         .into_iter()
         .filter(|t| t.name != "config.torsions")
         .collect();
     let mut h = HostCgPotential::from_tensors(&old).unwrap();
     assert!(!h.config().torsions);
-    let (_, loaded) =
+    let (_, loaded, loaded_priors) =
         cgloop::nn::cg_potential::load_potential(&old, DType::F64, &Device::Cpu).unwrap();
+    let loaded = (loaded, loaded_priors);
     let z = configuration(5, 7, 0.05);
     let (e, f) = host(&mut h, &z);
     for (e_ref, f_ref) in [candle(&u, &z), candle(&loaded, &z)] {
@@ -308,6 +367,7 @@ fn potentials_saved_without_the_torsion_row_have_no_torsions() {
             torsions: true,
             ..config
         },
+        &priors,
         3,
     );
     let mut h = HostCgPotential::from_tensors(&chiral).unwrap();
@@ -320,11 +380,10 @@ fn potentials_saved_without_the_torsion_row_have_no_torsions() {
 fn speed_of_five_beads_with_hidden_64_64() {
     let config = CgPotentialConfig {
         hidden: vec![64, 64],
-        bond_k: vec![1000.0; 4],
-        bond_r0_nm: vec![0.38; 4],
         ..CgPotentialConfig::default()
     };
-    let (_, tensors) = saved(5, &config, 3);
+    let priors = PriorSet::new(vec![repulsion(), harmonic(5, 1, &[1000.0; 4], &[0.38; 4])]);
+    let (_, tensors) = saved(5, &config, &priors, 3);
     let mut h = HostCgPotential::from_tensors(&tensors).unwrap();
     let z = configuration(5, 1, 0.02);
     let evaluations = 20_000;
@@ -358,17 +417,23 @@ fn speed_of_five_beads_with_hidden_64_64() {
     );
 }
 
-/// With the same weights, the energy and forces of `with` minus those of `plain` are
-/// exactly `prior`'s (6 beads), in both evaluations; `prior` must contribute at least
-/// `least` kJ/mol on each configuration.
+/// With the same weights, the energy and forces of the priors `with` minus those of
+/// `plain` are exactly `prior`'s (6 beads), in both evaluations; `prior` must contribute
+/// at least `least` kJ/mol on each configuration.
 fn assert_adds_exactly(
-    plain: &CgPotentialConfig,
-    with: &CgPotentialConfig,
+    plain: &PriorSet,
+    with: &PriorSet,
     least: f64,
     prior: impl Fn(&[[f64; 3]], &mut [[f64; 3]]) -> f64,
 ) {
-    let (u_plain, t_plain) = saved(6, plain, 7);
-    let (u_with, t_with) = saved(6, with, 7);
+    let config = CgPotentialConfig {
+        basis: 9,
+        hidden: vec![12, 7],
+        torsions: true,
+        ..CgPotentialConfig::default()
+    };
+    let (u_plain, t_plain) = saved(6, &config, plain, 7);
+    let (u_with, t_with) = saved(6, &config, with, 7);
     let mut h_plain = HostCgPotential::from_tensors(&t_plain).unwrap();
     let mut h_with = HostCgPotential::from_tensors(&t_with).unwrap();
     for seed in 0..5 {
@@ -398,27 +463,19 @@ fn assert_adds_exactly(
 /// the energy and forces with the priors minus those without are exactly the priors'.
 #[test]
 fn the_angle_and_dihedral_priors_add_exactly_their_terms() {
-    use cgloop::nn::cg_potential_host::fourier_dihedrals;
-    use cgloop::nn::cg_potential_host::harmonic_bead_angles;
-    let plain = CgPotentialConfig {
-        basis: 9,
-        hidden: vec![12, 7],
-        torsions: true,
-        ..CgPotentialConfig::default()
-    };
-    let with = CgPotentialConfig {
-        theta_k: vec![150.0, 120.0, 90.0, 200.0],
-        theta0_rad: vec![2.0, 1.9, 2.1, 1.95],
-        dihedral_fourier: vec![
-            2.0, -1.5, 0.7, 0.3, -1.0, 0.5, 0.2, -0.8, 0.4, 0.1, -0.3, 0.6,
-        ],
-        ..plain.clone()
-    };
+    let plain = PriorSet::new(vec![repulsion()]);
+    let with = PriorSet::new(vec![
+        repulsion(),
+        Arc::new(bead_angles(&THETA_K, &THETA0, Vec::new())),
+        Arc::new(DihedralFourier {
+            coefficients: FOURIER.to_vec(),
+        }),
+    ]);
     assert_adds_exactly(&plain, &with, 1.0, |z, f| {
-        harmonic_bead_angles(z, &with.theta_k, &with.theta0_rad, f)
-            + fourier_dihedrals(z, &with.dihedral_fourier, f)
+        harmonic_bead_angles(z, &THETA_K, &THETA0, f) + fourier_dihedrals(z, &FOURIER, f)
     });
-    let (_, t_with) = saved(6, &with, 7);
+    let config = CgPotentialConfig::default();
+    let (_, t_with) = saved(6, &config, &with, 7);
     // Priors of the wrong size are refused when loading, not a panic later.
     let mut bad = t_with.clone();
     for t in &mut bad {
@@ -433,13 +490,7 @@ fn the_angle_and_dihedral_priors_add_exactly_their_terms() {
 /// The dihedral-pair prior likewise: both evaluations add exactly its terms.
 #[test]
 fn the_dihedral_pair_prior_adds_exactly_its_terms() {
-    use cgloop::nn::dihedral_pairs::{dihedral_pairs, fit_pair};
-    let plain = CgPotentialConfig {
-        basis: 9,
-        hidden: vec![12, 7],
-        torsions: true,
-        ..CgPotentialConfig::default()
-    };
+    use cgloop::nn::priors::dihedral_pairs::{DihedralPairs, dihedral_pairs, fit_pair};
     // Coefficients of order 3 from a few correlated dihedral samples, two pairs (6 beads).
     let mut rng = stream(17, 0);
     let mut coefficients = Vec::new();
@@ -452,55 +503,41 @@ fn the_dihedral_pair_prior_adds_exactly_its_terms() {
             .collect();
         coefficients.extend(fit_pair(&samples, 3).unwrap());
     }
-    let with = CgPotentialConfig {
-        dihedral_pairs: coefficients,
-        dihedral_pair_kt: 2.494,
-        dihedral_pair_floor: 0.01 / (4.0 * std::f64::consts::PI.powi(2)),
-        ..plain.clone()
+    let pairs = DihedralPairs {
+        coefficients,
+        kt: 2.494,
+        floor: 0.01 / (4.0 * std::f64::consts::PI.powi(2)),
     };
+    let plain = PriorSet::new(vec![repulsion()]);
+    let with = PriorSet::new(vec![repulsion(), Arc::new(pairs.clone())]);
     assert_adds_exactly(&plain, &with, 0.1, |z, f| {
-        dihedral_pairs(
-            z,
-            &with.dihedral_pairs,
-            with.dihedral_pair_kt,
-            with.dihedral_pair_floor,
-            f,
-        )
+        dihedral_pairs(z, &pairs.coefficients, pairs.kt, pairs.floor, f)
     });
 }
 
 /// The bead-angle prior with centres that follow the dihedrals likewise.
 #[test]
 fn the_angle_dihedral_prior_adds_exactly_its_terms() {
-    use cgloop::nn::angle_dihedral_prior::angle_dihedral_prior;
-    let plain = CgPotentialConfig {
-        basis: 9,
-        hidden: vec![12, 7],
-        torsions: true,
-        theta_k: vec![150.0, 120.0, 90.0, 200.0],
-        theta0_rad: vec![2.0, 1.9, 2.1, 1.95],
-        ..CgPotentialConfig::default()
-    };
+    use cgloop::nn::priors::angle_dihedral::angle_dihedral_prior;
     // Order 1: 9 coefficients per angle, entry (0, 0) unused.
     let mut rng = stream(19, 0);
     let mut theta_dihedral: Vec<f64> = (0..36).map(|_| 0.05 * normal(&mut rng)).collect();
     for a in 0..4 {
         theta_dihedral[9 * a] = 0.0;
     }
-    let with = CgPotentialConfig {
-        theta_dihedral,
-        ..plain.clone()
-    };
+    let plain = PriorSet::new(vec![
+        repulsion(),
+        Arc::new(bead_angles(&THETA_K, &THETA0, Vec::new())),
+    ]);
+    let with = PriorSet::new(vec![
+        repulsion(),
+        Arc::new(bead_angles(&THETA_K, &THETA0, theta_dihedral.clone())),
+    ]);
     // The difference is the Fourier part: the full prior less the plain harmonic one.
     assert_adds_exactly(&plain, &with, 1e-3, |z, f| {
         let mut minus = vec![[0.0; 3]; z.len()];
-        let e = angle_dihedral_prior(z, &with.theta_k, &with.theta0_rad, &with.theta_dihedral, f)
-            - cgloop::nn::cg_potential_host::harmonic_bead_angles(
-                z,
-                &plain.theta_k,
-                &plain.theta0_rad,
-                &mut minus,
-            );
+        let e = angle_dihedral_prior(z, &THETA_K, &THETA0, &theta_dihedral, f)
+            - harmonic_bead_angles(z, &THETA_K, &THETA0, &mut minus);
         for (f, m) in f.iter_mut().zip(&minus) {
             for c in 0..3 {
                 f[c] -= m[c];

@@ -19,6 +19,9 @@ use cgloop::md::potential::Potential;
 use cgloop::md::units::BOLTZMANN;
 use cgloop::nn::cg_potential::{save_potential, single_frame};
 use cgloop::nn::cg_potential_host::HostCgPotential;
+use cgloop::nn::priors::PriorSet;
+use cgloop::nn::priors::harmonic_distances::HarmonicDistances;
+use cgloop::nn::priors::repulsion::Repulsion;
 use cgloop::nn::{CgPotential, CgPotentialConfig, ParameterStore};
 use cgloop::random::{normal, stream};
 use cgloop::stages::cg_sample::{CgSample, CgSampleParams};
@@ -28,20 +31,36 @@ const BEADS: usize = 5;
 const BOND_K: f64 = 1000.0; // kJ/mol/nm^2
 const BOND_R0: f64 = 0.38; // nm
 
-fn config(hidden: Vec<usize>, repulsion: f64) -> CgPotentialConfig {
-    CgPotentialConfig {
+/// The networks' architecture and the priors of a test potential.
+type Spec = (CgPotentialConfig, PriorSet);
+
+/// Repulsion `repulsion` kJ/mol at `sigma` nm and harmonic bonds.
+fn spec(hidden: Vec<usize>, repulsion: f64, sigma: f64) -> Spec {
+    let config = CgPotentialConfig {
         basis: 12,
         hidden,
-        repulsion_kj_per_mol: repulsion,
-        bond_k: vec![BOND_K; BEADS - 1],
-        bond_r0_nm: vec![BOND_R0; BEADS - 1],
         ..CgPotentialConfig::default()
-    }
+    };
+    let priors = PriorSet::new(vec![
+        Arc::new(Repulsion {
+            eps: repulsion,
+            sigma,
+        }),
+        Arc::new(
+            HarmonicDistances::new(BEADS, 1, vec![BOND_K; BEADS - 1], vec![BOND_R0; BEADS - 1])
+                .unwrap(),
+        ),
+    ]);
+    (config, priors)
+}
+
+fn config(hidden: Vec<usize>, repulsion: f64) -> Spec {
+    spec(hidden, repulsion, 0.2)
 }
 
 /// A saved potential with random weights; `harmonic_only` zeroes the network's last
 /// layer (so NN = 0 everywhere) and the config has no repulsion, leaving the bonds.
-fn saved(config: &CgPotentialConfig, seed: u8, harmonic_only: bool) -> Vec<NamedTensor> {
+fn saved((config, priors): &Spec, seed: u8, harmonic_only: bool) -> Vec<NamedTensor> {
     let store = ParameterStore::new([seed; 32]);
     CgPotential::new(
         BEADS,
@@ -49,7 +68,7 @@ fn saved(config: &CgPotentialConfig, seed: u8, harmonic_only: bool) -> Vec<Named
         store.var_builder(DType::F64, &Device::Cpu),
     )
     .unwrap();
-    let mut tensors = save_potential(BEADS, config, &store).unwrap();
+    let mut tensors = save_potential(BEADS, config, priors, &store).unwrap();
     if harmonic_only {
         let last = config.hidden.len();
         for t in &mut tensors {
@@ -273,6 +292,7 @@ fn saved_frames_hold_u_hat_and_chains_start_from_spread_frames() {
     assert_eq!(eligible, [0, 1, 2, 3, 4, 5, 6, 8, 10]);
     let mut host = HostCgPotential::from_tensors(&potential).unwrap();
     let store = ParameterStore::new([5; 32]);
+    let (config, priors) = config;
     let reference =
         CgPotential::new(BEADS, config, store.var_builder(DType::F64, &Device::Cpu)).unwrap();
     let mut starts = Vec::new();
@@ -306,7 +326,10 @@ fn saved_frames_hold_u_hat_and_chains_start_from_spread_frames() {
             let flat: Vec<f64> = forces.iter().flatten().copied().collect();
             assert_eq!(flat, t.frame_forces(f));
             let (e_ref, _) = reference
-                .energy_and_forces(&single_frame(&z, DType::F64, &Device::Cpu).unwrap())
+                .energy_and_forces_with(
+                    &priors,
+                    &single_frame(&z, DType::F64, &Device::Cpu).unwrap(),
+                )
                 .unwrap();
             let e_ref = e_ref.to_vec1::<f64>().unwrap()[0];
             assert!(
@@ -374,9 +397,7 @@ fn a_blow_up_names_the_chain_the_step_and_the_beads() {
         max_force_kj_per_mol_nm: 1e5,
         ..CgSampleParams::default()
     };
-    let mut config = config(vec![8], 1e9);
-    config.repulsion_sigma_nm = 0.4;
-    let potential = saved(&config, 3, false);
+    let potential = saved(&spec(vec![8], 1e9, 0.4), 3, false);
     match run_stage(&params, &potential, &mapped(), beads(BEADS), 1) {
         Err(StageError::Failed(message)) => {
             assert!(message.contains("chain 0 blew up at step 0"), "{message}");

@@ -1,14 +1,18 @@
-//! The dihedral-pair prior (`cgloop::nn::dihedral_pairs`): its energy is the formula of
+//! The dihedral-pair prior (`cgloop::nn::priors::dihedral_pairs`): its energy is the formula of
 //! the module docs, its forces are minus the energy's gradient, a fitted prior gives a
 //! joint distribution that a product of marginals cannot, and it survives saving.
 
 use candle_core::{DType, Device};
 use cgloop::geometry::dihedral::dihedral_deg;
 use cgloop::nn::cg_potential::{potential_config, save_potential};
-use cgloop::nn::dihedral_pairs::{dihedral_pairs, fit_pair, kernel_width, order};
+use cgloop::nn::priors::PriorSet;
+use cgloop::nn::priors::dihedral_pairs::{
+    DihedralPairs, dihedral_pairs, fit_pair, kernel_width, order,
+};
 use cgloop::nn::{CgPotential, CgPotentialConfig, ParameterStore};
 use cgloop::random::{normal, stream, uniform};
 use std::f64::consts::PI;
+use std::sync::Arc;
 
 const KT: f64 = 2.494;
 
@@ -217,34 +221,31 @@ fn a_fitted_pair_prior_gives_the_joint_distribution_that_marginals_cannot() {
 fn the_pair_prior_survives_saving_and_a_wrong_size_is_refused() {
     let m = 3;
     let coefficients = fit_pair(&blobs(200, 0.5, 5), m).unwrap();
-    let config = CgPotentialConfig {
-        dihedral_pairs: coefficients.clone(),
-        dihedral_pair_kt: KT,
-        dihedral_pair_floor: 0.002,
-        ..CgPotentialConfig::default()
+    let prior = DihedralPairs {
+        coefficients: coefficients.clone(),
+        kt: KT,
+        floor: 0.002,
     };
+    let priors = PriorSet::new(vec![Arc::new(prior.clone())]);
     let store = ParameterStore::new([6; 32]);
-    let u = CgPotential::new(5, config, store.var_builder(DType::F64, &Device::Cpu)).unwrap();
-    let saved = save_potential(5, u.config(), &store).unwrap();
-    let loaded = potential_config(&saved).unwrap().1;
-    assert_eq!(loaded.dihedral_pairs, coefficients);
-    assert_eq!(loaded.dihedral_pair_kt, KT);
-    assert_eq!(loaded.dihedral_pair_floor, 0.002);
-    // A potential without the prior has no such rows and loads without it.
-    let plain = CgPotential::new(
+    let u = CgPotential::new(
         5,
         CgPotentialConfig::default(),
         store.var_builder(DType::F64, &Device::Cpu),
     )
     .unwrap();
-    let plain = save_potential(5, plain.config(), &store).unwrap();
+    let saved = save_potential(5, u.config(), &priors, &store).unwrap();
+    let loaded = potential_config(&saved).unwrap().2;
+    assert_eq!(loaded.get::<DihedralPairs>(), Some(&prior));
+    // A potential without the prior has no such rows and loads without it.
+    let plain = save_potential(5, u.config(), &PriorSet::default(), &store).unwrap();
     assert!(plain.iter().all(|t| !t.name.contains("dihedral_pair")));
     assert!(
         potential_config(&plain)
             .unwrap()
-            .1
-            .dihedral_pairs
-            .is_empty()
+            .2
+            .get::<DihedralPairs>()
+            .is_none()
     );
     // One coefficient short: refused with a message, not a panic later.
     let mut bad = saved.clone();

@@ -13,6 +13,9 @@ use cgloop::artifact::Artifact;
 use cgloop::artifact::tensors::from_table as tensors_from_table;
 use cgloop::artifact::trajectory::{FrameRecord, Trajectory};
 use cgloop::nn::cg_potential::load_potential;
+use cgloop::nn::priors::bead_angles::BeadAngles;
+use cgloop::nn::priors::dihedral_fourier::DihedralFourier;
+use cgloop::nn::priors::harmonic_distances::HarmonicDistances;
 use cgloop::random::{normal, stream};
 use cgloop::stages::fit_potential::{FitPotential, FitPotentialParams};
 use cgloop::stages::{Context, Inputs, NoProgress, Outputs, Registry, Stage, StageError};
@@ -243,9 +246,15 @@ fn force_matching_fits_a_known_mean_force_and_replays_bit_for_bit() {
 
     // The saved potential reproduces the recorded best validation RMSE.
     let tensors = tensors_from_table(table(&out, "potential")).unwrap();
-    let (_store, u) = load_potential(&tensors, DType::F64, &Device::Cpu).unwrap();
+    let (_store, u, priors) = load_potential(&tensors, DType::F64, &Device::Cpu).unwrap();
     assert_eq!(u.beads(), BEADS);
-    assert_eq!(u.config().bond_k.len(), BEADS - 1);
+    assert_eq!(
+        priors
+            .all::<HarmonicDistances>()
+            .find(|h| h.separation == 1)
+            .map(|h| h.k.len()),
+        Some(BEADS - 1)
+    );
     let gather = |rows: &[usize], forces: bool| -> Vec<f64> {
         rows.iter()
             .flat_map(|&k| {
@@ -265,7 +274,7 @@ fn force_matching_fits_a_known_mean_force_and_replays_bit_for_bit() {
         &Device::Cpu,
     )
     .unwrap();
-    let (_, model) = u.energy_and_forces(&z).unwrap();
+    let (_, model) = u.energy_and_forces_with(&priors, &z).unwrap();
     let model = model.flatten_all().unwrap().to_vec1::<f64>().unwrap();
     let reproduced = rms(&model, &gather(&held_out, true));
     assert!(
@@ -467,17 +476,19 @@ fn the_dihedral_prior_recovers_a_boltzmann_distributed_dihedral_potential() {
     };
     let out = run(&t, &p, 3).unwrap();
     let tensors = tensors_from_table(table(&out, "potential")).unwrap();
-    let (_, config, _) = potential_config(&tensors).unwrap();
-    assert_eq!(config.dihedral_fourier.len(), 12, "order 6, one quadruple");
-    let (fa, fb) = (config.dihedral_fourier[0], config.dihedral_fourier[1]);
+    let (_, _, priors, _) = potential_config(&tensors).unwrap();
+    let fourier = &priors.get::<DihedralFourier>().unwrap().coefficients;
+    assert_eq!(fourier.len(), 12, "order 6, one quadruple");
+    let (fa, fb) = (fourier[0], fourier[1]);
     assert!(
         (fa - a).abs() < 0.25 && (fb - b).abs() < 0.25,
         "fitted ({fa}, {fb}) vs ({a}, {b})"
     );
     // The higher orders are noise.
-    assert!(config.dihedral_fourier[2..].iter().all(|c| c.abs() < 0.3));
+    assert!(fourier[2..].iter().all(|c| c.abs() < 0.3));
     // And the theta prior holds the angles where the chain has them (70 and 110 degrees).
-    for (theta0, expected) in config.theta0_rad.iter().zip([70.0, 110.0]) {
+    let angles = priors.get::<BeadAngles>().unwrap();
+    for (theta0, expected) in angles.theta0.iter().zip([70.0, 110.0]) {
         assert!((theta0.to_degrees() - expected).abs() < 1.0, "{theta0}");
     }
 }
@@ -494,8 +505,12 @@ fn zero_epochs_give_the_priors_alone() {
     };
     let out = run(&t, &p, 3).unwrap();
     let tensors = tensors_from_table(table(&out, "potential")).unwrap();
-    let (_, config, weights) = potential_config(&tensors).unwrap();
-    assert!(!config.bond_k.is_empty() && !config.angle_k.is_empty());
+    let (_, _, priors, weights) = potential_config(&tensors).unwrap();
+    assert_eq!(
+        priors.all::<HarmonicDistances>().count(),
+        2,
+        "bonds and 1-3 distances"
+    );
     assert!(!weights.is_empty());
     assert!(weights.iter().all(|w| w.values.iter().all(|&v| v == 0.0)));
     let curve = table(&out, "learning_curve");
@@ -566,12 +581,13 @@ fn bead_angle_centres_follow_the_dihedral_when_asked() {
     };
     let out = run(&t, &p, 3).unwrap();
     let tensors = tensors_from_table(table(&out, "potential")).unwrap();
-    let (_, config, _) = potential_config(&tensors).unwrap();
+    let (_, _, priors, _) = potential_config(&tensors).unwrap();
+    let config = priors.get::<BeadAngles>().unwrap();
     // Order 1: 9 coefficients per angle, rows (1, cos a, sin a), columns (1, cos b, sin b);
     // angle 1 (beads 1, 2, 3) has the dihedral on its left (a) only.
-    assert_eq!(config.theta_dihedral.len(), 18);
-    let c = &config.theta_dihedral[9..];
-    assert!((config.theta0_rad[1].to_degrees() - 110.0).abs() < 0.1);
+    assert_eq!(config.centre_coefficients.len(), 18);
+    let c = &config.centre_coefficients[9..];
+    assert!((config.theta0[1].to_degrees() - 110.0).abs() < 0.1);
     assert!(
         (c[3].to_degrees() - 5.0).abs() < 0.1,
         "cos coefficient {}",
@@ -586,14 +602,14 @@ fn bead_angle_centres_follow_the_dihedral_when_asked() {
     let kt = 0.00831446261815324 * 300.0;
     let expected = kt / 1f64.to_radians().powi(2);
     assert!(
-        (config.theta_k[1] / expected - 1.0).abs() < 0.1,
+        (config.k[1] / expected - 1.0).abs() < 0.1,
         "{} vs {expected}",
-        config.theta_k[1]
+        config.k[1]
     );
     // Angle 0 (80 degrees, independent noise) has a centre that does not move.
-    assert!((config.theta0_rad[0].to_degrees() - 80.0).abs() < 0.1);
+    assert!((config.theta0[0].to_degrees() - 80.0).abs() < 0.1);
     assert!(
-        config.theta_dihedral[..9]
+        config.centre_coefficients[..9]
             .iter()
             .all(|c| c.to_degrees().abs() < 0.1)
     );
@@ -601,11 +617,11 @@ fn bead_angle_centres_follow_the_dihedral_when_asked() {
 
 /// The bead-angle centre theta0 of angle `i` at dihedral `a` (left) of an order-2 fit
 /// whose angle has its dihedral on the left only.
-fn centre_at(config: &cgloop::nn::CgPotentialConfig, i: usize, a: f64) -> f64 {
+fn centre_at(config: &BeadAngles, i: usize, a: f64) -> f64 {
     let side = 5;
-    let c = &config.theta_dihedral[i * side * side..(i + 1) * side * side];
+    let c = &config.centre_coefficients[i * side * side..(i + 1) * side * side];
     let f = [1.0, a.cos(), a.sin(), (2.0 * a).cos(), (2.0 * a).sin()];
-    config.theta0_rad[i] + (1..side).map(|j| c[j * side] * f[j]).sum::<f64>()
+    config.theta0[i] + (1..side).map(|j| c[j * side] * f[j]).sum::<f64>()
 }
 
 #[test]
@@ -631,9 +647,14 @@ fn bead_angle_centres_stay_in_range_where_the_frames_never_go() {
         };
         let out = run(&t, &p, 3).unwrap();
         let tensors = tensors_from_table(table(&out, "potential")).unwrap();
-        potential_config(&tensors).unwrap().1
+        potential_config(&tensors)
+            .unwrap()
+            .2
+            .get::<BeadAngles>()
+            .unwrap()
+            .clone()
     };
-    let range = |config: &cgloop::nn::CgPotentialConfig| {
+    let range = |config: &BeadAngles| {
         (0..360).fold((f64::MAX, f64::MIN), |(lo, hi), d| {
             let x = centre_at(config, 1, (d as f64 - 180.0).to_radians()).to_degrees();
             (lo.min(x), hi.max(x))

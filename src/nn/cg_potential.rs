@@ -1,20 +1,14 @@
-//! The CG potential U_hat(z): a pair network on bead-pair distances, a torsion network
-//! on the dihedrals of consecutive bead quadruples, and physical priors, with forces
-//! -grad_z U_hat computed analytically as candle operations.
+//! The networks of the CG potential U_hat(z): a pair network on bead-pair distances and
+//! a torsion network on the dihedrals of consecutive bead quadruples, with forces
+//! -grad_z computed analytically as candle operations. The priors beside them
+//! ([`crate::nn::priors`]) have no parameters and are evaluated on the host
+//! ([`CgPotential::energy_and_forces_with`]):
 //!
 //! ```text
-//! U_hat(z) = sum_{p=(i<j)} [ NN(phi(d_p), e_p) + eps (sigma / d_p)^6 ]
-//!          + sum_{consecutive beads} k_b / 2 (d_{i,i+1} - r_0)^2
-//!          + sum_{triples} k_a / 2 (d_{i,i+2} - r_a)^2                  (angle prior)
-//!          + sum_{triples} k_t / 2 (theta_{i,i+1,i+2} - theta_0)^2      (theta prior)
-//!          + sum_q sum_m a_qm cos(m psi_q) + b_qm sin(m psi_q)         (dihedral prior)
+//! U_hat(z) = sum_{p=(i<j)} NN(phi(d_p), e_p)
 //!          + sum_{q=(I,I+1,I+2,I+3)} T(cos psi_q, sin psi_q, e_q)       (torsions, n >= 4)
+//!          + sum_priors U_prior(z)
 //! ```
-//!
-//! The priors have no parameters; the theta and dihedral priors are evaluated in f64 on
-//! the host ([`crate::nn::cg_potential_host::harmonic_bead_angles`],
-//! [`crate::nn::cg_potential_host::fourier_dihedrals`], shared with the sampler's
-//! [`crate::nn::cg_potential_host::HostCgPotential`]).
 //!
 //! phi_k(d) = exp(-gamma (d - mu_k)^2), k = 1..K, mu_k evenly spaced on [0, cutoff]
 //! (a SchNet-style radial basis), e_p a one-hot of the pair (beads are distinguishable
@@ -50,13 +44,13 @@ use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::cg_potential_host::{fourier_dihedrals, harmonic_bead_angles};
-use super::dihedral_pairs::dihedral_pairs;
 use super::mlp::{Activation, Mlp};
+use super::priors::{CONFIG_PREFIX, PriorSet, SavedRows, scalar_row, vector_row};
 use super::store::ParameterStore;
 use crate::artifact::tensors::NamedTensor;
 
-/// Architecture and priors of the CG potential.
+/// Architecture of the CG potential's networks (its priors are a
+/// [`PriorSet`](crate::nn::priors::PriorSet) beside it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CgPotentialConfig {
@@ -66,43 +60,9 @@ pub struct CgPotentialConfig {
     pub cutoff_nm: f64,
     pub hidden: Vec<usize>,
     pub activation: Activation,
-    /// Repulsion prior eps (sigma/d)^6: eps in kJ/mol, sigma in nm.
-    pub repulsion_kj_per_mol: f64,
-    pub repulsion_sigma_nm: f64,
-    /// Harmonic bond prior between consecutive beads: k (kJ/mol/nm^2) and r0 (nm) per
-    /// bond; empty means no bond prior.
-    pub bond_k: Vec<f64>,
-    pub bond_r0_nm: Vec<f64>,
-    /// Harmonic prior on the distance between beads i and i+2 (an angle prior in
-    /// Urey-Bradley form): k (kJ/mol/nm^2) and r0 (nm) per triple; empty means none.
-    pub angle_k: Vec<f64>,
-    pub angle_r0_nm: Vec<f64>,
     /// The torsion network T(cos psi, sin psi, e_q) over consecutive bead quadruples
     /// (only with 4 beads or more); without it U_hat is reflection-invariant.
     pub torsions: bool,
-    /// Harmonic prior on the bead angles theta_I of (I, I+1, I+2): k (kJ/mol/rad^2) and
-    /// theta0 (rad) per triple; empty means none. Unlike the Urey-Bradley form above it
-    /// acts on the angle itself, so the bonds' and the 1-3 distance's fluctuations are
-    /// not made independent of each other.
-    pub theta_k: Vec<f64>,
-    pub theta0_rad: Vec<f64>,
-    /// With the theta prior: the Fourier coefficients that move each bead angle's centre
-    /// with the dihedrals next to it, (2L + 1)^2 per angle; empty means a fixed centre
-    /// ([`crate::nn::angle_dihedral_prior`]).
-    pub theta_dihedral: Vec<f64>,
-    /// Fourier prior on the dihedrals of consecutive quadruples: per quadruple
-    /// (a_1, b_1, ..., a_M, b_M), U = sum_m a_m cos(m psi) + b_m sin(m psi) (kJ/mol);
-    /// empty means none ([`crate::nn::cg_potential_host::fourier_dihedrals`]).
-    pub dihedral_fourier: Vec<f64>,
-    /// The dihedral-pair prior: the Fourier coefficients of the smoothed joint density of
-    /// each pair of consecutive bead dihedrals, U = -kT ln(max(p, 0) + floor) per pair
-    /// (less each interior dihedral's marginal); empty means none
-    /// ([`crate::nn::dihedral_pairs`]).
-    pub dihedral_pairs: Vec<f64>,
-    /// kT of the dihedral-pair prior, kJ/mol.
-    pub dihedral_pair_kt: f64,
-    /// Its density floor, rad^-2.
-    pub dihedral_pair_floor: f64,
 }
 
 impl Default for CgPotentialConfig {
@@ -112,20 +72,7 @@ impl Default for CgPotentialConfig {
             cutoff_nm: 1.2,
             hidden: vec![32, 32],
             activation: Activation::Silu,
-            repulsion_kj_per_mol: 1.0,
-            repulsion_sigma_nm: 0.2,
-            bond_k: Vec::new(),
-            bond_r0_nm: Vec::new(),
-            angle_k: Vec::new(),
-            angle_r0_nm: Vec::new(),
             torsions: true,
-            theta_k: Vec::new(),
-            theta0_rad: Vec::new(),
-            theta_dihedral: Vec::new(),
-            dihedral_fourier: Vec::new(),
-            dihedral_pairs: Vec::new(),
-            dihedral_pair_kt: 0.0,
-            dihedral_pair_floor: 0.0,
         }
     }
 }
@@ -175,44 +122,6 @@ impl CgPotential {
         let spacing = config.cutoff_nm / (config.basis.max(2) - 1) as f64;
         let centres: Vec<f64> = (0..config.basis).map(|k| k as f64 * spacing).collect();
         let centres = Tensor::from_vec(centres, (1, config.basis), &device)?.to_dtype(dtype)?;
-        if !config.bond_k.is_empty() {
-            assert_eq!(
-                config.bond_k.len(),
-                n - 1,
-                "one bond prior per consecutive pair"
-            );
-            assert_eq!(config.bond_r0_nm.len(), n - 1);
-        }
-        if !config.theta_k.is_empty() {
-            assert_eq!(
-                config.theta_k.len(),
-                n.saturating_sub(2),
-                "one theta prior per triple"
-            );
-            assert_eq!(config.theta0_rad.len(), config.theta_k.len());
-        }
-        if !config.theta_dihedral.is_empty() {
-            assert!(
-                crate::nn::angle_dihedral_prior::order(
-                    config.theta_dihedral.len(),
-                    config.theta_k.len()
-                )
-                .is_some(),
-                "bead-angle prior: (2L + 1)^2 coefficients per bead angle"
-            );
-        }
-        if !config.dihedral_pairs.is_empty() {
-            assert!(
-                crate::nn::dihedral_pairs::order(config.dihedral_pairs.len(), quads_of(n))
-                    .is_some(),
-                "dihedral-pair prior: 2 (2M + 1)^2 coefficients per consecutive dihedral pair"
-            );
-        }
-        if !config.angle_k.is_empty() {
-            assert!(n >= 3, "angle priors need three beads");
-            assert_eq!(config.angle_k.len(), n - 2, "one angle prior per triple");
-            assert_eq!(config.angle_r0_nm.len(), n - 2);
-        }
         let torsion = if config.torsions && n >= 4 {
             let quads = n - 3;
             let mut sizes = vec![2 + quads];
@@ -251,10 +160,8 @@ impl CgPotential {
         &self.config
     }
 
-    /// Energies (frames) and forces (frames, n, 3) at bead positions z (frames, n, 3).
-    /// The theta and dihedral priors are computed from z's values on the host: no
-    /// gradient flows through them to z (they have no parameters, so force matching is
-    /// unaffected; a loss that trains z itself would miss their part).
+    /// Energies (frames) and forces (frames, n, 3) of the networks at bead positions z
+    /// (frames, n, 3); the priors are [`Self::energy_and_forces_with`]'s.
     pub fn energy_and_forces(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
         let frames = z.dim(0)?;
         let n_pairs = self.first.dim(0)?;
@@ -275,87 +182,15 @@ impl CgPotential {
         let features = Tensor::cat(&[&basis, &onehot], 1)?;
         let (pair_energy, grad) = self.network.forward_with_input_gradient(&features)?;
         let k = self.config.basis;
-        let mut de_dd = (grad.narrow(1, 0, k)? * basis_derivative)?.sum_keepdim(1)?; // (FP, 1)
-        let mut energy = pair_energy;
-        // Repulsion prior.
-        let (eps, sigma) = (
-            self.config.repulsion_kj_per_mol,
-            self.config.repulsion_sigma_nm,
-        );
-        if eps > 0.0 {
-            let s6 = (flat_d.recip()? * sigma)?.powf(6.0)?;
-            energy = (energy + (&s6 * eps)?)?;
-            de_dd = (de_dd - ((s6 * (6.0 * eps))? / &flat_d)?)?;
-        }
-        let energy = energy.reshape((frames, n_pairs))?.sum(1)?;
-        let mut de_dd = de_dd.reshape((frames, n_pairs))?;
-        let mut energy = energy;
-        // Harmonic priors on the pairs (i, i+1) (bonds) and (i, i+2) (angles): pair
-        // (i, i+s) has index sum_{m<i} (n-1-m) + s - 1.
-        for (separation, k, r0) in [
-            (1, &self.config.bond_k, &self.config.bond_r0_nm),
-            (2, &self.config.angle_k, &self.config.angle_r0_nm),
-        ] {
-            if k.is_empty() {
-                continue;
-            }
-            let count = self.n - separation;
-            let mut index = Vec::with_capacity(count);
-            let mut start = 0;
-            for i in 0..count {
-                index.push((start + separation - 1) as u32);
-                start += self.n - 1 - i;
-            }
-            let device = z.device();
-            let dtype = z.dtype();
-            let idx = Tensor::from_vec(index, count, device)?;
-            let dp = d.index_select(&idx, 1)?; // (F, count)
-            let k = Tensor::from_vec(k.clone(), (1, count), device)?.to_dtype(dtype)?;
-            let r0 = Tensor::from_vec(r0.clone(), (1, count), device)?.to_dtype(dtype)?;
-            let stretch = dp.broadcast_sub(&r0)?;
-            energy = (energy + (stretch.sqr()?.broadcast_mul(&k)?.sum(1)? * 0.5)?)?;
-            let prior_de = stretch.broadcast_mul(&k)?; // (F, count)
-            let full =
-                Tensor::zeros((frames, n_pairs), dtype, device)?.index_add(&idx, &prior_de, 1)?;
-            de_dd = (de_dd + full)?;
-        }
+        let de_dd = (grad.narrow(1, 0, k)? * basis_derivative)?.sum_keepdim(1)?; // (FP, 1)
+        let energy = pair_energy.reshape((frames, n_pairs))?.sum(1)?;
+        let de_dd = de_dd.reshape((frames, n_pairs))?;
         // F_i = -sum_p dU/dd_p (z_i - z_j)/d_p for i first, + for i second.
         let unit = diff.broadcast_div(&d.unsqueeze(2)?)?;
         let pull = unit.broadcast_mul(&de_dd.unsqueeze(2)?)?; // (F, P, 3)
         let zeros = Tensor::zeros((frames, self.n, 3), z.dtype(), z.device())?;
         let forces =
             (zeros.index_add(&self.second, &pull, 1)? - zeros.index_add(&self.first, &pull, 1)?)?;
-        let (energy, forces) = if self.config.theta_k.is_empty()
-            && self.config.dihedral_fourier.is_empty()
-            && self.config.dihedral_pairs.is_empty()
-        {
-            (energy, forces)
-        } else {
-            // The angle and dihedral priors have no parameters: evaluated on the host, a constant of the
-            // batch for training.
-            let x = z.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-            let (x, _) = x.as_chunks::<3>();
-            let mut e = Vec::with_capacity(frames);
-            let mut f = vec![[0.0; 3]; x.len()];
-            for (positions, forces) in x.chunks_exact(self.n).zip(f.chunks_exact_mut(self.n)) {
-                e.push(
-                    bead_angles(&self.config, positions, forces)
-                        + fourier_dihedrals(positions, &self.config.dihedral_fourier, forces)
-                        + dihedral_pairs(
-                            positions,
-                            &self.config.dihedral_pairs,
-                            self.config.dihedral_pair_kt,
-                            self.config.dihedral_pair_floor,
-                            forces,
-                        ),
-                );
-            }
-            let f = f.into_flattened();
-            let (device, dtype) = (z.device(), z.dtype());
-            let e = Tensor::from_vec(e, frames, device)?.to_dtype(dtype)?;
-            let f = Tensor::from_vec(f, (frames, self.n, 3), device)?.to_dtype(dtype)?;
-            ((energy + e)?, (forces + f)?)
-        };
         match &self.torsion {
             Some(torsion) => {
                 let (torsion_energy, torsion_forces) = torsion.energy_and_forces(z)?;
@@ -363,6 +198,23 @@ impl CgPotential {
             }
             None => Ok((energy, forces)),
         }
+    }
+
+    /// U_hat with `priors`: the networks' energies and forces plus the priors', the
+    /// latter evaluated from z's values on the host ([`PriorSet::energy_and_forces`]), so
+    /// no gradient flows through them to z (they have no parameters: force matching is
+    /// unaffected; a loss that trains z itself would miss their part).
+    pub fn energy_and_forces_with(
+        &self,
+        priors: &PriorSet,
+        z: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (energy, forces) = self.energy_and_forces(z)?;
+        if priors.is_empty() {
+            return Ok((energy, forces));
+        }
+        let (prior_energy, prior_forces) = prior_energy_and_forces(priors, z)?;
+        Ok(((energy + prior_energy)?, (forces + prior_forces)?))
     }
 
     /// Force-matching loss: mean over frames, beads and components of (F - F_target)^2.
@@ -442,29 +294,33 @@ impl Torsion {
     }
 }
 
+/// The energies (frames) and forces (frames, n, 3) of `priors` at z (frames, n, 3),
+/// evaluated frame by frame on the host in f64, in z's dtype and device.
+pub fn prior_energy_and_forces(priors: &PriorSet, z: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (frames, n, _) = z.dims3()?;
+    let x = z.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let (x, _) = x.as_chunks::<3>();
+    let mut e = Vec::with_capacity(frames);
+    let mut f = vec![[0.0; 3]; x.len()];
+    for (positions, forces) in x.chunks_exact(n).zip(f.chunks_exact_mut(n)) {
+        e.push(priors.energy_and_forces(positions, forces));
+    }
+    let f = f.into_flattened();
+    let (device, dtype) = (z.device(), z.dtype());
+    Ok((
+        Tensor::from_vec(e, frames, device)?.to_dtype(dtype)?,
+        Tensor::from_vec(f, (frames, n, 3), device)?.to_dtype(dtype)?,
+    ))
+}
+
 /// Bead positions as a (1, n, 3) tensor, for single configurations.
 pub fn single_frame(z: &[[f64; 3]], dtype: DType, device: &Device) -> Result<Tensor> {
     let flat: Vec<f64> = z.iter().flatten().copied().collect();
     Tensor::from_vec(flat, (1, z.len(), 3), device)?.to_dtype(dtype)
 }
 
-/// Names of the architecture tensors a saved potential carries beside its weights.
-const CONFIG_PREFIX: &str = "config.";
-
 fn scalar(name: &str, value: f64) -> NamedTensor {
-    NamedTensor {
-        name: format!("{CONFIG_PREFIX}{name}"),
-        shape: vec![1],
-        values: vec![value],
-    }
-}
-
-fn vector(name: &str, values: &[f64]) -> NamedTensor {
-    NamedTensor {
-        name: format!("{CONFIG_PREFIX}{name}"),
-        shape: vec![values.len()],
-        values: values.to_vec(),
-    }
+    scalar_row(name, value)
 }
 
 impl Activation {
@@ -486,14 +342,15 @@ impl Activation {
     }
 }
 
-/// A self-describing saved potential: the network weights (`pair_network.*` and
+/// The tensors of a saved potential: its weights (`pair_network.*` and
 /// `torsion_network.*`, from the store the potential was built in, with no prefix)
-/// followed by its architecture as `config.*` tensors (beads, basis, cutoff_nm, hidden,
-/// activation, repulsion, bond priors, torsions as 1 or 0), so [`load_potential`]
-/// rebuilds it from the artifact alone.
+/// followed by its architecture and its priors as `config.*` tensors (beads, basis,
+/// cutoff_nm, hidden, activation, torsions as 1 or 0, then each prior's rows), so
+/// [`load_potential`] rebuilds it from the artifact alone.
 pub fn save_potential(
     n_beads: usize,
     config: &CgPotentialConfig,
+    priors: &PriorSet,
     store: &ParameterStore,
 ) -> Result<Vec<NamedTensor>> {
     let mut tensors = store.to_tensors()?;
@@ -502,179 +359,57 @@ pub fn save_potential(
         scalar("beads", n_beads as f64),
         scalar("basis", config.basis as f64),
         scalar("cutoff_nm", config.cutoff_nm),
-        vector("hidden", &hidden),
+        vector_row("hidden", &hidden),
         scalar("activation", config.activation.code()),
-        scalar("repulsion_kj_per_mol", config.repulsion_kj_per_mol),
-        scalar("repulsion_sigma_nm", config.repulsion_sigma_nm),
-        vector("bond_k", &config.bond_k),
-        vector("bond_r0_nm", &config.bond_r0_nm),
-        vector("angle_k", &config.angle_k),
-        vector("angle_r0_nm", &config.angle_r0_nm),
         scalar("torsions", if config.torsions { 1.0 } else { 0.0 }),
     ]);
-    // Written only when present, so that potentials without them keep their bytes.
-    if !config.theta_k.is_empty() {
-        tensors.push(vector("theta_k", &config.theta_k));
-        tensors.push(vector("theta0_rad", &config.theta0_rad));
-    }
-    if !config.theta_dihedral.is_empty() {
-        tensors.push(vector("theta_dihedral", &config.theta_dihedral));
-    }
-    if !config.dihedral_fourier.is_empty() {
-        tensors.push(vector("dihedral_fourier", &config.dihedral_fourier));
-    }
-    if !config.dihedral_pairs.is_empty() {
-        tensors.push(vector("dihedral_pairs", &config.dihedral_pairs));
-        tensors.push(scalar("dihedral_pair_kt", config.dihedral_pair_kt));
-        tensors.push(scalar("dihedral_pair_floor", config.dihedral_pair_floor));
-    }
+    tensors.extend(priors.save());
     Ok(tensors)
 }
 
-/// The number of beads and the architecture of a potential saved by [`save_potential`],
-/// and its weights (the tensors that are not `config.*`). A potential saved without a
-/// `config.torsions` row (before the torsion term existed) has `torsions: false`.
+/// The number of beads, the networks' architecture, the priors and the weights (the
+/// tensors that are not `config.*`) of a potential saved by [`save_potential`]. A
+/// potential saved without a `config.torsions` row (before the torsion term existed) has
+/// `torsions: false`.
 pub fn potential_config(
     tensors: &[NamedTensor],
-) -> std::result::Result<(usize, CgPotentialConfig, Vec<NamedTensor>), String> {
-    let get = |name: &str| -> std::result::Result<&[f64], String> {
-        tensors
-            .iter()
-            .find(|t| t.name == format!("{CONFIG_PREFIX}{name}"))
-            .map(|t| t.values.as_slice())
-            .ok_or_else(|| format!("saved potential has no `{CONFIG_PREFIX}{name}` tensor"))
-    };
-    let one = |name: &str| -> std::result::Result<f64, String> {
-        get(name)?
-            .first()
-            .copied()
-            .ok_or_else(|| format!("`{CONFIG_PREFIX}{name}` is empty"))
-    };
+) -> std::result::Result<(usize, CgPotentialConfig, PriorSet, Vec<NamedTensor>), String> {
+    let rows = SavedRows::new(tensors);
+    let one = |name: &str| rows.scalar(name).map_err(|e| e.to_string());
     let n_beads = one("beads")? as usize;
     let activation_code = one("activation")?;
     let config = CgPotentialConfig {
         basis: one("basis")? as usize,
         cutoff_nm: one("cutoff_nm")?,
-        hidden: get("hidden")?.iter().map(|&h| h as usize).collect(),
+        hidden: rows
+            .get("hidden")
+            .ok_or_else(|| format!("saved potential has no `{CONFIG_PREFIX}hidden` tensor"))?
+            .iter()
+            .map(|&h| h as usize)
+            .collect(),
         activation: Activation::from_code(activation_code)
             .ok_or_else(|| format!("unknown activation code {activation_code}"))?,
-        repulsion_kj_per_mol: one("repulsion_kj_per_mol")?,
-        repulsion_sigma_nm: one("repulsion_sigma_nm")?,
-        bond_k: get("bond_k")?.to_vec(),
-        bond_r0_nm: get("bond_r0_nm")?.to_vec(),
-        // Potentials saved before the angle prior have no such rows: no angle prior.
-        angle_k: get("angle_k").map(<[f64]>::to_vec).unwrap_or_default(),
-        angle_r0_nm: get("angle_r0_nm").map(<[f64]>::to_vec).unwrap_or_default(),
         // Potentials saved before the torsion term have no such row: no torsions.
-        torsions: get("torsions").is_ok_and(|v| v.first().is_some_and(|&t| t != 0.0)),
-        theta_k: get("theta_k").map(<[f64]>::to_vec).unwrap_or_default(),
-        theta0_rad: get("theta0_rad").map(<[f64]>::to_vec).unwrap_or_default(),
-        theta_dihedral: get("theta_dihedral")
-            .map(<[f64]>::to_vec)
-            .unwrap_or_default(),
-        dihedral_fourier: get("dihedral_fourier")
-            .map(<[f64]>::to_vec)
-            .unwrap_or_default(),
-        dihedral_pairs: get("dihedral_pairs")
-            .map(<[f64]>::to_vec)
-            .unwrap_or_default(),
-        dihedral_pair_kt: 0.0,
-        dihedral_pair_floor: 0.0,
+        torsions: rows
+            .get("torsions")
+            .is_some_and(|v| v.first().is_some_and(|&t| t != 0.0)),
     };
-    let mut config = config;
-    if !config.dihedral_pairs.is_empty() {
-        if crate::nn::dihedral_pairs::order(config.dihedral_pairs.len(), quads_of(n_beads))
-            .is_none()
-        {
-            return Err(format!(
-                "saved potential has {} dihedral-pair coefficients for {} bead dihedrals \
-                 (expected 2 (2M + 1)^2 for each consecutive pair)",
-                config.dihedral_pairs.len(),
-                quads_of(n_beads)
-            ));
-        }
-        config.dihedral_pair_kt = one("dihedral_pair_kt")?;
-        config.dihedral_pair_floor = one("dihedral_pair_floor")?;
-        if !(config.dihedral_pair_kt > 0.0 && config.dihedral_pair_floor > 0.0) {
-            return Err(format!(
-                "saved potential's dihedral-pair prior has kT {} and floor {} (both must be \
-                 positive)",
-                config.dihedral_pair_kt, config.dihedral_pair_floor
-            ));
-        }
-    }
-    let triples = n_beads.saturating_sub(2);
-    if !config.theta_k.is_empty()
-        && (config.theta_k.len() != triples || config.theta0_rad.len() != triples)
-    {
-        return Err(format!(
-            "saved potential has {} theta constants and {} theta0 for {n_beads} beads \
-             (expected {triples} of each)",
-            config.theta_k.len(),
-            config.theta0_rad.len()
-        ));
-    }
-    if !config.theta_dihedral.is_empty()
-        && (config.theta_k.is_empty()
-            || crate::nn::angle_dihedral_prior::order(config.theta_dihedral.len(), triples)
-                .is_none())
-    {
-        return Err(format!(
-            "saved potential has {} bead-angle Fourier coefficients for {triples} bead angles \
-             (expected (2L + 1)^2 for each, with the theta prior)",
-            config.theta_dihedral.len()
-        ));
-    }
-    let quads = n_beads.saturating_sub(3);
-    if !config.dihedral_fourier.is_empty()
-        && (quads == 0 || !config.dihedral_fourier.len().is_multiple_of(2 * quads))
-    {
-        return Err(format!(
-            "saved potential has {} dihedral prior coefficients for {quads} bead quadruples \
-             (expected (a_m, b_m) pairs for each)",
-            config.dihedral_fourier.len()
-        ));
-    }
+    let priors = PriorSet::load(&rows, n_beads).map_err(|e| e.to_string())?;
     let weights = tensors
         .iter()
         .filter(|t| !t.name.starts_with(CONFIG_PREFIX))
         .cloned()
         .collect();
-    Ok((n_beads, config, weights))
+    Ok((n_beads, config, priors, weights))
 }
 
-/// The bead-angle prior of `config` (harmonic, or with centres that follow the
-/// dihedrals); returns its energy and adds its forces.
-pub(crate) fn bead_angles(
-    config: &CgPotentialConfig,
-    positions: &[[f64; 3]],
-    forces: &mut [[f64; 3]],
-) -> f64 {
-    if config.theta_dihedral.is_empty() {
-        harmonic_bead_angles(positions, &config.theta_k, &config.theta0_rad, forces)
-    } else {
-        crate::nn::angle_dihedral_prior::angle_dihedral_prior(
-            positions,
-            &config.theta_k,
-            &config.theta0_rad,
-            &config.theta_dihedral,
-            forces,
-        )
-    }
-}
-
-/// Dihedrals (consecutive quadruples) of a chain of `n` beads.
-fn quads_of(n: usize) -> usize {
-    n.saturating_sub(3)
-}
-
-/// Rebuilds a potential saved by [`save_potential`] in a fresh store.
+/// Rebuilds a potential saved by [`save_potential`] in a fresh store, with its priors.
 pub fn load_potential(
     tensors: &[NamedTensor],
     dtype: DType,
     device: &Device,
-) -> std::result::Result<(ParameterStore, CgPotential), String> {
-    let (n_beads, config, weights) = potential_config(tensors)?;
+) -> std::result::Result<(ParameterStore, CgPotential, PriorSet), String> {
+    let (n_beads, config, priors, weights) = potential_config(tensors)?;
     if n_beads < 2 {
         return Err(format!("saved potential has {n_beads} beads"));
     }
@@ -682,5 +417,5 @@ pub fn load_potential(
     let potential = CgPotential::new(n_beads, config, store.var_builder(dtype, device))
         .map_err(|e| e.to_string())?;
     store.load(&weights).map_err(|e| e.to_string())?;
-    Ok((store, potential))
+    Ok((store, potential, priors))
 }

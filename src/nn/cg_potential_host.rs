@@ -3,17 +3,13 @@
 //! candle's per-operation overhead would dominate the step.
 //!
 //! It computes the same function as
-//! [`CgPotential::energy_and_forces`](super::cg_potential::CgPotential::energy_and_forces),
+//! [`CgPotential::energy_and_forces_with`](super::cg_potential::CgPotential::energy_and_forces_with),
 //! up to the order of floating-point sums:
 //!
 //! ```text
-//! U_hat(z) = sum_{p=(i<j)} [ NN(phi(d_p), e_p) + eps (sigma / d_p)^6 ]      (eps > 0 only)
-//!          + sum_i k_i / 2 (d_{i,i+1} - r0_i)^2                            (if bond priors)
-//!          + sum_i k_i / 2 (d_{i,i+2} - r0_i)^2                            (if angle priors)
-//!          + sum_i k_i / 2 (theta_{i,i+1,i+2} - theta0_i)^2                (if theta priors)
-//!          + sum_q sum_m a_qm cos(m psi_q) + b_qm sin(m psi_q)             (if dihedral priors)
-//!          + U_pairs(psi_0, ..., psi_(n-4))                  (if dihedral-pair priors)
+//! U_hat(z) = sum_{p=(i<j)} NN(phi(d_p), e_p)
 //!          + sum_{q=0..n-4} T(cos psi_q, sin psi_q, e_q)                   (if torsions, n >= 4)
+//!          + sum_priors U_prior(z)                                   ([`super::priors`])
 //! phi_k(d) = exp(-gamma (d - mu_k)^2), mu_k = k c / (max(K, 2) - 1), gamma = 1 / spacing^2
 //! ```
 //!
@@ -22,8 +18,9 @@
 //! configured activation between layers). Because e_p is one-hot, the first layer's
 //! columns for the pair features fold into a per-pair bias. Forces are analytic:
 //! dNN/dphi by back-propagation through the layers, dU/dd_p from the basis derivative
-//! -2 gamma (d - mu_k) phi_k, the repulsion -6 eps s^6 / d and the bond k (d - r0), and
-//! F_i = -sum_p dU/dd_p (z_i - z_j) / d_p for i the pair's first bead (+ for its second).
+//! -2 gamma (d - mu_k) phi_k plus the priors' terms on the pair (added in the three places
+//! of [`super::priors`], in registry order), and F_i = -sum_p dU/dd_p (z_i - z_j) / d_p
+//! for i the pair's first bead (+ for its second).
 //!
 //! The torsion term: psi_q is the signed (IUPAC) dihedral of beads (i, j, k, l) =
 //! (q, q+1, q+2, q+3), e_q the one-hot of q, and T the MLP `torsion_network.layer{i}`
@@ -56,11 +53,11 @@
 //! (AVX-512); the torsion term (2 quadruples) adds about a third (15 us and 20 us
 //! measured side by side on a busy shared machine).
 
-use super::cg_potential::{CgPotentialConfig, bead_angles, potential_config};
-use super::dihedral_pairs::dihedral_pairs;
+use super::cg_potential::{CgPotentialConfig, potential_config};
 use super::mlp::Activation;
+use super::priors::{PriorSet, add_pair_forces};
 use crate::artifact::tensors::NamedTensor;
-use crate::geometry::{cross as cross3, dot as dot3, sub as sub3};
+use crate::geometry::dihedral::Quadruple;
 use crate::md::potential::Potential;
 
 /// One dense layer: weight (out, in) row-major, its transpose (in, out), and bias.
@@ -110,16 +107,14 @@ pub struct HostCgPotential {
     /// The pair network: one row per pair, inputs phi(d_p) (its pair one-hot columns
     /// folded into per-pair biases).
     pair: Network,
-    /// Index of each consecutive pair (i, i+1) in `pairs`, when there are bond priors.
-    bonds: Vec<usize>,
-    /// Index of each pair (i, i+2) in `pairs`, when there are angle priors.
-    angle_pairs: Vec<usize>,
+    priors: PriorSet,
     lanes: Lanes,
     /// The torsion network, with torsions and at least 4 beads: one row per quadruple,
     /// inputs (cos psi, sin psi) (its quadruple one-hot columns folded into biases).
     torsion: Option<Network>,
     // Scratch, one row per pair.
     distance: Vec<f64>,
+    pair_energy: Vec<f64>,
     /// phi_k(d_p) (P x K).
     basis: Vec<f64>,
     de_dd: Vec<f64>,
@@ -497,154 +492,6 @@ impl Network {
     }
 }
 
-/// The geometry of quadruple q = beads (q, q+1, q+2, q+3) = (i, j, k, l).
-pub(super) struct Quadruple {
-    q: usize,
-    b1: [f64; 3],
-    b2: [f64; 3],
-    b3: [f64; 3],
-    /// m = b1 x b2, n = b2 x b3.
-    m: [f64; 3],
-    n: [f64; 3],
-}
-
-impl Quadruple {
-    #[inline(always)]
-    pub(super) fn new(positions: &[[f64; 3]], q: usize) -> Self {
-        let b1 = sub3(positions[q + 1], positions[q]);
-        let b2 = sub3(positions[q + 2], positions[q + 1]);
-        let b3 = sub3(positions[q + 3], positions[q + 2]);
-        Quadruple {
-            q,
-            b1,
-            b2,
-            b3,
-            m: cross3(b1, b2),
-            n: cross3(b2, b3),
-        }
-    }
-
-    /// cos psi = m.n / (|m| |n|), sin psi = |b2| b1.n / (|m| |n|).
-    #[inline(always)]
-    pub(super) fn cos_sin(&self) -> (f64, f64) {
-        let norms = (dot3(self.m, self.m) * dot3(self.n, self.n)).sqrt();
-        let b2_len = dot3(self.b2, self.b2).sqrt();
-        (
-            dot3(self.m, self.n) / norms,
-            b2_len * dot3(self.b1, self.n) / norms,
-        )
-    }
-
-    /// forces_x -= dU/dpsi dpsi/dz_x for the four beads (Blondel & Karplus).
-    #[inline(always)]
-    pub(super) fn add_forces(&self, de_dpsi: f64, forces: &mut [[f64; 3]]) {
-        let (m2, n2, b2_sq) = (
-            dot3(self.m, self.m),
-            dot3(self.n, self.n),
-            dot3(self.b2, self.b2),
-        );
-        let b2_len = b2_sq.sqrt();
-        let (ci, cl) = (-b2_len / m2, b2_len / n2);
-        let p = dot3(self.b1, self.b2) / b2_sq;
-        let r = dot3(self.b3, self.b2) / b2_sq;
-        let q = self.q;
-        for c in 0..3 {
-            let gi = ci * self.m[c];
-            let gl = cl * self.n[c];
-            let gj = r * gl - (p + 1.0) * gi;
-            let gk = p * gi - (r + 1.0) * gl;
-            forces[q][c] -= de_dpsi * gi;
-            forces[q + 1][c] -= de_dpsi * gj;
-            forces[q + 2][c] -= de_dpsi * gk;
-            forces[q + 3][c] -= de_dpsi * gl;
-        }
-    }
-}
-
-/// E = sum_I k_I / 2 (theta_I - theta0_I)^2 over the bead angles theta_I of
-/// (I, I+1, I+2) (theta = atan2(|u x v|, u . v), u = z_I - z_(I+1), v = z_(I+2) - z_(I+1));
-/// returns E (kJ/mol) and adds -dE/dz to `forces` (kJ/mol/nm). Collinear triples (no
-/// defined direction) get no force.
-pub fn harmonic_bead_angles(
-    z: &[[f64; 3]],
-    k: &[f64],
-    theta0: &[f64],
-    forces: &mut [[f64; 3]],
-) -> f64 {
-    let mut energy = 0.0;
-    for (i, (&k, &theta0)) in k.iter().zip(theta0).enumerate() {
-        energy += harmonic_angle(z, i, k, theta0, forces).0;
-    }
-    energy
-}
-
-/// One term k / 2 (theta - centre)^2 on the angle theta of beads (i, i+1, i+2)
-/// (theta = atan2(|u x v|, u . v), u = z_i - z_(i+1), v = z_(i+2) - z_(i+1)): adds its
-/// -dE/dz to `forces` (none for a collinear triple) and returns (E, dE/dtheta).
-#[inline(always)]
-pub(super) fn harmonic_angle(
-    z: &[[f64; 3]],
-    i: usize,
-    k: f64,
-    centre: f64,
-    forces: &mut [[f64; 3]],
-) -> (f64, f64) {
-    let u = sub3(z[i], z[i + 1]);
-    let v = sub3(z[i + 2], z[i + 1]);
-    let n = cross3(u, v);
-    let n_len = dot3(n, n).sqrt();
-    let theta = n_len.atan2(dot3(u, v));
-    let de_dtheta = k * (theta - centre);
-    let energy = 0.5 * de_dtheta * (theta - centre);
-    if n_len < 1e-30 {
-        return (energy, de_dtheta);
-    }
-    // d theta / d z_I = (u x n) / (|u|^2 |n|), d theta / d z_(I+2) = (n x v) / (|v|^2 |n|).
-    let (fi, fk) = (cross3(u, n), cross3(n, v));
-    let (si, sk) = (
-        -de_dtheta / (dot3(u, u) * n_len),
-        -de_dtheta / (dot3(v, v) * n_len),
-    );
-    for c in 0..3 {
-        let (a, b) = (si * fi[c], sk * fk[c]);
-        forces[i][c] += a;
-        forces[i + 2][c] += b;
-        forces[i + 1][c] -= a + b;
-    }
-    (energy, de_dtheta)
-}
-
-/// E = sum_q sum_{m=1..M} a_(q,m) cos(m psi_q) + b_(q,m) sin(m psi_q) over the
-/// dihedrals psi_q of consecutive bead quadruples (q, q+1, q+2, q+3), `coefficients`
-/// holding (a_(q,1), b_(q,1), ..., a_(q,M), b_(q,M)) for q = 0, 1, ... (M = len / (2
-/// quadruples)); returns E (kJ/mol) and adds -dE/dz to `forces`. Degenerate quadruples
-/// (three collinear beads) add nothing.
-pub fn fourier_dihedrals(z: &[[f64; 3]], coefficients: &[f64], forces: &mut [[f64; 3]]) -> f64 {
-    let quads = z.len().saturating_sub(3);
-    if quads == 0 || coefficients.is_empty() {
-        return 0.0;
-    }
-    let order = coefficients.len() / (2 * quads);
-    let mut energy = 0.0;
-    for (q, c) in coefficients.chunks_exact(2 * order).enumerate() {
-        let quad = Quadruple::new(z, q);
-        let (cos, sin) = quad.cos_sin();
-        if !(cos.is_finite() && sin.is_finite()) {
-            continue;
-        }
-        let (mut cos_m, mut sin_m) = (1.0, 0.0);
-        let mut de_dpsi = 0.0;
-        for m in 0..order {
-            (cos_m, sin_m) = (cos_m * cos - sin_m * sin, sin_m * cos + cos_m * sin);
-            let (a, b) = (c[2 * m], c[2 * m + 1]);
-            energy += a * cos_m + b * sin_m;
-            de_dpsi += (m + 1) as f64 * (b * cos_m - a * sin_m);
-        }
-        quad.add_forces(de_dpsi, forces);
-    }
-    energy
-}
-
 impl HostCgPotential {
     /// Builds the potential from a saved potential
     /// ([`super::cg_potential::save_potential`]): the `config.*` rows and the weights
@@ -653,7 +500,7 @@ impl HostCgPotential {
     /// beads (a torsion network without them is refused). A potential saved before the
     /// torsion term (no `config.torsions` row) has none.
     pub fn from_tensors(tensors: &[NamedTensor]) -> Result<Self, String> {
-        let (beads, config, weights) = potential_config(tensors)?;
+        let (beads, config, priors, weights) = potential_config(tensors)?;
         if beads < 2 {
             return Err(format!(
                 "saved potential has {beads} beads, needs at least 2"
@@ -661,17 +508,6 @@ impl HostCgPotential {
         }
         if config.basis == 0 {
             return Err("saved potential has no radial basis functions".into());
-        }
-        if !config.bond_k.is_empty()
-            && (config.bond_k.len() != beads - 1 || config.bond_r0_nm.len() != beads - 1)
-        {
-            return Err(format!(
-                "saved potential has {} bond constants and {} bond lengths for {beads} beads \
-                 (expected {} of each)",
-                config.bond_k.len(),
-                config.bond_r0_nm.len(),
-                beads - 1
-            ));
         }
         let pairs: Vec<(usize, usize)> = (0..beads)
             .flat_map(|i| (i + 1..beads).map(move |j| (i, j)))
@@ -714,52 +550,17 @@ impl HostCgPotential {
         };
         let spacing = config.cutoff_nm / (config.basis.max(2) - 1) as f64;
         let centres: Vec<f64> = (0..k).map(|c| c as f64 * spacing).collect();
-        let bonds = if config.bond_k.is_empty() {
-            Vec::new()
-        } else {
-            let mut out = Vec::with_capacity(beads - 1);
-            let mut start = 0;
-            for i in 0..beads - 1 {
-                out.push(start);
-                start += beads - 1 - i;
-            }
-            out
-        };
-        if !config.angle_k.is_empty()
-            && (beads < 3
-                || config.angle_k.len() != beads - 2
-                || config.angle_r0_nm.len() != beads - 2)
-        {
-            return Err(format!(
-                "saved potential has {} angle constants and {} angle lengths for {beads} beads \
-                 (expected {} of each)",
-                config.angle_k.len(),
-                config.angle_r0_nm.len(),
-                beads.saturating_sub(2)
-            ));
-        }
-        let angle_pairs = if config.angle_k.is_empty() {
-            Vec::new()
-        } else {
-            let mut out = Vec::with_capacity(beads - 2);
-            let mut start = 0;
-            for i in 0..beads - 2 {
-                out.push(start + 1);
-                start += beads - 1 - i;
-            }
-            out
-        };
         let angles = vec![0.0; 2 * torsion.as_ref().map_or(0, |t| t.rows)];
         Ok(HostCgPotential {
             beads,
             gamma: 1.0 / (spacing * spacing),
             centres,
             pair,
-            bonds,
-            angle_pairs,
+            priors,
             lanes: Lanes::detect(),
             torsion,
             distance: vec![0.0; n_pairs],
+            pair_energy: vec![0.0; n_pairs],
             basis: vec![0.0; n_pairs * k],
             de_dd: vec![0.0; n_pairs],
             angles,
@@ -774,6 +575,10 @@ impl HostCgPotential {
 
     pub fn config(&self) -> &CgPotentialConfig {
         &self.config
+    }
+
+    pub fn priors(&self) -> &PriorSet {
+        &self.priors
     }
 
     /// The radial basis of every pair distance in `self.distance` (into `self.basis`)
@@ -845,14 +650,8 @@ impl Potential for HostCgPotential {
             }
         }
         self.network();
-        let (eps, sigma) = (
-            self.config.repulsion_kj_per_mol,
-            self.config.repulsion_sigma_nm,
-        );
-        let mut energy = 0.0;
         for p in 0..self.pairs.len() {
             let d = self.distance[p];
-            let mut pair_energy = self.pair.output[p];
             let mut de_dd = 0.0;
             for ((&g, &phi), &mu) in self.pair.grad[p * k..(p + 1) * k]
                 .iter()
@@ -861,52 +660,27 @@ impl Potential for HostCgPotential {
             {
                 de_dd += g * (-2.0 * gamma * (d - mu) * phi);
             }
-            if eps > 0.0 {
-                let s6 = (sigma / d).powi(6);
-                pair_energy += eps * s6;
-                de_dd -= 6.0 * eps * s6 / d;
-            }
-            energy += pair_energy;
+            self.pair_energy[p] = self.pair.output[p];
             self.de_dd[p] = de_dd;
         }
-        for (b, &p) in self.bonds.iter().enumerate() {
-            let stretch = self.distance[p] - self.config.bond_r0_nm[b];
-            let k = self.config.bond_k[b];
-            energy += 0.5 * k * stretch * stretch;
-            self.de_dd[p] += k * stretch;
+        // The priors in their three places (crate::nn::priors): per pair before the
+        // pair sum, on the distances after it, on the positions after the pair forces.
+        for prior in self.priors.iter() {
+            prior.per_pair(&self.distance, &mut self.pair_energy, &mut self.de_dd);
         }
-        for (a, &p) in self.angle_pairs.iter().enumerate() {
-            let stretch = self.distance[p] - self.config.angle_r0_nm[a];
-            let k = self.config.angle_k[a];
-            energy += 0.5 * k * stretch * stretch;
-            self.de_dd[p] += k * stretch;
+        let mut energy = 0.0;
+        for &e in &self.pair_energy {
+            energy += e;
+        }
+        for prior in self.priors.iter() {
+            prior.on_distances(&self.distance, &mut energy, &mut self.de_dd);
         }
         for f in forces.iter_mut() {
             *f = [0.0; 3];
         }
-        for (p, &(i, j)) in self.pairs.iter().enumerate() {
-            let s = self.de_dd[p] / self.distance[p];
-            let (zi, zj) = (positions[i], positions[j]);
-            for c in 0..3 {
-                let pull = s * (zi[c] - zj[c]);
-                forces[j][c] += pull;
-                forces[i][c] -= pull;
-            }
-        }
-        if !self.config.dihedral_fourier.is_empty() {
-            energy += fourier_dihedrals(positions, &self.config.dihedral_fourier, forces);
-        }
-        if !self.config.dihedral_pairs.is_empty() {
-            energy += dihedral_pairs(
-                positions,
-                &self.config.dihedral_pairs,
-                self.config.dihedral_pair_kt,
-                self.config.dihedral_pair_floor,
-                forces,
-            );
-        }
-        if !self.config.theta_k.is_empty() {
-            energy += bead_angles(&self.config, positions, forces);
+        add_pair_forces(positions, &self.pairs, &self.distance, &self.de_dd, forces);
+        for prior in self.priors.iter() {
+            prior.on_positions(positions, &mut energy, forces);
         }
         if let Some(torsion) = &self.torsion {
             for (q, (&value, d)) in torsion
@@ -930,6 +704,8 @@ impl Potential for HostCgPotential {
 mod tests {
     use super::*;
     use crate::nn::cg_potential::save_potential;
+    use crate::nn::priors::harmonic_distances::HarmonicDistances;
+    use crate::nn::priors::repulsion::Repulsion;
     use crate::nn::store::ParameterStore;
     use crate::random::{normal, stream};
     use candle_core::{DType, Device};
@@ -941,10 +717,17 @@ mod tests {
             let config = CgPotentialConfig {
                 basis: 11,
                 hidden,
-                bond_k: vec![900.0; 6],
-                bond_r0_nm: vec![0.38; 6],
                 ..CgPotentialConfig::default()
             };
+            let priors = PriorSet::new(vec![
+                std::sync::Arc::new(Repulsion {
+                    eps: 1.0,
+                    sigma: 0.2,
+                }),
+                std::sync::Arc::new(
+                    HarmonicDistances::new(7, 1, vec![900.0; 6], vec![0.38; 6]).unwrap(),
+                ),
+            ]);
             let store = ParameterStore::new([4; 32]);
             crate::nn::CgPotential::new(
                 7,
@@ -952,7 +735,7 @@ mod tests {
                 store.var_builder(DType::F64, &Device::Cpu),
             )
             .unwrap();
-            let tensors = save_potential(7, &config, &store).unwrap();
+            let tensors = save_potential(7, &config, &priors, &store).unwrap();
             let mut rng = stream(9, 0);
             let z: Vec<[f64; 3]> = (0..7)
                 .map(|b| {

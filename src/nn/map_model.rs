@@ -263,14 +263,13 @@ impl MapModel {
     }
 }
 
-/// The default small potential of the mean-force term (no priors: the map's L_mf only
-/// asks that some smooth potential explain the mean force).
+/// The default small potential of the mean-force term (networks only, no priors: the
+/// map's L_mf only asks that some smooth potential explain the mean force).
 pub fn mean_force_potential(beads: usize, vb: VarBuilder) -> Result<CgPotential> {
     CgPotential::new(
         beads,
         CgPotentialConfig {
             hidden: vec![32, 32],
-            repulsion_kj_per_mol: 0.0,
             // Distances only: a torsion's gradient is singular when three consecutive
             // beads line up, which a map in training may pass through.
             torsions: false,

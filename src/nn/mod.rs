@@ -7,12 +7,10 @@
 //! single backward pass gives exact parameter gradients without
 //! `CANDLE_GRAD_DO_NOT_DETACH`.
 
-pub mod angle_dihedral_prior;
 pub mod cg_map;
 pub mod cg_potential;
 pub mod cg_potential_host;
 pub mod decoder;
-pub mod dihedral_pairs;
 pub mod equivariant;
 pub mod flow;
 pub mod gradcheck;
@@ -21,6 +19,7 @@ pub mod made;
 
 pub mod map_model;
 pub mod mlp;
+pub mod priors;
 pub mod product_depth;
 pub mod runtime;
 pub mod spline;

@@ -6,62 +6,42 @@
 //! data). The model ([`crate::nn::cg_potential::CgPotential`]) is
 //!
 //! ```text
-//! U_hat(z) = sum_{i<j} [ NN(phi(d_ij), e_ij) + eps (sigma / d_ij)^6 ]
-//!          + sum_i k_i / 2 (d_{i,i+1} - r0_i)^2
-//!          + sum_I k_I / 2 (theta_I - theta0_I(psi))^2
-//!          + sum_I sum_m a_Im cos(m psi_I) + b_Im sin(m psi_I)
-//!          + U_pairs(psi_0, psi_1, ...)
-//!          + sum_{I=0..n-4} T(cos psi_I, sin psi_I, e_I)                  (kJ/mol)
+//! U_hat(z) = sum_{i<j} NN(phi(d_ij), e_ij) + sum_{I=0..n-4} T(cos psi_I, sin psi_I, e_I)
+//!          + sum_priors U_prior(z)                                        (kJ/mol)
 //! ```
 //!
 //! a pair network on a radial basis of each bead-pair distance; with `torsions` (and at
 //! least 4 beads) a torsion network T on the cosine and sine of the signed dihedral
 //! psi_I of beads I, I+1, I+2, I+3 and a one-hot of I, which lets U_hat tell a chiral
-//! chain from its mirror image (distances alone cannot); and priors:
-//! - a short-range repulsion, eps = `repulsion_kj_per_mol`, sigma = `repulsion_sigma_nm`
-//!   or, when that is null, 0.9 times the smallest bead-pair distance in the training
-//!   frames;
-//! - with `bond_prior`, harmonic bonds between consecutive beads by Boltzmann inversion
-//!   of the training frames: r0_i = mean of d_{i,i+1}, k_i = k_B T / var(d_{i,i+1})
-//!   (kJ/mol/nm^2, T = `temperature_k`);
-//! - with `theta_prior` (the default), harmonic priors on the bead angles theta_I of
-//!   (I, I+1, I+2) by Boltzmann inversion: theta0_I = mean, k_I = k_B T / var(theta_I)
-//!   (kJ/mol/rad^2): the stiff angles of a chain are hard for a smooth network on a
-//!   radial basis to learn, and without a prior CG chains come out with angles several
-//!   times too broad;
-//! - with `angle_prior` instead, the bond prior's form for the distances d_{i,i+2} (an
-//!   angle prior in Urey-Bradley form). Measured on alanine dipeptide's backbone map
-//!   (10,000 frames at 300 K, the study's network): it leaves the bead angles 1.4-1.6
-//!   times too broad (std 4.6-5.0 degrees against 2.8-3.6, JS 0.03-0.05) although every
-//!   bond and 1-3 distance on its own matches, because independent harmonic distances
-//!   lose the correlation that keeps the angle tight; the theta prior gives std within
-//!   2 % and JS 0.0002-0.0008 (noise floor 0.0002-0.0003). Unlike the pair-distance
-//!   priors, the pair network cannot cancel a theta prior: it assumes frames
-//!   Boltzmann-distributed at `temperature_k`, as MD frames are;
-//! - with `theta_dihedral_order` L > 0 as well, each bead angle's centre theta0_I is a
-//!   Fourier series of order L in the dihedrals next to it (least squares), and k_I =
-//!   k_B T over the residual variance ([`crate::nn::angle_dihedral_prior`]): on alanine
-//!   dipeptide the N-CA-C angle is 111.8 degrees in C7eq and 116.8 in C7ax, and atoms
-//!   backmapped onto CG samples whose angles keep the overall mean are strained;
-//! - with `dihedral_prior_order` M > 0 (default 6), a prior on each dihedral psi_I of
-//!   consecutive beads: the order-M Fourier series of -k_B T ln p(psi_I) from a 36-bin
-//!   histogram of the training frames (one pseudo-count per bin), sum_m a_m cos(m psi) +
-//!   b_m sin(m psi). It brings the CG dihedrals and basin populations close to the FG
-//!   ones (same data: dihedral JS 0.16-0.22 to 0.05-0.07); a larger network trained
-//!   longer moves them away again;
-//! - with `dihedral_pair_order` M > 0 instead (then `dihedral_prior_order` must be 0),
-//!   U_pairs: -k_B T ln of the kernel density estimate of each pair of consecutive
-//!   dihedrals (psi_I, psi_(I+1)) on the torus, a Fourier series of order M, with the
-//!   density floor `dihedral_pair_floor` (a fraction of the uniform density) where the
-//!   frames never go ([`crate::nn::dihedral_pairs`]). The one-dimensional priors give
-//!   each dihedral's marginal, and on alanine dipeptide's backbone beads their product
-//!   puts phi > 0 with psi > 0, where the FG frames have psi < 0; the pair prior gives
-//!   the joint distribution.
+//! chain from its mirror image (distances alone cannot); and priors fitted to the
+//! training frames first ([`crate::nn::priors`], one file each, with why each exists and
+//! what it was measured to do):
+//! - `repulsion_kj_per_mol` eps (sigma / d)^6 between every bead pair, sigma =
+//!   `repulsion_sigma_nm` or, when that is null, 0.9 times the smallest bead-pair
+//!   distance in the training frames ([`crate::nn::priors::repulsion`]);
+//! - `bond_prior`: harmonic bonds between consecutive beads by Boltzmann inversion
+//!   (T = `temperature_k`); `angle_prior`: the same for the distances d_{i,i+2}, an
+//!   angle prior in Urey-Bradley form that leaves the bead angles too broad
+//!   ([`crate::nn::priors::harmonic_distances`]);
+//! - `theta_prior` (the default): harmonic bead angles by Boltzmann inversion
+//!   ([`crate::nn::priors::bead_angles`]); with `theta_dihedral_order` L > 0 as well,
+//!   centres that are a Fourier series of order L in the dihedrals next to them, shrunk
+//!   towards the mean angle by `theta_dihedral_shrinkage` where the frames never go
+//!   ([`crate::nn::priors::angle_dihedral`]);
+//! - `dihedral_prior_order` M > 0 (default 6): an order-M Fourier series of -k_B T ln
+//!   p(psi_I) per dihedral ([`crate::nn::priors::dihedral_fourier`]);
+//! - `dihedral_pair_order` M > 0 instead (then `dihedral_prior_order` must be 0): the
+//!   joint free energy of each pair of consecutive dihedrals, with the density floor
+//!   `dihedral_pair_floor` (a fraction of the uniform density) where the frames never
+//!   go ([`crate::nn::priors::dihedral_pairs`]).
+//!
+//! The priors do not train: their forces are taken off F_inst once per frame, and the
+//! networks are fitted to the rest.
 //!
 //! Loss (force matching), minimised by Adam over minibatches B of training frames:
 //!
 //! ```text
-//! L(theta) = 1 / (3 n |B|) sum_{t in B} sum_{i=1..n} | -grad_{z_i} U_hat(z_t) - F_inst,i(t) |^2
+//! L(theta) = 1 / (3 n |B|) sum_{t in B} sum_{i=1..n} | F_net,i(z_t) - (F_inst,i(t) - F_prior,i(z_t)) |^2
 //! ```
 //!
 //! in (kJ/mol/nm)^2. The forces -grad U_hat are analytic candle operations, so one
@@ -113,13 +93,16 @@ use crate::artifact::Artifact;
 use crate::artifact::kind::{CG_POTENTIAL, PNG, SVG, TABLE};
 use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
-use crate::geometry::angle::bond_angle_rad;
-use crate::geometry::dihedral::dihedral_deg;
 use crate::md::units::BOLTZMANN;
 use crate::nn::cg_potential::{CgPotential, CgPotentialConfig, save_potential};
+use crate::nn::priors::bead_angles::BeadAngles;
+use crate::nn::priors::dihedral_fourier::DihedralFourier;
+use crate::nn::priors::dihedral_pairs::{self, DihedralPairs};
+use crate::nn::priors::harmonic_distances::HarmonicDistances;
+use crate::nn::priors::repulsion::Repulsion;
+use crate::nn::priors::{BeadFrames, Prior, PriorError, PriorSet, angle_dihedral, bead_pairs};
 use crate::nn::training::{adam, block_split, gather_frames, minibatches, step};
 use crate::nn::{Activation, ParameterStore};
-use crate::nn::{angle_dihedral_prior, dihedral_pairs};
 
 /// Fewer frames than this at the chosen temperature is an error.
 pub const MIN_FRAMES: usize = 10;
@@ -200,7 +183,7 @@ impl Stage for FitPotential {
     const NAME: &'static str = "fit_potential";
     /// 2: bead-angle centres that follow the dihedrals shrink towards the mean angle
     /// where the frames never go (`theta_dihedral_shrinkage`).
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
     const ABOUT: &'static str = "CG potential U_hat (pair network on bead distances + torsion \
          network on bead dihedrals + harmonic bond and repulsion priors) by force matching on \
          mapped frames; keeps the epoch with the lowest validation force RMSE";
@@ -373,7 +356,7 @@ impl Stage for FitPotential {
         ParamProblem::at_most(
             "theta_dihedral_order",
             p.theta_dihedral_order,
-            angle_dihedral_prior::MAX_ORDER,
+            angle_dihedral::MAX_ORDER,
         )?;
         if !(p.theta_dihedral_shrinkage.is_finite()
             && (0.0..1.0).contains(&p.theta_dihedral_shrinkage))
@@ -496,89 +479,26 @@ impl Stage for FitPotential {
                 ),
             });
         }
-        let repulsion_sigma_nm = match p.repulsion_sigma_nm {
-            Some(s) => s,
-            None => 0.9 * data.smallest_distance(&train),
-        };
-        let kt = BOLTZMANN * p.temperature_k;
-        let (bond_k, bond_r0_nm) = if p.bond_prior {
-            data.boltzmann_inverted_pairs(&train, kt, 1, "bond_prior")?
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        let (angle_k, angle_r0_nm) = if p.angle_prior && n >= 3 {
-            data.boltzmann_inverted_pairs(&train, kt, 2, "angle_prior")?
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        let (theta_k, theta0_rad, theta_dihedral) = if p.theta_prior && n >= 3 {
-            if p.theta_dihedral_order > 0 && n >= 4 {
-                data.dihedral_dependent_angles(
-                    &train,
-                    kt,
-                    p.theta_dihedral_order,
-                    p.theta_dihedral_shrinkage,
-                )?
-            } else {
-                let (k, theta0) = data.boltzmann_inverted_angles(&train, kt)?;
-                (k, theta0, Vec::new())
-            }
-        } else {
-            (Vec::new(), Vec::new(), Vec::new())
-        };
-        let dihedral_fourier = if p.dihedral_prior_order > 0 && n >= 4 {
-            data.boltzmann_inverted_dihedrals(&train, kt, p.dihedral_prior_order)
-        } else {
-            Vec::new()
-        };
-        if p.dihedral_pair_order > 0 && n.saturating_sub(3) > dihedral_pairs::MAX_DIHEDRALS {
-            return Err(bad_input(format!(
-                "{n} beads have {} dihedrals; the dihedral-pair prior takes at most {} (set \
-                 dihedral_pair_order: 0)",
-                n - 3,
-                dihedral_pairs::MAX_DIHEDRALS
-            )));
-        }
-        let (dihedral_pairs, dihedral_pair_kt, dihedral_pair_floor) =
-            if p.dihedral_pair_order > 0 && n >= 5 {
-                let uniform = 1.0 / (4.0 * std::f64::consts::PI * std::f64::consts::PI);
-                (
-                    data.dihedral_pair_densities(&train, p.dihedral_pair_order),
-                    kt,
-                    p.dihedral_pair_floor * uniform,
-                )
-            } else {
-                (Vec::new(), 0.0, 0.0)
-            };
+        let priors = fit_priors(p, &data, &train)?;
+        let repulsion_sigma_nm = priors.get::<Repulsion>().map_or(0.0, |r| r.sigma);
         let config = CgPotentialConfig {
             basis: p.basis,
             cutoff_nm: p.cutoff_nm,
             hidden: p.hidden.clone(),
             activation: p.activation,
-            repulsion_kj_per_mol: p.repulsion_kj_per_mol,
-            repulsion_sigma_nm,
-            bond_k,
-            bond_r0_nm,
-            angle_k,
-            angle_r0_nm,
             torsions: p.torsions,
-            theta_k,
-            theta0_rad,
-            theta_dihedral,
-            dihedral_fourier,
-            dihedral_pairs,
-            dihedral_pair_kt,
-            dihedral_pair_floor,
         };
         tracing::info!(
-            "{n} beads, {} training and {} validation frames; repulsion sigma {:.4} nm; \
-             bond prior r0 {:?} nm, k {:?} kJ/mol/nm^2",
+            "{n} beads, {} training and {} validation frames",
             train.len(),
             validation.len(),
-            repulsion_sigma_nm,
-            config.bond_r0_nm,
-            config.bond_k
         );
+        for prior in priors.iter() {
+            tracing::info!("{}", prior.describe());
+        }
+        // The priors do not train: the networks learn what is left of the force.
+        let mut data = data;
+        data.subtract_priors(&priors);
         let mut seed = [0u8; 32];
         ctx.rng.fill_bytes(&mut seed);
         let store = ParameterStore::new(seed);
@@ -589,17 +509,7 @@ impl Stage for FitPotential {
         // References a user judges the fit by.
         let force_rms = data.force_rms(&(0..data.len()).collect::<Vec<_>>());
         let zero_model_rmse = data.force_rms(&validation);
-        let prior_rmse = {
-            let prior_store = ParameterStore::new([0; 32]);
-            let prior = CgPotential::new(
-                n,
-                config.clone(),
-                prior_store.var_builder(DType::F64, &device),
-            )
-            .map_err(nn_error)?;
-            zero_weights(&prior_store).map_err(nn_error)?;
-            force_rmse(&prior, &data, &validation).map_err(nn_error)?
-        };
+        let prior_rmse = data.residual_rms(&validation);
         tracing::info!(
             "force RMS {force_rms:.3} kJ/mol/nm; validation RMSE of the zero model \
              {zero_model_rmse:.3}, of the priors alone {prior_rmse:.3}"
@@ -628,7 +538,7 @@ impl Stage for FitPotential {
             let mut loss_sum = 0.0;
             for batch in minibatches(&train, p.batch_size, &mut batch_rng) {
                 let z = data.positions(&batch, &device).map_err(nn_error)?;
-                let f = data.forces(&batch, &device).map_err(nn_error)?;
+                let f = data.targets(&batch, &device).map_err(nn_error)?;
                 let loss = potential.force_matching_loss(&z, &f).map_err(nn_error)?;
                 loss_sum += step(&mut optimizer, &loss).map_err(nn_error)? * batch.len() as f64;
             }
@@ -661,7 +571,7 @@ impl Stage for FitPotential {
             )));
         };
         store.load(&best_weights).map_err(nn_error)?;
-        let saved = save_potential(n, &config, &store).map_err(nn_error)?;
+        let saved = save_potential(n, &config, &priors, &store).map_err(nn_error)?;
         let best_row = best_epoch - curve.first_epoch;
         tracing::info!(
             "kept epoch {best_epoch}: validation force RMSE {:.4} kJ/mol/nm (zero model \
@@ -740,11 +650,74 @@ fn bad_input(message: String) -> StageError {
     }
 }
 
-/// The frames trained on: positions and forces, 3n values each per frame.
+/// The priors of `p`, fitted to the `train` frames of `data` ([`crate::nn::priors`]).
+/// A new prior is one more line here (and its params above).
+fn fit_priors(
+    p: &FitPotentialParams,
+    data: &Frames,
+    train: &[usize],
+) -> Result<PriorSet, StageError> {
+    let n = data.n;
+    let frames = BeadFrames::new(n, &data.positions);
+    let kt = BOLTZMANN * p.temperature_k;
+    let bad = |e: PriorError| bad_input(e.0);
+    let mut priors: Vec<Arc<dyn Prior>> = vec![Arc::new(Repulsion::fit(
+        &frames,
+        train,
+        p.repulsion_kj_per_mol,
+        p.repulsion_sigma_nm,
+    ))];
+    if p.bond_prior {
+        priors.push(Arc::new(
+            HarmonicDistances::fit(&frames, train, kt, 1, "bond_prior").map_err(bad)?,
+        ));
+    }
+    if p.angle_prior && n >= 3 {
+        priors.push(Arc::new(
+            HarmonicDistances::fit(&frames, train, kt, 2, "angle_prior").map_err(bad)?,
+        ));
+    }
+    if p.theta_prior {
+        let following = angle_dihedral::fit(
+            &frames,
+            train,
+            kt,
+            p.theta_dihedral_order,
+            p.theta_dihedral_shrinkage,
+        )
+        .map_err(bad)?;
+        let angles = match following {
+            Some(angles) => Some(angles),
+            None => BeadAngles::fit(&frames, train, kt).map_err(bad)?,
+        };
+        if let Some(angles) = angles {
+            priors.push(Arc::new(angles));
+        }
+    }
+    if let Some(dihedrals) = DihedralFourier::fit(&frames, train, kt, p.dihedral_prior_order) {
+        priors.push(Arc::new(dihedrals));
+    }
+    if let Some(pairs) = DihedralPairs::fit(
+        &frames,
+        train,
+        kt,
+        p.dihedral_pair_order,
+        p.dihedral_pair_floor,
+    )
+    .map_err(bad)?
+    {
+        priors.push(Arc::new(pairs));
+    }
+    Ok(PriorSet::new(priors))
+}
+
+/// The frames trained on: positions, forces and the networks' targets (the forces less
+/// the priors'), 3n values each per frame.
 struct Frames {
     n: usize,
     positions: Vec<f64>,
     forces: Vec<f64>,
+    targets: Vec<f64>,
 }
 
 impl Frames {
@@ -773,6 +746,7 @@ impl Frames {
         let frames = Frames {
             n,
             positions: selected.positions_nm,
+            targets: selected.forces.clone(),
             forces: selected.forces,
         };
         let width = 3 * n;
@@ -784,9 +758,10 @@ impl Frames {
                 )));
             }
         }
+        let beads = BeadFrames::new(n, &frames.positions);
         for (t, &row) in rows.iter().enumerate() {
-            for (i, j) in pairs(n) {
-                if frames.distance(t, i, j) == 0.0 {
+            for (i, j) in bead_pairs(n) {
+                if beads.distance(t, i, j) == 0.0 {
                     return Err(bad_input(format!(
                         "frame {row}: beads {i} and {j} coincide"
                     )));
@@ -800,19 +775,17 @@ impl Frames {
         self.positions.len() / (3 * self.n)
     }
 
-    fn bead(&self, frame: usize, i: usize) -> &[f64] {
-        let at = 3 * (frame * self.n + i);
-        &self.positions[at..at + 3]
-    }
-
-    fn point(&self, frame: usize, i: usize) -> [f64; 3] {
-        let v = self.bead(frame, i);
-        [v[0], v[1], v[2]]
-    }
-
-    fn distance(&self, frame: usize, i: usize, j: usize) -> f64 {
-        let (a, b) = (self.bead(frame, i), self.bead(frame, j));
-        ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+    /// targets = forces - the priors' forces, frame by frame.
+    fn subtract_priors(&mut self, priors: &PriorSet) {
+        let mut prior = vec![[0.0; 3]; self.n];
+        let width = 3 * self.n;
+        for (t, target) in self.targets.chunks_exact_mut(width).enumerate() {
+            let (z, _) = self.positions[t * width..(t + 1) * width].as_chunks::<3>();
+            priors.energy_and_forces(z, &mut prior);
+            for (value, f) in target.iter_mut().zip(prior.as_flattened()) {
+                *value -= f;
+            }
+        }
     }
 
     fn positions(
@@ -823,305 +796,33 @@ impl Frames {
         gather_frames(&self.positions, 3 * self.n, frames, DType::F64, device)
     }
 
-    fn forces(
+    fn targets(
         &self,
         frames: &[usize],
         device: &Device,
     ) -> candle_core::Result<candle_core::Tensor> {
-        gather_frames(&self.forces, 3 * self.n, frames, DType::F64, device)
-    }
-
-    /// The smallest bead-pair distance over `frames`, nm.
-    fn smallest_distance(&self, frames: &[usize]) -> f64 {
-        frames
-            .iter()
-            .flat_map(|&t| pairs(self.n).map(move |(i, j)| (t, i, j)))
-            .map(|(t, i, j)| self.distance(t, i, j))
-            .fold(f64::INFINITY, f64::min)
-    }
-
-    /// Harmonic priors on the pairs (i, i + separation) from the distance statistics
-    /// over `frames`: (k = kT / var, r0 = mean); `what` and `param` name the prior in
-    /// errors.
-    fn boltzmann_inverted_pairs(
-        &self,
-        frames: &[usize],
-        kt: f64,
-        separation: usize,
-        param: &str,
-    ) -> Result<(Vec<f64>, Vec<f64>), StageError> {
-        let count = self.n.saturating_sub(separation);
-        let mut k = Vec::with_capacity(count);
-        let mut r0 = Vec::with_capacity(count);
-        for i in 0..count {
-            let j = i + separation;
-            let d: Vec<f64> = frames.iter().map(|&t| self.distance(t, i, j)).collect();
-            let mean = d.iter().sum::<f64>() / d.len() as f64;
-            let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / d.len() as f64;
-            if var <= 1e-12 * mean * mean {
-                return Err(bad_input(format!(
-                    "the distance between beads {i} and {j} does not vary over the training \
-                     frames ({mean} nm): no harmonic prior by Boltzmann inversion (set \
-                     {param}: false)"
-                )));
-            }
-            k.push(kt / var);
-            r0.push(mean);
-        }
-        Ok((k, r0))
-    }
-
-    /// Harmonic priors on the bead angles theta_(i,i+1,i+2) by Boltzmann inversion over
-    /// `frames`: theta0 the mean (rad), k = k_B T / var(theta) (kJ/mol/rad^2).
-    fn boltzmann_inverted_angles(
-        &self,
-        frames: &[usize],
-        kt: f64,
-    ) -> Result<(Vec<f64>, Vec<f64>), StageError> {
-        let mut k = Vec::with_capacity(self.n.saturating_sub(2));
-        let mut theta0 = Vec::with_capacity(k.capacity());
-        for i in 0..self.n.saturating_sub(2) {
-            let theta: Vec<f64> = frames
-                .iter()
-                .map(|&t| {
-                    bond_angle_rad(self.point(t, i), self.point(t, i + 1), self.point(t, i + 2))
-                })
-                .collect();
-            let mean = theta.iter().sum::<f64>() / theta.len() as f64;
-            let var = theta.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / theta.len() as f64;
-            if var <= 1e-12 {
-                return Err(bad_input(format!(
-                    "the angle of beads {i}, {}, {} does not vary over the training frames: no \
-                     harmonic prior by Boltzmann inversion (set theta_prior: false)",
-                    i + 1,
-                    i + 2
-                )));
-            }
-            k.push(kt / var);
-            theta0.push(mean);
-        }
-        Ok((k, theta0))
-    }
-
-    /// Fourier priors on the dihedrals psi_q of consecutive bead quadruples by Boltzmann
-    /// inversion over `frames`: F_k = -kT ln p_k on 36 bins of (-pi, pi] (counts plus one,
-    /// normalized), then a_m = (2/B) sum_k F_k cos(m psi_k), b_m likewise with sin, m =
-    /// 1..order (the least-squares Fourier fit on a uniform grid; the constant is
-    /// dropped). Layout as `CgPotentialConfig::dihedral_fourier`.
-    fn boltzmann_inverted_dihedrals(&self, frames: &[usize], kt: f64, order: usize) -> Vec<f64> {
-        const BINS: usize = 36;
-        let width = 2.0 * std::f64::consts::PI / BINS as f64;
-        let mut out = Vec::new();
-        for q in 0..self.n.saturating_sub(3) {
-            let mut counts = [1.0f64; BINS];
-            for &t in frames {
-                let x = |b: usize| self.point(t, b);
-                let psi = dihedral_deg(x(q), x(q + 1), x(q + 2), x(q + 3)).to_radians();
-                if psi.is_finite() {
-                    let k = ((psi + std::f64::consts::PI) / width) as usize;
-                    counts[k.min(BINS - 1)] += 1.0;
-                }
-            }
-            let total: f64 = counts.iter().sum();
-            let free: Vec<f64> = counts.iter().map(|c| -kt * (c / total).ln()).collect();
-            for m in 1..=order {
-                let (mut a, mut b) = (0.0, 0.0);
-                for (k, f) in free.iter().enumerate() {
-                    let psi = -std::f64::consts::PI + (k as f64 + 0.5) * width;
-                    a += f * (m as f64 * psi).cos();
-                    b += f * (m as f64 * psi).sin();
-                }
-                out.push(2.0 * a / BINS as f64);
-                out.push(2.0 * b / BINS as f64);
-            }
-        }
-        out
-    }
-
-    /// Bead-angle priors whose centres follow the neighbouring dihedrals
-    /// ([`crate::nn::angle_dihedral_prior`]): per angle, least squares of theta on the
-    /// Fourier basis of order `order` in its dihedrals, k = kT / var(residual). Returns
-    /// (k, theta0 = the constant term, the other coefficients with entry (0, 0) zero).
-    ///
-    /// The frames cover a small part of the torus, and an unconstrained series is free
-    /// to leave the range of angles there (one fit reached -930 degrees at phi > 0 where
-    /// 3,000 frames had none, and CG chains that went there blew up). So the fit adds
-    /// pseudo-observations at the frames' mean angle theta_bar, spread evenly over the
-    /// torus, of total weight `shrinkage` n: with the basis orthogonal over the torus
-    /// that is the ridge term shrinkage n sum_r <f_r^2> (c_r - theta_bar [r = 0])^2
-    /// (<f_r^2> the basis function's mean square: 1, 1/2 or 1/4). A small ridge, 1e-10
-    /// of the diagonal, keeps the normal equations solvable.
-    fn dihedral_dependent_angles(
-        &self,
-        frames: &[usize],
-        kt: f64,
-        order: usize,
-        shrinkage: f64,
-    ) -> Result<AnglePriors, StageError> {
-        let side = 2 * order + 1;
-        let width = side * side;
-        let dihedrals = self.n.saturating_sub(3);
-        let dihedral = |t: usize, q: usize| {
-            let x = |b: usize| self.point(t, b);
-            let psi = dihedral_deg(x(q), x(q + 1), x(q + 2), x(q + 3)).to_radians();
-            psi.is_finite().then_some(psi)
-        };
-        let (mut k, mut theta0, mut coefficients) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..self.n.saturating_sub(2) {
-            let mut normal = vec![0.0; width * width];
-            let mut rhs = vec![0.0; width];
-            let mut rows = Vec::with_capacity(frames.len());
-            for &t in frames {
-                let a = if i >= 1 && i - 1 < dihedrals {
-                    dihedral(t, i - 1)
-                } else {
-                    None
-                };
-                let b = if i < dihedrals { dihedral(t, i) } else { None };
-                let row = angle_dihedral_prior::design_row(a, b, order);
-                let theta =
-                    bond_angle_rad(self.point(t, i), self.point(t, i + 1), self.point(t, i + 2));
-                for r in 0..width {
-                    rhs[r] += row[r] * theta;
-                    for c in 0..width {
-                        normal[r * width + c] += row[r] * row[c];
-                    }
-                }
-                rows.push((row, theta));
-            }
-            let weight = shrinkage * frames.len() as f64;
-            let theta_bar =
-                rows.iter().map(|(_, theta)| theta).sum::<f64>() / rows.len().max(1) as f64;
-            for r in 0..width {
-                let (j, l) = (r / side, r % side);
-                let mean_square = |i: usize| if i == 0 { 1.0 } else { 0.5 };
-                let d = normal[r * width + r];
-                if d > 0.0 {
-                    normal[r * width + r] += weight * mean_square(j) * mean_square(l);
-                }
-            }
-            rhs[0] += weight * theta_bar;
-            // Basis functions of an absent dihedral are zero: pin their coefficients.
-            for r in 0..width {
-                let d = normal[r * width + r];
-                normal[r * width + r] = if d > 0.0 { d * (1.0 + 1e-10) } else { 1.0 };
-            }
-            let c = solve_symmetric(&mut normal, &mut rhs, width).ok_or_else(|| {
-                bad_input(format!(
-                    "the bead angle {i}, {}, {} cannot be fitted to its dihedrals (set \
-                     theta_dihedral_order: 0)",
-                    i + 1,
-                    i + 2
-                ))
-            })?;
-            let var = rows
-                .iter()
-                .map(|(row, theta)| {
-                    let fit: f64 = row.iter().zip(&c).map(|(f, w)| f * w).sum();
-                    (theta - fit).powi(2)
-                })
-                .sum::<f64>()
-                / rows.len() as f64;
-            if var <= 1e-12 {
-                return Err(bad_input(format!(
-                    "the angle of beads {i}, {}, {} does not vary about its fit over the \
-                     training frames: no harmonic prior (set theta_prior: false)",
-                    i + 1,
-                    i + 2
-                )));
-            }
-            k.push(kt / var);
-            theta0.push(c[0]);
-            coefficients.push(0.0);
-            coefficients.extend(&c[1..]);
-        }
-        Ok((k, theta0, coefficients))
-    }
-
-    /// The dihedral-pair prior's coefficients ([`crate::nn::dihedral_pairs`]) from the
-    /// bead dihedrals of `frames`, each consecutive pair in turn.
-    fn dihedral_pair_densities(&self, frames: &[usize], order: usize) -> Vec<f64> {
-        let dihedral = |t: usize, q: usize| {
-            let x = |b: usize| self.point(t, b);
-            dihedral_deg(x(q), x(q + 1), x(q + 2), x(q + 3)).to_radians()
-        };
-        let mut out = Vec::new();
-        for q in 0..self.n.saturating_sub(4) {
-            let samples: Vec<(f64, f64)> = frames
-                .iter()
-                .map(|&t| (dihedral(t, q), dihedral(t, q + 1)))
-                .collect();
-            // Frames are checked finite on load; a degenerate dihedral in every frame
-            // leaves a uniform density.
-            out.extend(
-                dihedral_pairs::fit_pair(&samples, order).unwrap_or_else(|| {
-                    let mut uniform = vec![0.0; 2 * (2 * order + 1).pow(2)];
-                    uniform[2 * (2 * order + 1) * order + 2 * order] =
-                        1.0 / (4.0 * std::f64::consts::PI * std::f64::consts::PI);
-                    uniform
-                }),
-            );
-        }
-        out
+        gather_frames(&self.targets, 3 * self.n, frames, DType::F64, device)
     }
 
     /// sqrt(mean over `frames`, beads and components of F_inst^2).
     fn force_rms(&self, frames: &[usize]) -> f64 {
-        let width = 3 * self.n;
-        let sum: f64 = frames
-            .iter()
-            .flat_map(|&t| &self.forces[t * width..(t + 1) * width])
-            .map(|f| f * f)
-            .sum();
-        (sum / (frames.len() * width) as f64).sqrt()
+        rms(&self.forces, 3 * self.n, frames)
+    }
+
+    /// The same of the networks' targets: the force RMSE of the priors alone.
+    fn residual_rms(&self, frames: &[usize]) -> f64 {
+        rms(&self.targets, 3 * self.n, frames)
     }
 }
 
-/// (k, theta0, Fourier coefficients) of the bead-angle priors.
-type AnglePriors = (Vec<f64>, Vec<f64>, Vec<f64>);
-
-/// Solves A x = b for a symmetric positive-definite A (row-major n x n) by Cholesky,
-/// overwriting A; None when A is not positive definite.
-fn solve_symmetric(a: &mut [f64], b: &mut [f64], n: usize) -> Option<Vec<f64>> {
-    for j in 0..n {
-        let mut d = a[j * n + j];
-        for k in 0..j {
-            d -= a[j * n + k] * a[j * n + k];
-        }
-        if d <= 0.0 || !d.is_finite() {
-            return None;
-        }
-        let d = d.sqrt();
-        a[j * n + j] = d;
-        for i in j + 1..n {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= a[i * n + k] * a[j * n + k];
-            }
-            a[i * n + j] = s / d;
-        }
-    }
-    // L y = b, then L^T x = y.
-    for i in 0..n {
-        let mut s = b[i];
-        for k in 0..i {
-            s -= a[i * n + k] * b[k];
-        }
-        b[i] = s / a[i * n + i];
-    }
-    for i in (0..n).rev() {
-        let mut s = b[i];
-        for k in i + 1..n {
-            s -= a[k * n + i] * b[k];
-        }
-        b[i] = s / a[i * n + i];
-    }
-    Some(b.to_vec())
-}
-
-/// Bead pairs (i, j), i < j.
-fn pairs(n: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..n).flat_map(move |i| (i + 1..n).map(move |j| (i, j)))
+/// sqrt(mean of the squares of the rows `frames` of `values`, `width` per row).
+fn rms(values: &[f64], width: usize, frames: &[usize]) -> f64 {
+    let sum: f64 = frames
+        .iter()
+        .flat_map(|&t| &values[t * width..(t + 1) * width])
+        .map(|f| f * f)
+        .sum();
+    (sum / (frames.len() * width) as f64).sqrt()
 }
 
 /// sqrt(mean over `frames`, beads and components of (F_model - F_inst)^2), kJ/mol/nm,
@@ -1135,7 +836,7 @@ fn force_rmse(
     let mut sum = 0.0;
     for chunk in frames.chunks(EVAL_CHUNK) {
         let z = data.positions(chunk, &device)?;
-        let f = data.forces(chunk, &device)?;
+        let f = data.targets(chunk, &device)?;
         let (_, model) = potential.energy_and_forces(&z)?;
         sum += (model - f)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
     }

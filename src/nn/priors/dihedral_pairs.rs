@@ -31,7 +31,12 @@
 //! the dihedrals' gradients (Blondel & Karplus, as the torsion term). Units: nm, rad,
 //! kJ/mol.
 
-use super::cg_potential_host::Quadruple;
+use std::any::Any;
+use std::sync::Arc;
+
+use super::{BeadFrames, Prior, PriorError, PriorKind, SavedRows, scalar_row, vector_row};
+use crate::artifact::tensors::NamedTensor;
+use crate::geometry::dihedral::Quadruple;
 
 /// Most dihedrals in a chain (scratch space on the stack).
 pub const MAX_DIHEDRALS: usize = 64;
@@ -218,4 +223,124 @@ pub fn dihedral_pairs(
         }
     }
     energy
+}
+
+/// The prior of the module docs: coefficients of each consecutive dihedral pair, kT and
+/// the floor rho.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DihedralPairs {
+    pub coefficients: Vec<f64>,
+    /// kJ/mol.
+    pub kt: f64,
+    /// rad^-2.
+    pub floor: f64,
+}
+
+pub const KIND: PriorKind = PriorKind {
+    name: "dihedral_pairs",
+    load,
+    absent_rows: Vec::new,
+};
+
+impl DihedralPairs {
+    /// Order `order` fit over `frames` at k_B T = `kt` (kJ/mol), with the floor
+    /// `floor_fraction` of the uniform density 1 / (4 pi^2); None for fewer than 5 beads.
+    pub fn fit(
+        data: &BeadFrames<'_>,
+        frames: &[usize],
+        kt: f64,
+        order: usize,
+        floor_fraction: f64,
+    ) -> Result<Option<Self>, PriorError> {
+        if order == 0 || data.beads < 5 {
+            return Ok(None);
+        }
+        let dihedrals = data.beads - 3;
+        if dihedrals > MAX_DIHEDRALS {
+            return Err(PriorError(format!(
+                "{} beads have {dihedrals} dihedrals; the dihedral-pair prior takes at most \
+                 {MAX_DIHEDRALS} (set dihedral_pair_order: 0)",
+                data.beads
+            )));
+        }
+        let uniform = 1.0 / (4.0 * std::f64::consts::PI * std::f64::consts::PI);
+        let mut out = Vec::new();
+        for q in 0..dihedrals - 1 {
+            let samples: Vec<(f64, f64)> = frames
+                .iter()
+                .map(|&t| (data.dihedral(t, q), data.dihedral(t, q + 1)))
+                .collect();
+            // A degenerate dihedral in every frame leaves a uniform density.
+            out.extend(fit_pair(&samples, order).unwrap_or_else(|| {
+                let mut flat = vec![0.0; 2 * (2 * order + 1).pow(2)];
+                flat[2 * (2 * order + 1) * order + 2 * order] = uniform;
+                flat
+            }));
+        }
+        Ok(Some(DihedralPairs {
+            coefficients: out,
+            kt,
+            floor: floor_fraction * uniform,
+        }))
+    }
+}
+
+fn load(rows: &SavedRows<'_>, beads: usize) -> Result<Option<Arc<dyn Prior>>, PriorError> {
+    let coefficients = rows.vector("dihedral_pairs");
+    if coefficients.is_empty() {
+        return Ok(None);
+    }
+    let dihedrals = beads.saturating_sub(3);
+    if order(coefficients.len(), dihedrals).is_none() {
+        return Err(PriorError(format!(
+            "saved potential has {} dihedral-pair coefficients for {dihedrals} bead dihedrals \
+             (expected 2 (2M + 1)^2 for each consecutive pair)",
+            coefficients.len()
+        )));
+    }
+    let (kt, floor) = (
+        rows.scalar("dihedral_pair_kt")?,
+        rows.scalar("dihedral_pair_floor")?,
+    );
+    if !(kt > 0.0 && floor > 0.0) {
+        return Err(PriorError(format!(
+            "saved potential's dihedral-pair prior has kT {kt} and floor {floor} (both must be \
+             positive)"
+        )));
+    }
+    Ok(Some(Arc::new(DihedralPairs {
+        coefficients,
+        kt,
+        floor,
+    })))
+}
+
+impl Prior for DihedralPairs {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn on_positions(&self, z: &[[f64; 3]], energy: &mut f64, forces: &mut [[f64; 3]]) {
+        *energy += dihedral_pairs(z, &self.coefficients, self.kt, self.floor, forces);
+    }
+
+    fn save(&self) -> Vec<NamedTensor> {
+        vec![
+            vector_row("dihedral_pairs", &self.coefficients),
+            scalar_row("dihedral_pair_kt", self.kt),
+            scalar_row("dihedral_pair_floor", self.floor),
+        ]
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "dihedral-pair prior, {} coefficients, floor {:.3e} rad^-2",
+            self.coefficients.len(),
+            self.floor
+        )
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
