@@ -422,6 +422,14 @@ fn the_registry_checks_params() {
             serde_json::json!({"repulsion_sigma_nm": 0.0}),
             "repulsion_sigma_nm",
         ),
+        (
+            serde_json::json!({"excluded_volume_kj_per_mol": -1.0}),
+            "excluded_volume_kj_per_mol",
+        ),
+        (
+            serde_json::json!({"excluded_volume_separation": 1}),
+            "excluded_volume_separation",
+        ),
         (serde_json::json!({"hidden": [64, 0]}), "hidden"),
         (serde_json::json!({"activation": "relu"}), "activation"),
         (serde_json::json!({"epoch": 3}), "epoch"),
@@ -677,5 +685,75 @@ fn bead_angle_centres_stay_in_range_where_the_frames_never_go() {
     assert!(
         lo < 60.0 || hi > 170.0,
         "unshrunk centres {lo:.1} to {hi:.1} degrees"
+    );
+}
+
+/// The excluded-volume prior, asked for, is fitted, saved and evaluated by the sampler's
+/// host potential as by candle; the default leaves it out.
+#[test]
+fn the_excluded_volume_prior_is_fitted_when_asked() {
+    use candle_core::Tensor;
+    use cgloop::nn::cg_potential::potential_config;
+    use cgloop::nn::cg_potential_host::HostCgPotential;
+    use cgloop::nn::priors::excluded_volume::ExcludedVolume;
+    let (t, _) = trajectory(9);
+    let p = FitPotentialParams {
+        epochs: 0,
+        excluded_volume_kj_per_mol: Some(2.0),
+        ..params()
+    };
+    let out = run(&t, &p, 3).unwrap();
+    let tensors = tensors_from_table(table(&out, "potential")).unwrap();
+    let (_, _, priors, _) = potential_config(&tensors).unwrap();
+    let prior = priors.get::<ExcludedVolume>().unwrap();
+    // Four beads: only the pair (0, 3) is three beads apart; its reach is 0.9 x its
+    // closest approach over the training frames.
+    assert_eq!(prior.eps, 2.0);
+    assert_eq!(prior.sigma.iter().filter(|&&s| s > 0.0).count(), 1);
+    // The closest approach of some training frame, and no frame of all comes nearer
+    // than the closest of all.
+    let d03: Vec<f64> = (0..t.len())
+        .map(|row| {
+            let x = t.positions(row);
+            ((x[0] - x[9]).powi(2) + (x[1] - x[10]).powi(2) + (x[2] - x[11]).powi(2)).sqrt()
+        })
+        .collect();
+    let closest = d03.iter().copied().fold(f64::INFINITY, f64::min);
+    let sigma = prior.sigma[2];
+    assert!(d03.iter().any(|&d| 0.9 * d == sigma), "{sigma}");
+    assert!(sigma >= 0.9 * closest, "{sigma} vs {closest}");
+    // The host evaluation has it too.
+    let (_, u, _) = load_potential(&tensors, DType::F64, &Device::Cpu).unwrap();
+    let mut host = HostCgPotential::from_tensors(&tensors).unwrap();
+    let z: Vec<[f64; 3]> = (0..BEADS)
+        .map(|b| [0.3 * b as f64, 0.1 * (b % 2) as f64, 0.0])
+        .collect();
+    let mut forces = vec![[0.0; 3]; BEADS];
+    let e_host = cgloop::md::potential::Potential::energy_forces(&mut host, &z, &mut forces);
+    let flat: Vec<f64> = z.iter().flatten().copied().collect();
+    let zt = Tensor::from_vec(flat, (1, BEADS, 3), &Device::Cpu).unwrap();
+    let (e, _) = u.energy_and_forces_with(&priors, &zt).unwrap();
+    let e = e.to_vec1::<f64>().unwrap()[0];
+    assert!(
+        (e - e_host).abs() < 1e-9 * e.abs().max(1.0),
+        "{e} vs {e_host}"
+    );
+    // The default has none.
+    let out = run(
+        &t,
+        &FitPotentialParams {
+            epochs: 0,
+            ..params()
+        },
+        3,
+    )
+    .unwrap();
+    let tensors = tensors_from_table(table(&out, "potential")).unwrap();
+    assert!(
+        potential_config(&tensors)
+            .unwrap()
+            .2
+            .get::<ExcludedVolume>()
+            .is_none()
     );
 }

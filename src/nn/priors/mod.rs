@@ -9,6 +9,8 @@
 //! the frames' statistics), its energy and forces in f64 on the host, and its rows in a
 //! saved potential:
 //! - [`repulsion`]: eps (sigma / d)^6 between every bead pair;
+//! - [`excluded_volume`]: the same with a reach of its own for each pair of beads far
+//!   apart along the chain;
 //! - [`harmonic_distances`]: harmonic bonds (i, i+1) and 1-3 distances (i, i+2);
 //! - [`dihedral_fourier`]: a Fourier series in each bead dihedral;
 //! - [`dihedral_pairs`]: the joint free energy of consecutive bead dihedrals;
@@ -25,8 +27,9 @@
 //! ([`crate::stages::fit_potential`]) evaluates the priors once per frame with
 //! [`PriorSet::energy_and_forces`] and trains the networks on what is left of the force.
 //!
-//! Adding a prior: a file here implementing [`Prior`] with a `load` from the saved
-//! rows, its entry in [`REGISTRY`], and the line in `fit_potential` that fits it.
+//! Adding a prior: a file here implementing [`Prior`] with its fit and a `load` from the
+//! saved rows, its entry in [`REGISTRY`], and in `fit_potential` its params and the call
+//! that fits it ([`excluded_volume`] was added so).
 //!
 //! Units: nm, rad, kJ/mol, kJ/mol/nm.
 
@@ -34,6 +37,7 @@ pub mod angle_dihedral;
 pub mod bead_angles;
 pub mod dihedral_fourier;
 pub mod dihedral_pairs;
+pub mod excluded_volume;
 pub mod harmonic_distances;
 pub mod repulsion;
 
@@ -91,6 +95,7 @@ pub struct PriorKind {
 /// Every prior, in evaluation order within each place.
 pub const REGISTRY: &[PriorKind] = &[
     repulsion::KIND,
+    excluded_volume::KIND,
     harmonic_distances::BONDS,
     harmonic_distances::UREY_BRADLEY,
     dihedral_fourier::KIND,

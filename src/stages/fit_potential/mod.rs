@@ -19,6 +19,9 @@
 //! - `repulsion_kj_per_mol` eps (sigma / d)^6 between every bead pair, sigma =
 //!   `repulsion_sigma_nm` or, when that is null, 0.9 times the smallest bead-pair
 //!   distance in the training frames ([`crate::nn::priors::repulsion`]);
+//! - `excluded_volume_kj_per_mol` (off unless set): the same form on pairs at least
+//!   `excluded_volume_separation` beads apart, each with 0.9 times its own closest
+//!   approach as sigma ([`crate::nn::priors::excluded_volume`]), for protein chains;
 //! - `bond_prior`: harmonic bonds between consecutive beads by Boltzmann inversion
 //!   (T = `temperature_k`); `angle_prior`: the same for the distances d_{i,i+2}, an
 //!   angle prior in Urey-Bradley form that leaves the bead angles too broad
@@ -122,6 +125,10 @@ pub struct FitPotentialParams {
     pub repulsion_kj_per_mol: f64,
     /// `None`: 0.9 times the smallest bead-pair distance in the training frames.
     pub repulsion_sigma_nm: Option<f64>,
+    /// eps of the excluded-volume prior, kJ/mol (`None`: no such prior).
+    pub excluded_volume_kj_per_mol: Option<f64>,
+    /// Fewest beads along the chain between a pair the excluded volume acts on.
+    pub excluded_volume_separation: usize,
     pub bond_prior: bool,
     pub angle_prior: bool,
     /// Harmonic priors on the bead angles theta (Boltzmann inversion).
@@ -157,6 +164,8 @@ impl Default for FitPotentialParams {
             activation: Activation::Silu,
             repulsion_kj_per_mol: 1.0,
             repulsion_sigma_nm: None,
+            excluded_volume_kj_per_mol: None,
+            excluded_volume_separation: 3,
             bond_prior: true,
             angle_prior: false,
             theta_prior: true,
@@ -258,6 +267,17 @@ impl Stage for FitPotential {
             name: "repulsion_sigma_nm",
             about: "sigma of the repulsion prior, nm; null: 0.9 x the smallest bead-pair \
                     distance in the training frames",
+        },
+        ParamDoc {
+            name: "excluded_volume_kj_per_mol",
+            about: "eps of the excluded-volume prior eps (sigma_ij/d_ij)^6 on pairs at least \
+                    excluded_volume_separation beads apart, sigma_ij 0.9 x the pair's closest \
+                    approach in the training frames, kJ/mol (null: none)",
+        },
+        ParamDoc {
+            name: "excluded_volume_separation",
+            about: "fewest beads along the chain between a pair the excluded volume acts on \
+                    (at least 2)",
         },
         ParamDoc {
             name: "bond_prior",
@@ -420,6 +440,18 @@ impl Stage for FitPotential {
         }
         if let Some(s) = p.repulsion_sigma_nm {
             positive("repulsion_sigma_nm", s)?;
+        }
+        if let Some(eps) = p.excluded_volume_kj_per_mol {
+            positive("excluded_volume_kj_per_mol", eps)?;
+        }
+        if p.excluded_volume_separation < 2 {
+            return Err(ParamProblem::new(
+                "excluded_volume_separation",
+                format!(
+                    "must be at least 2 (bonded neighbours have the bond prior), got {}",
+                    p.excluded_volume_separation
+                ),
+            ));
         }
         if p.batch_size == 0 {
             return Err(ParamProblem::new("batch_size", "must be at least 1"));

@@ -10,6 +10,7 @@ use crate::md::units::BOLTZMANN;
 use crate::nn::priors::bead_angles::BeadAngles;
 use crate::nn::priors::dihedral_fourier::DihedralFourier;
 use crate::nn::priors::dihedral_pairs::DihedralPairs;
+use crate::nn::priors::excluded_volume::ExcludedVolume;
 use crate::nn::priors::harmonic_distances::HarmonicDistances;
 use crate::nn::priors::repulsion::Repulsion;
 use crate::nn::priors::{BeadFrames, Prior, PriorError, PriorSet, angle_dihedral};
@@ -31,6 +32,12 @@ pub(super) fn fit_priors(
         p.repulsion_kj_per_mol,
         p.repulsion_sigma_nm,
     ))];
+    if let Some(eps) = p.excluded_volume_kj_per_mol {
+        priors.extend(
+            ExcludedVolume::fit(&frames, train, eps, p.excluded_volume_separation)
+                .map(|prior| Arc::new(prior) as Arc<dyn Prior>),
+        );
+    }
     if p.bond_prior {
         priors.push(Arc::new(
             HarmonicDistances::fit(&frames, train, kt, 1, "bond_prior").map_err(bad)?,
