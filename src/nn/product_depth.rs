@@ -15,7 +15,7 @@
 //! their widths and batches against it, and a layer with more outputs than that (the
 //! MADE output layer's D x P units, whose input gradient sums over all of them) is
 //! evaluated in blocks of at most that many outputs, its gradient summed block by block
-//! in the graph's fixed order. `tests/nn.rs` pins the rule against a sequential FMA
+//! in the graph's fixed order. `tests/suite/nn.rs` pins the rule against a sequential FMA
 //! reference at the shapes the flows train with.
 
 /// The largest inner dimension of a matrix product in training.

@@ -10,7 +10,7 @@
 //! value. `n` null; `b` bool (one byte); `u`/`i` 64-bit integers, little-endian; `f` an
 //! f64 by its bits (`-0.0` as `0.0`), never formatted; `s` a UTF-8 string with its
 //! length as u64; `l` a list (length, items in order); `m` a map (length, entries sorted
-//! by key bytes). Golden tests in `tests/keys.rs` pin this encoding: changing it changes
+//! by key bytes). Golden tests in `tests/suite/keys.rs` pin this encoding: changing it changes
 //! every key in every store, so it is bumped to `v2`, never edited.
 
 use std::collections::BTreeMap;

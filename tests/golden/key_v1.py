@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Independent reimplementation of cgloop's key encoding v1 (src/workflow/key.rs), from
-its documentation, to produce the golden values in tests/keys.rs. Needs `pip install
+its documentation, to produce the golden values in tests/suite/keys.rs. Needs `pip install
 blake3`; not part of the test suite.
 
     python3 tests/golden/key_v1.py

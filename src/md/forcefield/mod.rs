@@ -9,7 +9,7 @@
 //!
 //! Matches OpenMM's `AmberPrmtopFile.createSystem(nonbondedMethod=NoCutoff,
 //! implicitSolvent=OBC2)` term by term (to ~1e-11 kJ/mol/nm on the datasets; see
-//! `tests/md_openmm_reference.rs`). The full evaluation agrees to ~2e-8 kJ/mol and
+//! `tests/suite/md_openmm_reference.rs`). The full evaluation agrees to ~2e-8 kJ/mol and
 //! ~7e-7 kJ/mol/nm: where it takes the 1-4 pairs in the rows, their Lennard-Jones
 //! coefficients are Lorentz-Berthelot's, which the file's printed 1-4 A and B (OpenMM's
 //! choice) match to about eight digits. [`ForceField::compute`] evaluates everything

@@ -1,4 +1,4 @@
-"""Writes the DCD and XTC fixtures of tests/import_trajectory.rs with MDTraj, an
+"""Writes the DCD and XTC fixtures of tests/suite/import_trajectory.rs with MDTraj, an
 independent implementation of both formats (its DCD writer is VMD's dcdplugin, its XTC
 writer GROMACS' xdrfile).
 

@@ -5,7 +5,7 @@
 //! division and square root (no reciprocal estimates), and one tree for the horizontal
 //! sum, ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). So a force evaluation, and a
 //! trajectory, is the same bits whichever instruction set the machine has; the test
-//! `every_lane_type_gives_the_same_bits` and `tests/md_lanes.rs` check it. The one-lane
+//! `every_lane_type_gives_the_same_bits` and `tests/suite/md_lanes.rs` check it. The one-lane
 //! `f64` implementation is the reference for a single lane (the kernels never run on
 //! it: they assert [`KERNEL_LANES`]). Also the branch-free `ln` and `exp` used in those
 //! loops (fdlibm algorithms, about one ulp).

@@ -3,7 +3,7 @@
 //! `tests/data/import_trajectory/make_fixtures.py`) and a DCD from a small writer here
 //! come back at the format's precision, with the engine's energies and forces.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

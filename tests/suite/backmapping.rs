@@ -6,7 +6,7 @@
 //! changing only the flow's params reruns the flow and what depends on it, nothing
 //! upstream.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Runs in separate processes: a run killed with SIGKILL mid-node, and two runs racing
 //! on one store. The test binary re-executes itself as the child (`child_run`).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -35,7 +35,10 @@ fn child_run() {
 
 fn spawn(wf: &Path, store: &Path, log: &Path, extra: &[(&str, &Path)]) -> Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_run", "--nocapture", "--test-threads=1"])
+    // The test's path in the suite binary: this module's path less the crate's name.
+    let (_, module) = module_path!().split_once("::").unwrap();
+    let child = format!("{module}::child_run");
+    cmd.args(["--exact", &child, "--nocapture", "--test-threads=1"])
         .env("CGLOOP_TEST_CHILD", wf)
         .env("CGLOOP_TEST_STORE", store)
         .env("CGLOOP_TEST_RUN_LOG", log)

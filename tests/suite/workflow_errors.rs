@@ -1,7 +1,7 @@
 //! One fixture per kind of workflow error (tests/fixtures/errors/): each error names the
 //! file, the YAML path, the line and column, and lists valid choices where there are some.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -268,7 +268,7 @@ fn coordinate_files_hold_the_reference_positions() {
 }
 
 /// Microseconds per `compute` call (energy and forces), one thread, for each molecule
-/// and solvent. Run with `cargo test --release --test md_openmm_reference -- --ignored
+/// and solvent. Run with `cargo test --release --test suite md_openmm_reference:: -- --ignored
 /// --nocapture`; prints one JSON line per case.
 #[test]
 #[ignore = "timing, not a check"]

@@ -6,7 +6,7 @@
 //! mean forces exactly their forces; every P column is a distribution; masses are right;
 //! a bad atom name is reported; the same seed gives the same bytes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

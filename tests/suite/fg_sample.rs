@@ -2,7 +2,7 @@
 //! publish nothing; bad params are caught before anything runs; a run split into a
 //! chain of nodes gives the frames of the unbroken run bit for bit.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

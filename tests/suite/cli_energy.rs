@@ -1,7 +1,7 @@
 //! `cgloop energy`: the binary's single-point energy and forces against OpenMM's
 //! (datasets/alanine_dipeptide/ala2_openmm_reference.json), and its user errors.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

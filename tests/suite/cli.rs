@@ -1,6 +1,6 @@
 //! The `cgloop` binary: exit codes, messages, and the store commands.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

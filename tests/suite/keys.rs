@@ -1,7 +1,7 @@
 //! Golden tests of the key encoding (src/workflow/key.rs). A change here changes every
 //! key in every user's store: bump the encoding version instead of editing the goldens.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -530,7 +530,7 @@ fn same_inputs_give_identical_bits() {
     assert_eq!(run(), run());
 }
 
-/// `cargo test --release --test spline -- --ignored --nocapture`
+/// `cargo test --release --test suite spline:: -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn time_forward_and_backward() {

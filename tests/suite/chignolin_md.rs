@@ -3,7 +3,7 @@
 //! both as chains of segments read as lists, and the pooled observables are those of
 //! the two runs together.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

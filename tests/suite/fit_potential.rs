@@ -26,7 +26,7 @@ const FRAMES: usize = 200;
 const NOISE: f64 = 0.3;
 
 /// The known mean force: harmonic bonds plus a Gaussian well between beads 0 and 3
-/// (as in tests/cg_potential.rs), for one frame of 3 * BEADS coordinates.
+/// (as in tests/suite/cg_potential.rs), for one frame of 3 * BEADS coordinates.
 fn mean_force(z: &[f64]) -> Vec<f64> {
     let mut f = vec![0.0; z.len()];
     let pos = |i: usize| [z[3 * i], z[3 * i + 1], z[3 * i + 2]];

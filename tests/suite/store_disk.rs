@@ -3,7 +3,7 @@
 //! mount a small tmpfs, which needs root (as CI runs); elsewhere they say they were
 //! skipped.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The bundled quick workflow, end to end: it runs, it replays byte for byte into a
 //! fresh store, and what it samples is physically sane.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

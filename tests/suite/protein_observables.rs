@@ -2,7 +2,7 @@
 //! copy, its mirror image, a stretched chain) and on a short CLN025 run from the crystal
 //! structure.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

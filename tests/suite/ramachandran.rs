@@ -2,7 +2,7 @@
 //! geometry, basin assignment, populations and block-bootstrap errors against known
 //! answers, frame weights, determinism, and the smoke workflow's `rama` node.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

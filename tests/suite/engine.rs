@@ -1,6 +1,6 @@
 //! The executor and store, end to end, on stages defined in `tests/common`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

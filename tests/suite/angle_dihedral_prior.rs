@@ -2,7 +2,7 @@
 //! (`cgloop::nn::priors::angle_dihedral`): the energy is the formula of the module docs,
 //! forces are minus its gradient, order 0 is the plain harmonic prior, and it survives
 //! saving (that the candle and host potentials add exactly its terms is in
-//! tests/cg_potential_host.rs).
+//! tests/suite/cg_potential_host.rs).
 
 use candle_core::{DType, Device};
 use cgloop::geometry::angle::bond_angle_rad;
