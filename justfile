@@ -18,6 +18,10 @@ test-slow:
 md-populations:
     cargo test --release --test long_alanine_md -- --ignored --nocapture
 
+# The quick study's CG chains on workflow seeds 1-10: none may blow up.
+cg-seeds:
+    cargo test --release --test long_cg_seeds -- --ignored --nocapture
+
 # The chignolin FG reference (about 2.5 h on 2 cores from an empty store): runs A and B
 # must agree on the folded fraction at 340 K within 2 combined standard errors.
 chignolin-md:
