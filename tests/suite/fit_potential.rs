@@ -757,3 +757,48 @@ fn the_excluded_volume_prior_is_fitted_when_asked() {
             .is_none()
     );
 }
+
+/// The fit-time force scan finds where unshrunk bead-angle centres would blow a chain up
+/// (the frames cover |psi| < 25 degrees), names the place and the prior, and fails the
+/// node; the default shrinkage passes the same scan.
+#[test]
+fn the_force_scan_catches_a_potential_that_would_blow_up() {
+    let mut rng = stream(17, 0);
+    let mut t = Trajectory::new(4);
+    for k in 0..3000 {
+        let psi = (2.0 * cgloop::random::uniform(&mut rng) - 1.0) * 25f64.to_radians();
+        let theta2 = (112.0 + 4.0 * (3.0 * psi).sin() + 2.0 * normal(&mut rng)).to_radians();
+        let theta1 = (100.0 + 0.5 * normal(&mut rng)).to_radians();
+        push_still_frame(&mut t, k, &chain_with_angle(theta1, theta2, psi));
+    }
+    let fit = |shrinkage: f64, limit: Option<f64>| {
+        let p = FitPotentialParams {
+            epochs: 0,
+            hidden: vec![4],
+            theta_dihedral_order: 2,
+            theta_dihedral_shrinkage: shrinkage,
+            bond_prior: false,
+            max_force_kj_per_mol_nm: limit,
+            ..FitPotentialParams::default()
+        };
+        run(&t, &p, 3)
+    };
+    let scanned = |out: &Outputs| f64s(table(out, "summary"), "scan_max_force_kj_per_mol_nm")[0];
+    let shrunk = scanned(&fit(1e-3, Some(1e5)).unwrap());
+    let unshrunk = scanned(&fit(0.0, Some(1e9)).unwrap());
+    println!("scan: largest |F| {shrunk:.3e} shrunk, {unshrunk:.3e} unshrunk (kJ/mol/nm)");
+    assert!(unshrunk > 10.0 * shrunk, "{unshrunk} vs {shrunk}");
+    // A limit between the two fails the unshrunk fit, naming the prior and the place.
+    let limit = (shrunk * unshrunk).sqrt();
+    assert!(fit(1e-3, Some(limit)).is_ok());
+    match fit(0.0, Some(limit)) {
+        Err(StageError::Failed(message)) => {
+            assert!(message.contains("would blow CG chains up"), "{message}");
+            assert!(message.contains("bead dihedral 0"), "{message}");
+            assert!(message.contains("bead_angles"), "{message}");
+        }
+        other => panic!("expected the scan to fail, got {:?}", other.map(|_| ())),
+    }
+    // No scan: NaN in the summary.
+    assert!(scanned(&fit(1e-3, None).unwrap()).is_nan());
+}

@@ -28,6 +28,8 @@ pub(super) struct Summary {
     pub(super) zero_model_validation_force_rmse: f64,
     pub(super) prior_validation_force_rmse: f64,
     pub(super) repulsion_sigma_nm: f64,
+    /// The fit-time scan's largest force, kJ/mol/nm (NaN when not scanned).
+    pub(super) scan_max_force: f64,
 }
 
 impl Curve {
@@ -144,6 +146,7 @@ impl Summary {
             f("zero_model_validation_force_rmse"),
             f("prior_validation_force_rmse"),
             f("repulsion_sigma_nm"),
+            f("scan_max_force_kj_per_mol_nm"),
         ]);
         let int =
             |v: usize| Arc::new(Int64Array::from(vec![v as i64])) as Arc<dyn arrow_array::Array>;
@@ -160,6 +163,7 @@ impl Summary {
                 float(self.zero_model_validation_force_rmse),
                 float(self.prior_validation_force_rmse),
                 float(self.repulsion_sigma_nm),
+                float(self.scan_max_force),
             ],
         )
         .expect("columns match the summary schema")

@@ -39,7 +39,10 @@
 //!   go ([`crate::nn::priors::dihedral_pairs`]).
 //!
 //! The priors do not train: their forces are taken off F_inst once per frame, and the
-//! networks are fitted to the rest.
+//! networks are fitted to the rest. The fitted potential is then scanned where CG chains
+//! can go and the frames may not ([`scan`]: every bead dihedral swept over the circle);
+//! a force above `max_force_kj_per_mol_nm` there fails the node, naming the place and
+//! each term's share, instead of a chain blowing up thousands of steps in.
 //!
 //! Loss (force matching), minimised by Adam over minibatches B of training frames:
 //!
@@ -76,7 +79,9 @@
 //!   F_inst over all frames used: the force scale); zero_model_validation_force_rmse
 //!   (the RMSE of F = 0 on the validation frames, i.e. their RMS force);
 //!   prior_validation_force_rmse (the priors alone, network output 0): float64,
-//!   kJ/mol/nm; repulsion_sigma_nm, the sigma used (float64, nm).
+//!   kJ/mol/nm; repulsion_sigma_nm, the sigma used (float64, nm);
+//!   scan_max_force_kj_per_mol_nm, the largest |F| of the fit-time force scan
+//!   ([`scan`]; float64, NaN without a scan).
 //! - `split` (table): frame (int64, row of the input trajectory), validation (bool).
 //! - `learning_curve_plot` / `learning_curve_svg`: force RMSE per epoch (log scale) with
 //!   the zero-model and priors-only references and the kept epoch, and the training loss.
@@ -88,6 +93,7 @@ use serde::{Deserialize, Serialize};
 mod curve;
 mod frames;
 mod priors;
+pub mod scan;
 
 use curve::{Curve, Summary, split_table};
 use frames::{Frames, force_rmse};
@@ -100,9 +106,9 @@ use crate::artifact::kind::{CG_POTENTIAL, PNG, SVG, TABLE};
 use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 use crate::nn::cg_potential::{CgPotential, CgPotentialConfig, save_potential};
-use crate::nn::priors::angle_dihedral;
 use crate::nn::priors::dihedral_pairs;
 use crate::nn::priors::repulsion::Repulsion;
+use crate::nn::priors::{BeadFrames, angle_dihedral};
 use crate::nn::training::{adam, block_split, minibatches, step};
 use crate::nn::{Activation, ParameterStore};
 
@@ -129,6 +135,8 @@ pub struct FitPotentialParams {
     pub excluded_volume_kj_per_mol: Option<f64>,
     /// Fewest beads along the chain between a pair the excluded volume acts on.
     pub excluded_volume_separation: usize,
+    /// The fit-time force scan's limit, kJ/mol/nm (`None`: no scan).
+    pub max_force_kj_per_mol_nm: Option<f64>,
     pub bond_prior: bool,
     pub angle_prior: bool,
     /// Harmonic priors on the bead angles theta (Boltzmann inversion).
@@ -166,6 +174,7 @@ impl Default for FitPotentialParams {
             repulsion_sigma_nm: None,
             excluded_volume_kj_per_mol: None,
             excluded_volume_separation: 3,
+            max_force_kj_per_mol_nm: Some(1e5),
             bond_prior: true,
             angle_prior: false,
             theta_prior: true,
@@ -191,7 +200,7 @@ impl Stage for FitPotential {
     const NAME: &'static str = "fit_potential";
     /// 2: bead-angle centres that follow the dihedrals shrink towards the mean angle
     /// where the frames never go (`theta_dihedral_shrinkage`).
-    const VERSION: u32 = 3;
+    const VERSION: u32 = 4;
     const ABOUT: &'static str = "CG potential U_hat (pair network on bead distances + torsion \
          network on bead dihedrals + harmonic bond and repulsion priors) by force matching on \
          mapped frames; keeps the epoch with the lowest validation force RMSE";
@@ -278,6 +287,12 @@ impl Stage for FitPotential {
             name: "excluded_volume_separation",
             about: "fewest beads along the chain between a pair the excluded volume acts on \
                     (at least 2)",
+        },
+        ParamDoc {
+            name: "max_force_kj_per_mol_nm",
+            about: "the fit-time force scan fails above this |F| on a bead, kJ/mol/nm: each \
+                    bead dihedral of up to 16 training frames swept over the circle, as a CG \
+                    chain may turn it (cg_sample's default limit; null: no scan)",
         },
         ParamDoc {
             name: "bond_prior",
@@ -441,6 +456,9 @@ impl Stage for FitPotential {
         if let Some(s) = p.repulsion_sigma_nm {
             positive("repulsion_sigma_nm", s)?;
         }
+        if let Some(limit) = p.max_force_kj_per_mol_nm {
+            positive("max_force_kj_per_mol_nm", limit)?;
+        }
         if let Some(eps) = p.excluded_volume_kj_per_mol {
             positive("excluded_volume_kj_per_mol", eps)?;
         }
@@ -603,6 +621,34 @@ impl Stage for FitPotential {
         };
         store.load(&best_weights).map_err(nn_error)?;
         let saved = save_potential(n, &config, &priors, &store).map_err(nn_error)?;
+        let scan_max_force = match p.max_force_kj_per_mol_nm {
+            Some(limit) => {
+                let beads = BeadFrames::new(n, &data.positions);
+                let found = scan::scan(&saved, &beads, &train, &rows)
+                    .map_err(|e| StageError::Failed(format!("force scan: {e}")))?;
+                if let Some(worst) = found.worst.as_ref().filter(|_| !(found.max_force <= limit)) {
+                    return Err(StageError::Failed(format!(
+                        "the fitted potential would blow CG chains up: {} (max_force_kj_per_mol_nm \
+                         is {limit}). Its priors or networks were fitted where the frames are \
+                         thin: give more frames, shrink the bead-angle centres more \
+                         (theta_dihedral_shrinkage), raise dihedral_pair_floor, train fewer \
+                         epochs, or set max_force_kj_per_mol_nm to what cg_sample will allow",
+                        worst.describe(found.max_force)
+                    )));
+                }
+                tracing::info!(
+                    "force scan: largest |F| {:.3e} kJ/mol/nm{}",
+                    found.max_force,
+                    found
+                        .worst
+                        .as_ref()
+                        .map(|w| format!(" ({})", w.describe(found.max_force)))
+                        .unwrap_or_default()
+                );
+                found.max_force
+            }
+            None => f64::NAN,
+        };
         let best_row = best_epoch - curve.first_epoch;
         tracing::info!(
             "kept epoch {best_epoch}: validation force RMSE {:.4} kJ/mol/nm (zero model \
@@ -620,6 +666,7 @@ impl Stage for FitPotential {
             zero_model_validation_force_rmse: zero_model_rmse,
             prior_validation_force_rmse: prior_rmse,
             repulsion_sigma_nm,
+            scan_max_force,
         };
         let figure = curve.figure(&summary, n);
         let png = figure
