@@ -14,6 +14,7 @@ pub mod decoder;
 pub mod equivariant;
 pub mod flow;
 pub mod gradcheck;
+mod host_network;
 pub mod inverse_map;
 pub mod made;
 

@@ -35,6 +35,7 @@ mod term_timing;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+pub use crate::cpu::InstructionSet;
 use crate::md::constraints::DistanceConstraint;
 use crate::md::error::MdError;
 use crate::md::potential::Potential;
@@ -165,7 +166,7 @@ impl ForceField {
             pairs_14: PairList::one_four(topology),
             obc,
             soa: SoaBuffers::new(topology.n_atoms()),
-            lanes: InstructionSet::from_environment()?,
+            lanes: InstructionSet::from_environment().map_err(MdError::ForceField)?,
         })
     }
 
@@ -384,79 +385,6 @@ impl ForceField {
                 None => 0.0,
             },
         }
-    }
-}
-
-/// Instruction set of the force field's pair loops. Every one performs the same IEEE
-/// operations in the same order on eight lanes, so energies, forces and trajectories are
-/// the same bits on each; the widest the CPU has runs, unless the environment variable
-/// `CGLOOP_INSTRUCTION_SET` (`portable`, `avx2` or `avx512`) names another, which is how
-/// a whole study is replayed on each to check that claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InstructionSet {
-    /// Plain code on arrays of eight (any CPU).
-    Portable,
-    /// Two 256-bit registers (x86-64 with AVX2).
-    Avx2,
-    /// One 512-bit register (x86-64 with AVX-512F and AVX2).
-    Avx512,
-}
-
-impl InstructionSet {
-    /// Every instruction set, narrowest first.
-    pub const ALL: [InstructionSet; 3] = [
-        InstructionSet::Portable,
-        InstructionSet::Avx2,
-        InstructionSet::Avx512,
-    ];
-
-    /// The name `CGLOOP_INSTRUCTION_SET` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            InstructionSet::Portable => "portable",
-            InstructionSet::Avx2 => "avx2",
-            InstructionSet::Avx512 => "avx512",
-        }
-    }
-
-    /// Whether this CPU can run it.
-    pub fn is_available(self) -> bool {
-        match self {
-            InstructionSet::Portable => true,
-            InstructionSet::Avx2 => crate::cpu::has_avx2(),
-            InstructionSet::Avx512 => crate::cpu::has_avx512() && crate::cpu::has_avx2(),
-        }
-    }
-
-    /// The widest this CPU has.
-    pub fn widest() -> Self {
-        *Self::ALL
-            .iter()
-            .rev()
-            .find(|set| set.is_available())
-            .expect("portable")
-    }
-
-    /// `CGLOOP_INSTRUCTION_SET` where set (an error if it names none or one this CPU
-    /// lacks), else [`Self::widest`].
-    fn from_environment() -> Result<Self, MdError> {
-        let Ok(name) = std::env::var("CGLOOP_INSTRUCTION_SET") else {
-            return Ok(Self::widest());
-        };
-        let set = Self::ALL
-            .into_iter()
-            .find(|set| set.name() == name.trim())
-            .ok_or_else(|| {
-                MdError::ForceField(format!(
-                    "CGLOOP_INSTRUCTION_SET={name:?}: expected portable, avx2 or avx512"
-                ))
-            })?;
-        if !set.is_available() {
-            return Err(MdError::ForceField(format!(
-                "CGLOOP_INSTRUCTION_SET={name}: this CPU cannot run the {name} kernels"
-            )));
-        }
-        Ok(set)
     }
 }
 
