@@ -11,7 +11,9 @@
 //! towards 0.5 by 10 pseudo-observations), as the `loo` package and ArviZ compute it.
 //!
 //! Also the ESS that remains when the few largest weights are dropped, (sum w)^2 / sum
-//! w^2 over the rest: when one draw carries the ESS, this shows it.
+//! w^2 over the rest: when one draw carries the ESS, this shows it; and the ESS of each
+//! group of samples (e.g. a basin, [`ess_by_group`]): how many effective samples carry
+//! an estimate restricted to that group.
 
 /// The tail of a set of weights (unnormalized or normalized alike: both are scale-free).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,14 +40,10 @@ impl WeightTail {
             .filter(|w| w.is_finite() && *w > 0.0)
             .collect();
         w.sort_by(f64::total_cmp);
-        let kish = |w: &[f64]| {
-            let (s, s2) = w.iter().fold((0.0, 0.0), |(s, s2), x| (s + x, s2 + x * x));
-            if s2 > 0.0 { s * s / s2 } else { 0.0 }
-        };
         WeightTail {
             pareto_k: pareto_k(&w),
-            ess: kish(&w),
-            ess_without_largest: kish(&w[..w.len().saturating_sub(dropped)]),
+            ess: kish_ess(&w),
+            ess_without_largest: kish_ess(&w[..w.len().saturating_sub(dropped)]),
             dropped,
         }
     }
@@ -54,6 +52,25 @@ impl WeightTail {
     pub fn is_reliable(&self) -> bool {
         self.pareto_k <= PARETO_K_UNRELIABLE
     }
+}
+
+/// Kish's effective sample size (sum w)^2 / sum w^2 of non-negative weights; 0 for none.
+pub fn kish_ess(weights: &[f64]) -> f64 {
+    let (s, s2) = weights
+        .iter()
+        .fold((0.0, 0.0), |(s, s2), x| (s + x, s2 + x * x));
+    if s2 > 0.0 { s * s / s2 } else { 0.0 }
+}
+
+/// For each of `groups` groups: the number of samples in it and the Kish ESS of their
+/// weights. `group[i]` is sample i's group (below `groups`).
+pub fn ess_by_group(group: &[usize], weights: &[f64], groups: usize) -> Vec<(usize, f64)> {
+    assert_eq!(group.len(), weights.len(), "one group per weight");
+    let mut members: Vec<Vec<f64>> = vec![Vec::new(); groups];
+    for (&g, &w) in group.iter().zip(weights) {
+        members[g].push(w);
+    }
+    members.iter().map(|w| (w.len(), kish_ess(w))).collect()
 }
 
 /// k-hat of positive weights sorted ascending.
@@ -122,6 +139,19 @@ fn gpd_shape(x: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ess_by_group_is_kish_within_each_group() {
+        let group = [0, 1, 0, 2, 0, 1];
+        let weights = [1.0, 2.0, 1.0, 5.0, 2.0, 2.0];
+        let by = ess_by_group(&group, &weights, 4);
+        assert_eq!(by[0], (3, 16.0 / 6.0));
+        assert_eq!(by[1], (2, 2.0));
+        assert_eq!(by[2], (1, 1.0));
+        assert_eq!(by[3], (0, 0.0));
+        // Equal weights: the ESS is the count.
+        assert!((kish_ess(&[0.3; 7]) - 7.0).abs() < 1e-12);
+    }
     use crate::random::{stream, uniform};
 
     /// n weights U^(-k) (U uniform on (0, 1]): their tail is Pareto with shape k.

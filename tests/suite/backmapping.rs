@@ -211,6 +211,12 @@ fn flow_backmap_and_reweight_on_alanine_dipeptide() {
         let total: f64 = floats(&populations, e).iter().sum();
         assert!((total - 1.0).abs() < 1e-9, "{e}: {total}");
     }
+    // Every backmapped sample is in one basin, and a basin's ESS is at most its count.
+    let samples = i64_column(&populations, "samples");
+    assert_eq!(samples.iter().sum::<i64>() as usize, back.len());
+    for (ess, n) in floats(&populations, "ess").iter().zip(&samples) {
+        assert!(*ess <= *n as f64 * (1.0 + 1e-12) && (*n == 0) == (*ess == 0.0));
+    }
     let observables = table(&store, &k["compare"], "observables");
     let fg = Trajectory::from_table(&table(&store, &k["fg"], "trajectory")).unwrap();
     let u_ref = *floats(&observables, "reference_mean").last().unwrap();

@@ -34,7 +34,9 @@
 //!
 //! Outputs:
 //! - `populations` (table): basin (utf8), then for each estimate E in reference, raw,
-//!   reweighted: E, E_se (float64).
+//!   reweighted: E, E_se (float64); then samples (int64, the backmapped samples in the
+//!   basin) and ess (float64, the Kish ESS of their weights: how many effective samples
+//!   carry the reweighted population, [`crate::analysis::weight_tail::ess_by_group`]).
 //! - `observables` (table): observable (utf8, e.g. `r(C1-N1)` with atom names and residue
 //!   numbers, `theta(...)`, `U`), kind (bond | angle | energy), unit, then for each
 //!   estimate E: E_mean, E_mean_se, E_variance, E_variance_se; and z-scores
@@ -72,7 +74,7 @@ use crate::analysis::free_energy_panels::{FreeEnergyPanels, PanelMap};
 use crate::analysis::line_plot::{Figure, Panel, Series, SeriesStyle};
 use crate::analysis::plot::Drawing;
 use crate::analysis::uncertainty::plus_minus;
-use crate::analysis::weight_tail::{PARETO_K_UNRELIABLE, WeightTail};
+use crate::analysis::weight_tail::{PARETO_K_UNRELIABLE, WeightTail, ess_by_group};
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};
 use crate::artifact::kind::{MARKDOWN, PNG, SVG, TABLE};
@@ -185,7 +187,7 @@ impl Stage for Compare {
     /// (Pareto k-hat, largest weight, ESS without the 5 largest). 7: `weights` optional
     /// (two ensembles compared frame for frame, e.g. two integrators); observables the
     /// reference holds fixed (constrained bonds) left out.
-    const VERSION: u32 = 7;
+    const VERSION: u32 = 8;
     const ABOUT: &'static str = "FG reference vs backmapped samples, raw and reweighted: basin populations, \
          bond, angle and energy means and variances with block-bootstrap errors, plots, a report";
     const INPUTS: &'static [Port] = &[
@@ -429,6 +431,19 @@ impl Stage for Compare {
             moments.push(m);
             replicates.push(r);
         }
+        let sample_basins: Vec<usize> = sample_obs
+            .phi
+            .iter()
+            .zip(&sample_obs.psi)
+            .map(|(&f, &s)| {
+                let basin = Basin::of(f, s);
+                Basin::ALL
+                    .iter()
+                    .position(|&b| b == basin)
+                    .expect("a basin")
+            })
+            .collect();
+        let basin_ess = ess_by_group(&sample_basins, &weights, Basin::ALL.len());
         let agreements = agreements(&moments, &replicates)?;
         let z = |x: &Estimate, r: &Estimate| {
             (x.mean - r.mean) / (x.std_error.powi(2) + r.std_error.powi(2)).sqrt()
@@ -483,11 +498,19 @@ impl Stage for Compare {
         let maps = free_energy_maps(p, &sets, &summary);
         let map_png = maps.to_png().map_err(plot_failed)?;
         let map_svg = maps.to_svg().map_err(plot_failed)?;
-        let report = report(p, &populations, &defs, &moments, &summary, &agreements);
+        let report = report(
+            p,
+            &populations,
+            &basin_ess,
+            &defs,
+            &moments,
+            &summary,
+            &agreements,
+        );
         Ok(Outputs::from([
             (
                 "populations".to_string(),
-                Artifact::Table(populations_table(&populations)),
+                Artifact::Table(populations_table(&populations, &basin_ess)),
             ),
             (
                 "observables".to_string(),

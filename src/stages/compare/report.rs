@@ -24,6 +24,7 @@ pub(super) fn tail_sentence(tail: &WeightTail) -> String {
 pub(super) fn report(
     p: &CompareParams,
     populations: &[Vec<Estimate>],
+    basin_ess: &[(usize, f64)],
     defs: &Definitions,
     moments: &[Vec<Moments>],
     summary: &Summary,
@@ -59,16 +60,32 @@ pub(super) fn report(
     );
     let _ = writeln!(
         out,
-        "| basin | reference | raw | reweighted |\n|---|---|---|---|"
+        "| basin | reference | raw | reweighted | samples | ESS of their weights |\n\
+         |---|---|---|---|---|---|"
     );
     for (b, basin) in Basin::ALL.iter().enumerate() {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.1} |",
             basin.name(),
             pm(&populations[0][b]),
             pm(&populations[1][b]),
-            pm(&populations[2][b])
+            pm(&populations[2][b]),
+            basin_ess[b].0,
+            basin_ess[b].1
+        );
+    }
+    if summary.weighted {
+        let (b, &(_, least)) = basin_ess
+            .iter()
+            .enumerate()
+            .min_by(|x, y| x.1.1.total_cmp(&y.1.1))
+            .expect("three basins");
+        let _ = writeln!(
+            out,
+            "\nThe reweighted population of {} rests on {least:.1} effective samples, the \
+             fewest of any basin.",
+            Basin::ALL[b].name()
         );
     }
     let _ = writeln!(

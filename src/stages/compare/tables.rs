@@ -45,7 +45,10 @@ impl Summary {
     }
 }
 
-pub(super) fn populations_table(populations: &[Vec<Estimate>]) -> RecordBatch {
+pub(super) fn populations_table(
+    populations: &[Vec<Estimate>],
+    basin_ess: &[(usize, f64)],
+) -> RecordBatch {
     let mut fields = vec![Field::new("basin", DataType::Utf8, false)];
     let mut columns: Vec<Arc<dyn Array>> = vec![Arc::new(StringArray::from_iter_values(
         Basin::ALL.iter().map(|b| b.name()),
@@ -60,6 +63,14 @@ pub(super) fn populations_table(populations: &[Vec<Estimate>]) -> RecordBatch {
             estimates.iter().map(|x| x.std_error),
         )));
     }
+    fields.push(Field::new("samples", DataType::Int64, false));
+    fields.push(Field::new("ess", DataType::Float64, false));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        basin_ess.iter().map(|&(n, _)| n as i64),
+    )));
+    columns.push(Arc::new(Float64Array::from_iter_values(
+        basin_ess.iter().map(|&(_, ess)| ess),
+    )));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .expect("columns match the populations schema")
 }
