@@ -1,6 +1,10 @@
 //! The figures of `compare`: free-energy profiles and maps, energy densities, z-scores.
 
-use super::*;
+use super::tables::{Summary, z_scores};
+use super::{CompareParams, Definitions, ESTIMATES, Observed};
+use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments};
+use crate::analysis::free_energy_panels::{FreeEnergyPanels, PanelMap};
+use crate::analysis::line_plot::{Figure, Panel, Series, SeriesStyle};
 
 /// Highest free energy drawn, kT: bins above it (nearly empty ones, which a few tiny
 /// weights put at hundreds of kT) are drawn at this height.

@@ -58,23 +58,16 @@
 //!   `./free_energy_2d.png`.
 
 use crate::geometry::{norm, sub};
-use std::fmt::Write as _;
-use std::sync::Arc;
 
-use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::{Array, Float64Array};
 use serde::{Deserialize, Serialize};
 
 use super::atom_ref::AtomRef;
 use super::ramachandran::{Basin, basin_populations};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
-use crate::analysis::agreement::{Agreement, AgreementError, agreement};
-use crate::analysis::bootstrap::{BlockBootstrap, Estimate, Moments, Replicates};
-use crate::analysis::free_energy_panels::{FreeEnergyPanels, PanelMap};
-use crate::analysis::line_plot::{Figure, Panel, Series, SeriesStyle};
+use crate::analysis::bootstrap::{BlockBootstrap, Estimate};
 use crate::analysis::plot::Drawing;
-use crate::analysis::uncertainty::plus_minus;
-use crate::analysis::weight_tail::{PARETO_K_UNRELIABLE, WeightTail, ess_by_group};
+use crate::analysis::weight_tail::{WeightTail, ess_by_group};
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};
 use crate::artifact::kind::{MARKDOWN, PNG, SVG, TABLE};
@@ -87,9 +80,9 @@ mod figures;
 mod report;
 mod tables;
 
-use figures::*;
-use report::*;
-use tables::*;
+use figures::{PROFILE_STREAM, Profiles, figure, free_energy_maps};
+use report::report;
+use tables::{Summary, agreement_table, agreements, observables_table, populations_table};
 
 const ESTIMATES: [&str; 3] = ["reference", "raw", "reweighted"];
 

@@ -1,6 +1,16 @@
 //! The tables of `compare`: summary, populations, observables and the joint tests.
 
-use super::*;
+use std::sync::Arc;
+
+use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+
+use super::{Definitions, ESTIMATES};
+use crate::analysis::agreement::{Agreement, AgreementError, agreement};
+use crate::analysis::bootstrap::{Estimate, Moments, Replicates};
+use crate::analysis::weight_tail::WeightTail;
+use crate::stages::StageError;
+use crate::stages::ramachandran::Basin;
 
 pub(super) struct Summary {
     /// Whether the `weights` input was connected.
