@@ -542,8 +542,9 @@ impl Constraints {
     }
 }
 
-/// Solves m y_new = y in place for a small fixed-size system (Gaussian elimination with
-/// partial pivoting, unrolled by the compiler). False if the matrix is singular.
+/// Solves m y_new = y in place for a small fixed-size system: by Cramer's rule for K <= 3
+/// (the H-bond clusters X-H, NH2, CH3), by Gaussian elimination with partial pivoting
+/// above (unrolled by the compiler). False if the matrix is singular.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
 fn solve_fixed<const K: usize>(m: &mut [[f64; K]; K], y: &mut [f64; K]) -> bool {
