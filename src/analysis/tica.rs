@@ -21,16 +21,9 @@
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
-/// A fitted TICA model.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tica {
-    /// Mean of the features.
-    pub mean: Vec<f64>,
-    /// Components, slowest first: coefficients on the mean-free features.
-    pub components: Vec<Vec<f64>>,
-    /// Their eigenvalues (autocorrelations at the lag).
-    pub eigenvalues: Vec<f64>,
-}
+/// A fitted TICA model; the type is the artifact's ([`crate::artifact::tica`]), so a
+/// model saved and read back is the one fitted.
+pub use crate::artifact::tica::Tica;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TicaError {

@@ -38,19 +38,27 @@ pub fn schema() -> Schema {
     ])
 }
 
-/// A TICA model: what the table holds.
+/// A fitted TICA model (its fit and projection are [`crate::analysis::tica`]'s).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tica {
+    /// Mean of the features.
+    pub mean: Vec<f64>,
+    /// Components, slowest first: coefficients on the mean-free features.
+    pub components: Vec<Vec<f64>>,
+    /// Their eigenvalues (autocorrelations at the lag).
+    pub eigenvalues: Vec<f64>,
+}
+
+/// What the table holds: the model and its lag.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TicaRecord {
-    pub mean: Vec<f64>,
-    /// Slowest first.
-    pub components: Vec<Vec<f64>>,
-    pub eigenvalues: Vec<f64>,
+    pub model: Tica,
     pub lag_frames: usize,
 }
 
 /// The model's table.
-pub fn to_table(tica: &TicaRecord) -> RecordBatch {
-    let lag = tica.lag_frames;
+pub fn to_table(record: &TicaRecord) -> RecordBatch {
+    let (tica, lag) = (&record.model, record.lag_frames);
     let n = tica.components.len();
     let d = tica.mean.len();
     let list = |values: Vec<f64>| -> Arc<dyn Array> {
@@ -111,9 +119,11 @@ pub fn from_table(batch: &RecordBatch) -> Result<TicaRecord, ArtifactError> {
         return Err(bad("coefficients and mean differ in length"));
     }
     Ok(TicaRecord {
-        mean,
-        components,
-        eigenvalues: eigenvalues.values().to_vec(),
+        model: Tica {
+            mean,
+            components,
+            eigenvalues: eigenvalues.values().to_vec(),
+        },
         lag_frames: lag.value(0).max(0) as usize,
     })
 }

@@ -372,12 +372,12 @@ impl Stage for ProteinObservables {
                     input: "tica".into(),
                     message: e.to_string(),
                 })?;
-            if record.mean.len() != observed.distances[0].len() {
+            if record.model.mean.len() != observed.distances[0].len() {
                 return Err(StageError::BadInput {
                     input: "tica".into(),
                     message: format!(
                         "a model of {} features; these frames have {} C-alpha distances",
-                        record.mean.len(),
+                        record.model.mean.len(),
                         observed.distances[0].len()
                     ),
                 });
@@ -390,17 +390,11 @@ impl Stage for ProteinObservables {
                     StageError::Failed(format!("TICA at lag {} frames: {e}", p.tica_lag))
                 })?;
             TicaRecord {
-                mean: fitted.mean,
-                components: fitted.components,
-                eigenvalues: fitted.eigenvalues,
+                model: fitted,
                 lag_frames: p.tica_lag,
             }
         };
-        let model = Tica {
-            mean: tica.mean.clone(),
-            components: tica.components.clone(),
-            eigenvalues: tica.eigenvalues.clone(),
-        };
+        let model = &tica.model;
         let tics: Vec<Vec<f64>> = observed
             .distances
             .iter()
@@ -711,7 +705,8 @@ fn report(
          ![free energy over RMSD and Rg](./rmsd_rg_map.png)\n\n\
          ![RMSD and Q frame by frame](./time_series.png)\n",
         tica.lag_frames,
-        tica.eigenvalues
+        tica.model
+            .eigenvalues
             .iter()
             .map(|l| format!("{l:.4}"))
             .collect::<Vec<_>>()
