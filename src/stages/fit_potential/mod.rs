@@ -88,15 +88,16 @@
 
 use candle_core::{DType, Device};
 use rand_core::RngCore;
-use serde::{Deserialize, Serialize};
 
 mod curve;
 mod frames;
+mod params;
 mod priors;
 pub mod scan;
 
 use curve::{Curve, Summary, split_table};
 use frames::{Frames, force_rmse};
+pub use params::FitPotentialParams;
 use priors::fit_priors;
 
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
@@ -105,93 +106,17 @@ use crate::artifact::Artifact;
 use crate::artifact::kind::{CG_POTENTIAL, PNG, SVG, TABLE};
 use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::nn::ParameterStore;
 use crate::nn::cg_potential::{CgPotential, CgPotentialConfig, save_potential};
-use crate::nn::priors::dihedral_pairs;
+use crate::nn::priors::BeadFrames;
 use crate::nn::priors::repulsion::Repulsion;
-use crate::nn::priors::{BeadFrames, angle_dihedral};
 use crate::nn::training::{adam, block_split, minibatches, step};
-use crate::nn::{Activation, ParameterStore};
 
 /// Fewer frames than this at the chosen temperature is an error.
 pub const MIN_FRAMES: usize = 10;
 
 /// Frames per forward pass when evaluating (bounds memory on long trajectories).
 const EVAL_CHUNK: usize = 256;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FitPotentialParams {
-    pub temperature_index: i32,
-    /// Temperature of the Boltzmann-inverted bond prior, K.
-    pub temperature_k: f64,
-    pub basis: usize,
-    pub cutoff_nm: f64,
-    pub hidden: Vec<usize>,
-    pub activation: Activation,
-    pub repulsion_kj_per_mol: f64,
-    /// `None`: 0.9 times the smallest bead-pair distance in the training frames.
-    pub repulsion_sigma_nm: Option<f64>,
-    /// eps of the excluded-volume prior, kJ/mol (`None`: no such prior).
-    pub excluded_volume_kj_per_mol: Option<f64>,
-    /// Fewest beads along the chain between a pair the excluded volume acts on.
-    pub excluded_volume_separation: usize,
-    /// The fit-time force scan's limit, kJ/mol/nm (`None`: no scan).
-    pub max_force_kj_per_mol_nm: Option<f64>,
-    pub bond_prior: bool,
-    pub angle_prior: bool,
-    /// Harmonic priors on the bead angles theta (Boltzmann inversion).
-    pub theta_prior: bool,
-    /// Fourier order of the bead-angle centres in the neighbouring dihedrals (0: fixed).
-    pub theta_dihedral_order: usize,
-    /// Weight, as a fraction of the training frames, of pseudo-observations spread over
-    /// the dihedrals' torus at the mean bead angle (the centres' shrinkage).
-    pub theta_dihedral_shrinkage: f64,
-    /// Fourier order of the Boltzmann-inverted dihedral prior (0: none).
-    pub dihedral_prior_order: usize,
-    /// Fourier order of the dihedral-pair prior (0: none; exclusive with the above).
-    pub dihedral_pair_order: usize,
-    /// Density floor of the dihedral-pair prior, a fraction of the uniform density.
-    pub dihedral_pair_floor: f64,
-    /// The torsion network over consecutive bead quadruples.
-    pub torsions: bool,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub validation_fraction: f64,
-    pub validation_blocks: usize,
-}
-
-impl Default for FitPotentialParams {
-    fn default() -> Self {
-        FitPotentialParams {
-            temperature_index: 0,
-            temperature_k: 300.0,
-            basis: 16,
-            cutoff_nm: 1.2,
-            hidden: vec![64, 64],
-            activation: Activation::Silu,
-            repulsion_kj_per_mol: 1.0,
-            repulsion_sigma_nm: None,
-            excluded_volume_kj_per_mol: None,
-            excluded_volume_separation: 3,
-            max_force_kj_per_mol_nm: Some(1e5),
-            bond_prior: true,
-            angle_prior: false,
-            theta_prior: true,
-            theta_dihedral_order: 0,
-            theta_dihedral_shrinkage: 1e-3,
-            dihedral_prior_order: 6,
-            dihedral_pair_order: 0,
-            dihedral_pair_floor: 0.01,
-            torsions: true,
-            epochs: 50,
-            batch_size: 64,
-            learning_rate: 1e-3,
-            validation_fraction: 0.2,
-            validation_blocks: 10,
-        }
-    }
-}
 
 pub struct FitPotential;
 
@@ -202,8 +127,9 @@ impl Stage for FitPotential {
     /// where the frames never go (`theta_dihedral_shrinkage`).
     const VERSION: u32 = 4;
     const ABOUT: &'static str = "CG potential U_hat (pair network on bead distances + torsion \
-         network on bead dihedrals + harmonic bond and repulsion priors) by force matching on \
-         mapped frames; keeps the epoch with the lowest validation force RMSE";
+         network on bead dihedrals + priors fitted by Boltzmann inversion: repulsion, bonds, \
+         bead angles, dihedrals) by force matching on mapped frames; keeps the epoch with the \
+         lowest validation force RMSE and fails a potential whose forces would blow CG chains up";
     const INPUTS: &'static [Port] = &[Port {
         name: "trajectory",
         kind: TRAJECTORY,
@@ -243,256 +169,10 @@ impl Stage for FitPotential {
             about: "the same plot as SVG",
         },
     ];
-    const PARAMS: &'static [ParamDoc] = &[
-        ParamDoc {
-            name: "temperature_index",
-            about: "rung of the temperature ladder to train on (0: the lowest)",
-        },
-        ParamDoc {
-            name: "temperature_k",
-            about: "temperature of the bond prior's Boltzmann inversion k = k_B T / var(d), K",
-        },
-        ParamDoc {
-            name: "basis",
-            about: "Gaussian radial basis functions per bead-pair distance",
-        },
-        ParamDoc {
-            name: "cutoff_nm",
-            about: "largest radial basis centre, nm",
-        },
-        ParamDoc {
-            name: "hidden",
-            about: "hidden layer widths of the pair network",
-        },
-        ParamDoc {
-            name: "activation",
-            about: "activation of the pair network: silu, tanh or softplus",
-        },
-        ParamDoc {
-            name: "repulsion_kj_per_mol",
-            about: "eps of the repulsion prior eps (sigma/d)^6, kJ/mol (0: none)",
-        },
-        ParamDoc {
-            name: "repulsion_sigma_nm",
-            about: "sigma of the repulsion prior, nm; null: 0.9 x the smallest bead-pair \
-                    distance in the training frames",
-        },
-        ParamDoc {
-            name: "excluded_volume_kj_per_mol",
-            about: "eps of the excluded-volume prior eps (sigma_ij/d_ij)^6 on pairs at least \
-                    excluded_volume_separation beads apart, sigma_ij 0.9 x the pair's closest \
-                    approach in the training frames, kJ/mol (null: none)",
-        },
-        ParamDoc {
-            name: "excluded_volume_separation",
-            about: "fewest beads along the chain between a pair the excluded volume acts on \
-                    (at least 2)",
-        },
-        ParamDoc {
-            name: "max_force_kj_per_mol_nm",
-            about: "the fit-time force scan fails above this |F| on a bead, kJ/mol/nm: each \
-                    bead dihedral of up to 16 training frames swept over the circle, as a CG \
-                    chain may turn it (cg_sample's default limit; null: no scan)",
-        },
-        ParamDoc {
-            name: "bond_prior",
-            about: "harmonic bonds between consecutive beads, by Boltzmann inversion of the \
-                    training frames",
-        },
-        ParamDoc {
-            name: "angle_prior",
-            about: "harmonic priors on the distances between beads i and i+2 (angles in \
-                    Urey-Bradley form) by Boltzmann inversion (default false; exclusive with \
-                    theta_prior)",
-        },
-        ParamDoc {
-            name: "theta_prior",
-            about: "harmonic priors on the bead angles theta_(i,i+1,i+2) by Boltzmann inversion, \
-                    k = k_B T / var(theta) (default true; unlike angle_prior it keeps the bonds' \
-                    and 1-3 distances' fluctuations coupled as in the data)",
-        },
-        ParamDoc {
-            name: "dihedral_prior_order",
-            about: "a prior on each consecutive bead dihedral psi: the Fourier series of order M \
-                    (at most 8) of -k_B T ln p(psi) from a 36-bin histogram of the training \
-                    frames (one pseudo-count per bin); default 6, 0: none",
-        },
-        ParamDoc {
-            name: "theta_dihedral_order",
-            about: "with theta_prior: each bead angle's centre as a Fourier series of order L \
-                    (at most 4) in the dihedrals next to it, fitted by least squares, k = k_B T \
-                    over the residual variance; bead angles then follow the basins as the FG \
-                    ones do. Default 0 (a fixed centre)",
-        },
-        ParamDoc {
-            name: "theta_dihedral_shrinkage",
-            about: "with theta_dihedral_order: pseudo-observations at the mean bead angle,                     spread evenly over the torus of the dihedrals, of this total weight as a                     fraction of the training frames (default 0.001): where the frames never                     go the centres stay near the mean angle instead of following the series                     out of range (a ridge penalty in the Fourier basis)",
-        },
-        ParamDoc {
-            name: "dihedral_pair_order",
-            about: "a prior on each pair of consecutive bead dihedrals (psi_q, psi_q+1): -k_B T \
-                    ln of their kernel density estimate on the torus (wrapped Gaussian of width \
-                    sqrt(8)/M rad), as a Fourier series of order M (at most 24); it gives the \
-                    joint distribution, where dihedral_prior_order gives each marginal alone. \
-                    Default 0 (none); set dihedral_prior_order to 0 with it",
-        },
-        ParamDoc {
-            name: "dihedral_pair_floor",
-            about: "the dihedral-pair prior's density floor, a fraction of the uniform density \
-                    1/(4 pi^2) (default 0.01): where the frames never go the prior is flat at \
-                    about -k_B T ln(floor) above the uniform level, which bounds the barriers \
-                    between basins",
-        },
-        ParamDoc {
-            name: "torsions",
-            about: "add a torsion network on cos and sin of the dihedral of each consecutive \
-                    bead quadruple (needs 4 beads; distances alone cannot tell a chiral chain \
-                    from its mirror image)",
-        },
-        ParamDoc {
-            name: "epochs",
-            about: "passes over the training frames; 0 trains nothing: the networks' weights \
-                    are zero and the potential is its priors alone",
-        },
-        ParamDoc {
-            name: "batch_size",
-            about: "frames per minibatch",
-        },
-        ParamDoc {
-            name: "learning_rate",
-            about: "Adam step size",
-        },
-        ParamDoc {
-            name: "validation_fraction",
-            about: "fraction of the blocks held out for validation, in (0, 1)",
-        },
-        ParamDoc {
-            name: "validation_blocks",
-            about: "contiguous blocks the frames are cut into for the split (at least 2)",
-        },
-    ];
+    const PARAMS: &'static [ParamDoc] = params::DOCS;
 
     fn check(p: &FitPotentialParams) -> Result<(), ParamProblem> {
-        let positive = ParamProblem::positive;
-        if p.temperature_index < 0 {
-            return Err(ParamProblem::new("temperature_index", "must be 0 or more"));
-        }
-        positive("temperature_k", p.temperature_k)?;
-        if p.dihedral_prior_order > 8 {
-            return Err(ParamProblem::new(
-                "dihedral_prior_order",
-                format!(
-                    "at most 8 (a 36-bin histogram), got {}",
-                    p.dihedral_prior_order
-                ),
-            ));
-        }
-        ParamProblem::at_most(
-            "theta_dihedral_order",
-            p.theta_dihedral_order,
-            angle_dihedral::MAX_ORDER,
-        )?;
-        if !(p.theta_dihedral_shrinkage.is_finite()
-            && (0.0..1.0).contains(&p.theta_dihedral_shrinkage))
-        {
-            return Err(ParamProblem::new(
-                "theta_dihedral_shrinkage",
-                format!("must be in [0, 1), got {}", p.theta_dihedral_shrinkage),
-            ));
-        }
-        if p.theta_dihedral_order > 0 && !p.theta_prior {
-            return Err(ParamProblem::new(
-                "theta_dihedral_order",
-                "moves the centres of the theta prior: set theta_prior: true with it",
-            ));
-        }
-        ParamProblem::at_most(
-            "dihedral_pair_order",
-            p.dihedral_pair_order,
-            dihedral_pairs::MAX_ORDER,
-        )?;
-        if p.dihedral_pair_order > 0 && p.dihedral_prior_order > 0 {
-            return Err(ParamProblem::new(
-                "dihedral_pair_order",
-                "the dihedral-pair prior holds each dihedral's marginal too; set \
-                 dihedral_prior_order: 0 with it",
-            ));
-        }
-        if !(p.dihedral_pair_floor > 0.0 && p.dihedral_pair_floor <= 1.0) {
-            return Err(ParamProblem::new(
-                "dihedral_pair_floor",
-                format!(
-                    "must be in (0, 1] (a fraction of the uniform density), got {}",
-                    p.dihedral_pair_floor
-                ),
-            ));
-        }
-        if p.angle_prior && p.theta_prior {
-            return Err(ParamProblem::new(
-                "theta_prior",
-                "angle_prior and theta_prior both hold the bead angles (each alone is a full \
-                 Boltzmann inversion); set one of them to false",
-            ));
-        }
-        if !(2..=1024).contains(&p.basis) {
-            return Err(ParamProblem::new(
-                "basis",
-                format!("must be between 2 and 1024, got {}", p.basis),
-            ));
-        }
-        positive("cutoff_nm", p.cutoff_nm)?;
-        if let Some(&h) = p.hidden.iter().find(|&&h| !(1..=8192).contains(&h)) {
-            return Err(ParamProblem::new(
-                "hidden",
-                format!("layer widths must be between 1 and 8192, got {h}"),
-            ));
-        }
-        if !(p.repulsion_kj_per_mol.is_finite() && p.repulsion_kj_per_mol >= 0.0) {
-            return Err(ParamProblem::new(
-                "repulsion_kj_per_mol",
-                format!("must be 0 or more, got {}", p.repulsion_kj_per_mol),
-            ));
-        }
-        if let Some(s) = p.repulsion_sigma_nm {
-            positive("repulsion_sigma_nm", s)?;
-        }
-        if let Some(limit) = p.max_force_kj_per_mol_nm {
-            positive("max_force_kj_per_mol_nm", limit)?;
-        }
-        if let Some(eps) = p.excluded_volume_kj_per_mol {
-            positive("excluded_volume_kj_per_mol", eps)?;
-        }
-        if p.excluded_volume_separation < 2 {
-            return Err(ParamProblem::new(
-                "excluded_volume_separation",
-                format!(
-                    "must be at least 2 (bonded neighbours have the bond prior), got {}",
-                    p.excluded_volume_separation
-                ),
-            ));
-        }
-        if p.batch_size == 0 {
-            return Err(ParamProblem::new("batch_size", "must be at least 1"));
-        }
-        if !(p.learning_rate.is_finite() && p.learning_rate > 0.0 && p.learning_rate <= 1.0) {
-            return Err(ParamProblem::new(
-                "learning_rate",
-                format!("must be in (0, 1], got {}", p.learning_rate),
-            ));
-        }
-        if !(p.validation_fraction > 0.0 && p.validation_fraction < 1.0) {
-            return Err(ParamProblem::new(
-                "validation_fraction",
-                format!("must be in (0, 1), got {}", p.validation_fraction),
-            ));
-        }
-        if p.validation_blocks < 2 {
-            return Err(ParamProblem::new(
-                "validation_blocks",
-                "must be at least 2 (one for training, one for validation)",
-            ));
-        }
-        Ok(())
+        params::check(p)
     }
 
     fn run(
