@@ -43,7 +43,10 @@ use std::sync::Arc;
 use arrow_array::{Array, Float64Array, Int64Array, ListArray, RecordBatch};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field, Schema};
-use serde::{Deserialize, Serialize};
+
+mod params;
+
+pub use params::ProteinObservablesParams;
 
 use super::{Context, DataFile, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate};
@@ -62,34 +65,6 @@ use crate::artifact::tica::{
 use crate::artifact::trajectory::TRAJECTORY;
 use crate::geometry::superpose::{mirrored, rmsd_superposed};
 use crate::md::pdb::{PdbStructure, parse_pdb};
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ProteinObservablesParams {
-    pub native: DataFile,
-    pub temperature_index: i32,
-    pub folded_rmsd_nm: f64,
-    pub tica_lag: usize,
-    pub blocks: usize,
-    pub resamples: usize,
-    pub bins: usize,
-    pub title: String,
-}
-
-impl Default for ProteinObservablesParams {
-    fn default() -> Self {
-        ProteinObservablesParams {
-            native: DataFile::default(),
-            temperature_index: 0,
-            folded_rmsd_nm: 0.25,
-            tica_lag: 10,
-            blocks: 20,
-            resamples: 1000,
-            bins: 50,
-            title: "Protein observables".into(),
-        }
-    }
-}
 
 pub struct ProteinObservables;
 
@@ -222,74 +197,14 @@ impl Stage for ProteinObservables {
             about: "the summary in words and a table, linking the figures",
         },
     ];
-    const PARAMS: &'static [ParamDoc] = &[
-        ParamDoc {
-            name: "native",
-            about: "PDB of the native structure (required; e.g. a crystal structure, hydrogens \
-                    not needed)",
-        },
-        ParamDoc {
-            name: "temperature_index",
-            about: "the rung of the trajectory to analyse",
-        },
-        ParamDoc {
-            name: "folded_rmsd_nm",
-            about: "a frame is folded when its C-alpha RMSD to the native is at most this (nm)",
-        },
-        ParamDoc {
-            name: "tica_lag",
-            about: "TICA lag, in saved frames",
-        },
-        ParamDoc {
-            name: "blocks",
-            about: "contiguous blocks of the block bootstrap (choose blocks long against the \
-                    slowest process, folding)",
-        },
-        ParamDoc {
-            name: "resamples",
-            about: "bootstrap resamples",
-        },
-        ParamDoc {
-            name: "bins",
-            about: "bins per axis of the free-energy maps",
-        },
-        ParamDoc {
-            name: "title",
-            about: "the report's title",
-        },
-    ];
+    const PARAMS: &'static [ParamDoc] = params::DOCS;
 
     fn data_files(p: &ProteinObservablesParams) -> Vec<(&'static str, &DataFile)> {
         vec![("native", &p.native)]
     }
 
     fn check(p: &ProteinObservablesParams) -> Result<(), ParamProblem> {
-        if p.native.0.is_empty() {
-            return Err(ParamProblem::new(
-                "native",
-                "required: a PDB of the native structure",
-            ));
-        }
-        if p.temperature_index < 0 {
-            return Err(ParamProblem::new("temperature_index", "must be 0 or more"));
-        }
-        ParamProblem::positive("folded_rmsd_nm", p.folded_rmsd_nm)?;
-        if p.tica_lag == 0 {
-            return Err(ParamProblem::new("tica_lag", "must be at least 1"));
-        }
-        if p.blocks < 2 {
-            return Err(ParamProblem::new("blocks", "must be at least 2"));
-        }
-        if p.resamples < 2 {
-            return Err(ParamProblem::new("resamples", "must be at least 2"));
-        }
-        if !(2..=1000).contains(&p.bins) {
-            return Err(ParamProblem::new(
-                "bins",
-                format!("must be between 2 and 1000, got {}", p.bins),
-            ));
-        }
-        Ok(())
+        params::check(p)
     }
 
     fn run(
