@@ -12,6 +12,10 @@
 //! uniform and the file's 1-4 A, B are Lorentz-Berthelot's (to 1e-7, above the file's
 //! printed precision; as tleap writes them), the full evaluation takes the 1-4 pairs in
 //! the rows instead, with a second mask bit (`OneFourInRows`): one pass over all pairs.
+//!
+//! One file of about 730 lines (and its tests): the pair rows, the 1-4 list and the
+//! struct-of-arrays buffers share one layout and one lane kernel (`pair_lanes`), and
+//! the bit-identity of the full evaluation rests on reading them together.
 
 use crate::md::forcefield::bonded::{Scatter, dot3, gather, sub3};
 use crate::md::forcefield::simd::Lanes;
