@@ -319,10 +319,6 @@ pub fn single_frame(z: &[[f64; 3]], dtype: DType, device: &Device) -> Result<Ten
     Tensor::from_vec(flat, (1, z.len(), 3), device)?.to_dtype(dtype)
 }
 
-fn scalar(name: &str, value: f64) -> NamedTensor {
-    scalar_row(name, value)
-}
-
 impl Activation {
     fn code(self) -> f64 {
         match self {
@@ -356,12 +352,12 @@ pub fn save_potential(
     let mut tensors = store.to_tensors()?;
     let hidden: Vec<f64> = config.hidden.iter().map(|&h| h as f64).collect();
     tensors.extend([
-        scalar("beads", n_beads as f64),
-        scalar("basis", config.basis as f64),
-        scalar("cutoff_nm", config.cutoff_nm),
+        scalar_row("beads", n_beads as f64),
+        scalar_row("basis", config.basis as f64),
+        scalar_row("cutoff_nm", config.cutoff_nm),
         vector_row("hidden", &hidden),
-        scalar("activation", config.activation.code()),
-        scalar("torsions", if config.torsions { 1.0 } else { 0.0 }),
+        scalar_row("activation", config.activation.code()),
+        scalar_row("torsions", if config.torsions { 1.0 } else { 0.0 }),
     ]);
     tensors.extend(priors.save());
     Ok(tensors)

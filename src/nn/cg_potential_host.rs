@@ -56,7 +56,7 @@
 
 use super::cg_potential::{CgPotentialConfig, potential_config};
 use super::host_network::{Network, exp};
-use super::priors::{PriorSet, add_pair_forces};
+use super::priors::{PriorSet, add_pair_forces, bead_pairs};
 use crate::artifact::tensors::NamedTensor;
 use crate::cpu::InstructionSet;
 use crate::geometry::dihedral::Quadruple;
@@ -108,9 +108,7 @@ impl HostCgPotential {
         if config.basis == 0 {
             return Err("saved potential has no radial basis functions".into());
         }
-        let pairs: Vec<(usize, usize)> = (0..beads)
-            .flat_map(|i| (i + 1..beads).map(move |j| (i, j)))
-            .collect();
+        let pairs: Vec<(usize, usize)> = bead_pairs(beads).collect();
         let n_pairs = pairs.len();
         let k = config.basis;
         let mut sizes = vec![k + n_pairs];

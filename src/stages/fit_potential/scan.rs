@@ -20,7 +20,6 @@ use crate::artifact::tensors::NamedTensor;
 use crate::geometry::dihedral::dihedral_deg;
 use crate::geometry::{cross, dot, norm, scale, sub};
 use crate::md::potential::Potential;
-use crate::nn::cg_potential::potential_config;
 use crate::nn::cg_potential_host::HostCgPotential;
 use crate::nn::priors::{BeadFrames, PriorSet, bead_pairs};
 
@@ -91,7 +90,7 @@ pub fn scan(
         return Ok(scan);
     }
     let mut potential = HostCgPotential::from_tensors(saved)?;
-    let (_, _, priors, _) = potential_config(saved)?;
+    let priors = potential.priors().clone();
     let too_close = 0.5 * data.smallest_distance(train);
     let picks: Vec<usize> = (0..FRAMES.min(train.len()))
         .map(|k| train[k * train.len() / FRAMES.min(train.len())])
