@@ -41,6 +41,9 @@
 
 use candle_core::{D, DType, Device, Result, Tensor};
 
+use crate::artifact::trajectory::Trajectory;
+use crate::nn::training::gather_frames;
+
 /// P (N, n) = softmax over atoms (dimension 0) of the scores s (N, n).
 pub fn soft_assignment(scores: &Tensor) -> Result<Tensor> {
     let shift = scores.max_keepdim(0)?.detach();
@@ -111,6 +114,41 @@ pub fn mean_force(p: &Tensor, forces: &Tensor) -> Result<Tensor> {
     let gram = p.t()?.matmul(p)?;
     let mapped = p.t()?.matmul(&atoms_as_rows(forces)?)?;
     rows_as_frames(&solve_spd(&gram, &mapped)?, frames)
+}
+
+/// Every frame of `trajectory` mapped by P (N, n): centred beads z and F_inst, in chunks
+/// of 1024 frames; the per-frame columns copied, potential and kinetic temperature NaN
+/// (unknown at the CG level).
+pub fn map_trajectory(trajectory: &Trajectory, p: &Tensor, n_beads: usize) -> Result<Trajectory> {
+    let width = 3 * trajectory.n_atoms;
+    let mut out = Trajectory::new(n_beads);
+    let all: Vec<usize> = (0..trajectory.len()).collect();
+    for chunk in all.chunks(1024) {
+        let x = gather_frames(
+            &trajectory.positions_nm,
+            width,
+            chunk,
+            DType::F64,
+            &Device::Cpu,
+        )?;
+        let f = gather_frames(&trajectory.forces, width, chunk, DType::F64, &Device::Cpu)?;
+        let z = centred_bead_positions(p, &x)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f64>())?;
+        let force = mean_force(p, &f)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f64>())?;
+        out.positions_nm.extend(z);
+        out.forces.extend(force);
+    }
+    out.temperature_index = trajectory.temperature_index.clone();
+    out.replica = trajectory.replica.clone();
+    out.temperature_k = trajectory.temperature_k.clone();
+    out.step = trajectory.step.clone();
+    out.time_ps = trajectory.time_ps.clone();
+    out.potential = vec![f64::NAN; trajectory.len()];
+    out.kinetic_temperature_k = vec![f64::NAN; trajectory.len()];
+    Ok(out)
 }
 
 /// The interatomic distances (N, N), nm, root-mean-square over frames:

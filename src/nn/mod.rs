@@ -13,6 +13,7 @@ pub mod cg_potential_host;
 pub mod decoder;
 pub mod equivariant;
 pub mod flow;
+pub mod force_map;
 pub mod gradcheck;
 mod host_network;
 pub mod inverse_map;

@@ -14,6 +14,7 @@ pub mod compare;
 pub mod fg_sample;
 pub mod fit_potential;
 pub mod import_trajectory;
+pub mod map_forces;
 pub mod protein_observables;
 pub mod ramachandran;
 pub mod registry;

@@ -28,6 +28,7 @@ impl Registry {
             .register::<super::ramachandran::Ramachandran>()
             .register::<super::import_trajectory::ImportTrajectory>()
             .register::<super::train_map::TrainMap>()
+            .register::<super::map_forces::MapForces>()
             .register::<super::train_flow::TrainFlow>()
             .register::<super::backmap::Backmap>()
             .register::<super::reweight::Reweight>()

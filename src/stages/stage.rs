@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{Float64Array, Int32Array, RecordBatch};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::de::DeserializeOwned;
@@ -221,6 +221,46 @@ impl Inputs {
         Ok(more.len())
     }
 
+    /// The CG map P (row-major N x n) and n from input `input`, an assignment table of
+    /// `train_map` (atom, bead, weight), checked against `n_atoms` and for each bead's
+    /// weights to sum to 1.
+    pub fn assignment(&self, input: &str, n_atoms: usize) -> Result<(Vec<f64>, usize), StageError> {
+        let atom = self.column::<Int32Array>(input, "atom")?;
+        let bead = self.column::<Int32Array>(input, "bead")?;
+        let weight = self.column::<Float64Array>(input, "weight")?;
+        let n_beads = bead
+            .values()
+            .iter()
+            .map(|&b| b + 1)
+            .max()
+            .unwrap_or(0)
+            .max(0) as usize;
+        if n_beads == 0 {
+            return Err(StageError::bad_input(input, "no beads"));
+        }
+        let mut p = vec![0.0; n_atoms * n_beads];
+        for k in 0..atom.len().min(bead.len()).min(weight.len()) {
+            let (i, b) = (atom.value(k), bead.value(k));
+            if i < 0 || i as usize >= n_atoms || b < 0 {
+                return Err(StageError::bad_input(
+                    input,
+                    format!("row {k}: atom {i}, bead {b} out of range ({n_atoms} atoms)"),
+                ));
+            }
+            p[i as usize * n_beads + b as usize] = weight.value(k);
+        }
+        for b in 0..n_beads {
+            let total: f64 = (0..n_atoms).map(|i| p[i * n_beads + b]).sum();
+            if (total - 1.0).abs() > 1e-6 {
+                return Err(StageError::bad_input(
+                    input,
+                    format!("the weights of bead {b} sum to {total}, not 1"),
+                ));
+            }
+        }
+        Ok((p, n_beads))
+    }
+
     /// Whether optional input `name` is connected.
     pub fn has(&self, name: &str) -> bool {
         self.artifacts.contains_key(name)
@@ -288,6 +328,16 @@ pub enum StageError {
     Artifact(#[from] ArtifactError),
     #[error("{0}")]
     Failed(String),
+}
+
+impl StageError {
+    /// [`StageError::BadInput`] for input `input`.
+    pub fn bad_input(input: &str, message: impl Into<String>) -> Self {
+        StageError::BadInput {
+            input: input.to_string(),
+            message: message.into(),
+        }
+    }
 }
 
 /// A parameter value the stage rejects: the path within the params (`ladder[2]`) and why.

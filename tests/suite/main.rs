@@ -26,6 +26,7 @@ mod fit_potential;
 mod flow;
 mod import_trajectory;
 mod keys;
+mod map_forces;
 mod md_dynamics;
 mod md_lanes;
 mod md_openmm_reference;

@@ -191,7 +191,7 @@ impl Stage for TrainFlow {
                 ),
             ));
         }
-        let (assignment, n_beads) = read_assignment(inputs, "assignment", n_atoms)?;
+        let (assignment, n_beads) = inputs.assignment("assignment", n_atoms)?;
 
         // Z-matrix from the bond graph of the first frame.
         let first: Vec<[f64; 3]> = trajectory
@@ -374,48 +374,6 @@ fn bad(input: &str, message: String) -> StageError {
         input: input.to_string(),
         message,
     }
-}
-
-/// P (row-major N x n) and n from an assignment table (atom, bead, weight).
-pub fn read_assignment(
-    inputs: &Inputs,
-    input: &str,
-    n_atoms: usize,
-) -> Result<(Vec<f64>, usize), StageError> {
-    let atom = inputs.column::<Int32Array>(input, "atom")?;
-    let bead = inputs.column::<Int32Array>(input, "bead")?;
-    let weight = inputs.column::<Float64Array>(input, "weight")?;
-    let n_beads = bead
-        .values()
-        .iter()
-        .map(|&b| b + 1)
-        .max()
-        .unwrap_or(0)
-        .max(0) as usize;
-    if n_beads == 0 {
-        return Err(bad(input, "no beads".into()));
-    }
-    let mut p = vec![0.0; n_atoms * n_beads];
-    for k in 0..atom.len().min(bead.len()).min(weight.len()) {
-        let (i, b) = (atom.value(k), bead.value(k));
-        if i < 0 || i as usize >= n_atoms || b < 0 {
-            return Err(bad(
-                input,
-                format!("row {k}: atom {i}, bead {b} out of range ({n_atoms} atoms)"),
-            ));
-        }
-        p[i as usize * n_beads + b as usize] = weight.value(k);
-    }
-    for b in 0..n_beads {
-        let total: f64 = (0..n_atoms).map(|i| p[i * n_beads + b]).sum();
-        if (total - 1.0).abs() > 1e-6 {
-            return Err(bad(
-                input,
-                format!("the weights of bead {b} sum to {total}, not 1"),
-            ));
-        }
-    }
-    Ok((p, n_beads))
 }
 
 fn coordinates_table(zmatrix: &ZMatrix, pinned: usize, unit_box: &UnitBox) -> RecordBatch {

@@ -1,18 +1,13 @@
 //! What a `train_map` node records and writes besides its weights: the loss history
 //! (one row per epoch of every restart), the check that stops training on a non-finite
-//! loss, the atom-to-bead assignment table, and every input frame mapped to beads.
+//! loss, and the atom-to-bead assignment table.
 
 use std::sync::Arc;
 
 use arrow_array::{BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use candle_core::{DType, Device, Tensor};
 
-use super::failed;
 use crate::artifact::atoms::AtomRow;
-use crate::artifact::trajectory::Trajectory;
-use crate::nn::cg_map::{centred_bead_positions, mean_force};
-use crate::nn::training::gather_frames;
 use crate::stages::StageError;
 
 pub(super) fn losses_schema() -> Schema {
@@ -87,47 +82,6 @@ pub(super) fn log_epoch(r: &EpochRecord) {
         validation_rmsd_nm = r.validation_rmsd_nm,
         "train_map epoch"
     );
-}
-
-/// Every frame mapped by P (N, n): centred beads and F_inst, in chunks of frames.
-pub(super) fn map_trajectory(
-    trajectory: &Trajectory,
-    p: &Tensor,
-    n_beads: usize,
-) -> Result<Trajectory, StageError> {
-    let width = 3 * trajectory.n_atoms;
-    let mut out = Trajectory::new(n_beads);
-    let all: Vec<usize> = (0..trajectory.len()).collect();
-    for chunk in all.chunks(1024) {
-        let x = gather_frames(
-            &trajectory.positions_nm,
-            width,
-            chunk,
-            DType::F64,
-            &Device::Cpu,
-        )
-        .map_err(failed)?;
-        let f = gather_frames(&trajectory.forces, width, chunk, DType::F64, &Device::Cpu)
-            .map_err(failed)?;
-        let z = centred_bead_positions(p, &x)
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.to_vec1::<f64>())
-            .map_err(failed)?;
-        let force = mean_force(p, &f)
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.to_vec1::<f64>())
-            .map_err(failed)?;
-        out.positions_nm.extend(z);
-        out.forces.extend(force);
-    }
-    out.temperature_index = trajectory.temperature_index.clone();
-    out.replica = trajectory.replica.clone();
-    out.temperature_k = trajectory.temperature_k.clone();
-    out.step = trajectory.step.clone();
-    out.time_ps = trajectory.time_ps.clone();
-    out.potential = vec![f64::NAN; trajectory.len()];
-    out.kinetic_temperature_k = vec![f64::NAN; trajectory.len()];
-    Ok(out)
 }
 
 pub(super) fn assignment_table(atoms: &[AtomRow], weights: &[Vec<f64>]) -> RecordBatch {

@@ -54,7 +54,7 @@ use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
 use crate::artifact::trajectory::TRAJECTORY;
 use crate::md::covalent::infer_bonds;
 use crate::nn::ParameterStore;
-use crate::nn::cg_map::{FixedMap, rms_distance_matrix};
+use crate::nn::cg_map::{FixedMap, map_trajectory, rms_distance_matrix};
 use crate::nn::decoder::BeadDecoder;
 use crate::nn::equivariant::EgnnSizes;
 use crate::nn::map_model::{
@@ -140,7 +140,7 @@ impl Default for TrainMapParams {
 
 mod history;
 
-use history::{EpochRecord, assignment_table, finite, log_epoch, losses_table, map_trajectory};
+use history::{EpochRecord, assignment_table, finite, log_epoch, losses_table};
 
 pub struct TrainMap;
 
@@ -642,7 +642,7 @@ impl Stage for TrainMap {
 
         // Map every input frame with the final P.
         let weights = frozen.to_vec2::<f64>().map_err(failed)?;
-        let mapped = map_trajectory(&trajectory, &frozen, n_beads)?;
+        let mapped = map_trajectory(&trajectory, &frozen, n_beads).map_err(failed)?;
         let masses: Vec<f64> = (0..n_beads)
             .map(|b| {
                 let inverse: f64 = (0..n_atoms)
