@@ -4,8 +4,10 @@
 //! stages or artifacts, so each piece is usable and testable as a library.
 
 pub mod agreement;
+pub mod basin;
 pub mod bootstrap;
 pub mod divergence;
+pub mod free_energy_error;
 pub mod free_energy_panels;
 pub mod histogram;
 pub mod line_plot;

@@ -62,6 +62,24 @@
 //! | `bin_centre` | float64 | nm or degrees |
 //! | `reference_density`, `sample_density` | float64 | probability density, 1/nm or 1/degree (integrates to 1) |
 //!
+//! `dihedral_pairs`, one row per pair of consecutive bead dihedrals (q, q+1) (for the
+//! backbone map C, N, CA, C, N of alanine dipeptide: phi and psi): their joint free
+//! energy against the reference's, mean |dF| in k_B T over the `pair_bins` x `pair_bins`
+//! bins where the reference probability exceeds 1e-3
+//! ([`crate::analysis::free_energy_error`]; no free shift, a bin the sample misses counts
+//! with half a frame):
+//!
+//! | column | type | unit / meaning |
+//! |---|---|---|
+//! | `first`, `second` | utf8 | the two dihedrals, as in `divergences` |
+//! | `mean_abs_df_kt` | float64 | k_B T |
+//! | `noise_floor_kt` | float64 | the same between the reference's first and second half |
+//! | `bins`, `sample_empty_bins` | int64 | bins counted; of those, bins without a sample frame |
+//!
+//! `basins`: with `ramachandran_pair: q`, dihedral pair q read as (phi, psi) and split
+//! into alanine dipeptide's basins ([`crate::analysis::basin::Basin`]): basin (utf8),
+//! reference_population, sample_population (float64); no rows without it.
+//!
 //! and `plot` (PNG) / `plot_svg` (SVG): one panel per observable with the two densities,
 //! titled with the observable and its JS. The stage draws no random numbers: equal inputs
 //! give equal outputs.
@@ -74,7 +92,9 @@ use arrow_schema::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::analysis::basin::Basin;
 use crate::analysis::divergence::{Binning, Histogram};
+use crate::analysis::free_energy_error::{FreeEnergyError, free_energy_error};
 use crate::analysis::line_plot::{Figure, Panel, Series};
 use crate::analysis::plot::Drawing;
 use crate::artifact::Artifact;
@@ -93,6 +113,10 @@ pub struct CgCompareParams {
     pub temperature_index: i32,
     /// Histogram bins per observable.
     pub bins: usize,
+    /// Bins per axis of the dihedral-pair free energies.
+    pub pair_bins: usize,
+    /// The dihedral pair that is (phi, psi), for basin populations.
+    pub ramachandran_pair: Option<usize>,
 }
 
 impl Default for CgCompareParams {
@@ -100,6 +124,8 @@ impl Default for CgCompareParams {
         CgCompareParams {
             temperature_index: 0,
             bins: 50,
+            pair_bins: 36,
+            ramachandran_pair: None,
         }
     }
 }
@@ -279,9 +305,11 @@ pub struct CgCompare;
 impl Stage for CgCompare {
     type Params = CgCompareParams;
     const NAME: &'static str = "cg_compare";
-    const VERSION: u32 = 1;
+    // 2: the dihedral-pair free energies and the basin populations.
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "CG chains against mapped FG frames: Jensen-Shannon divergence \
-         of every bead distance, angle and dihedral histogram, with a noise floor (tables, PNG, SVG)";
+         of every bead distance, angle and dihedral histogram, with a noise floor, and the error of \
+         each consecutive dihedral pair's free energy (tables, PNG, SVG)";
     const INPUTS: &'static [Port] = &[
         Port {
             name: "reference",
@@ -308,6 +336,17 @@ impl Stage for CgCompare {
                     sample_density",
         },
         Port {
+            name: "dihedral_pairs",
+            kind: TABLE,
+            about: "per consecutive dihedral pair: first, second, mean_abs_df_kt, \
+                    noise_floor_kt (k_B T), bins, sample_empty_bins",
+        },
+        Port {
+            name: "basins",
+            kind: TABLE,
+            about: "with ramachandran_pair: basin, reference_population, sample_population",
+        },
+        Port {
             name: "plot",
             kind: PNG,
             about: "one panel per observable: reference and sample densities",
@@ -329,6 +368,16 @@ impl Stage for CgCompare {
             about: "histogram bins per observable (distances over their joint range, angles \
                     over [0, 180], dihedrals over one turn)",
         },
+        ParamDoc {
+            name: "pair_bins",
+            about: "bins per axis of each dihedral pair's free energy (36: 10 degrees)",
+        },
+        ParamDoc {
+            name: "ramachandran_pair",
+            about: "index q of the dihedral pair (q, q+1) that is (phi, psi) (0 for alanine \
+                    dipeptide's backbone map): its C7eq/beta, alpha_R and C7ax/alpha_L populations \
+                    go to `basins`; null: none",
+        },
     ];
 
     fn check(p: &CgCompareParams) -> Result<(), ParamProblem> {
@@ -339,6 +388,12 @@ impl Stage for CgCompare {
             return Err(ParamProblem::new(
                 "bins",
                 format!("must be between 2 and 100000, got {}", p.bins),
+            ));
+        }
+        if !(2..=3600).contains(&p.pair_bins) {
+            return Err(ParamProblem::new(
+                "pair_bins",
+                format!("must be between 2 and 3600, got {}", p.pair_bins),
             ));
         }
         Ok(())
@@ -441,6 +496,70 @@ impl Stage for CgCompare {
             worst.js_noise_floor
         );
 
+        let dihedrals = n.saturating_sub(3);
+        if let Some(q) = p.ramachandran_pair
+            && q + 1 >= dihedrals
+        {
+            return Err(StageError::Failed(format!(
+                "ramachandran_pair {q}: {n} beads have {dihedrals} dihedrals, so {} consecutive \
+                 pairs (numbered from 0)",
+                dihedrals.saturating_sub(1)
+            )));
+        }
+        let dihedral_values = |frames: &[&[f64]], q: usize| -> Vec<f64> {
+            frames
+                .iter()
+                .map(|f| Observable::Dihedral(q).value(f))
+                .collect()
+        };
+        let half = reference_frames.len() / 2;
+        let mut pairs = Vec::new();
+        for q in 0..dihedrals.saturating_sub(1) {
+            let (rx, ry) = (
+                dihedral_values(&reference_frames, q),
+                dihedral_values(&reference_frames, q + 1),
+            );
+            let (sx, sy) = (
+                dihedral_values(&sample_frames, q),
+                dihedral_values(&sample_frames, q + 1),
+            );
+            let error = free_energy_error((&rx, &ry), (&sx, &sy), p.pair_bins, 1e-3);
+            let floor = free_energy_error(
+                (&rx[..half], &ry[..half]),
+                (&rx[half..], &ry[half..]),
+                p.pair_bins,
+                1e-3,
+            );
+            tracing::info!(
+                "dihedrals {q} x {}: mean |dF| {:.3} kT over {} bins ({} without a sample frame; \
+                 noise floor {:.3} kT)",
+                q + 1,
+                error.mean_abs_kt,
+                error.bins,
+                error.sample_empty_bins,
+                floor.mean_abs_kt
+            );
+            let basins = (p.ramachandran_pair == Some(q)).then(|| {
+                let share = |x: &[f64], y: &[f64], basin: Basin| {
+                    x.iter()
+                        .zip(y)
+                        .filter(|&(&a, &b)| Basin::of(a, b) == basin)
+                        .count() as f64
+                        / x.len() as f64
+                };
+                Basin::ALL
+                    .iter()
+                    .map(|&b| (b, share(&rx, &ry, b), share(&sx, &sy, b)))
+                    .collect::<Vec<_>>()
+            });
+            if let Some(basins) = &basins {
+                for (b, r, s) in basins {
+                    tracing::info!("{}: reference {r:.4}, sample {s:.4}", b.name());
+                }
+            }
+            pairs.push((q, error, floor, basins));
+        }
+
         let figure = figure(&comparisons, rows.len(), sample.len(), mean_js);
         let png = figure
             .to_png()
@@ -461,6 +580,11 @@ impl Stage for CgCompare {
                 "histograms".to_string(),
                 Artifact::Table(histograms_table(&comparisons)),
             ),
+            (
+                "dihedral_pairs".to_string(),
+                Artifact::Table(dihedral_pairs_table(&pairs)),
+            ),
+            ("basins".to_string(), Artifact::Table(basins_table(&pairs))),
             ("plot".to_string(), Artifact::File(png)),
             ("plot_svg".to_string(), Artifact::File(svg.into_bytes())),
         ]))
@@ -517,6 +641,74 @@ fn divergences_table(c: &[Comparison], reference_frames: i64, sample_frames: i64
         ],
     )
     .expect("columns match the divergences schema")
+}
+
+/// One dihedral pair's comparison: q, its free-energy error, the reference's noise floor,
+/// and the basin populations (basin, reference, sample) when it is the Ramachandran pair.
+type PairComparison = (
+    usize,
+    FreeEnergyError,
+    FreeEnergyError,
+    Option<Vec<(Basin, f64, f64)>>,
+);
+
+fn dihedral_pairs_table(pairs: &[PairComparison]) -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("first", DataType::Utf8, false),
+        Field::new("second", DataType::Utf8, false),
+        Field::new("mean_abs_df_kt", DataType::Float64, false),
+        Field::new("noise_floor_kt", DataType::Float64, false),
+        Field::new("bins", DataType::Int64, false),
+        Field::new("sample_empty_bins", DataType::Int64, false),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                pairs.iter().map(|p| Observable::Dihedral(p.0).name()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                pairs.iter().map(|p| Observable::Dihedral(p.0 + 1).name()),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                pairs.iter().map(|p| p.1.mean_abs_kt),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                pairs.iter().map(|p| p.2.mean_abs_kt),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                pairs.iter().map(|p| p.1.bins as i64),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                pairs.iter().map(|p| p.1.sample_empty_bins as i64),
+            )),
+        ],
+    )
+    .expect("columns match the dihedral_pairs schema")
+}
+
+fn basins_table(pairs: &[PairComparison]) -> RecordBatch {
+    let rows: Vec<&(Basin, f64, f64)> = pairs
+        .iter()
+        .filter_map(|p| p.3.as_ref())
+        .flatten()
+        .collect();
+    let schema = Schema::new(vec![
+        Field::new("basin", DataType::Utf8, false),
+        Field::new("reference_population", DataType::Float64, false),
+        Field::new("sample_population", DataType::Float64, false),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.0.name()),
+            )),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
+        ],
+    )
+    .expect("columns match the basins schema")
 }
 
 fn histograms_table(c: &[Comparison]) -> RecordBatch {

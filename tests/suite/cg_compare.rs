@@ -323,7 +323,14 @@ fn plots_are_images_and_equal_inputs_give_equal_outputs() {
     let b = run_stage(&params(25), reference(), sample()).unwrap();
     assert_eq!(
         a.keys().collect::<Vec<_>>(),
-        ["divergences", "histograms", "plot", "plot_svg"]
+        [
+            "basins",
+            "dihedral_pairs",
+            "divergences",
+            "histograms",
+            "plot",
+            "plot_svg"
+        ]
     );
     assert_eq!(a, b);
 
@@ -362,7 +369,7 @@ fn bad_inputs_and_params_are_refused() {
     let err = run_stage(
         &CgCompareParams {
             temperature_index: 2,
-            bins: 10,
+            ..params(10)
         },
         trajectory(&[(0, &FOUR, 10)], 1),
         trajectory(&[(0, &FOUR, 10)], 2),
@@ -380,7 +387,7 @@ fn bad_inputs_and_params_are_refused() {
     let resolved = stage.resolve_params(&serde_json::json!({})).unwrap();
     assert_eq!(
         resolved.value,
-        serde_json::json!({"temperature_index": 0, "bins": 50})
+        serde_json::json!({"temperature_index": 0, "bins": 50, "pair_bins": 36, "ramachandran_pair": null})
     );
     let problem = stage
         .resolve_params(&serde_json::json!({"bins": 1}))
@@ -391,4 +398,69 @@ fn bad_inputs_and_params_are_refused() {
             .resolve_params(&serde_json::json!({"bin": 10}))
             .is_err()
     );
+}
+
+#[test]
+fn dihedral_pair_free_energies_and_basins() {
+    let five = Draw { n: 5, ..FOUR };
+    let broad = Draw {
+        n: 5,
+        sigma: 0.06,
+        stretch: None,
+    };
+    let pair_params = CgCompareParams {
+        ramachandran_pair: Some(0),
+        ..params(30)
+    };
+    let same = run_stage(
+        &pair_params,
+        trajectory(&[(0, &five, 4000)], 1),
+        trajectory(&[(0, &five, 4000)], 2),
+    )
+    .unwrap();
+    let wider = run_stage(
+        &pair_params,
+        trajectory(&[(0, &five, 4000)], 1),
+        trajectory(&[(0, &broad, 4000)], 2),
+    )
+    .unwrap();
+    let t = table(&same, "dihedral_pairs");
+    assert_eq!(strings(t, "first"), vec!["dihedral(0,1,2,3)"]);
+    assert_eq!(strings(t, "second"), vec!["dihedral(1,2,3,4)"]);
+    let (df, floor) = (f64s(t, "mean_abs_df_kt")[0], f64s(t, "noise_floor_kt")[0]);
+    assert!(i64s(t, "bins")[0] > 4, "{:?}", i64s(t, "bins"));
+    assert!(
+        df < 2.0 * floor,
+        "same distribution: {df} kT vs floor {floor}"
+    );
+    let w = table(&wider, "dihedral_pairs");
+    let df_wide = f64s(w, "mean_abs_df_kt")[0];
+    assert!(df_wide > 3.0 * df, "a broader sample: {df_wide} vs {df} kT");
+    // Basins of the pair read as (phi, psi): populations of each set sum to 1.
+    let b = table(&same, "basins");
+    assert_eq!(b.num_rows(), 3);
+    for column in ["reference_population", "sample_population"] {
+        let total: f64 = f64s(b, column).iter().sum();
+        assert!((total - 1.0).abs() < 1e-12, "{column}: {total}");
+    }
+    // Without ramachandran_pair there are no basin rows; a pair that does not exist is
+    // an error naming the param.
+    let none = run_stage(
+        &params(30),
+        trajectory(&[(0, &five, 100)], 1),
+        trajectory(&[(0, &five, 100)], 2),
+    )
+    .unwrap();
+    assert_eq!(table(&none, "basins").num_rows(), 0);
+    let error = run_stage(
+        &CgCompareParams {
+            ramachandran_pair: Some(1),
+            ..params(30)
+        },
+        trajectory(&[(0, &five, 100)], 1),
+        trajectory(&[(0, &five, 100)], 2),
+    )
+    .expect_err("5 beads have one dihedral pair")
+    .to_string();
+    assert!(error.contains("ramachandran_pair"), "{error}");
 }

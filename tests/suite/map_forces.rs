@@ -134,10 +134,10 @@ fn a_negative_tolerance_is_a_param_error() {
         "params: {force_map: basic, constraint_tolerance_nm: -1}",
     );
     let file = dir.write("mf.yaml", &text);
-    let error = workflow::load(&file, &Registry::builtin())
-        .err()
-        .expect("a negative tolerance must be rejected")
-        .to_string();
+    let Err(error) = workflow::load(&file, &Registry::builtin()) else {
+        panic!("a negative tolerance must be rejected");
+    };
+    let error = error.to_string();
     assert!(error.contains("constraint_tolerance_nm"), "{error}");
     assert!(error.contains("basic"), "names the node: {error}");
 }

@@ -63,8 +63,9 @@ use arrow_array::{Array, Float64Array};
 use serde::{Deserialize, Serialize};
 
 use super::atom_ref::AtomRef;
-use super::ramachandran::{Basin, basin_populations};
+use super::ramachandran::basin_populations;
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::analysis::basin::Basin;
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate};
 use crate::analysis::plot::Drawing;
 use crate::analysis::weight_tail::{WeightTail, ess_by_group};

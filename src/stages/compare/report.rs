@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 use super::tables::{Summary, worst_name};
 use super::{CompareParams, Definitions, HELD_FIXED};
 use crate::analysis::agreement::Agreement;
+use crate::analysis::basin::Basin;
 use crate::analysis::bootstrap::{Estimate, Moments};
 use crate::analysis::uncertainty::plus_minus;
 use crate::analysis::weight_tail::{PARETO_K_UNRELIABLE, WeightTail};
-use crate::stages::ramachandran::Basin;
 
 /// The tail of the weights in words: whether k-hat lets the reweighted estimates be used.
 pub(super) fn tail_sentence(tail: &WeightTail) -> String {

@@ -7,10 +7,10 @@ use arrow_schema::{DataType, Field, Schema};
 
 use super::{Definitions, ESTIMATES};
 use crate::analysis::agreement::{Agreement, AgreementError, agreement};
+use crate::analysis::basin::Basin;
 use crate::analysis::bootstrap::{Estimate, Moments, Replicates};
 use crate::analysis::weight_tail::WeightTail;
 use crate::stages::StageError;
-use crate::stages::ramachandran::Basin;
 
 pub(super) struct Summary {
     /// Whether the `weights` input was connected.
