@@ -80,6 +80,9 @@ pub enum Command {
         /// Resolve a node id through this workflow.
         #[arg(long, short, value_name = "WF")]
         workflow: Option<PathBuf>,
+        /// With --workflow: the node of the run made with these --seed and --set.
+        #[command(flatten)]
+        overrides: OverrideArgs,
     },
     /// Print a Parquet file's schema, metadata and first rows.
     Inspect {
@@ -162,7 +165,7 @@ pub enum Command {
     },
 }
 
-/// One-off changes to the workflow, for `run` and `plan`.
+/// One-off changes to the workflow, for `run`, `plan` and `show`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OverrideArgs {
     /// Another realization of the whole study: replaces the workflow's `seed` (every

@@ -89,9 +89,19 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             };
             print_plan(&wf, &store, &options)
         }
-        Command::Show { target, workflow } => {
+        Command::Show {
+            target,
+            workflow,
+            overrides,
+        } => {
             let store = open(&store_root)?;
-            let key = resolve_target(&target, workflow.as_deref(), &store, &registry)?;
+            let key = resolve_target_with(
+                &target,
+                workflow.as_deref(),
+                &store,
+                &registry,
+                &overrides.overrides(),
+            )?;
             show(&store, &key)
         }
         Command::Inspect { file, rows } => inspect(&file, rows),
@@ -254,8 +264,26 @@ fn resolve_target(
     store: &Store,
     registry: &Registry,
 ) -> Result<Key, CliError> {
+    resolve_target_with(
+        target,
+        workflow_file,
+        store,
+        registry,
+        &workflow::Overrides::default(),
+    )
+}
+
+/// The key of `target`: a node id of `workflow_file` (with `overrides` applied), a key or
+/// a unique prefix of one, or the last key recorded for a node id in the store.
+fn resolve_target_with(
+    target: &str,
+    workflow_file: Option<&Path>,
+    store: &Store,
+    registry: &Registry,
+    overrides: &workflow::Overrides,
+) -> Result<Key, CliError> {
     if let Some(file) = workflow_file {
-        let wf = load(file, registry)?;
+        let wf = load_with(file, registry, overrides)?;
         let i = wf.index_of(target).ok_or_else(|| {
             CliError::User(format!(
                 "no node `{target}` in {}; nodes: {}",

@@ -78,15 +78,14 @@ pub fn main() -> ExitCode {
 }
 
 /// A panic is a bug: say so in one message (where, and what), not with a backtrace,
-/// unless RUST_BACKTRACE asks for one; the process then exits with code 70.
+/// unless RUST_BACKTRACE asks for one; the process then exits with code 70. One panic is
+/// not a bug: `println!` into a closed pipe (`cgloop show ... | head`), after which the
+/// process ends quietly with 141, as a program killed by SIGPIPE does.
 fn install_panic_message() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if crate::artifact::parquet_io::decoding_guarded() {
             return; // a corrupt file, reported as an error by the decoder
-        }
-        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
-            default(info);
         }
         let payload = info.payload();
         let what = payload
@@ -94,6 +93,12 @@ fn install_panic_message() {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "(no message)".into());
+        if what.starts_with("failed printing to stdout") && what.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            default(info);
+        }
         let at = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))

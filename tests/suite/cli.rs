@@ -115,3 +115,23 @@ fn help_explains_the_commands_and_exit_codes() {
         assert!(help.contains(word), "{word} missing from --help");
     }
 }
+
+#[test]
+fn show_finds_the_node_of_a_run_with_another_seed() {
+    let dir = TempDir::new("cli-show-seed");
+    let store = dir.path().join("store");
+    let wf = concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/smoke.yaml");
+    let out = cgloop(&["run", wf, "--seed", "3", "--until", "fg"], &store);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The file's own seed names a node that was never run; --seed 3 the one that was.
+    let out = cgloop(&["show", "fg", "-w", wf], &store);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not in the store"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cgloop(&["show", "fg", "-w", wf, "--seed", "3"], &store);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("node      fg (workflow smoke)"));
+}
