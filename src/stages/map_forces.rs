@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::artifact::Artifact;
 use crate::artifact::kind::TABLE;
-use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
+use crate::artifact::trajectory::TRAJECTORY;
 use crate::nn::cg_map::map_trajectory;
 use crate::nn::force_map::{ForceMap, constrained_pairs, constraint_groups};
 
@@ -85,7 +85,8 @@ impl Stage for MapForces {
         Port {
             name: "trajectory",
             kind: TRAJECTORY,
-            about: "fine-grained frames with positions and forces (the ones train_map mapped)",
+            about: "fine-grained frames with positions and forces (the ones train_map mapped); \
+                    a list is joined in its order",
         },
         Port {
             name: "assignment",
@@ -93,6 +94,7 @@ impl Stage for MapForces {
             about: "the CG map P: train_map's assignment (atom, atom_name, bead, weight)",
         },
     ];
+    const LIST_INPUTS: &'static [&'static str] = &["trajectory"];
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "trajectory",
@@ -157,7 +159,7 @@ impl Stage for MapForces {
         inputs: &Inputs,
         _ctx: &mut Context<'_>,
     ) -> Result<Outputs, StageError> {
-        let trajectory = Trajectory::from_table(inputs.table("trajectory")?)?;
+        let trajectory = inputs.joined_trajectory("trajectory")?;
         let n_atoms = trajectory.n_atoms;
         let (assignment, n_beads) = inputs.assignment("assignment", n_atoms)?;
         let names = atom_names(inputs, n_atoms)?;

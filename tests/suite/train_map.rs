@@ -318,3 +318,79 @@ fn the_clustering_prior_gives_distinct_local_beads_in_chain_order() {
     assert_eq!(best[7], 2);
     assert!(best.windows(2).all(|w| w[1] >= w[0]), "{best:?}");
 }
+
+/// `map: calpha` on CLN025 (10 residues, no caps): ten beads, each one CA atom, in
+/// residue order; its optimal force map ties each CA to its constrained hydrogens
+/// (4 fs steps with H-bond constraints).
+#[test]
+fn calpha_map_of_chignolin() {
+    let dir = TempDir::new("train-map-calpha");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/chignolin");
+    let text = format!(
+        "name: ca\nseed: 3\nnodes:\n  fg:\n    stage: fg_sample\n    params:\n      \
+         topology: {}\n      coordinates: {}\n      solvent: obc2\n      temperature_k: 340\n      \
+         timestep_fs: 4\n      hydrogen_mass_amu: 3.024\n      equilibration_steps: 100\n      \
+         steps: 1000\n      save_every: 20\n  \
+         map:\n    stage: train_map\n    inputs: {{trajectory: fg.trajectory, atoms: fg.atoms}}\n    \
+         params: {{map: calpha, epochs: 1, decoder_epochs: 1, decoder_hidden: [8], restarts: 1}}\n  \
+         forces:\n    stage: map_forces\n    inputs: {{trajectory: fg.trajectory, assignment: map.assignment}}\n",
+        data.join("cln025_ff14SB.prmtop").display(),
+        data.join("cln025_ff14SB.inpcrd").display()
+    );
+    let file = dir.write("ca.yaml", &text);
+    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let report = run(&wf, &store, &RunOptions::default()).unwrap();
+    assert!(report.succeeded(), "{}", report.summary());
+    let keys: BTreeMap<String, cgloop::workflow::Key> =
+        report.nodes.iter().map(|n| (n.id.clone(), n.key)).collect();
+    let assignment = table(&store, &keys["map"], "assignment");
+    let column = |name: &str| assignment.column_by_name(name).unwrap().clone();
+    let names = column("atom_name");
+    let names = names.as_any().downcast_ref::<StringArray>().unwrap();
+    let beads = column("bead");
+    let beads = beads.as_any().downcast_ref::<Int32Array>().unwrap();
+    let residues = column("residue_index");
+    let residues = residues.as_any().downcast_ref::<Int32Array>().unwrap();
+    let weights = f64_column(&assignment, "weight");
+    let mut members: Vec<(i32, i32, String)> = (0..assignment.num_rows())
+        .filter(|&k| weights[k] != 0.0)
+        .map(|k| {
+            (
+                beads.value(k),
+                residues.value(k),
+                names.value(k).to_string(),
+            )
+        })
+        .collect();
+    members.sort();
+    assert_eq!(members.len(), 10, "{members:?}");
+    for (b, (bead, residue, name)) in members.iter().enumerate() {
+        assert_eq!((*bead, *residue, name.as_str()), (b as i32, b as i32, "CA"));
+    }
+    // Its beads are named as the atoms, so protein observables read CG chains.
+    let beads = atoms_from_table(&table(&store, &keys["map"], "beads")).unwrap();
+    assert_eq!(beads.len(), 10);
+    for (b, bead) in beads.iter().enumerate() {
+        assert_eq!((bead.name.as_str(), bead.residue_index), ("CA", b as i32));
+        assert_eq!(bead.atomic_number, 6);
+    }
+    let summary = table(&store, &keys["forces"], "summary");
+    let split = summary
+        .column_by_name("split_constraint_groups")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .unwrap()
+        .clone();
+    assert!((0..10).all(|b| !split.value(b)));
+    let map = table(&store, &keys["forces"], "force_map");
+    let group = map.column_by_name("group").unwrap();
+    let group = group.as_any().downcast_ref::<Int32Array>().unwrap();
+    let atom_names = map.column_by_name("atom_name").unwrap();
+    let atom_names = atom_names.as_any().downcast_ref::<StringArray>().unwrap();
+    // Bead 0's rows list every atom once: the first CA shares its group with an HA.
+    let ca = (0..166).find(|&k| atom_names.value(k) == "CA").unwrap();
+    let ha = (0..166).find(|&k| atom_names.value(k) == "HA").unwrap();
+    assert_eq!(group.value(ca), group.value(ha));
+}

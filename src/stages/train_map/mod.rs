@@ -2,7 +2,8 @@
 //!
 //! The model is [`crate::nn::map_model::MapModel`]: P (N atoms x n beads) from an EGNN
 //! over a reference frame (`map: learned`) or a hard map on named atoms
-//! (`map: fixed`), beads z = P^T (x - x_centre), a decoder of the seed atoms from the
+//! (`map: fixed`, or `map: calpha`: one bead per residue on its CA atom), beads
+//! z = P^T (x - x_centre), a decoder of the seed atoms from the
 //! beads, and the loss L = L_r + lambda (L_link + L_ent + L_assign) + lambda lambda_mf
 //! L_mf (evaluated in Å and kcal/mol, the paper's units for its default weights).
 //!
@@ -29,7 +30,9 @@
 //!   z = P^T (x - x_centre) (nm) and the instantaneous mean force
 //!   F_inst = (M M^T)^-1 M f (kJ/mol/nm), M = P^T; potential and kinetic temperature NaN
 //!   (unknown at the CG level); the other columns copied.
-//! - `beads` (atoms): one row per bead `B<I>`, residue `CG`, with the mass
+//! - `beads` (atoms): one row per bead `B<I>`, residue `CG` (with `map: calpha`: `CA`
+//!   in its residue, with the atom's element, so that `protein_observables` reads CG
+//!   chains as atoms), with the mass
 //!   M_I = (sum_i P_iI^2 / m_i)^-1 (amu), the effective mass of the coordinate
 //!   z_I = sum_i P_iI x_i (the total mass for a centre-of-mass map).
 //! - `assignment` (table): atom (int32), atom_name (utf8), residue_index (int32),
@@ -67,6 +70,9 @@ use crate::nn::training::{adam_over, block_split, gather_frames, minibatches, st
 pub enum MapKind {
     Learned,
     Fixed,
+    /// A fixed map with one bead per residue on its C-alpha atom (atoms named `CA`;
+    /// caps without one, such as ACE and NME, get no bead).
+    Calpha,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,7 +181,8 @@ impl Stage for TrainMap {
         Port {
             name: "trajectory",
             kind: TRAJECTORY,
-            about: "fine-grained frames with positions and forces",
+            about: "fine-grained frames with positions and forces; a list (segments of one \
+                    chained run, or runs) is joined in its order",
         },
         Port {
             name: "atoms",
@@ -183,6 +190,7 @@ impl Stage for TrainMap {
             about: "the trajectory's atoms",
         },
     ];
+    const LIST_INPUTS: &'static [&'static str] = &["trajectory"];
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "trajectory",
@@ -213,7 +221,8 @@ impl Stage for TrainMap {
     const PARAMS: &'static [ParamDoc] = &[
         ParamDoc {
             name: "map",
-            about: "learned (EGNN soft assignment) | fixed (hard map on fixed_beads)",
+            about: "learned (EGNN soft assignment) | fixed (hard map on fixed_beads) | calpha (a \
+                    hard map with one bead per residue on its CA atom)",
         },
         ParamDoc {
             name: "beads",
@@ -426,15 +435,33 @@ impl Stage for TrainMap {
                     .map_err(failed)?;
                     (a, p.beads)
                 }
-                MapKind::Fixed => {
-                    let mut beads = Vec::with_capacity(p.fixed_beads.len());
-                    for (b, refs) in p.fixed_beads.iter().enumerate() {
-                        let members = refs
-                            .iter()
-                            .map(|r| r.resolve(&atoms, &format!("fixed_beads[{b}]")))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        beads.push(members);
-                    }
+                MapKind::Fixed | MapKind::Calpha => {
+                    let beads: Vec<Vec<usize>> = if p.map == MapKind::Calpha {
+                        let beads: Vec<Vec<usize>> = (0..n_atoms)
+                            .filter(|&i| atoms[i].name == "CA")
+                            .map(|i| vec![i])
+                            .collect();
+                        if beads.len() < 2 {
+                            return Err(StageError::bad_input(
+                                "atoms",
+                                format!(
+                                    "map: calpha needs at least 2 atoms named CA, found {}",
+                                    beads.len()
+                                ),
+                            ));
+                        }
+                        beads
+                    } else {
+                        let mut beads = Vec::with_capacity(p.fixed_beads.len());
+                        for (b, refs) in p.fixed_beads.iter().enumerate() {
+                            let members = refs
+                                .iter()
+                                .map(|r| r.resolve(&atoms, &format!("fixed_beads[{b}]")))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            beads.push(members);
+                        }
+                        beads
+                    };
                     let map = FixedMap::new(n_atoms, beads).map_err(|e| StageError::BadInput {
                         input: "atoms".into(),
                         message: format!("fixed_beads: {e}"),
@@ -482,7 +509,7 @@ impl Stage for TrainMap {
 
             let (joint_epochs, decoder_epochs) = match p.map {
                 MapKind::Learned => (p.epochs, p.decoder_epochs),
-                MapKind::Fixed => (0, p.epochs + p.decoder_epochs),
+                MapKind::Fixed | MapKind::Calpha => (0, p.epochs + p.decoder_epochs),
             };
             if restart == 0 {
                 ctx.progress.start(
@@ -651,16 +678,32 @@ impl Stage for TrainMap {
                 1.0 / inverse
             })
             .collect();
+        // A C-alpha bead is its atom: named CA in its residue, so that protein observables
+        // (RMSD to the native C-alphas, Rg, contacts) read CG chains as they read atoms.
+        let calpha_atoms: Vec<usize> = (0..n_atoms).filter(|&i| atoms[i].name == "CA").collect();
         let bead_rows: Vec<AtomRow> = masses
             .iter()
             .enumerate()
-            .map(|(b, &m)| AtomRow {
-                name: format!("B{b}"),
-                residue_name: "CG".into(),
-                residue_index: b as i32,
-                atomic_number: 0,
-                mass_amu: m,
-                charge_e: 0.0,
+            .map(|(b, &m)| match p.map {
+                MapKind::Calpha => {
+                    let a = &atoms[calpha_atoms[b]];
+                    AtomRow {
+                        name: a.name.clone(),
+                        residue_name: a.residue_name.clone(),
+                        residue_index: a.residue_index,
+                        atomic_number: a.atomic_number,
+                        mass_amu: m,
+                        charge_e: 0.0,
+                    }
+                }
+                _ => AtomRow {
+                    name: format!("B{b}"),
+                    residue_name: "CG".into(),
+                    residue_index: b as i32,
+                    atomic_number: 0,
+                    mass_amu: m,
+                    charge_e: 0.0,
+                },
             })
             .collect();
         let mut out = Outputs::new();
