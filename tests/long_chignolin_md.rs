@@ -2,8 +2,9 @@
 //! `workflows/chignolin_md.yaml` into `results/store` (or `CGLOOP_STORE`; a run made with
 //! `cgloop run` is reused) and requires the two independent runs, one from the native
 //! structure and one from an unfolded one, to agree on the folded fraction at 340 K
-//! within 2 combined standard errors, each error at most 0.03. About 2.5 hours on 2 cores
-//! from an empty store:
+//! within 2 combined standard errors, each error at most 0.03, and each to reach the
+//! native hairpin more often than its mirror image. About 2.5 hours on 2 cores from an
+//! empty store:
 //!
 //!     cargo test --release --test long_chignolin_md -- --ignored --nocapture
 
@@ -50,8 +51,19 @@ fn two_runs_from_opposite_starts_agree_on_the_folded_fraction() {
         "errors too large: {a_se:.3}, {b_se:.3}"
     );
     assert!(z.abs() <= 2.0, "the runs disagree: z = {z:.2}");
-    assert!(
-        (0.3..=0.95).contains(&all),
-        "folded fraction {all:.3} outside 0.3-0.95: find out why before trusting it"
-    );
+    // The issue asked for 0.3-0.95, or an explanation before trusting a value outside.
+    // ff14SB in OBC2 gives about 0.09: both runs spend most of their time in a misfolded
+    // hairpin that this solvent model favours (docs/studies/chignolin.md, section 4). What
+    // must hold whatever the force field: both runs reach the native state, and the
+    // native hairpin, not its mirror image, is the folded one.
+    for (run, fraction, se, mirror) in [("A", a, a_se, a_mirror), ("B", b, b_se, b_mirror)] {
+        assert!(
+            fraction >= 2.0 * se,
+            "run {run} hardly folds: {fraction:.3} ± {se:.3}"
+        );
+        assert!(
+            mirror < fraction,
+            "run {run} folds into the mirror image ({mirror:.3}) as often as the native ({fraction:.3})"
+        );
+    }
 }
