@@ -67,6 +67,46 @@ pub struct Series {
     pub band: Vec<(f64, f64)>,
 }
 
+/// Values by epoch, epochs numbered from `first_epoch`: the points of a learning curve.
+pub fn per_epoch(first_epoch: usize, values: &[f64]) -> Vec<(f64, f64)> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(e, &v)| ((e + first_epoch) as f64, v))
+        .collect()
+}
+
+/// A learning curve's series: `train` and `validation` by epoch (numbered from
+/// `first_epoch`), then the kept epoch and its value as one marked point (colours 0, 1
+/// and 3). More series (reference levels) may go before the last.
+pub fn learning_curve(
+    first_epoch: usize,
+    train: &[f64],
+    validation: &[f64],
+    kept: (usize, f64),
+) -> Vec<Series> {
+    vec![
+        Series {
+            label: "train".into(),
+            points: per_epoch(first_epoch, train),
+            color: 0,
+            ..Default::default()
+        },
+        Series {
+            label: "validation".into(),
+            points: per_epoch(first_epoch, validation),
+            color: 1,
+            ..Default::default()
+        },
+        Series {
+            label: format!("kept: epoch {}", kept.0),
+            points: vec![(kept.0 as f64, kept.1)],
+            color: 3,
+            ..Default::default()
+        },
+    ]
+}
+
 /// How a series is drawn.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SeriesStyle {

@@ -151,18 +151,18 @@ impl Stage for Backmap {
         ctx: &mut Context<'_>,
     ) -> Result<Outputs, StageError> {
         let tensors = tensors_from_table(inputs.table("flow")?)?;
-        let model = InverseMap::load(&tensors).map_err(|e| bad("flow", e))?;
+        let model = InverseMap::load(&tensors).map_err(|e| StageError::bad_input("flow", e))?;
         let second = if inputs.has("flow2") {
             let other = InverseMap::load(&tensors_from_table(inputs.table("flow2")?)?)
-                .map_err(|e| bad("flow2", e))?;
+                .map_err(|e| StageError::bad_input("flow2", e))?;
             if other.zmatrix != model.zmatrix
                 || other.beads != model.beads
                 || other.assignment != model.assignment
                 || other.pinned != model.pinned
             {
-                return Err(bad(
+                return Err(StageError::bad_input(
                     "flow2",
-                    "its Z-matrix, CG map or pinned coordinates differ from `flow`'s".into(),
+                    "its Z-matrix, CG map or pinned coordinates differ from `flow`'s",
                 ));
             }
             if p.base_scale != 1.0 {
@@ -179,7 +179,7 @@ impl Stage for Backmap {
         let cg = Trajectory::from_table(inputs.table("samples")?)?;
         let n = model.n_beads();
         if cg.n_atoms != n {
-            return Err(bad(
+            return Err(StageError::bad_input(
                 "samples",
                 format!("{} beads per frame, the inverse map has {n}", cg.n_atoms),
             ));
@@ -351,11 +351,4 @@ fn centroid_shift(to: &[f64], from: &[f64]) -> [f64; 3] {
         }
     }
     shift
-}
-
-fn bad(input: &str, message: String) -> StageError {
-    StageError::BadInput {
-        input: input.to_string(),
-        message,
-    }
 }

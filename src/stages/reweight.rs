@@ -239,7 +239,7 @@ impl Stage for Reweight {
         let densities = inputs.table("densities")?;
         let cg = Trajectory::from_table(inputs.table("samples")?)?;
         let model = InverseMap::load(&tensors_from_table(inputs.table("flow")?)?)
-            .map_err(|e| bad("flow", e))?;
+            .map_err(|e| StageError::bad_input("flow", e))?;
         if model.pinned > 0 && p.estimator == Estimator::Marginal {
             return Err(StageError::Failed(
                 "param `estimator`: the marginal estimator needs a density over all of q, but \
@@ -250,7 +250,7 @@ impl Stage for Reweight {
         }
         let frames = trajectory.len();
         if densities.num_rows() != frames {
-            return Err(bad(
+            return Err(StageError::bad_input(
                 "densities",
                 format!("{} rows for {frames} frames", densities.num_rows()),
             ));
@@ -264,7 +264,7 @@ impl Stage for Reweight {
             .iter()
             .find(|&&f| f < 0 || f as usize >= cg.len())
         {
-            return Err(bad(
+            return Err(StageError::bad_input(
                 "densities",
                 format!("cg_frame {f} is not a row of `samples`"),
             ));
@@ -275,7 +275,7 @@ impl Stage for Reweight {
         let topology = parse_prmtop(&target.topology_prmtop, &target.topology_file)
             .map_err(|e| StageError::Failed(e.to_string()))?;
         if topology.n_atoms() != trajectory.n_atoms {
-            return Err(bad(
+            return Err(StageError::bad_input(
                 "trajectory",
                 format!(
                     "{} atoms per frame, the topology {} has {}",
@@ -289,7 +289,7 @@ impl Stage for Reweight {
             Some(SolventModel::Vacuum) => Solvent::Vacuum,
             Some(SolventModel::Obc2) => Solvent::Obc2,
             None => {
-                return Err(bad(
+                return Err(StageError::bad_input(
                     "force_field",
                     format!("unknown solvent `{}`", target.solvent),
                 ));
@@ -491,13 +491,6 @@ pub fn log_kernel(s: &[f64], centre: &[f64], widths: &[f64], kinds: &[Coordinate
     total
 }
 
-fn bad(input: &str, message: String) -> StageError {
-    StageError::BadInput {
-        input: input.to_string(),
-        message,
-    }
-}
-
 /// The force field the weights target. With the `force_field` input connected, the one
 /// the FG frames were sampled with; `topology` and `solvent`, where also set, must name
 /// the same (an error says which differs). Without it, the params' (an explicit choice
@@ -537,7 +530,7 @@ fn target_force_field(p: &ReweightParams, inputs: &Inputs) -> Result<ForceFieldR
         ));
     }
     let sampled = ForceFieldRecord::from_table(inputs.table("force_field")?)
-        .map_err(|e| bad("force_field", e.to_string()))?;
+        .map_err(|e| StageError::bad_input("force_field", e.to_string()))?;
     if let Some(prmtop) = from_params()?
         && blake3::hash(prmtop.as_bytes()).to_hex().as_str() != sampled.topology_blake3
     {

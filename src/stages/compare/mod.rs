@@ -329,7 +329,7 @@ impl Stage for Compare {
             if theirs != ours {
                 let kelvin =
                     |t: Option<f64>| t.map_or("(no frame)".to_string(), |t| format!("{t} K"));
-                return Err(bad(
+                return Err(StageError::bad_input(
                     "more_reference",
                     format!(
                         "its frames at temperature_index {} are at {}, the reference's at {}",
@@ -355,7 +355,7 @@ impl Stage for Compare {
         let weights = if inputs.has("weights") {
             let weights = inputs.column::<Float64Array>("weights", "weight")?;
             if weights.len() != sample.len() || weights.null_count() > 0 {
-                return Err(bad(
+                return Err(StageError::bad_input(
                     "weights",
                     format!(
                         "{} weights for {} sample frames",
@@ -524,13 +524,6 @@ impl Stage for Compare {
             ),
             ("report".to_string(), Artifact::File(report.into_bytes())),
         ]))
-    }
-}
-
-fn bad(input: &str, message: String) -> StageError {
-    StageError::BadInput {
-        input: input.to_string(),
-        message,
     }
 }
 

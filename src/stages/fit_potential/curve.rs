@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::{BooleanArray, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
-use crate::analysis::line_plot::{Figure, Panel, Series};
+use crate::analysis::line_plot::{Figure, Panel, Series, learning_curve, per_epoch};
 
 /// Per-epoch numbers.
 #[derive(Default)]
@@ -58,36 +58,21 @@ impl Curve {
     }
 
     pub(super) fn figure(&self, s: &Summary, beads: usize) -> Figure {
-        let per_epoch = |values: &[f64]| -> Vec<(f64, f64)> {
-            values
-                .iter()
-                .enumerate()
-                .map(|(e, &v)| ((e + self.first_epoch) as f64, v))
-                .collect()
-        };
         let (first, last) = (
             self.first_epoch as f64,
             (self.first_epoch + self.train.len()).saturating_sub(1) as f64,
         );
         let flat = |v: f64| vec![(first, v), (last, v)];
-        let rmse = Panel {
-            title: "Force RMSE".into(),
-            x_label: "epoch".into(),
-            y_label: "RMSE (kJ/mol/nm)".into(),
-            log_y: true,
-            series: vec![
-                Series {
-                    label: "train".into(),
-                    points: per_epoch(&self.train),
-                    color: 0,
-                    ..Default::default()
-                },
-                Series {
-                    label: "validation".into(),
-                    points: per_epoch(&self.validation),
-                    color: 1,
-                    ..Default::default()
-                },
+        let mut series = learning_curve(
+            self.first_epoch,
+            &self.train,
+            &self.validation,
+            (s.best_epoch, s.validation_force_rmse),
+        );
+        // The reference levels go before the kept epoch's marker.
+        series.splice(
+            2..2,
+            [
                 Series {
                     label: "zero model (validation)".into(),
                     points: flat(s.zero_model_validation_force_rmse),
@@ -100,13 +85,14 @@ impl Curve {
                     color: 2,
                     ..Default::default()
                 },
-                Series {
-                    label: format!("kept: epoch {}", s.best_epoch),
-                    points: vec![(s.best_epoch as f64, s.validation_force_rmse)],
-                    color: 3,
-                    ..Default::default()
-                },
             ],
+        );
+        let rmse = Panel {
+            title: "Force RMSE".into(),
+            x_label: "epoch".into(),
+            y_label: "RMSE (kJ/mol/nm)".into(),
+            log_y: true,
+            series,
         };
         let loss = Panel {
             title: "Training loss".into(),
@@ -115,7 +101,7 @@ impl Curve {
             log_y: true,
             series: vec![Series {
                 label: "minibatch mean".into(),
-                points: per_epoch(&self.train_loss),
+                points: per_epoch(self.first_epoch, &self.train_loss),
                 color: 0,
                 ..Default::default()
             }],

@@ -58,7 +58,7 @@ mod params;
 pub use params::TrainFlowParams;
 
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
-use crate::analysis::line_plot::{Figure, Panel, Series};
+use crate::analysis::line_plot::{Figure, Panel, learning_curve};
 use crate::analysis::plot::Drawing;
 use crate::artifact::Artifact;
 use crate::artifact::atoms::ATOMS;
@@ -162,14 +162,14 @@ impl Stage for TrainFlow {
             // The added frames must sample a temperature the main frames sample.
             let (main, added): (Vec<usize>, Vec<usize>) = rows.iter().partition(|&&r| r < main_len);
             if added.is_empty() {
-                return Err(bad(
+                return Err(StageError::bad_input(
                     "more",
                     format!("no frame at temperature_index {}", p.temperature_index),
                 ));
             }
             let known = |t: f64| main.iter().any(|&r| trajectory.temperature_k[r] == t);
             if let Some(&r) = added.iter().find(|&&r| !known(trajectory.temperature_k[r])) {
-                return Err(bad(
+                return Err(StageError::bad_input(
                     "more",
                     format!(
                         "frame {} is at {} K, a temperature the selected frames of \
@@ -181,7 +181,7 @@ impl Stage for TrainFlow {
             }
         }
         if rows.len() < 2 * p.validation_blocks {
-            return Err(bad(
+            return Err(StageError::bad_input(
                 "trajectory",
                 format!(
                     "{} frames at temperature_index {}; need at least {} (2 per validation block)",
@@ -208,7 +208,7 @@ impl Stage for TrainFlow {
             .collect::<Result<Vec<_>, _>>()?;
         let heavy: Vec<bool> = elements.iter().map(|&z| z > 1).collect();
         let zmatrix = ZMatrix::from_bonds(n_atoms, &bonds, &seeds, &heavy).map_err(|e| {
-            bad(
+            StageError::bad_input(
                 "atoms",
                 format!("Z-matrix from the bonds of frame {}: {e}", rows[0]),
             )
@@ -369,13 +369,6 @@ fn failed(e: candle_core::Error) -> StageError {
     StageError::Failed(format!("training the flow: {e}"))
 }
 
-fn bad(input: &str, message: String) -> StageError {
-    StageError::BadInput {
-        input: input.to_string(),
-        message,
-    }
-}
-
 fn coordinates_table(zmatrix: &ZMatrix, pinned: usize, unit_box: &UnitBox) -> RecordBatch {
     let kinds = zmatrix.kinds();
     let atoms = zmatrix.dof_atoms();
@@ -458,13 +451,6 @@ impl Curve {
     }
 
     fn figure(&self, best_epoch: usize, train: usize, validation: usize) -> Figure {
-        let per_epoch = |values: &[f64]| -> Vec<(f64, f64)> {
-            values
-                .iter()
-                .enumerate()
-                .map(|(e, &v)| ((e + 1) as f64, v))
-                .collect()
-        };
         Figure {
             title: format!("train_flow: {train} training / {validation} validation frames"),
             columns: 1,
@@ -474,26 +460,12 @@ impl Curve {
                 x_label: "epoch".into(),
                 y_label: "NLL (nats per frame)".into(),
                 log_y: false,
-                series: vec![
-                    Series {
-                        label: "train".into(),
-                        points: per_epoch(&self.train),
-                        color: 0,
-                        ..Default::default()
-                    },
-                    Series {
-                        label: "validation".into(),
-                        points: per_epoch(&self.validation),
-                        color: 1,
-                        ..Default::default()
-                    },
-                    Series {
-                        label: format!("kept: epoch {best_epoch}"),
-                        points: vec![(best_epoch as f64, self.validation[best_epoch - 1])],
-                        color: 3,
-                        ..Default::default()
-                    },
-                ],
+                series: learning_curve(
+                    1,
+                    &self.train,
+                    &self.validation,
+                    (best_epoch, self.validation[best_epoch - 1]),
+                ),
             }],
         }
     }
