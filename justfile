@@ -20,7 +20,11 @@ md-populations:
 
 # The quick study's CG chains on workflow seeds 1-10: none may blow up.
 cg-seeds:
-    cargo test --release --test long_cg_seeds -- --ignored --nocapture
+    cargo test --release --test long_cg_seeds quick -- --ignored --nocapture
+
+# The full study's cg on workflow seeds 1-10 (about 45 minutes on 2 cores).
+cg-seeds-full:
+    cargo test --release --test long_cg_seeds full -- --ignored --nocapture
 
 # The chignolin FG reference (about 2.5 h on 2 cores from an empty store): runs A and B
 # must agree on the folded fraction at 340 K within 2 combined standard errors.

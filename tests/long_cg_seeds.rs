@@ -1,10 +1,13 @@
-//! The CG potential stays sane on seeds nobody tuned: the quick study's graph up to its
-//! CG chains (`cg`), run with workflow seeds 1-10 (`--seed`, nothing else changed), must
-//! finish every chain without a blow-up (cg_sample stops a chain whose force exceeds
-//! its `max_force_kj_per_mol_nm`). Before the bead-angle centres were shrunk where the
-//! frames never go, 4 of 6 seeds blew up. About a minute on 2 cores, so ignored:
+//! The CG potential stays sane on seeds nobody tuned: a study's graph up to its CG chains
+//! (`cg`), run with workflow seeds 1-10 (`--seed`, nothing else changed), must finish
+//! every chain without a blow-up (cg_sample stops a chain whose force exceeds its
+//! `max_force_kj_per_mol_nm`; fit_potential's scan refuses a potential that would).
+//! Before the bead-angle centres were shrunk where the frames never go, 4 of 6 seeds of
+//! the quick study blew up. The quick study takes about a minute on 2 cores, the full
+//! study (its 80 ns of FG replica exchange and 256 CG chains per seed) about 45 minutes:
 //!
 //!     cargo test --release --test long_cg_seeds -- --ignored --nocapture
+//!     cargo test --release --test long_cg_seeds full -- --ignored --nocapture
 //!
 //! Each seed runs into its own temporary store.
 
@@ -20,6 +23,16 @@ use common::TempDir;
 #[test]
 #[ignore = "long: about a minute on 2 cores"]
 fn quick_study_cg_runs_on_ten_seeds() {
+    cg_runs_on_ten_seeds("workflows/alanine_dipeptide_quick.yaml");
+}
+
+#[test]
+#[ignore = "long: about 45 minutes on 2 cores"]
+fn full_study_cg_runs_on_ten_seeds() {
+    cg_runs_on_ten_seeds("workflows/alanine_dipeptide.yaml");
+}
+
+fn cg_runs_on_ten_seeds(workflow_file: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::env::set_current_dir(root).unwrap();
     let mut failed = Vec::new();
@@ -28,12 +41,8 @@ fn quick_study_cg_runs_on_ten_seeds() {
             seed: Some(seed),
             ..Overrides::default()
         };
-        let wf = workflow::load_with(
-            Path::new("workflows/alanine_dipeptide_quick.yaml"),
-            &Registry::builtin(),
-            &overrides,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let wf = workflow::load_with(Path::new(workflow_file), &Registry::builtin(), &overrides)
+            .unwrap_or_else(|e| panic!("{e}"));
         let dir = TempDir::new("cg-seeds");
         let store = Store::open(dir.path().join("store")).unwrap();
         let options = RunOptions {
