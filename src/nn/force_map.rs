@@ -13,8 +13,9 @@
 //! - [`ForceMap::basic`]: B = (M M^T)^-1 M, the usual choice (the atom's own force for a
 //!   single-atom bead, the sum of the group's forces for a centre of mass).
 //! - [`ForceMap::optimal`]: the valid B with the smallest mean squared mapped force
-//!   (Kramer, Chen, Clementi, Noe et al., "Statistically optimal force aggregation for
-//!   coarse-graining molecular dynamics", JPCL 2023; their `aggforce` package). With
+//!   (Krämer, Durumeric, Charron, Chen, Clementi and Noé, "Statistically optimal force
+//!   aggregation for coarse-graining molecular dynamics", J. Phys. Chem. Lett. 14, 3970
+//!   (2023); their `aggforce` package). With
 //!   C = <f_i . f_j> (N x N, frames and the three components averaged), each bead's row
 //!   b_I solves
 //!
