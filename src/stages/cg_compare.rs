@@ -506,24 +506,27 @@ impl Stage for CgCompare {
                 dihedrals.saturating_sub(1)
             )));
         }
-        let dihedral_values = |frames: &[&[f64]], q: usize| -> Vec<f64> {
-            frames
-                .iter()
-                .map(|f| Observable::Dihedral(q).value(f))
+        // Each dihedral's values once; pair q reads dihedrals q and q + 1.
+        let dihedral_values = |frames: &[&[f64]]| -> Vec<Vec<f64>> {
+            (0..dihedrals)
+                .map(|q| {
+                    frames
+                        .iter()
+                        .map(|f| Observable::Dihedral(q).value(f))
+                        .collect()
+                })
                 .collect()
         };
+        let (reference_dihedrals, sample_dihedrals) = (
+            dihedral_values(&reference_frames),
+            dihedral_values(&sample_frames),
+        );
         let half = reference_frames.len() / 2;
         let mut pairs = Vec::new();
         for q in 0..dihedrals.saturating_sub(1) {
-            let (rx, ry) = (
-                dihedral_values(&reference_frames, q),
-                dihedral_values(&reference_frames, q + 1),
-            );
-            let (sx, sy) = (
-                dihedral_values(&sample_frames, q),
-                dihedral_values(&sample_frames, q + 1),
-            );
-            let error = free_energy_error((&rx, &ry), (&sx, &sy), p.pair_bins, 1e-3);
+            let (rx, ry) = (&reference_dihedrals[q], &reference_dihedrals[q + 1]);
+            let (sx, sy) = (&sample_dihedrals[q], &sample_dihedrals[q + 1]);
+            let error = free_energy_error((rx, ry), (sx, sy), p.pair_bins, 1e-3);
             let floor = free_energy_error(
                 (&rx[..half], &ry[..half]),
                 (&rx[half..], &ry[half..]),
@@ -549,7 +552,7 @@ impl Stage for CgCompare {
                 };
                 Basin::ALL
                     .iter()
-                    .map(|&b| (b, share(&rx, &ry, b), share(&sx, &sy, b)))
+                    .map(|&b| (b, share(rx, ry, b), share(sx, sy, b)))
                     .collect::<Vec<_>>()
             });
             if let Some(basins) = &basins {

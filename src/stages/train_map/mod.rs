@@ -437,10 +437,8 @@ impl Stage for TrainMap {
                 }
                 MapKind::Fixed | MapKind::Calpha => {
                     let beads: Vec<Vec<usize>> = if p.map == MapKind::Calpha {
-                        let beads: Vec<Vec<usize>> = (0..n_atoms)
-                            .filter(|&i| atoms[i].name == "CA")
-                            .map(|i| vec![i])
-                            .collect();
+                        let beads: Vec<Vec<usize>> =
+                            calpha_atoms(&atoms).into_iter().map(|i| vec![i]).collect();
                         if beads.len() < 2 {
                             return Err(StageError::bad_input(
                                 "atoms",
@@ -680,7 +678,7 @@ impl Stage for TrainMap {
             .collect();
         // A C-alpha bead is its atom: named CA in its residue, so that protein observables
         // (RMSD to the native C-alphas, Rg, contacts) read CG chains as they read atoms.
-        let calpha_atoms: Vec<usize> = (0..n_atoms).filter(|&i| atoms[i].name == "CA").collect();
+        let calpha_atoms = calpha_atoms(&atoms);
         let bead_rows: Vec<AtomRow> = masses
             .iter()
             .enumerate()
@@ -720,4 +718,11 @@ impl Stage for TrainMap {
         out.insert("losses".into(), Artifact::Table(losses_table(&history)));
         Ok(out)
     }
+}
+
+/// The atoms named CA, in order: the beads of `map: calpha`.
+fn calpha_atoms(atoms: &[AtomRow]) -> Vec<usize> {
+    (0..atoms.len())
+        .filter(|&i| atoms[i].name == "CA")
+        .collect()
 }
