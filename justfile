@@ -9,6 +9,15 @@ run workflow="workflows/alanine_dipeptide_quick.yaml":
 test:
     cargo test --release
 
+# The Slurm executor against a real one-node Slurm cluster (installed from Debian's
+# packages and started by scripts/slurm-cluster, stopped afterwards; needs root).
+test-slurm:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'scripts/slurm-cluster stop' EXIT
+    eval "$(scripts/slurm-cluster start)"
+    cargo test --release --test slurm -- --ignored --test-threads=1
+
 # Long scientific checks (minutes to hours): converged populations, long MD.
 test-slow:
     cargo test --release -- --ignored --nocapture

@@ -61,6 +61,29 @@ pub enum Command {
         dry_run: bool,
         #[command(flatten)]
         overrides: OverrideArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Compute one node into the store: what a Slurm job of `run --executor slurm` runs.
+    ///
+    /// The node is line INDEX of the batch file the driver wrote (its key, id and
+    /// whether it is forced). The workflow is validated with the same --seed and --set
+    /// as the driver's, so the node is found by its key; the job writes its record
+    /// (ran, cached or failed) into RUN_DIR/records/ for the driver. Not meant to be
+    /// typed by hand, but safe to: it computes nothing the store already holds.
+    ExecNode {
+        workflow: PathBuf,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+        /// The run's folder (<store>/.runs/<run>).
+        #[arg(long, value_name = "RUN_DIR")]
+        run_dir: PathBuf,
+        /// The batch file: one `key node forced` line per node.
+        #[arg(long, value_name = "FILE")]
+        batch: PathBuf,
+        /// The line of the batch file (an array job's SLURM_ARRAY_TASK_ID).
+        #[arg(long, default_value_t = 0)]
+        index: usize,
     },
     /// Show each node's key, and whether it is cached or would run (and why).
     Plan {
@@ -165,6 +188,47 @@ pub enum Command {
     },
 }
 
+/// Where `run` computes nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorArg {
+    /// Threads of this process (--jobs at once).
+    Local,
+    /// One Slurm job per node (job arrays for nodes ready together), over a store on a
+    /// file system every cluster node sees. This process stays as the driver: it
+    /// submits what is ready and not cached, and follows the jobs until the workflow
+    /// ends; Ctrl-C cancels its jobs.
+    Slurm,
+}
+
+/// `run --executor slurm` settings. Per-node CPUs, memory and time come from the
+/// workflow's `resources:` (defaults: 1 CPU, 2 GB per CPU, 120 minutes).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// Where nodes compute.
+    #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
+    pub executor: ExecutorArg,
+    /// Slurm partition for every job [default: the cluster's].
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// Nodes queued or running at once (Slurm).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_jobs: usize,
+    /// Seconds between two `squeue` calls (Slurm).
+    #[arg(long, default_value_t = 30.0, value_name = "S")]
+    pub poll_interval: f64,
+    /// Seconds a job may be gone from the queue without a result before its node fails
+    /// (files written on another machine can take this long to appear on NFS).
+    #[arg(long, default_value_t = 120.0, value_name = "S")]
+    pub grace: f64,
+    /// One more sbatch option for every job, e.g. --sbatch-arg=--account=chem;
+    /// repeatable.
+    #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
+    pub sbatch_arg: Vec<String>,
+    /// One job per node, even for nodes ready together (no job arrays).
+    #[arg(long)]
+    pub no_arrays: bool,
+}
+
 /// One-off changes to the workflow, for `run`, `plan` and `show`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OverrideArgs {
@@ -180,6 +244,18 @@ pub struct OverrideArgs {
 }
 
 impl OverrideArgs {
+    /// The same overrides as command-line arguments (for a Slurm job's command).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(seed) = self.seed {
+            args.extend(["--seed".to_string(), seed.to_string()]);
+        }
+        for o in &self.set {
+            args.extend(["--set".to_string(), o.text.clone()]);
+        }
+        args
+    }
+
     pub fn overrides(&self) -> crate::workflow::Overrides {
         crate::workflow::Overrides {
             seed: self.seed,

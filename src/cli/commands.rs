@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::CliError;
-use super::args::{Cli, Command};
+use super::args::{Cli, ClusterArgs, Command, ExecutorArg};
 use crate::artifact::decode_table;
+use crate::exec::slurm::worker::exec_node;
 use crate::exec::structures::{ExportError, ExportRequest, export_structures};
 use crate::exec::verify::{gc, verify};
 use crate::exec::{
-    ExecError, NodeState, Outcome, RunOptions, Store, StoreError, compute_keys, plan_run, run,
+    ExecError, ExecutorChoice, NodeState, Outcome, RunOptions, SlurmOptions, Store, StoreError,
+    WorkerCommand, compute_keys, plan_run, run,
 };
 use crate::stages::Registry;
 use crate::workflow::{self, Key, Workflow};
@@ -31,14 +33,20 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             jobs,
             dry_run,
             overrides,
+            cluster,
         } => {
             let wf = load_with(&workflow, &registry, &overrides.overrides())?;
             let store = open(&store_root)?;
+            let executor = match cluster.executor {
+                ExecutorArg::Local => ExecutorChoice::Local,
+                ExecutorArg::Slurm => slurm_choice(&workflow, &overrides, &cluster)?,
+            };
             let options = RunOptions {
                 jobs,
                 until,
                 force,
                 progress: std::io::stderr().is_terminal(),
+                executor,
             };
             if dry_run {
                 return print_plan(&wf, &store, &options);
@@ -59,6 +67,9 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 }
             }
             eprintln!("{}", report.summary());
+            if let Some(load) = &report.scheduler {
+                eprintln!("{}", load.summary());
+            }
             let dir = crate::exec::export::export_dir(&store_root, &wf.name);
             let files =
                 crate::exec::export::export_files(&store, &report, &dir).map_err(store_error)?;
@@ -72,6 +83,30 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                     "failed: {}",
                     report.ids(|o| matches!(o, Outcome::Failed(_))).join(", ")
                 )))
+            }
+        }
+        Command::ExecNode {
+            workflow,
+            overrides,
+            run_dir,
+            batch,
+            index,
+        } => {
+            let store = open(&store_root)?;
+            // A workflow that no longer validates still gets a record, so the driver
+            // reports why instead of waiting out its grace period.
+            let outcome = match load_with(&workflow, &registry, &overrides.overrides()) {
+                Ok(wf) => exec_node(&wf, &store, &run_dir, &batch, index),
+                Err(e) => write_failure(&run_dir, &batch, index, &e.to_string())
+                    .map(|()| Outcome::Failed(e.to_string())),
+            }
+            .map_err(CliError::Internal)?;
+            match outcome {
+                Outcome::Ran { .. } | Outcome::Cached => Ok(()),
+                Outcome::Failed(m) => Err(CliError::NodeFailed(m)),
+                Outcome::Skipped { failed_upstream } => Err(CliError::NodeFailed(format!(
+                    "upstream node `{failed_upstream}` failed"
+                ))),
             }
         }
         Command::Plan {
@@ -230,7 +265,60 @@ fn exec_error(e: ExecError) -> CliError {
     match e {
         ExecError::UnknownNode { .. } => CliError::User(e.to_string()),
         ExecError::Store(s) => store_error(s),
+        ExecError::Slurm(m) => CliError::User(m),
     }
+}
+
+/// `--executor slurm`: the job command repeats this driver's workflow (as an absolute
+/// path) and overrides, and runs this very binary.
+fn slurm_choice(
+    workflow: &Path,
+    overrides: &super::args::OverrideArgs,
+    cluster: &ClusterArgs,
+) -> Result<ExecutorChoice, CliError> {
+    let seconds = |s: f64, what: &str| {
+        if s.is_finite() && s >= 0.0 {
+            Ok(std::time::Duration::from_secs_f64(s))
+        } else {
+            Err(CliError::User(format!(
+                "--{what}: expected seconds >= 0, got {s}"
+            )))
+        }
+    };
+    let program = std::env::current_exe()
+        .map_err(|e| CliError::Internal(format!("cannot find the cgloop binary: {e}")))?;
+    let workflow = workflow
+        .canonicalize()
+        .map_err(|e| CliError::User(format!("{}: {e}", workflow.display())))?;
+    Ok(ExecutorChoice::Slurm(SlurmOptions {
+        partition: cluster.partition.clone(),
+        max_jobs: cluster.max_jobs.max(1),
+        poll_interval: seconds(cluster.poll_interval, "poll-interval")?,
+        grace: seconds(cluster.grace, "grace")?,
+        sbatch_args: cluster.sbatch_arg.clone(),
+        arrays: !cluster.no_arrays,
+        worker: WorkerCommand {
+            program,
+            workflow,
+            args: overrides.to_args(),
+        },
+    }))
+}
+
+/// The record of a job whose workflow did not validate.
+fn write_failure(run_dir: &Path, batch: &Path, index: usize, message: &str) -> Result<(), String> {
+    use crate::exec::slurm::record::{JobRecord, read_batch_line, write_record};
+    let line = read_batch_line(batch, index)?;
+    let record = JobRecord {
+        key: line.key,
+        node: line.node,
+        status: "failed".into(),
+        message: message.to_string(),
+        wall_s: 0.0,
+        job: std::env::var("SLURM_JOB_ID").unwrap_or_default(),
+        host: crate::exec::store::host_name(),
+    };
+    write_record(run_dir, &record).map_err(|e| format!("{}: {e}", run_dir.display()))
 }
 
 fn print_plan(wf: &Workflow, store: &Store, options: &RunOptions) -> Result<(), CliError> {

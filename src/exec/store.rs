@@ -12,6 +12,16 @@
 //! leaves nothing that looks published. The per-key lock (an OS file lock, released
 //! when its process dies) keeps two processes from computing the same node twice.
 //! Every read of an output checks its blake3 hash against the manifest.
+//!
+//! On a shared file system (NFS, Lustre, GPFS: a cluster's store) what holds and what
+//! does not:
+//! - Publishing stays correct without locks: a rename onto a published folder fails,
+//!   and the later writer keeps the winner's copy ([`Store::publish`]). Nothing is ever
+//!   half-published, whichever machine dies.
+//! - The key lock is a local guarantee only: NFS emulates `flock` with byte-range locks
+//!   that can be lost, and Lustre may refuse it. Without it two jobs may compute the
+//!   same node at once; the cost is the duplicate work, never a wrong node.
+//! - `gc` and `--force` must not run while another driver uses the same keys.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -68,6 +78,30 @@ pub struct KeyLock {
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Whose copy of a node the store holds after [`Store::publish`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Published {
+    /// This call's folder became the node.
+    Ours,
+    /// Another writer published the same key first; this call's copy was dropped.
+    Theirs,
+}
+
+/// This machine's name, for temporary names that stay unique across cluster nodes
+/// sharing a store.
+pub fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        })
+        .unwrap_or_else(|| "host".to_string())
+}
 
 impl Store {
     /// Opens (creating if needed) the store at `root`.
@@ -173,16 +207,26 @@ impl Store {
     }
 
     /// Writes a node's files and manifest into a fresh temporary folder and publishes it
-    /// with one rename. If the key is already published (a forced rerun), the old
-    /// folder is moved aside first and removed after.
+    /// with one rename.
+    ///
+    /// Two writers of one key (two drivers, or jobs on two cluster nodes, where file
+    /// locks may not work) need no lock: a key's bytes are a function of the key, the
+    /// first complete folder to land is the node, and a rename onto it fails (a folder
+    /// onto a non-empty folder), so the later writer checks the winner's manifest and
+    /// drops its own copy ([`Published::Theirs`]). A rename reported failed is checked
+    /// against the target too (on NFS a retried rename can report an error for a rename
+    /// that happened). `replace` (a forced rerun) moves a published folder aside first
+    /// and removes it after.
     pub fn publish(
         &self,
         key: &Key,
         manifest: &Manifest,
         files: &[(String, Vec<u8>)],
-    ) -> Result<(), StoreError> {
+        replace: bool,
+    ) -> Result<Published, StoreError> {
         let tmp = self.root.join(".tmp").join(format!(
-            "{key}.{}.{}",
+            "{key}.{}.{}.{}",
+            host_name(),
             std::process::id(),
             TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
@@ -207,23 +251,55 @@ impl Store {
         }
         let target = self.node_dir(key);
         let mut old = None;
-        if target.exists() {
+        // A forced rerun replaces the node; a folder without a manifest is not a
+        // published node (a removal that was killed half-way) and is moved aside too.
+        if target.exists() && (replace || !self.contains(key)) {
             let aside = self.root.join(".tmp").join(format!(
                 "{key}.old.{}.{}",
                 std::process::id(),
                 TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
             ));
-            fs::rename(&target, &aside).map_err(io_error(&target))?;
-            old = Some(aside);
+            match fs::rename(&target, &aside) {
+                Ok(()) => old = Some(aside),
+                // Another writer moved or replaced it first: the rename below decides.
+                Err(_) if !target.exists() || self.contains(key) => {}
+                Err(e) => return Err(io_error(&target)(e)),
+            }
         }
-        fs::rename(&tmp, &target).map_err(io_error(&target))?;
+        let outcome = match fs::rename(&tmp, &target) {
+            Ok(()) => Published::Ours,
+            Err(e) => {
+                let ours_landed = self.read_manifest(key).is_ok_and(|m| m == *manifest);
+                if ours_landed {
+                    Published::Ours
+                } else if self.verifies(key) {
+                    let _ = fs::remove_dir_all(&tmp);
+                    Published::Theirs
+                } else {
+                    let _ = fs::remove_dir_all(&tmp);
+                    return Err(io_error(&target)(e));
+                }
+            }
+        };
         if let Ok(dir) = File::open(&self.root) {
             let _ = dir.sync_all();
         }
         if let Some(old) = old {
             let _ = fs::remove_dir_all(old);
         }
-        Ok(())
+        Ok(outcome)
+    }
+
+    /// Whether a published node's manifest reads and every output matches its hash.
+    pub fn verifies(&self, key: &Key) -> bool {
+        let Ok(manifest) = self.read_manifest(key) else {
+            return false;
+        };
+        manifest.key == key.to_string()
+            && manifest
+                .outputs
+                .keys()
+                .all(|o| self.read_output_bytes(key, &manifest, o).is_ok())
     }
 
     /// Every published key.

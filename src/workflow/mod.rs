@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod key;
 pub mod overrides;
 pub mod resolve;
+pub mod resources;
 pub mod spec;
 pub mod yaml;
 
@@ -21,6 +22,7 @@ pub use diagnostic::{Diagnostic, ErrorKind, WorkflowErrors};
 pub use key::{Ingredients, InputRef, Key};
 pub use overrides::{Overrides, ParamOverride};
 pub use resolve::{Edge, FileParam, Node, Workflow, node_seed};
+pub use resources::Resources;
 
 use crate::stages::Registry;
 

@@ -10,6 +10,7 @@ use petgraph::graph::DiGraph;
 
 use super::diagnostic::{Diagnostic, ErrorKind};
 use super::overrides::{Overrides, ParamOverride};
+use super::resources::Resources;
 use super::spec::{WorkflowSpec, join};
 use super::yaml::{Location, Yaml};
 use crate::stages::{DynStage, Registry, split_list_element};
@@ -47,6 +48,8 @@ pub struct Node {
     pub seed: [u8; 32],
     /// Params set from the command line (`--set`), by name.
     pub overridden: Vec<String>,
+    /// Cluster requests: the node's own over its stage's (not part of the key).
+    pub resources: Resources,
 }
 
 /// A validated workflow, ready to plan and run.
@@ -160,6 +163,20 @@ pub(crate) fn resolve(
             );
         }
         defaults.insert(&d.stage, &d.params);
+    }
+    for (stage, location, _) in &spec.resources {
+        if registry.get(stage).is_none() {
+            errors.push(
+                Diagnostic::new(
+                    ErrorKind::UnknownStage,
+                    file,
+                    join("resources", stage),
+                    Some(*location),
+                    format!("resources for unknown stage `{stage}`"),
+                )
+                .with_choices("stages", stage_names()),
+            );
+        }
     }
 
     // Connections.
@@ -392,6 +409,12 @@ pub(crate) fn resolve(
                 inputs: edges[i].clone(),
                 seed: node_seed(spec.seed, &node.id),
                 overridden: node_overrides.iter().map(|o| o.param.clone()).collect(),
+                resources: node.resources.or(spec
+                    .resources
+                    .iter()
+                    .rev()
+                    .find(|(stage, _, _)| *stage == node.stage)
+                    .map_or_else(Resources::default, |(_, _, r)| *r)),
             });
         }
     }

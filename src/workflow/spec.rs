@@ -6,16 +6,20 @@
 //! description: ...                 # optional
 //! defaults:                        # optional: params shared by every node of a stage
 //!   fg_sample: {temperature_k: 300}
+//! resources:                       # optional: cluster requests per stage (Slurm)
+//!   fg_sample: {cpus: 2, time_min: 60}
 //! nodes:                           # required: node id -> node
 //!   fg:
 //!     stage: fg_sample             # required: a registered stage
 //!     inputs: {trajectory: other.trajectory}   # input name -> node.output
 //!     params: {...}                # the stage's params; omitted ones take defaults
+//!     resources: {memory_gb: 8}    # optional: this node's cluster requests
 //! ```
 
 use std::path::Path;
 
 use super::diagnostic::{Diagnostic, ErrorKind};
+use super::resources::{Resources, parse_resources};
 use super::yaml::{Location, Yaml, YamlValue};
 use crate::stages::list_element_name;
 
@@ -29,6 +33,8 @@ pub struct NodeSpec {
     pub inputs: Vec<InputSpec>,
     /// The params mapping, if any.
     pub params: Option<Yaml>,
+    /// Cluster requests written on the node.
+    pub resources: Resources,
 }
 
 /// `name: node.output` under a node's `inputs`; a list `name: [a.x, b.x]` gives one
@@ -55,11 +61,20 @@ pub struct WorkflowSpec {
     pub name: String,
     pub seed: u64,
     pub defaults: Vec<DefaultsSpec>,
+    /// Cluster requests per stage name.
+    pub resources: Vec<(String, Location, Resources)>,
     pub nodes: Vec<NodeSpec>,
 }
 
-const TOP_KEYS: &[&str] = &["name", "seed", "description", "defaults", "nodes"];
-const NODE_KEYS: &[&str] = &["stage", "inputs", "params", "description"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "seed",
+    "description",
+    "defaults",
+    "resources",
+    "nodes",
+];
+const NODE_KEYS: &[&str] = &["stage", "inputs", "params", "resources", "description"];
 
 struct Checker<'a> {
     file: &'a Path,
@@ -223,6 +238,16 @@ pub fn check(doc: &Yaml, file: &Path) -> Result<WorkflowSpec, Vec<Diagnostic>> {
         }
     }
 
+    let mut resources = Vec::new();
+    if let Some(r) = doc.get("resources") {
+        for (stage, requests) in c.mapping(r, "resources", "stage -> resources") {
+            let stage_name = stage.as_str().unwrap_or_default().to_string();
+            let path = join("resources", &stage_name);
+            let parsed = parse_resources(requests, c.file, &path, &mut c.errors);
+            resources.push((stage_name, stage.location, parsed));
+        }
+    }
+
     let mut nodes = Vec::new();
     if let Some(n) = required(&mut c, "nodes") {
         for (id, body) in c.mapping(n, "nodes", "node id -> node") {
@@ -237,6 +262,7 @@ pub fn check(doc: &Yaml, file: &Path) -> Result<WorkflowSpec, Vec<Diagnostic>> {
             name,
             seed,
             defaults,
+            resources,
             nodes,
         })
     } else {
@@ -329,6 +355,10 @@ fn check_node(c: &mut Checker, id: &Yaml, body: &Yaml) -> Option<NodeSpec> {
     if let Some(p) = &params {
         c.mapping(p, &join(&path, "params"), "params");
     }
+    let resources = match body.get("resources") {
+        Some(r) => parse_resources(r, c.file, &join(&path, "resources"), &mut c.errors),
+        None => Resources::default(),
+    };
     let (stage, stage_location) = stage?;
     Some(NodeSpec {
         id: id_text,
@@ -337,5 +367,6 @@ fn check_node(c: &mut Checker, id: &Yaml, body: &Yaml) -> Option<NodeSpec> {
         stage_location,
         inputs,
         params,
+        resources,
     })
 }

@@ -34,7 +34,7 @@ fn an_invalid_workflow_is_a_user_error_naming_file_line_and_path() {
         "{err}"
     );
     assert!(
-        err.contains("valid keys: stage, inputs, params, description"),
+        err.contains("valid keys: stage, inputs, params, resources, description"),
         "{err}"
     );
 }

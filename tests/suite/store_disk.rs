@@ -138,3 +138,61 @@ fn a_moved_store_keeps_its_keys() {
     assert_eq!(keys(&before), keys(&after));
     assert_eq!(verify(&store).unwrap(), (2, vec![]));
 }
+
+/// Two writers of one key, as two cluster jobs without working file locks: the first
+/// complete copy stays, the second is dropped without error, and nothing is left in
+/// `.tmp/`. A folder without a manifest (a removal killed half-way) is not a node and
+/// gets replaced.
+#[test]
+fn a_second_writer_of_a_key_keeps_the_first_copy() {
+    use cgloop::exec::store::Published;
+    let dir = TempDir::new("store-second-writer");
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let wf = workflow::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/smoke.yaml"),
+        &cgloop::stages::Registry::builtin(),
+    )
+    .unwrap();
+    let report = run(&wf, &store, &RunOptions::default()).unwrap();
+    assert!(report.succeeded());
+    let key = report.nodes[1].key;
+    let manifest = store.read_manifest(&key).unwrap();
+    let files: Vec<(String, Vec<u8>)> = manifest
+        .outputs
+        .values()
+        .map(|r| {
+            let bytes = std::fs::read(store.node_dir(&key).join(&r.file)).unwrap();
+            (r.file.clone(), bytes)
+        })
+        .collect();
+    let mut later = manifest.clone();
+    later.wall_s += 1.0;
+    assert_eq!(
+        store.publish(&key, &later, &files, false).unwrap(),
+        Published::Theirs
+    );
+    assert_eq!(
+        store.read_manifest(&key).unwrap(),
+        manifest,
+        "the first copy stays"
+    );
+    assert!(store.temporary_entries().unwrap().is_empty());
+
+    std::fs::remove_file(store.node_dir(&key).join("manifest.json")).unwrap();
+    assert!(!store.contains(&key));
+    assert_eq!(
+        store.publish(&key, &later, &files, false).unwrap(),
+        Published::Ours
+    );
+    assert_eq!(store.read_manifest(&key).unwrap(), later);
+    assert!(store.verifies(&key));
+    assert!(store.temporary_entries().unwrap().is_empty());
+
+    // A forced rerun replaces the node.
+    assert_eq!(
+        store.publish(&key, &manifest, &files, true).unwrap(),
+        Published::Ours
+    );
+    assert_eq!(store.read_manifest(&key).unwrap(), manifest);
+    assert!(store.temporary_entries().unwrap().is_empty());
+}

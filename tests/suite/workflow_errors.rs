@@ -281,3 +281,86 @@ fn an_unclosed_flow_sequence_names_where_it_opened() {
         "{e}"
     );
 }
+
+/// `resources:` (cluster requests, per stage and per node): every bad entry is
+/// reported with its path and line; a node's own requests win over its stage's, and
+/// resources never change a key.
+#[test]
+fn resources_are_checked_merged_and_kept_out_of_keys() {
+    let dir = common::TempDir::new("resources");
+    let bad = dir.write(
+        "bad.yaml",
+        "name: r\nseed: 1\nresources:\n  source: {cpus: 0}\nnodes:\n  \
+         a:\n    stage: source\n    resources: {memory_gb: lots, walltime: 5}\n",
+    );
+    let errors = match workflow::load(&bad, &common::registry()) {
+        Ok(_) => panic!("bad resources validated"),
+        Err(e) => e.0,
+    };
+    let found: Vec<(String, usize, String)> = errors
+        .iter()
+        .map(|d| {
+            (
+                d.yaml_path.clone(),
+                d.location.map_or(0, |l| l.line),
+                d.message.clone(),
+            )
+        })
+        .collect();
+    let has = |path: &str, line: usize, text: &str| {
+        assert!(
+            found
+                .iter()
+                .any(|(p, l, m)| p == path && *l == line && m.contains(text)),
+            "no `{text}` at {path} line {line}: {found:?}"
+        )
+    };
+    has("resources.source.cpus", 4, "from 1 to 4096");
+    has(
+        "nodes.a.resources.memory_gb",
+        8,
+        "positive number of gigabytes",
+    );
+    has("nodes.a.resources.walltime", 8, "unknown key `walltime`");
+    // A stage name is checked in the graph pass, after the schema holds.
+    let typo = dir.write(
+        "typo.yaml",
+        "name: r\nseed: 1\nresources:\n  sorce: {cpus: 2}\nnodes:\n  a: {stage: source}\n",
+    );
+    let errors = match workflow::load(&typo, &common::registry()) {
+        Ok(_) => panic!("resources for an unknown stage validated"),
+        Err(e) => e.0,
+    };
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].yaml_path, "resources.sorce");
+    assert_eq!(errors[0].location.map(|l| l.line), Some(4));
+    assert!(errors[0].message.contains("unknown stage `sorce`"));
+
+    let text = |resources: &str| {
+        format!(
+            "name: r\nseed: 1\n{resources}nodes:\n  a:\n    stage: source\n    resources: \
+             {{time_min: 5}}\n  b:\n    stage: source\n"
+        )
+    };
+    let plain =
+        workflow::parse(&text(""), &dir.path().join("p.yaml"), &common::registry()).unwrap();
+    let with = workflow::parse(
+        &text("resources:\n  source: {cpus: 4, time_min: 30}\n"),
+        &dir.path().join("p.yaml"),
+        &common::registry(),
+    )
+    .unwrap();
+    let a = &with.nodes[with.index_of("a").unwrap()].resources;
+    let b = &with.nodes[with.index_of("b").unwrap()].resources;
+    assert_eq!((a.cpus, a.time_min), (Some(4), Some(5.0)));
+    assert_eq!((b.cpus, b.time_min), (Some(4), Some(30.0)));
+    assert_eq!(b.memory_mb_or_default(), 4 * 2048);
+    let keys = |wf: &workflow::Workflow| -> Vec<String> {
+        cgloop::exec::compute_keys(wf)
+            .unwrap()
+            .iter()
+            .map(|k| k.key.to_string())
+            .collect()
+    };
+    assert_eq!(keys(&plain), keys(&with));
+}
