@@ -409,7 +409,7 @@ impl Executor for SlurmExecutor<'_> {
     }
 
     fn wait(&mut self) -> Vec<(usize, Outcome)> {
-        let tick = self.options.poll_interval.min(Duration::from_secs(2));
+        let tick = self.options.poll_interval.min(Duration::from_secs(1));
         loop {
             let mut done = std::mem::take(&mut self.ready);
             if INTERRUPT.load(Ordering::SeqCst) && !self.interrupted {
