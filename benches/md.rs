@@ -26,10 +26,10 @@ use std::time::Instant;
 
 use cgloop::md::dynamics::LangevinParams;
 use cgloop::md::forcefield::{ForceField, Solvent};
+use cgloop::md::io::structure::Structure;
 use cgloop::md::langevin::LangevinIntegrator;
 use cgloop::md::mass_repartition::repartition_hydrogen_mass;
 use cgloop::md::minimize::{MinimizeOptions, minimize};
-use cgloop::md::structure::Structure;
 use cgloop::random::stream;
 
 /// A step of `timestep_fs`, with hydrogens at `hydrogen_mass` amu when given.

@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use cgloop::md::covalent::infer_bonds;
-use cgloop::md::structure::Structure;
+use cgloop::md::io::structure::Structure;
 use cgloop::nn::cg_map::rms_distance_matrix;
 use cgloop::nn::decoder::BeadDecoder;
 use cgloop::nn::equivariant::EgnnSizes;

@@ -17,12 +17,12 @@ use cgloop::artifact::atoms::{AtomRow, from_table as atoms_from_table, to_table 
 use cgloop::artifact::force_field::ForceFieldRecord;
 use cgloop::artifact::trajectory::{FrameRecord, Trajectory};
 use cgloop::artifact::{decode_table, encode_table};
-use cgloop::md::coordinates::parse_inpcrd;
-use cgloop::md::dcd::parse_dcd;
 use cgloop::md::forcefield::{ForceField, Solvent};
-use cgloop::md::pdb::parse_pdb;
-use cgloop::md::prmtop::parse_prmtop;
-use cgloop::md::xtc::parse_xtc;
+use cgloop::md::io::coordinates::parse_inpcrd;
+use cgloop::md::io::dcd::parse_dcd;
+use cgloop::md::io::pdb::parse_pdb;
+use cgloop::md::io::prmtop::parse_prmtop;
+use cgloop::md::io::xtc::parse_xtc;
 use cgloop::stages::Registry;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::CliError;
 use super::args::SolventArg;
 use crate::md::forcefield::{EnergyTerms, ForceField, Solvent};
-use crate::md::structure::Structure;
+use crate::md::io::structure::Structure;
 
 /// The energy terms as `--json` writes them, kJ/mol.
 #[derive(Debug, Serialize)]

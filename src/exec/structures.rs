@@ -29,8 +29,8 @@ use super::manifest::Manifest;
 use super::store::{Store, StoreError};
 use crate::artifact::atoms::{self, AtomRow};
 use crate::artifact::trajectory::Trajectory;
-use crate::md::dcd::write_dcd;
-use crate::md::pdb::{PdbAtom, element_symbol, write_pdb};
+use crate::md::io::dcd::write_dcd;
+use crate::md::io::pdb::{PdbAtom, element_symbol, write_pdb};
 use crate::workflow::Key;
 
 /// Why an export failed.

@@ -71,7 +71,7 @@ pub fn repartition_hydrogen_mass(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::md::prmtop::parse_prmtop;
+    use crate::md::io::prmtop::parse_prmtop;
 
     fn alanine_dipeptide() -> Topology {
         let path = concat!(

@@ -5,18 +5,15 @@
 //! Units everywhere: nm, ps, kJ/mol, K, amu, elementary charge. AMBER's Å and kcal/mol are
 //! converted in the readers and nowhere else. This module knows nothing of workflows.
 
-// Force field: AMBER readers, topology, energies and forces (OpenMM-exact).
-pub mod coordinates;
-pub mod dcd;
+// Files: AMBER prmtop and inpcrd, PDB, DCD, XTC.
+pub mod io;
+
+// Force field: topology, energies and forces (OpenMM-exact).
 pub mod error;
 pub mod forcefield;
-pub mod pdb;
 pub mod potential;
-pub mod prmtop;
-pub mod structure;
 pub mod topology;
 pub mod units;
-pub mod xtc;
 
 // Dynamics: constraints, BAOAB Langevin, minimization, temperature replica exchange.
 pub mod constraints;

@@ -1,8 +1,8 @@
 //! `import_trajectory`: frames sampled elsewhere (OpenMM, GROMACS, NAMD, CHARMM ...)
 //! brought in as a `trajectory`, with energies and forces recomputed by cgloop's engine.
 //!
-//! Frames come from a multi-model PDB ([`crate::md::pdb`]), a DCD ([`crate::md::dcd`])
-//! or an XTC ([`crate::md::xtc`]) file, atoms in the order of the AMBER topology. For
+//! Frames come from a multi-model PDB ([`crate::md::io::pdb`]), a DCD ([`crate::md::io::dcd`])
+//! or an XTC ([`crate::md::io::xtc`]) file, atoms in the order of the AMBER topology. For
 //! each kept frame (every `stride`-th, starting with the first) U(x) and F = -dU/dx are
 //! evaluated with the AMBER force field of [`crate::md::forcefield`] in vacuum or
 //! GBSA-OBC2, exactly as `fg_sample` would have recorded them.
@@ -20,13 +20,13 @@ use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, to_table as atoms_table};
 use crate::artifact::force_field::{FORCE_FIELD, ForceFieldRecord};
 use crate::artifact::trajectory::{FrameRecord, TRAJECTORY, Trajectory};
-use crate::md::dcd::parse_dcd;
 use crate::md::error::MdError;
 use crate::md::forcefield::{ForceField, Solvent};
-use crate::md::pdb::parse_pdb;
-use crate::md::prmtop::parse_prmtop;
-use crate::md::structure::atom_rows;
-use crate::md::xtc::parse_xtc;
+use crate::md::io::dcd::parse_dcd;
+use crate::md::io::pdb::parse_pdb;
+use crate::md::io::prmtop::parse_prmtop;
+use crate::md::io::structure::atom_rows;
+use crate::md::io::xtc::parse_xtc;
 use serde::{Deserialize, Serialize};
 
 /// The file format of `frames`.

@@ -67,7 +67,7 @@ use crate::artifact::tensors::from_table as tensors_from_table;
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 use crate::geometry::zmatrix::{CoordinateKind, wrap_angle};
 use crate::md::forcefield::{ForceField, Solvent};
-use crate::md::prmtop::parse_prmtop;
+use crate::md::io::prmtop::parse_prmtop;
 use crate::md::units::BOLTZMANN;
 use crate::nn::inverse_map::InverseMap;
 

@@ -16,7 +16,7 @@ use cgloop::artifact::trajectory::Trajectory;
 use cgloop::exec::export::export_files;
 use cgloop::exec::{RunOptions, Store, run};
 use cgloop::md::forcefield::{ForceField, Solvent};
-use cgloop::md::prmtop::read_prmtop;
+use cgloop::md::io::prmtop::read_prmtop;
 use cgloop::nn::inverse_map::InverseMap;
 use cgloop::stages::Registry;
 use cgloop::workflow::{self, Key};
@@ -591,8 +591,8 @@ fn structures_round_trip(
     weights: &[f64],
 ) {
     use cgloop::exec::structures::{ExportRequest, FrameSlice, export_structures};
-    use cgloop::md::dcd::read_dcd;
-    use cgloop::md::pdb::read_pdb;
+    use cgloop::md::io::dcd::read_dcd;
+    use cgloop::md::io::pdb::read_pdb;
 
     let request = |out: &str, frames: &str, resample: Option<usize>| ExportRequest {
         key: k["reweight"],

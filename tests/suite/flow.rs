@@ -9,8 +9,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use cgloop::geometry::zmatrix::ZMatrix;
-use cgloop::md::pdb::read_pdb;
-use cgloop::md::prmtop::read_prmtop;
+use cgloop::md::io::pdb::read_pdb;
+use cgloop::md::io::prmtop::read_prmtop;
 use cgloop::nn::ParameterStore;
 use cgloop::nn::flow::{ConditionalFlow, FlowConfig};
 use cgloop::nn::gradcheck::check_parameter_gradients;

@@ -853,9 +853,9 @@ fn throughput() {
 /// then 300 K Langevin at 2 fs with H-bond constraints, in vacuum and in OBC2.
 #[test]
 fn alanine_dipeptide_at_300_k_with_h_bond_constraints() {
-    use cgloop::md::coordinates::read_inpcrd;
     use cgloop::md::forcefield::{ForceField, Solvent};
-    use cgloop::md::prmtop::read_prmtop;
+    use cgloop::md::io::coordinates::read_inpcrd;
+    use cgloop::md::io::prmtop::read_prmtop;
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/alanine_dipeptide");
     let topology = read_prmtop(&dir.join("ala2_ff14SB.prmtop")).unwrap();
@@ -935,9 +935,9 @@ fn alanine_dipeptide_at_300_k_with_h_bond_constraints() {
 #[test]
 #[ignore]
 fn alanine_throughput() {
-    use cgloop::md::coordinates::read_inpcrd;
     use cgloop::md::forcefield::{ForceField, Solvent};
-    use cgloop::md::prmtop::read_prmtop;
+    use cgloop::md::io::coordinates::read_inpcrd;
+    use cgloop::md::io::prmtop::read_prmtop;
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/alanine_dipeptide");
     let topology = read_prmtop(&dir.join("ala2_ff14SB.prmtop")).unwrap();

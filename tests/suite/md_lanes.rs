@@ -5,8 +5,8 @@
 //! another kind (another instruction set, other caches) that gives other bits fails here.
 
 use cgloop::md::forcefield::{ForceField, InstructionSet, Solvent};
+use cgloop::md::io::structure::Structure;
 use cgloop::md::langevin::{LangevinIntegrator, LangevinParams};
-use cgloop::md::structure::Structure;
 use cgloop::random::stream;
 
 /// Positions, velocities and potential energies of every 50th step of `steps` steps at

@@ -6,10 +6,10 @@
 //! Tolerances: energies within max(1e-4 kJ/mol, 1e-6 relative); every force component
 //! within 5e-4 kJ/mol/nm.
 
-use cgloop::md::coordinates::parse_inpcrd;
 use cgloop::md::forcefield::{ForceField, InstructionSet, Solvent, Term};
-use cgloop::md::pdb::parse_pdb;
-use cgloop::md::prmtop::parse_prmtop;
+use cgloop::md::io::coordinates::parse_inpcrd;
+use cgloop::md::io::pdb::parse_pdb;
+use cgloop::md::io::prmtop::parse_prmtop;
 use serde_json::Value;
 
 const ENERGY_ABS_TOL: f64 = 1e-4;

@@ -3,8 +3,8 @@
 
 use cgloop::md::error::MdError;
 use cgloop::md::forcefield::{ForceField, Solvent};
-use cgloop::md::pdb::{PdbAtom, parse_pdb, write_pdb};
-use cgloop::md::prmtop::parse_prmtop;
+use cgloop::md::io::pdb::{PdbAtom, parse_pdb, write_pdb};
+use cgloop::md::io::prmtop::parse_prmtop;
 
 const ALA2_PRMTOP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

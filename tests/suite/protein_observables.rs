@@ -8,7 +8,7 @@ use std::path::Path;
 
 use cgloop::artifact::Artifact;
 use cgloop::exec::{RunOptions, Store, run};
-use cgloop::md::pdb::{parse_pdb, write_pdb};
+use cgloop::md::io::pdb::{parse_pdb, write_pdb};
 use cgloop::stages::Registry;
 use cgloop::workflow;
 use common::{TempDir, f64_column};

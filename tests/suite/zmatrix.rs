@@ -5,8 +5,8 @@
 
 use cgloop::geometry::dihedral::dihedral_deg;
 use cgloop::geometry::zmatrix::{CoordinateKind, ZMatrix, ZMatrixError, wrap_angle};
-use cgloop::md::pdb::read_pdb;
-use cgloop::md::prmtop::read_prmtop;
+use cgloop::md::io::pdb::read_pdb;
+use cgloop::md::io::prmtop::read_prmtop;
 use cgloop::md::topology::Topology;
 use cgloop::random::{normal, stream};
 use std::f64::consts::PI;

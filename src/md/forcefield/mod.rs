@@ -559,7 +559,7 @@ mod tests {
     #[test]
     fn alanine_dipeptide_loses_exactly_its_hydrogen_bonds() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let s = crate::md::structure::Structure::read(
+        let s = crate::md::io::structure::Structure::read(
             &root.join("datasets/alanine_dipeptide/ala2_ff14SB.prmtop"),
             &root.join("datasets/alanine_dipeptide/ala2_ff14SB.inpcrd"),
         )
@@ -657,7 +657,7 @@ mod tests {
             "datasets/alanine_dipeptide/ala2_ff99SBildn",
             "datasets/chignolin/cln025_ff14SB",
         ] {
-            let s = crate::md::structure::Structure::read(
+            let s = crate::md::io::structure::Structure::read(
                 &root.join(format!("{base}.prmtop")),
                 &root.join(format!("{base}.inpcrd")),
             )

@@ -134,7 +134,7 @@ fn force_field_time_per_part() {
             Solvent::Obc2,
         ),
     ] {
-        let s = crate::md::structure::Structure::read(
+        let s = crate::md::io::structure::Structure::read(
             &root.join(format!("{base}.prmtop")),
             &root.join(format!("{base}.inpcrd")),
         )

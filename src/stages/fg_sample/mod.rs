@@ -45,10 +45,10 @@ use crate::artifact::trajectory::{FrameRecord, TRAJECTORY, Trajectory};
 use crate::md::constraints::{ConstraintError, DistanceConstraint};
 use crate::md::dynamics::{DynamicsError, LangevinParams};
 use crate::md::forcefield::{ForceField, Solvent};
+use crate::md::io::structure::{Structure, atom_rows};
 use crate::md::mass_repartition::{RepartitionError, repartition_hydrogen_mass};
 use crate::md::minimize::{MinimizeOptions, minimize};
 use crate::md::replica_exchange::{ReplicaExchange, ReplicaExchangeParams, geometric_ladder};
-use crate::md::structure::{Structure, atom_rows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -64,7 +64,7 @@ use crate::artifact::tica::{
 };
 use crate::artifact::trajectory::TRAJECTORY;
 use crate::geometry::superpose::{mirrored, rmsd_superposed};
-use crate::md::pdb::{PdbStructure, parse_pdb};
+use crate::md::io::pdb::{PdbStructure, parse_pdb};
 
 pub struct ProteinObservables;
 

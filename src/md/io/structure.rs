@@ -4,13 +4,13 @@
 //! Coordinates may be an AMBER inpcrd/rst7 or a PDB (its first model); the format is
 //! recognised from the content. The atom count must match the topology's.
 
-use super::constraints::DistanceConstraint;
 use super::coordinates::parse_inpcrd;
-use super::error::MdError;
 use super::pdb::parse_pdb;
 use super::prmtop::parse_prmtop;
-use super::topology::Topology;
 use crate::artifact::atoms::AtomRow;
+use crate::md::constraints::DistanceConstraint;
+use crate::md::error::MdError;
+use crate::md::topology::Topology;
 
 /// The rows of the `atoms` artifact for a topology's atoms, in topology order.
 pub fn atom_rows(topology: &Topology) -> Vec<AtomRow> {
