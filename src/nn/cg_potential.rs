@@ -24,7 +24,12 @@
 //! each consecutive quadruple q = (i, j, k, l) = (I, I+1, I+2, I+3), I = 0..n-4, adds
 //! T(cos psi_q, sin psi_q, e_q), an MLP `torsion_network.layer{i}` (the pair network's
 //! hidden sizes and activation) on the cosine and sine of the signed dihedral psi_q and
-//! a one-hot e_q of the quadruple. With b1 = z_j - z_i, b2 = z_k - z_j, b3 = z_l - z_k,
+//! a one-hot e_q of the quadruple. With `torsion_window` w > 1 the network sees w
+//! consecutive dihedrals together, T(cos psi_q, sin psi_q, ..., cos psi_{q+w-1},
+//! sin psi_{q+w-1}, e_q) for q = 0..Q-w, and each dT/dpsi adds up over the windows
+//! holding psi: with the backbone map's two dihedrals and w = 2, one term T(phi, psi)
+//! that can hold their joint free energy, which a sum of single-dihedral terms cannot.
+//! With b1 = z_j - z_i, b2 = z_k - z_j, b3 = z_l - z_k,
 //! m = b1 x b2 and n = b2 x b3 (IUPAC sign, as [`crate::geometry::dihedral::dihedral_deg`]):
 //!
 //! ```text
@@ -63,6 +68,9 @@ pub struct CgPotentialConfig {
     /// The torsion network T(cos psi, sin psi, e_q) over consecutive bead quadruples
     /// (only with 4 beads or more); without it U_hat is reflection-invariant.
     pub torsions: bool,
+    /// Consecutive dihedrals the torsion network sees together: 1, T(psi_q); w > 1,
+    /// T(psi_q, ..., psi_{q+w-1}) over the windows q = 0..Q-w (at most the Q dihedrals).
+    pub torsion_window: usize,
 }
 
 impl Default for CgPotentialConfig {
@@ -73,6 +81,7 @@ impl Default for CgPotentialConfig {
             hidden: vec![32, 32],
             activation: Activation::Silu,
             torsions: true,
+            torsion_window: 1,
         }
     }
 }
@@ -92,10 +101,12 @@ pub struct CgPotential {
     torsion: Option<Torsion>,
 }
 
-/// The torsion term over the n - 3 consecutive quadruples (I, I+1, I+2, I+3).
+/// The torsion term over the n - 3 consecutive quadruples (I, I+1, I+2, I+3), seen in
+/// windows of `window` consecutive dihedrals.
 struct Torsion {
     network: Mlp,
-    /// (Q, Q) identity: the quadruple one-hot.
+    window: usize,
+    /// (R, R) identity, R = Q - window + 1: the window one-hot.
     onehot: Tensor,
     /// Bead of each row of the stacked (i, j, k, l) force contributions (4Q).
     beads: Tensor,
@@ -124,7 +135,9 @@ impl CgPotential {
         let centres = Tensor::from_vec(centres, (1, config.basis), &device)?.to_dtype(dtype)?;
         let torsion = if config.torsions && n >= 4 {
             let quads = n - 3;
-            let mut sizes = vec![2 + quads];
+            let window = config.torsion_window.clamp(1, quads);
+            let windows = quads - window + 1;
+            let mut sizes = vec![2 * window + windows];
             sizes.extend(&config.hidden);
             sizes.push(1);
             let network = Mlp::new(&sizes, config.activation, vb.pp("torsion_network"))?;
@@ -133,7 +146,8 @@ impl CgPotential {
                 .collect();
             Some(Torsion {
                 network,
-                onehot: Tensor::eye(quads, dtype, &device)?,
+                window,
+                onehot: Tensor::eye(windows, dtype, &device)?,
                 beads: Tensor::from_vec(beads, 4 * quads, &device)?,
             })
         } else {
@@ -262,18 +276,50 @@ impl Torsion {
         let norms = (&m2 * &n2)?.sqrt()?;
         let cos = (dot(&m, &nn)? / &norms)?;
         let sin = ((&b2_len * dot(&b1, &nn)?)? / &norms)?;
+        let (window, windows) = (self.window, quads - self.window + 1);
         let onehot = self
             .onehot
             .unsqueeze(0)?
-            .broadcast_as((frames, quads, quads))?
-            .reshape((frames * quads, quads))?;
-        let angle = Tensor::cat(&[&cos, &sin], 2)?.reshape((frames * quads, 2))?;
+            .broadcast_as((frames, windows, windows))?
+            .reshape((frames * windows, windows))?;
+        // Window r holds (cos, sin) of dihedrals r, r+1, ..., r+w-1.
+        let parts: Vec<Tensor> = (0..window)
+            .flat_map(|o| [cos.narrow(1, o, windows), sin.narrow(1, o, windows)])
+            .collect::<Result<_>>()?;
+        let angle = Tensor::cat(&parts, 2)?.reshape((frames * windows, 2 * window))?;
         let features = Tensor::cat(&[&angle, &onehot], 1)?;
         let (energy, grad) = self.network.forward_with_input_gradient(&features)?;
-        let energy = energy.reshape((frames, quads))?.sum(1)?;
-        // dT/dpsi = dT/dcos (-sin) + dT/dsin cos, (F, Q, 1).
-        let de_dpsi = ((grad.narrow(1, 1, 1)?.reshape((frames, quads, 1))? * &cos)?
-            - (grad.narrow(1, 0, 1)?.reshape((frames, quads, 1))? * &sin)?)?;
+        let energy = energy.reshape((frames, windows))?.sum(1)?;
+        // dT/dpsi = dT/dcos (-sin) + dT/dsin cos for each dihedral of each window, added
+        // over the windows that hold it, (F, Q, 1).
+        let mut de_dpsi: Option<Tensor> = None;
+        for o in 0..window {
+            let column = |c: usize| grad.narrow(1, c, 1)?.reshape((frames, windows, 1));
+            let term = ((column(2 * o + 1)? * cos.narrow(1, o, windows)?)?
+                - (column(2 * o)? * sin.narrow(1, o, windows)?)?)?;
+            let term = if window == 1 {
+                term
+            } else {
+                let mut padded = Vec::with_capacity(3);
+                if o > 0 {
+                    padded.push(Tensor::zeros((frames, o, 1), z.dtype(), z.device())?);
+                }
+                padded.push(term);
+                if window - 1 - o > 0 {
+                    padded.push(Tensor::zeros(
+                        (frames, window - 1 - o, 1),
+                        z.dtype(),
+                        z.device(),
+                    )?);
+                }
+                Tensor::cat(&padded, 1)?
+            };
+            de_dpsi = Some(match de_dpsi {
+                None => term,
+                Some(sum) => (sum + term)?,
+            });
+        }
+        let de_dpsi = de_dpsi.expect("a window holds at least one dihedral");
         // dpsi/dz for the four beads (Blondel & Karplus).
         let gi = m.broadcast_mul(&(&b2_len / &m2)?.neg()?)?;
         let gl = nn.broadcast_mul(&(&b2_len / &n2)?)?;
@@ -359,6 +405,11 @@ pub fn save_potential(
         scalar_row("activation", config.activation.code()),
         scalar_row("torsions", if config.torsions { 1.0 } else { 0.0 }),
     ]);
+    // Written only when it is not 1, so potentials with single-dihedral torsions keep
+    // their bytes.
+    if config.torsion_window != 1 {
+        tensors.push(scalar_row("torsion_window", config.torsion_window as f64));
+    }
     tensors.extend(priors.save());
     Ok(tensors)
 }
@@ -389,6 +440,13 @@ pub fn potential_config(
         torsions: rows
             .get("torsions")
             .is_some_and(|v| v.first().is_some_and(|&t| t != 0.0)),
+        torsion_window: match rows.get("torsion_window") {
+            None => 1,
+            Some(v) => match v.first() {
+                Some(&w) if w >= 1.0 && w.fract() == 0.0 => w as usize,
+                other => return Err(format!("saved potential has torsion_window {other:?}")),
+            },
+        },
     };
     let priors = PriorSet::load(&rows, n_beads).map_err(|e| e.to_string())?;
     let weights = tensors

@@ -9,6 +9,7 @@
 //! ```text
 //! U_hat(z) = sum_{p=(i<j)} NN(phi(d_p), e_p)
 //!          + sum_{q=0..n-4} T(cos psi_q, sin psi_q, e_q)                   (if torsions, n >= 4)
+//!            (with torsion_window w > 1: T over the dihedrals q..q+w-1 together)
 //!          + sum_priors U_prior(z)                                   ([`super::priors`])
 //! phi_k(d) = exp(-gamma (d - mu_k)^2), mu_k = k c / (max(K, 2) - 1), gamma = 1 / spacing^2
 //! ```
@@ -78,9 +79,11 @@ pub struct HostCgPotential {
     /// bits on each: the same multiplications and additions in the same order, no fused
     /// multiply-add).
     lanes: InstructionSet,
-    /// The torsion network, with torsions and at least 4 beads: one row per quadruple,
-    /// inputs (cos psi, sin psi) (its quadruple one-hot columns folded into biases).
+    /// The torsion network, with torsions and at least 4 beads: one row per window of
+    /// `window` consecutive quadruples, inputs (cos psi, sin psi) of each (its window
+    /// one-hot columns folded into biases).
     torsion: Option<Network>,
+    window: usize,
     // Scratch, one row per pair.
     distance: Vec<f64>,
     pair_energy: Vec<f64>,
@@ -89,6 +92,10 @@ pub struct HostCgPotential {
     de_dd: Vec<f64>,
     /// (cos psi_q, sin psi_q) per quadruple (Q x 2).
     angles: Vec<f64>,
+    /// The torsion network's input: per window, the (cos, sin) of its dihedrals (R x 2w).
+    window_angles: Vec<f64>,
+    /// dT/dpsi per quadruple, summed over the windows holding it.
+    de_dpsi: Vec<f64>,
 }
 
 impl HostCgPotential {
@@ -119,16 +126,18 @@ impl HostCgPotential {
         }
         let pair = Network::load(&weights, "pair_network", &sizes, k, n_pairs, &config.hidden)?;
         let quads = beads.saturating_sub(3);
+        let window = config.torsion_window.clamp(1, quads.max(1));
+        let windows = (quads + 1).saturating_sub(window);
         let torsion = if config.torsions && quads > 0 {
-            let mut sizes = vec![2 + quads];
+            let mut sizes = vec![2 * window + windows];
             sizes.extend(&config.hidden);
             sizes.push(1);
             Some(Network::load(
                 &weights,
                 "torsion_network",
                 &sizes,
-                2,
-                quads,
+                2 * window,
+                windows,
                 &config.hidden,
             )?)
         } else {
@@ -147,7 +156,9 @@ impl HostCgPotential {
         };
         let spacing = config.cutoff_nm / (config.basis.max(2) - 1) as f64;
         let centres: Vec<f64> = (0..k).map(|c| c as f64 * spacing).collect();
-        let angles = vec![0.0; 2 * torsion.as_ref().map_or(0, |t| t.rows)];
+        let torsion_quads = if torsion.is_some() { quads } else { 0 };
+        let angles = vec![0.0; 2 * torsion_quads];
+        let window_angles = vec![0.0; 2 * window * torsion.as_ref().map_or(0, |t| t.rows)];
         Ok(HostCgPotential {
             beads,
             gamma: 1.0 / (spacing * spacing),
@@ -156,6 +167,9 @@ impl HostCgPotential {
             priors,
             lanes: InstructionSet::from_environment()?,
             torsion,
+            window,
+            window_angles,
+            de_dpsi: vec![0.0; torsion_quads],
             distance: vec![0.0; n_pairs],
             pair_energy: vec![0.0; n_pairs],
             basis: vec![0.0; n_pairs * k],
@@ -219,7 +233,7 @@ impl HostCgPotential {
         }
         self.pair.evaluate(activation, &self.basis);
         if let Some(torsion) = &mut self.torsion {
-            torsion.evaluate(activation, &self.angles);
+            torsion.evaluate(activation, &self.window_angles);
         }
     }
 }
@@ -244,6 +258,10 @@ impl Potential for HostCgPotential {
                 let (cos, sin) = Quadruple::new(positions, q).cos_sin();
                 angle[0] = cos;
                 angle[1] = sin;
+            }
+            let w = 2 * self.window;
+            for (r, row) in self.window_angles.chunks_exact_mut(w).enumerate() {
+                row.copy_from_slice(&self.angles[2 * r..2 * r + w]);
             }
         }
         self.network();
@@ -280,16 +298,23 @@ impl Potential for HostCgPotential {
             prior.on_positions(positions, &mut energy, forces);
         }
         if let Some(torsion) = &self.torsion {
-            for (q, (&value, d)) in torsion
+            self.de_dpsi.fill(0.0);
+            let w = self.window;
+            for (r, (&value, d)) in torsion
                 .output
                 .iter()
-                .zip(torsion.grad.chunks_exact(2))
+                .zip(torsion.grad.chunks_exact(2 * w))
                 .enumerate()
             {
                 energy += value;
-                let (cos, sin) = (self.angles[2 * q], self.angles[2 * q + 1]);
-                // dT/dpsi = dT/dcos (-sin psi) + dT/dsin cos psi.
-                let de_dpsi = d[1] * cos - d[0] * sin;
+                for o in 0..w {
+                    let q = r + o;
+                    let (cos, sin) = (self.angles[2 * q], self.angles[2 * q + 1]);
+                    // dT/dpsi = dT/dcos (-sin psi) + dT/dsin cos psi.
+                    self.de_dpsi[q] += d[2 * o + 1] * cos - d[2 * o] * sin;
+                }
+            }
+            for (q, &de_dpsi) in self.de_dpsi.iter().enumerate() {
                 Quadruple::new(positions, q).add_forces(de_dpsi, forces);
             }
         }

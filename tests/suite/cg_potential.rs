@@ -353,6 +353,65 @@ fn torsion_forces_are_minus_the_torsion_energy_gradient() {
     }
 }
 
+/// With `torsion_window` 2 the network sees neighbouring dihedrals together: its forces
+/// are minus the gradient of its energy (each dT/dpsi summed over the windows holding
+/// psi), for 5 beads (one window, T(phi, psi)) and 7 (three windows); a window of 1 is
+/// the single-dihedral network, and the saved potential keeps the window.
+#[test]
+fn torsion_windows_give_forces_that_are_minus_the_energy_gradient() {
+    for n in [5, 7] {
+        let store = ParameterStore::new([77; 32]);
+        let config = CgPotentialConfig {
+            torsion_window: 2,
+            ..config_n(n, true)
+        };
+        let u = CgPotential::new(
+            n,
+            config.clone(),
+            store.var_builder(DType::F64, &Device::Cpu),
+        )
+        .unwrap();
+        let rows = n - 3 - 1;
+        let layer0 = store
+            .vars()
+            .into_iter()
+            .find(|(name, _)| name == "torsion_network.layer0.weight")
+            .unwrap()
+            .1;
+        assert_eq!(
+            layer0.dims()[1],
+            4 + rows,
+            "inputs: two (cos, sin) and the one-hot"
+        );
+        let z = helix(n, 2, 9);
+        let (_, forces) = energies_and_forces(&u, &z);
+        let h = 1e-6;
+        for k in 0..z.len() {
+            let frame = k / (3 * n);
+            let (mut up, mut down) = (z.clone(), z.clone());
+            up[k] += h;
+            down[k] -= h;
+            let e = |z: &[f64]| energies_and_forces(&u, z).0[frame];
+            let fd = -(e(&up) - e(&down)) / (2.0 * h);
+            assert!(
+                (fd - forces[k]).abs() < 1e-6 * (1.0 + fd.abs()),
+                "{n} beads, component {k}: {fd} vs {}",
+                forces[k]
+            );
+        }
+        let saved =
+            cgloop::nn::cg_potential::save_potential(n, &config, &PriorSet::default(), &store)
+                .unwrap();
+        let (_, loaded, _) =
+            cgloop::nn::cg_potential::load_potential(&saved, DType::F64, &Device::Cpu).unwrap();
+        assert_eq!(loaded.config().torsion_window, 2);
+        assert_eq!(
+            energies_and_forces(&loaded, &z),
+            energies_and_forces(&u, &z)
+        );
+    }
+}
+
 #[test]
 fn torsion_forces_carry_no_net_force_or_torque() {
     for n in [4, 5, 6] {

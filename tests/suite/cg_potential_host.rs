@@ -217,6 +217,20 @@ fn architectures() -> Vec<(usize, CgPotentialConfig, PriorSet)> {
         },
         PriorSet::new(vec![repulsion()]),
     ));
+    // Torsion windows: T(phi, psi) on 5 beads, windows of 2 and 3 on 7 beads, and a
+    // window longer than the chain's dihedrals (clamped to them).
+    for (n, window) in [(5, 2), (7, 2), (7, 3), (5, 4)] {
+        out.push((
+            n,
+            CgPotentialConfig {
+                basis: 6,
+                hidden: vec![12, 6],
+                torsion_window: window,
+                ..CgPotentialConfig::default()
+            },
+            PriorSet::new(vec![repulsion()]),
+        ));
+    }
     out
 }
 

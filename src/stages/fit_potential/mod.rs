@@ -216,6 +216,7 @@ impl Stage for FitPotential {
             hidden: p.hidden.clone(),
             activation: p.activation,
             torsions: p.torsions,
+            torsion_window: p.torsion_window,
         };
         tracing::info!(
             "{n} beads, {} training and {} validation frames",

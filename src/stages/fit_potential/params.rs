@@ -43,6 +43,8 @@ pub struct FitPotentialParams {
     pub dihedral_pair_floor: f64,
     /// The torsion network over consecutive bead quadruples.
     pub torsions: bool,
+    /// Consecutive dihedrals the torsion network sees together.
+    pub torsion_window: usize,
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
@@ -73,6 +75,7 @@ impl Default for FitPotentialParams {
             dihedral_pair_order: 0,
             dihedral_pair_floor: 0.01,
             torsions: true,
+            torsion_window: 1,
             epochs: 50,
             batch_size: 64,
             learning_rate: 1e-3,
@@ -189,6 +192,12 @@ pub(super) const DOCS: &[ParamDoc] = &[
                 from its mirror image)",
     },
     ParamDoc {
+        name: "torsion_window",
+        about: "consecutive dihedrals the torsion network sees together (default 1: each \
+                alone); 2 gives one term per pair of neighbouring dihedrals, e.g. T(phi, psi), \
+                which can hold their joint free energy (at most the chain's dihedrals)",
+    },
+    ParamDoc {
         name: "epochs",
         about: "passes over the training frames; 0 trains nothing: the networks' weights \
                 are zero and the potential is its priors alone",
@@ -217,6 +226,9 @@ pub(super) fn check(p: &FitPotentialParams) -> Result<(), ParamProblem> {
         return Err(ParamProblem::new("temperature_index", "must be 0 or more"));
     }
     positive("temperature_k", p.temperature_k)?;
+    if p.torsion_window == 0 {
+        return Err(ParamProblem::new("torsion_window", "must be 1 or more"));
+    }
     if p.dihedral_prior_order > 8 {
         return Err(ParamProblem::new(
             "dihedral_prior_order",
