@@ -181,7 +181,7 @@ fn nodes_ready_together_go_as_one_job_array() {
     assert!(out.status.success(), "{log}");
     // fg and other are ready at once (one array); rama after fg.
     assert!(
-        log.contains("3 nodes in 2 submissions (1 job arrays)"),
+        log.contains("3 nodes in 2 submissions (1 job array)"),
         "{log}"
     );
     assert_eq!(artifact_bytes(&store), local_bytes(&dir, wf, &[]));

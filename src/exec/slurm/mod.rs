@@ -76,18 +76,21 @@ pub struct SchedulerLoad {
 impl SchedulerLoad {
     pub fn summary(&self) -> String {
         let minutes = (self.wall_s / 60.0).max(1e-9);
+        let count = |n: usize, one: &str, many: &str| {
+            format!("{n} {}", if n == 1 { one } else { many })
+        };
         format!(
-            "slurm: {} nodes in {} submissions ({} job arrays); {} squeue calls in {:.0} s \
-             ({:.1} per minute); jobs' files in {}",
-            self.nodes,
-            self.submissions,
-            self.arrays,
-            self.squeue_calls,
+            "slurm: {} in {} ({}); {} in {:.0} s ({:.1} per minute); jobs' files in {}",
+            count(self.nodes, "node", "nodes"),
+            count(self.submissions, "submission", "submissions"),
+            count(self.arrays, "job array", "job arrays"),
+            count(self.squeue_calls, "squeue call", "squeue calls"),
             self.wall_s,
             self.squeue_calls as f64 / minutes,
             self.run_dir.display()
         )
     }
+
 }
 
 struct InFlight {
@@ -118,6 +121,9 @@ pub struct SlurmExecutor<'a> {
     started: Instant,
     interrupted: bool,
 }
+
+/// Tasks per job array at most: Slurm's default MaxArraySize is 1001 (indices 0-1000).
+const MAX_ARRAY_TASKS: usize = 1000;
 
 static INTERRUPT: AtomicBool = AtomicBool::new(false);
 
@@ -391,13 +397,15 @@ impl Executor for SlurmExecutor<'_> {
     }
 
     fn submit(&mut self, batch: Vec<Submission>) {
-        // Group by resources (in submission order), one job array per group.
+        // Group by resources (in submission order), one job array per group of at most
+        // MAX_ARRAY_TASKS.
         let mut groups: Vec<(Resources, Vec<Submission>)> = Vec::new();
         for s in batch {
             let r = self.workflow.nodes[s.index].resources;
+            let arrays = self.options.arrays;
             match groups
                 .iter_mut()
-                .find(|(g, _)| *g == r && self.options.arrays)
+                .find(|(g, members)| *g == r && arrays && members.len() < MAX_ARRAY_TASKS)
             {
                 Some((_, members)) => members.push(s),
                 None => groups.push((r, vec![s])),
