@@ -76,9 +76,8 @@ pub struct SchedulerLoad {
 impl SchedulerLoad {
     pub fn summary(&self) -> String {
         let minutes = (self.wall_s / 60.0).max(1e-9);
-        let count = |n: usize, one: &str, many: &str| {
-            format!("{n} {}", if n == 1 { one } else { many })
-        };
+        let count =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         format!(
             "slurm: {} in {} ({}); {} in {:.0} s ({:.1} per minute); jobs' files in {}",
             count(self.nodes, "node", "nodes"),
@@ -90,7 +89,6 @@ impl SchedulerLoad {
             self.run_dir.display()
         )
     }
-
 }
 
 struct InFlight {

@@ -93,6 +93,7 @@ mod curve;
 mod frames;
 mod params;
 mod priors;
+mod relative_entropy;
 pub mod scan;
 
 use curve::{Curve, Summary, split_table};
@@ -301,6 +302,23 @@ impl Stage for FitPotential {
             )));
         };
         store.load(&best_weights).map_err(nn_error)?;
+        if p.relative_entropy_iterations > 0 {
+            let settings = relative_entropy::Refinement {
+                iterations: p.relative_entropy_iterations,
+                chains: p.relative_entropy_chains,
+                steps: p.relative_entropy_steps,
+                learning_rate: p.relative_entropy_learning_rate,
+                temperature_k: p.temperature_k,
+                batch_size: p.batch_size.max(512),
+            };
+            relative_entropy::refine(
+                &settings, n, &config, &priors, &store, &potential, &data, &train, ctx,
+            )?;
+            let validation_rmse = force_rmse(&potential, &data, &validation).map_err(nn_error)?;
+            tracing::info!(
+                "after relative entropy: validation force RMSE {validation_rmse:.4} kJ/mol/nm"
+            );
+        }
         let saved = save_potential(n, &config, &priors, &store).map_err(nn_error)?;
         let scan_max_force = match p.max_force_kj_per_mol_nm {
             Some(limit) => {

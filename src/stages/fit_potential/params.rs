@@ -46,6 +46,11 @@ pub struct FitPotentialParams {
     /// Consecutive dihedrals the torsion network sees together.
     pub torsion_window: usize,
     pub epochs: usize,
+    /// Relative-entropy refinement after force matching (0: none).
+    pub relative_entropy_iterations: usize,
+    pub relative_entropy_chains: usize,
+    pub relative_entropy_steps: u64,
+    pub relative_entropy_learning_rate: f64,
     pub batch_size: usize,
     pub learning_rate: f64,
     pub validation_fraction: f64,
@@ -77,6 +82,10 @@ impl Default for FitPotentialParams {
             torsions: true,
             torsion_window: 1,
             epochs: 50,
+            relative_entropy_iterations: 0,
+            relative_entropy_chains: 32,
+            relative_entropy_steps: 400,
+            relative_entropy_learning_rate: 1e-3,
             batch_size: 64,
             learning_rate: 1e-3,
             validation_fraction: 0.2,
@@ -198,6 +207,25 @@ pub(super) const DOCS: &[ParamDoc] = &[
                 which can hold their joint free energy (at most the chain's dihedrals)",
     },
     ParamDoc {
+        name: "relative_entropy_iterations",
+        about: "after force matching, refine the networks by relative entropy for this many \
+                iterations (0: none): each compares U_hat's gradient on a minibatch of \
+                mapped frames with its gradient on persistent CG Langevin chains, so the \
+                fit follows the free energy, which force matching on noisy forces cannot see",
+    },
+    ParamDoc {
+        name: "relative_entropy_chains",
+        about: "persistent CG chains of the relative-entropy refinement",
+    },
+    ParamDoc {
+        name: "relative_entropy_steps",
+        about: "Langevin steps (2 fs) each chain runs per refinement iteration",
+    },
+    ParamDoc {
+        name: "relative_entropy_learning_rate",
+        about: "Adam step size of the refinement",
+    },
+    ParamDoc {
         name: "epochs",
         about: "passes over the training frames; 0 trains nothing: the networks' weights \
                 are zero and the potential is its priors alone",
@@ -226,6 +254,24 @@ pub(super) fn check(p: &FitPotentialParams) -> Result<(), ParamProblem> {
         return Err(ParamProblem::new("temperature_index", "must be 0 or more"));
     }
     positive("temperature_k", p.temperature_k)?;
+    if p.relative_entropy_iterations > 0 {
+        if p.relative_entropy_chains == 0 {
+            return Err(ParamProblem::new(
+                "relative_entropy_chains",
+                "must be 1 or more",
+            ));
+        }
+        if p.relative_entropy_steps == 0 {
+            return Err(ParamProblem::new(
+                "relative_entropy_steps",
+                "must be 1 or more",
+            ));
+        }
+        positive(
+            "relative_entropy_learning_rate",
+            p.relative_entropy_learning_rate,
+        )?;
+    }
     if p.torsion_window == 0 {
         return Err(ParamProblem::new("torsion_window", "must be 1 or more"));
     }
