@@ -1,4 +1,5 @@
-//! `fit_potential`: the CG potential U_hat(z) by force matching on a mapped trajectory.
+//! `fit_potential`: the CG potential U_hat(z) by force matching on a mapped trajectory
+//! (and, when asked, refined by relative entropy).
 //!
 //! Data: the frames at `temperature_index` of a CG trajectory (e.g. `train_map`'s
 //! mapped output), bead positions z (nm) and the instantaneous mean force F_inst
@@ -62,6 +63,12 @@
 //! (F_model - F_inst)^2) in kJ/mol/nm, is computed on the validation frames and, with the
 //! epoch's final parameters and no gradients, on the training frames. The parameters of
 //! the epoch with the lowest validation RMSE (the earliest on a tie) are the output.
+//!
+//! With `relative_entropy_iterations` > 0 the kept weights are then refined by relative
+//! entropy ([`relative_entropy`]): U_hat on mapped frames against U_hat on persistent CG
+//! chains, a loss that is the free-energy error itself, where force matching on noisy
+//! single-frame forces is flat along the slow coordinates (docs/studies/alanine_dipeptide.md
+//! sections 2.4-2.5). The learning curve and summary stay those of force matching.
 //!
 //! Randomness: the weights come from a [`ParameterStore`] seeded from the node's
 //! generator, the split from sub-stream 1 and the batch order from sub-stream 2, so the

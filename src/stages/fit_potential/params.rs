@@ -210,8 +210,9 @@ pub(super) const DOCS: &[ParamDoc] = &[
         name: "relative_entropy_iterations",
         about: "after force matching, refine the networks by relative entropy for this many \
                 iterations (0: none): each compares U_hat's gradient on a minibatch of \
-                mapped frames with its gradient on persistent CG Langevin chains, so the \
-                fit follows the free energy, which force matching on noisy forces cannot see",
+                mapped frames (batch_size of them, at least 512) with its gradient on \
+                persistent CG Langevin chains, so the fit follows the free energy, which \
+                force matching on noisy forces cannot see",
     },
     ParamDoc {
         name: "relative_entropy_chains",
