@@ -89,7 +89,8 @@ impl Stage for TrainFlow {
         Port {
             name: "trajectory",
             kind: TRAJECTORY,
-            about: "fine-grained frames (positions)",
+            about: "fine-grained frames (positions); a list (segments of one chained run, or \
+                    runs) is joined in its order",
         },
         Port {
             name: "atoms",
@@ -109,6 +110,7 @@ impl Stage for TrainFlow {
         },
     ];
     const OPTIONAL_INPUTS: &'static [&'static str] = &["more"];
+    const LIST_INPUTS: &'static [&'static str] = &["trajectory"];
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "flow",
