@@ -563,7 +563,8 @@ fn stages(registry: &Registry, only: Option<&str>) -> Result<(), CliError> {
             let default = defaults
                 .get(doc.name)
                 .map(|v| v.to_string())
-                .unwrap_or_else(|| "required".into());
+                // Left out of the defaults: an optional param, unset unless given.
+                .unwrap_or_else(|| "unset".into());
             println!("    {:<22} {:<14} {}", doc.name, default, doc.about);
         }
         println!();

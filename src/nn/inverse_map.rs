@@ -299,7 +299,7 @@ impl InverseMap {
     }
 
     /// The model as named tensors: the flow's weights and `config.*` rows (flow
-    /// architecture, Z-matrix, P, box, context scaling).
+    /// architecture, Z-matrix, P, box, context scaling; `levels` only when not 0).
     pub fn save(&self) -> Result<Vec<NamedTensor>> {
         let mut tensors = self.store.to_tensors()?;
         let idx = |v: Option<usize>| v.map_or(-1.0, |i| i as f64);
@@ -358,6 +358,10 @@ impl InverseMap {
                 self.scaling.std.clone(),
             ),
         ]);
+        if self.config.levels != 0 {
+            // Written only when set, so that fully autoregressive models keep their bytes.
+            tensors.push(row("levels", vec![1], vec![self.config.levels as f64]));
+        }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(tensors)
     }
@@ -380,6 +384,11 @@ impl InverseMap {
             layers: one("layers")?,
             hidden: values("hidden")?.iter().map(|&h| h as usize).collect(),
             bins: one("bins")?,
+            levels: if get("levels").is_ok() {
+                one("levels")?
+            } else {
+                0
+            },
         };
         let opt = |v: f64| (v >= 0.0).then_some(v as usize);
         let (atom, bond, angle, torsion, offset) = (
@@ -418,7 +427,7 @@ impl InverseMap {
             std: values("context.std")?,
         };
         let store = ParameterStore::new([0; 32]);
-        let model = InverseMap::new(
+        let mut model = InverseMap::new(
             zmatrix,
             n_beads,
             p.values.clone(),
@@ -434,6 +443,8 @@ impl InverseMap {
             .cloned()
             .collect();
         model.store.load(&weights).map_err(|e| e.to_string())?;
+        // A loaded model draws and evaluates; it is not trained further.
+        model.flow = model.flow.frozen();
         Ok(model)
     }
 }

@@ -11,12 +11,16 @@
 //! theta = (W_o o M_o) h_L + V_o c + b_o
 //! ```
 //!
-//! Degrees: input d has degree m(d) = its rank in `order` (1..D), hidden unit k of every
-//! layer m_h(k) = 1 + (k mod (D - 1)). Masks: M_1[k, d] = [m_h(k) >= m(d)], hidden to
-//! hidden [m'(k) >= m(j)], hidden to output unit (d, p) [m(d) > m_h(j)]. The first
-//! dimension in the order sees only the context (through V_o), the last all others. The
-//! output weights W_o, V_o and b_o start at zero, so an untrained MADE gives theta = 0
-//! for every input (a spline flow built on it starts at the identity).
+//! Degrees: input d has degree m(d) = 1 + its level (`levels[d]`, 0..K), hidden unit k of
+//! every layer m_h(k) = 1 + (k mod (K - 1)). Masks: M_1[k, d] = [m_h(k) >= m(d)], hidden
+//! to hidden [m'(k) >= m(j)], hidden to output unit (d, p) [m(d) > m_h(j)]. The
+//! dimensions of level 0 see only the context (through V_o), those of the last level all
+//! lower levels; dimensions of one level do not see each other. Levels that are a
+//! permutation of 0..D (K = D) are the fully autoregressive MADE of the paper; fewer
+//! levels (several dimensions each) make a block-autoregressive one, which an inverse
+//! pass samples in K passes instead of D. The output weights W_o, V_o and b_o start at
+//! zero, so an untrained MADE gives theta = 0 for every input (a spline flow built on it
+//! starts at the identity).
 //!
 //! The output layer's D x P units are computed in blocks of whole dimensions of at most
 //! [`MAX_PRODUCT_DEPTH`] units, so that the gradient with respect to h_L, a sum over the
@@ -38,6 +42,14 @@ struct MaskedLinear {
 }
 
 impl MaskedLinear {
+    fn frozen(&self) -> MaskedLinear {
+        MaskedLinear {
+            weight: self.weight.detach(),
+            mask: self.mask.detach(),
+            bias: self.bias.detach(),
+        }
+    }
+
     fn new(
         inputs: usize,
         outputs: usize,
@@ -56,8 +68,8 @@ impl MaskedLinear {
 /// The MADE conditioner.
 pub struct Made {
     dims: usize,
-    /// by_rank[r]: the dimension of rank r in the layer's order.
-    by_rank: Vec<usize>,
+    /// by_level[l]: the dimensions of level l, ascending.
+    by_level: Vec<Vec<usize>>,
     params_per_dim: usize,
     hidden: Vec<MaskedLinear>,
     context_in: Tensor,
@@ -69,9 +81,15 @@ pub struct Made {
 /// The u-independent parts of a [`Made`] for one context ([`Made::prepare`]).
 pub struct PreparedMade {
     hidden: Vec<Tensor>,
-    output: Tensor,
     context_in: Option<Tensor>,
-    context_out: Option<Tensor>,
+    /// Per level: the output rows of its dimensions (masked weights, bias, context term).
+    levels: Vec<PreparedLevel>,
+}
+
+struct PreparedLevel {
+    weight: Tensor,
+    bias: Tensor,
+    context: Option<Tensor>,
 }
 
 /// Kaiming-uniform bound for a layer with `fan_in` inputs (SiLU is close to ReLU).
@@ -84,22 +102,28 @@ fn kaiming(fan_in: usize) -> Init {
 }
 
 impl Made {
-    /// `order[d]` is the rank (0-based) of dimension d: a permutation of 0..dims.
+    /// `levels[d]` is the level (0-based) of dimension d: every level from 0 to the
+    /// largest used; a permutation of 0..dims is the fully autoregressive order.
     /// Parameters live under `vb` as `layer{l}.weight/bias`, `context_in`,
     /// `output.weight/bias` and `context_out`.
     pub fn new(
-        order: &[usize],
+        levels: &[usize],
         context: usize,
         hidden: &[usize],
         params_per_dim: usize,
         activation: Activation,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let dims = order.len();
-        let mut sorted = order.to_vec();
-        sorted.sort_unstable();
-        if sorted != (0..dims).collect::<Vec<_>>() || hidden.is_empty() || dims == 0 {
-            candle_core::bail!("MADE needs a permutation order and at least one hidden layer")
+        let dims = levels.len();
+        let count = levels.iter().max().map_or(0, |&l| l + 1);
+        let by_level: Vec<Vec<usize>> = (0..count)
+            .map(|l| (0..dims).filter(|&d| levels[d] == l).collect())
+            .collect();
+        if by_level.iter().any(Vec::is_empty) || hidden.is_empty() || dims == 0 {
+            candle_core::bail!(
+                "MADE needs levels that use every value from 0 to the largest, and at least \
+                 one hidden layer"
+            )
         }
         if let Some(&wide) = hidden.iter().find(|&&h| h > MAX_PRODUCT_DEPTH) {
             candle_core::bail!(
@@ -112,12 +136,8 @@ impl Made {
                 "{params_per_dim} parameters per dimension: at most {MAX_PRODUCT_DEPTH}"
             )
         }
-        let input_degrees: Vec<usize> = order.iter().map(|&r| r + 1).collect();
-        let mut by_rank = vec![0; dims];
-        for (d, &r) in order.iter().enumerate() {
-            by_rank[r] = d;
-        }
-        let hidden_degree = |k: usize| 1 + k % (dims - 1).max(1);
+        let input_degrees: Vec<usize> = levels.iter().map(|&l| l + 1).collect();
+        let hidden_degree = |k: usize| 1 + k % (count - 1).max(1);
         let mut layers = Vec::new();
         let mut previous = input_degrees.clone();
         for (l, &width) in hidden.iter().enumerate() {
@@ -154,7 +174,7 @@ impl Made {
         let context_out = vb.get_with_hints((outputs, context), "context_out", zero)?;
         Ok(Made {
             dims,
-            by_rank,
+            by_level,
             params_per_dim,
             hidden: layers,
             context_in,
@@ -164,30 +184,79 @@ impl Made {
         })
     }
 
-    /// The dimension of rank `rank` in this layer's order (rank 0 sees only the context).
-    pub fn dim_of_rank(&self, rank: usize) -> usize {
-        self.by_rank[rank]
+    /// The same conditioner with its parameters detached from the training graph: the
+    /// same numbers, but no operation on it records its inputs, so a density or
+    /// sampling pass frees each intermediate as soon as it is used (for inference; at
+    /// chignolin's size the recorded graph of one density pass held gigabytes).
+    pub fn frozen(&self) -> Made {
+        Made {
+            dims: self.dims,
+            by_level: self.by_level.clone(),
+            params_per_dim: self.params_per_dim,
+            hidden: self.hidden.iter().map(MaskedLinear::frozen).collect(),
+            context_in: self.context_in.detach(),
+            output: self.output.frozen(),
+            context_out: self.context_out.detach(),
+            activation: self.activation,
+        }
     }
 
-    /// What [`Made::forward_dim`] needs that does not depend on u: the masked weights and
-    /// the context's terms, computed once for the D passes of an autoregressive inverse.
+    /// The number of levels K: an inverse pass takes K passes.
+    pub fn levels(&self) -> usize {
+        self.by_level.len()
+    }
+
+    /// The dimensions of `level`, ascending (level 0 sees only the context).
+    pub fn level_dims(&self, level: usize) -> &[usize] {
+        &self.by_level[level]
+    }
+
+    /// What [`Made::forward_level`] needs that does not depend on u: the masked weights
+    /// and the context's terms, cut per level, computed once for the K passes of an
+    /// autoregressive inverse.
     pub fn prepare(&self, context: &Tensor) -> Result<PreparedMade> {
+        let mut prepared = self.prepare_hidden(context)?;
+        let context_out = if self.context_out.dim(1)? > 0 {
+            Some(context.matmul(&self.context_out.t()?)?)
+        } else {
+            None
+        };
+        let output = (&self.output.weight * &self.output.mask)?;
+        let p = self.params_per_dim;
+        prepared.levels = self
+            .by_level
+            .iter()
+            .map(|dims| {
+                let rows: Vec<u32> = dims
+                    .iter()
+                    .flat_map(|&d| (d * p..(d + 1) * p).map(|r| r as u32))
+                    .collect();
+                let rows = Tensor::from_vec(rows, dims.len() * p, output.device())?;
+                Ok(PreparedLevel {
+                    weight: output.index_select(&rows, 0)?,
+                    bias: self.output.bias.index_select(&rows, 0)?,
+                    context: match &context_out {
+                        Some(c) => Some(c.index_select(&rows, 1)?),
+                        None => None,
+                    },
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(prepared)
+    }
+
+    /// The hidden layers' masked weights and the context's input term (no output rows).
+    fn prepare_hidden(&self, context: &Tensor) -> Result<PreparedMade> {
         let masked = |layer: &MaskedLinear| &layer.weight * &layer.mask;
         let context_in = if self.context_in.dim(1)? > 0 {
             Some(context.matmul(&self.context_in.t()?)?)
         } else {
             None
         };
-        let context_out = if self.context_out.dim(1)? > 0 {
-            Some(context.matmul(&self.context_out.t()?)?)
-        } else {
-            None
-        };
         Ok(PreparedMade {
             hidden: self.hidden.iter().map(masked).collect::<Result<_>>()?,
-            output: masked(&self.output)?,
             context_in,
-            context_out,
+            levels: Vec::new(),
         })
     }
 
@@ -208,35 +277,39 @@ impl Made {
         Ok(h)
     }
 
-    /// theta (batch, 1, P) of dimension `d` alone: the same numbers as
-    /// `forward(u, context)` gives for d (the same products and sums, only the output
-    /// rows of d), at a D-th of the output layer's cost.
-    pub fn forward_dim(&self, prepared: &PreparedMade, u: &Tensor, d: usize) -> Result<Tensor> {
+    /// theta (batch, n, P) of the n dimensions of `level` alone ([`Made::level_dims`]
+    /// order): the same numbers as `forward(u, context)` gives for them (the same
+    /// products and sums, only their output rows), at n / D of the output layer's cost.
+    pub fn forward_level(
+        &self,
+        prepared: &PreparedMade,
+        u: &Tensor,
+        level: usize,
+    ) -> Result<Tensor> {
         let batch = u.dim(0)?;
-        let p = self.params_per_dim;
+        let rows = &prepared.levels[level];
         let h = self.hidden_state(prepared, u)?;
-        let w = prepared.output.narrow(0, d * p, p)?;
-        let mut theta =
-            h.matmul(&w.t()?)?
-                .broadcast_add(&self.output.bias.narrow(0, d * p, p)?)?;
-        if let Some(c) = &prepared.context_out {
-            theta = theta.add(&c.narrow(1, d * p, p)?)?;
+        let mut theta = h.matmul(&rows.weight.t()?)?.broadcast_add(&rows.bias)?;
+        if let Some(c) = &rows.context {
+            theta = theta.add(c)?;
         }
-        theta.reshape((batch, 1, p))
+        theta.reshape((batch, self.by_level[level].len(), self.params_per_dim))
     }
 
     /// theta (batch, D, P) from u (batch, D) and context (batch, C).
     pub fn forward(&self, u: &Tensor, context: &Tensor) -> Result<Tensor> {
         let batch = u.dim(0)?;
-        let prepared = self.prepare(context)?;
+        let prepared = self.prepare_hidden(context)?;
         let h = self.hidden_state(&prepared, u)?;
+        let masked = |layer: &MaskedLinear| &layer.weight * &layer.mask;
+        let output = masked(&self.output)?;
         let blocks = output_blocks(self.dims, self.params_per_dim)
             .into_iter()
-            .map(|(first, len)| h.matmul(&prepared.output.narrow(0, first, len)?.t()?))
+            .map(|(first, len)| h.matmul(&output.narrow(0, first, len)?.t()?))
             .collect::<Result<Vec<_>>>()?;
         let mut theta = Tensor::cat(&blocks, 1)?.broadcast_add(&self.output.bias)?;
-        if let Some(c) = &prepared.context_out {
-            theta = theta.add(c)?;
+        if self.context_out.dim(1)? > 0 {
+            theta = theta.add(&context.matmul(&self.context_out.t()?)?)?;
         }
         theta.reshape((batch, self.dims, self.params_per_dim))
     }

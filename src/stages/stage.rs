@@ -535,13 +535,23 @@ impl<S: Stage> DynStage for Erased<S> {
         let mut problems = Vec::new();
         let mut accepted = given.clone();
         if let Some(given) = accepted.as_object_mut() {
+            // A documented param may be left out of the defaults (an optional one that
+            // skips serializing when unset, so that adding it kept every key).
+            let documented = |k: &str| S::PARAMS.iter().any(|d| d.name == k);
             let unknown: Vec<String> = given
                 .keys()
-                .filter(|k| !known.contains_key(*k))
+                .filter(|k| !known.contains_key(*k) && !documented(k))
                 .cloned()
                 .collect();
             for key in unknown {
-                let valid: Vec<&str> = known.keys().map(String::as_str).collect();
+                let mut valid: Vec<&str> = known.keys().map(String::as_str).collect();
+                valid.extend(
+                    S::PARAMS
+                        .iter()
+                        .map(|d| d.name)
+                        .filter(|n| !known.contains_key(*n)),
+                );
+                valid.sort_unstable();
                 problems.push(ParamProblem::new(
                     &key,
                     format!(

@@ -12,7 +12,7 @@ use cgloop::geometry::zmatrix::ZMatrix;
 use cgloop::md::io::pdb::read_pdb;
 use cgloop::md::io::prmtop::read_prmtop;
 use cgloop::nn::ParameterStore;
-use cgloop::nn::flow::{ConditionalFlow, FlowConfig};
+use cgloop::nn::flow::{ConditionalFlow, FlowConfig, layer_levels};
 use cgloop::nn::gradcheck::check_parameter_gradients;
 use cgloop::nn::inverse_map::{InverseMap, bead_chain, bead_positions, pinned_coordinates};
 use cgloop::nn::made::Made;
@@ -29,8 +29,12 @@ fn config() -> FlowConfig {
         layers: 3,
         hidden: vec![12, 12],
         bins: 6,
+        levels: 0,
     }
 }
+
+/// The autoregressive levels the flow tests run with: one per dimension, and blocks.
+const LEVELS: [usize; 3] = [0, 2, 3];
 
 /// Every parameter of `store` replaced by seeded normals of standard deviation `scale`
 /// (an untrained flow is the identity; this makes it a generic one).
@@ -51,9 +55,13 @@ fn randomize(store: &ParameterStore, seed: u64, scale: f64) {
 }
 
 fn flow(seed: u64) -> (ParameterStore, ConditionalFlow) {
+    flow_with_levels(seed, 0)
+}
+
+fn flow_with_levels(seed: u64, levels: usize) -> (ParameterStore, ConditionalFlow) {
     let store = ParameterStore::new([seed as u8; 32]);
     let flow = ConditionalFlow::new(
-        &config(),
+        &FlowConfig { levels, ..config() },
         &CIRCULAR,
         CONTEXT,
         store.var_builder(DType::F64, &Device::Cpu),
@@ -101,7 +109,13 @@ fn log_abs_det(mut a: Vec<f64>, n: usize) -> f64 {
 
 #[test]
 fn log_density_is_the_log_of_a_numerical_jacobian_determinant() {
-    let (_, flow) = flow(3);
+    for levels in LEVELS {
+        log_density_matches_numerical_jacobian(levels);
+    }
+}
+
+fn log_density_matches_numerical_jacobian(levels: usize) {
+    let (_, flow) = flow_with_levels(3, levels);
     let d = CIRCULAR.len();
     let u = points(4, d, 3);
     let c = contexts(4, 3);
@@ -133,7 +147,7 @@ fn log_density_is_the_log_of_a_numerical_jacobian_determinant() {
         let numerical = log_abs_det(jacobian, d);
         assert!(
             (numerical - log_p[b]).abs() < 1e-6 * (1.0 + numerical.abs()),
-            "point {b}: log p {} vs numerical log |det J| {numerical}",
+            "{levels} levels, point {b}: log p {} vs numerical log |det J| {numerical}",
             log_p[b]
         );
     }
@@ -143,7 +157,13 @@ fn log_density_is_the_log_of_a_numerical_jacobian_determinant() {
 
 #[test]
 fn sampling_inverts_the_density_pass() {
-    let (_, flow) = flow(5);
+    for levels in LEVELS {
+        sampling_inverts_the_density_pass_with(levels);
+    }
+}
+
+fn sampling_inverts_the_density_pass_with(levels: usize) {
+    let (_, flow) = flow_with_levels(5, levels);
     let d = CIRCULAR.len();
     let base = points(32, d, 5);
     let c = contexts(32, 5);
@@ -159,7 +179,10 @@ fn sampling_inverts_the_density_pass() {
         .unwrap()
         .to_scalar::<f64>()
         .unwrap();
-    assert!(diff < 1e-9, "T(sample(v)) differs from v by {diff}");
+    assert!(
+        diff < 1e-9,
+        "{levels} levels: T(sample(v)) differs from v by {diff}"
+    );
     // Same inputs, same bits.
     let again = flow
         .sample(&base, &c)
@@ -181,12 +204,12 @@ fn nll_gradient_matches_finite_differences() {
     assert!(mismatches.is_empty(), "{mismatches:#?}");
 }
 
-/// A SiLU MADE over `order` with weights drawn at scale 0.5 from `seed` (the zero-started
+/// A SiLU MADE over `levels` (a permutation: an order) with weights drawn at scale 0.5 from `seed` (the zero-started
 /// output layer included, so that every output depends on what its mask allows).
-fn random_made(order: &[usize], context: usize, hidden: &[usize], p: usize, seed: u8) -> Made {
+fn random_made(levels: &[usize], context: usize, hidden: &[usize], p: usize, seed: u8) -> Made {
     let store = ParameterStore::new([seed; 32]);
     let made = Made::new(
-        order,
+        levels,
         context,
         hidden,
         p,
@@ -246,6 +269,78 @@ fn conditioner_is_autoregressive_in_its_order() {
     assert!((0..4).any(|p| theta[4 + p] != other[4 + p]));
 }
 
+/// A block-autoregressive conditioner: a dimension's parameters move with exactly the
+/// dimensions of lower levels, never with those of its own level.
+#[test]
+fn conditioner_is_autoregressive_in_its_levels() {
+    let d = 6;
+    let levels = [1, 0, 2, 1, 0, 2];
+    let made = random_made(&levels, 2, &[10, 10], 4, 11);
+    assert_eq!(made.levels(), 3);
+    assert_eq!(made.level_dims(1), &[0, 3]);
+    let u = points(1, d, 11);
+    let c = Tensor::from_vec(vec![0.3, -0.7], (1, 2), &Device::Cpu).unwrap();
+    let theta: Vec<f64> = made
+        .forward(&u, &c)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    for k in 0..d {
+        let mut moved = u.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        moved[k] += 0.3;
+        let moved = Tensor::from_vec(moved, (1, d), &Device::Cpu).unwrap();
+        let after: Vec<f64> = made
+            .forward(&moved, &c)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for j in 0..d {
+            let changed = (0..4).any(|p| theta[j * 4 + p] != after[j * 4 + p]);
+            assert_eq!(
+                changed,
+                levels[j] > levels[k],
+                "moving dimension {k} (level {}) changed dimension {j} (level {}): {changed}",
+                levels[k],
+                levels[j]
+            );
+        }
+    }
+}
+
+/// The layers' two partitions order every pair of dimensions, one on the other, in some
+/// layer whenever levels^2 >= dims (the module docs' claim), and use every level.
+#[test]
+fn alternating_levels_order_every_pair() {
+    for dims in [5, 17, 60, 492] {
+        let smallest = (1..=dims).find(|l| l * l >= dims).unwrap();
+        for levels in [smallest, smallest + 3, (dims / 2).max(smallest)] {
+            let layers: Vec<Vec<usize>> = (0..4).map(|l| layer_levels(l, dims, levels)).collect();
+            for (l, layer) in layers.iter().enumerate() {
+                let used: std::collections::BTreeSet<_> = layer.iter().copied().collect();
+                assert_eq!(used.len(), levels.min(dims), "layer {l}, {dims} dims");
+                assert_eq!(*used.iter().last().unwrap(), levels.min(dims) - 1);
+            }
+            for i in 0..dims {
+                for j in i + 1..dims {
+                    assert!(
+                        layers[..2].iter().any(|layer| layer[i] != layer[j])
+                            && layers[2..].iter().any(|layer| layer[i] != layer[j]),
+                        "{dims} dims, {levels} levels: {i} and {j} share a level in every layer"
+                    );
+                }
+            }
+        }
+    }
+    // One level per dimension: the natural order and its reverse, as before levels.
+    assert_eq!(layer_levels(0, 4, 0), [0, 1, 2, 3]);
+    assert_eq!(layer_levels(1, 4, 0), [3, 2, 1, 0]);
+    assert_eq!(layer_levels(1, 4, 9), [3, 2, 1, 0]);
+}
+
 /// The sampler's one-dimension pass gives the very bits of the full pass: the same
 /// products and sums, only the output rows of that dimension (a 300-row batch, so that
 /// the products are blocked as in sampling).
@@ -264,14 +359,32 @@ fn one_dimension_of_the_conditioner_is_bitwise_its_full_output() {
     };
     let mut ranks = Vec::new();
     for rank in 0..d {
-        let k = made.dim_of_rank(rank);
+        let k = made.level_dims(rank)[0];
         ranks.push(order[k]);
-        let one = made.forward_dim(&prepared, &u, k).unwrap();
+        let one = made.forward_level(&prepared, &u, rank).unwrap();
         assert_eq!(one.dims(), [rows, 1, p]);
         let expected = full.narrow(1, k, 1).unwrap();
         assert!(bits(&one) == bits(&expected), "dimension {k} differs");
     }
     assert_eq!(ranks, (0..d).collect::<Vec<_>>());
+    // Levels of several dimensions: their rows of the full pass, bit for bit.
+    let levels = [1, 0, 2, 1, 0, 2, 1];
+    let made = random_made(&levels, 3, &[24, 24], p, 6);
+    let full = made.forward(&u, &c).unwrap();
+    let prepared = made.prepare(&c).unwrap();
+    for level in 0..made.levels() {
+        let dims = made.level_dims(level);
+        let index = Tensor::from_vec(
+            dims.iter().map(|&k| k as u32).collect::<Vec<_>>(),
+            dims.len(),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let block = made.forward_level(&prepared, &u, level).unwrap();
+        assert_eq!(block.dims(), [rows, dims.len(), p]);
+        let expected = full.index_select(&index, 1).unwrap();
+        assert!(bits(&block) == bits(&expected), "level {level} differs");
+    }
 }
 
 /// Alanine dipeptide: topology bonds, heavy mask, the PDB positions, the backbone seeds
@@ -338,6 +451,7 @@ fn ala2_inverse_map(seed: u64) -> (InverseMap, Vec<f64>) {
             layers: 2,
             hidden: vec![16],
             bins: 4,
+            levels: 0,
         },
         store,
     )
@@ -576,6 +690,7 @@ fn a_study_shaped_flow_gradient_has_pinned_bits() {
         layers: 4,
         hidden: vec![128, 128],
         bins: 8,
+        levels: 0,
     };
     let flow = ConditionalFlow::new(
         &config,

@@ -21,6 +21,12 @@
 //! training frames only, widened by `box_margin`; validation frames outside it (a bond or
 //! angle beyond the widened range) are counted and left out of the validation NLL.
 //!
+//! `autoregressive_levels` makes the conditioners block-autoregressive ([`crate::nn::flow`]):
+//! drawing, in `backmap`, inverts each layer in one pass per level instead of one per
+//! coordinate, which is what makes a protein's few hundred coordinates affordable. Unset,
+//! the flow is fully autoregressive, and its node key and bytes are what they were
+//! before the param existed.
+//!
 //! Outputs:
 //! - `flow` (inverse_map): the model, self-contained (weights, Z-matrix, P, box,
 //!   context scaling; [`crate::nn::inverse_map::InverseMap::save`]).
@@ -263,6 +269,7 @@ impl Stage for TrainFlow {
             layers: p.layers,
             hidden: p.hidden.clone(),
             bins: p.bins,
+            levels: p.autoregressive_levels.unwrap_or(0),
         };
         let mut seed = [0u8; 32];
         ctx.rng.fill_bytes(&mut seed);

@@ -16,6 +16,10 @@ pub struct TrainFlowParams {
     pub layers: usize,
     pub hidden: Vec<usize>,
     pub bins: usize,
+    /// Levels of each block-autoregressive conditioner (`nn::flow`); none: one per
+    /// coordinate. Left out of the key when unset, so existing nodes keep theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoregressive_levels: Option<usize>,
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
@@ -74,6 +78,7 @@ impl Default for TrainFlowParams {
             layers: 4,
             hidden: vec![256, 256],
             bins: 8,
+            autoregressive_levels: None,
             epochs: 50,
             batch_size: 256,
             learning_rate: 1e-3,
@@ -106,6 +111,15 @@ pub(super) const DOCS: &[ParamDoc] = &[
     ParamDoc {
         name: "bins",
         about: "rational-quadratic spline bins",
+    },
+    ParamDoc {
+        name: "autoregressive_levels",
+        about: "levels of each layer's conditioner (default: one per coordinate). Sampling \
+                inverts a layer in one pass per level, so fewer levels draw faster: at \
+                chignolin's 492 coordinates a [256, 256] x 4 flow backmaps 800 draws in 5 s \
+                with 32 levels, 21 s with 492. Coordinates of one level are independent \
+                within a layer; layers alternate contiguous and interleaved levels, which \
+                order every pair of coordinates when levels >= sqrt(coordinates)",
     },
     ParamDoc {
         name: "epochs",
@@ -165,6 +179,12 @@ pub(super) fn check(p: &TrainFlowParams) -> Result<(), ParamProblem> {
     }
     if !(2..=128).contains(&p.bins) {
         return Err(ParamProblem::new("bins", "must be between 2 and 128"));
+    }
+    if p.autoregressive_levels == Some(0) {
+        return Err(ParamProblem::new(
+            "autoregressive_levels",
+            "must be at least 1 (leave it out for one level per coordinate)",
+        ));
     }
     if p.epochs == 0 {
         return Err(ParamProblem::new("epochs", "must be at least 1"));
