@@ -227,11 +227,21 @@ impl InverseMap {
     /// log p(q | z) (rows,) for rows of q and the matching rows of s, with the graph to
     /// the flow's parameters (the training loss is its negative mean).
     pub fn log_prob(&self, q: &[f64], s: &[f64]) -> Result<Tensor> {
+        self.log_prob_of(&self.flow, q, s)
+    }
+
+    /// [`InverseMap::log_prob`] without the graph: the same numbers, for evaluation
+    /// (a validation loss), freeing every intermediate as it goes.
+    pub fn log_prob_frozen(&self, q: &[f64], s: &[f64]) -> Result<Tensor> {
+        self.log_prob_of(&self.flow.frozen(), q, s)
+    }
+
+    fn log_prob_of(&self, flow: &ConditionalFlow, q: &[f64], s: &[f64]) -> Result<Tensor> {
         let d = self.unit_box.dims();
         let drawn = self.drawn(q);
         let rows = drawn.len() / d;
         let u = Tensor::from_vec(self.unit_box.to_unit(&drawn), (rows, d), &Device::Cpu)?;
-        let log_p = self.flow.log_prob(&u, &self.context(s)?)?;
+        let log_p = flow.log_prob(&u, &self.context(s)?)?;
         log_p - self.unit_box.log_volume()
     }
 
@@ -293,7 +303,7 @@ impl InverseMap {
             q.extend_from_slice(&s[c * k..c * k + self.pinned]);
             q.extend_from_slice(row);
         }
-        let log_p = self.log_prob(&q, s)?.to_vec1::<f64>()?;
+        let log_p = self.log_prob_frozen(&q, s)?.to_vec1::<f64>()?;
         let log_p = log_p.iter().zip(&log_base).map(|(a, b)| a + b).collect();
         Ok((q, log_p))
     }

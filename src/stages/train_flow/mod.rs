@@ -299,7 +299,7 @@ impl Stage for TrainFlow {
         let nll = |frames: &[usize]| -> candle_core::Result<f64> {
             let mut total = 0.0;
             for chunk in frames.chunks(1024) {
-                let lp = model.log_prob(&pick(&q, d, chunk), &pick(&s, c, chunk))?;
+                let lp = model.log_prob_frozen(&pick(&q, d, chunk), &pick(&s, c, chunk))?;
                 total -= lp.sum_all()?.to_scalar::<f64>()?;
             }
             Ok(total / frames.len().max(1) as f64)
