@@ -4,6 +4,7 @@
 //! stages or artifacts, so each piece is usable and testable as a library.
 
 pub mod agreement;
+mod axes;
 pub mod basin;
 pub mod bootstrap;
 pub mod divergence;
