@@ -35,7 +35,7 @@ cg-seeds:
 cg-seeds-full:
     cargo test --release --test long_cg_seeds full -- --ignored --nocapture
 
-# The chignolin FG reference (about 2.5 h on 2 cores from an empty store): runs A and B
+# The chignolin FG reference (about 3.6 h on 2 cores from an empty store): runs A and B
 # must agree on the folded fraction at 340 K within 2 combined standard errors.
 chignolin-md:
     cargo test --release --test long_chignolin_md -- --ignored --nocapture

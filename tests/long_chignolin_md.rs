@@ -3,7 +3,7 @@
 //! `cgloop run` is reused) and requires the two independent runs, one from the native
 //! structure and one from an unfolded one, to agree on the folded fraction at 340 K
 //! within 2 combined standard errors, each error at most 0.03, and each to reach the
-//! native hairpin more often than its mirror image. About 2.5 hours on 2 cores from an
+//! native hairpin more often than its mirror image. About 3.6 hours on 2 cores from an
 //! empty store:
 //!
 //!     cargo test --release --test long_chignolin_md -- --ignored --nocapture
@@ -13,7 +13,7 @@ mod common;
 use common::{BundledRun, f64_column};
 
 #[test]
-#[ignore = "long: about 2.5 hours on 2 cores"]
+#[ignore = "long: about 3.6 hours on 2 cores"]
 fn two_runs_from_opposite_starts_agree_on_the_folded_fraction() {
     let study = BundledRun::new("workflows/chignolin_md.yaml");
     // Wall times as each node's manifest recorded them (also for cached nodes).
