@@ -40,6 +40,11 @@ cg-seeds-full:
 chignolin-md:
     cargo test --release --test long_chignolin_md -- --ignored --nocapture
 
+# The chignolin study (the reference above, then about an hour more): backmapped and
+# reweighted C-alpha CG samples against the reference's folded fraction, and the ESS.
+chignolin-study:
+    cargo test --release --test long_chignolin_study -- --ignored --nocapture
+
 # Time per part of a force evaluation (bonds, angles, torsions, pair kernels, GB) on the
 # bundled molecules, with the production kernels: where the MD step's force time goes.
 md-terms:
