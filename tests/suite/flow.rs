@@ -221,83 +221,27 @@ fn random_made(levels: &[usize], context: usize, hidden: &[usize], p: usize, see
     made
 }
 
-#[test]
-fn conditioner_is_autoregressive_in_its_order() {
-    let d = 6;
-    let order = [3, 0, 5, 1, 4, 2]; // rank of each dimension
-    let made = random_made(&order, 2, &[10, 10], 4, 9);
-    let u = points(1, d, 9);
-    let c = Tensor::from_vec(vec![0.3, -0.7], (1, 2), &Device::Cpu).unwrap();
-    let theta = made
-        .forward(&u, &c)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
-    for k in 0..d {
-        let mut moved = u.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-        moved[k] += 0.3;
-        let moved = Tensor::from_vec(moved, (1, d), &Device::Cpu).unwrap();
-        let after = made
-            .forward(&moved, &c)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        for j in 0..d {
-            let changed = (0..4).any(|p| theta[j * 4 + p] != after[j * 4 + p]);
-            assert_eq!(
-                changed,
-                order[j] > order[k],
-                "moving dimension {k} (rank {}) changed dimension {j} (rank {}): {changed}",
-                order[k],
-                order[j]
-            );
-        }
-    }
-    // The first dimension in the order still sees the context.
-    let c2 = Tensor::from_vec(vec![1.3, 0.2], (1, 2), &Device::Cpu).unwrap();
-    let other = made
-        .forward(&u, &c2)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
-    assert!((0..4).any(|p| theta[4 + p] != other[4 + p]));
-}
-
-/// A block-autoregressive conditioner: a dimension's parameters move with exactly the
-/// dimensions of lower levels, never with those of its own level.
-#[test]
-fn conditioner_is_autoregressive_in_its_levels() {
-    let d = 6;
-    let levels = [1, 0, 2, 1, 0, 2];
-    let made = random_made(&levels, 2, &[10, 10], 4, 11);
-    assert_eq!(made.levels(), 3);
-    assert_eq!(made.level_dims(1), &[0, 3]);
-    let u = points(1, d, 11);
-    let c = Tensor::from_vec(vec![0.3, -0.7], (1, 2), &Device::Cpu).unwrap();
-    let theta: Vec<f64> = made
-        .forward(&u, &c)
+/// The flat theta (4 parameters per dimension) of `made` at `u` (one row) and `c`.
+fn theta_at(made: &Made, u: &[f64], c: &Tensor) -> Vec<f64> {
+    let u = Tensor::from_vec(u.to_vec(), (1, u.len()), &Device::Cpu).unwrap();
+    made.forward(&u, c)
         .unwrap()
         .flatten_all()
         .unwrap()
         .to_vec1()
-        .unwrap();
+        .unwrap()
+}
+
+/// Moves each input of a MADE over `levels` (4 parameters per dimension) and asserts
+/// that exactly the dimensions of higher levels change; returns the unmoved theta.
+fn assert_autoregressive(made: &Made, levels: &[usize], seed: u64, c: &Tensor) -> Vec<f64> {
+    let d = levels.len();
+    let u: Vec<f64> = points(1, d, seed).flatten_all().unwrap().to_vec1().unwrap();
+    let theta = theta_at(made, &u, c);
     for k in 0..d {
-        let mut moved = u.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let mut moved = u.clone();
         moved[k] += 0.3;
-        let moved = Tensor::from_vec(moved, (1, d), &Device::Cpu).unwrap();
-        let after: Vec<f64> = made
-            .forward(&moved, &c)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let after = theta_at(made, &moved, c);
         for j in 0..d {
             let changed = (0..4).any(|p| theta[j * 4 + p] != after[j * 4 + p]);
             assert_eq!(
@@ -309,6 +253,32 @@ fn conditioner_is_autoregressive_in_its_levels() {
             );
         }
     }
+    theta
+}
+
+#[test]
+fn conditioner_is_autoregressive_in_its_order() {
+    let order = [3, 0, 5, 1, 4, 2]; // rank of each dimension
+    let made = random_made(&order, 2, &[10, 10], 4, 9);
+    let c = Tensor::from_vec(vec![0.3, -0.7], (1, 2), &Device::Cpu).unwrap();
+    let theta = assert_autoregressive(&made, &order, 9, &c);
+    // The first dimension in the order still sees the context.
+    let c2 = Tensor::from_vec(vec![1.3, 0.2], (1, 2), &Device::Cpu).unwrap();
+    let u: Vec<f64> = points(1, 6, 9).flatten_all().unwrap().to_vec1().unwrap();
+    let other = theta_at(&made, &u, &c2);
+    assert!((0..4).any(|p| theta[4 + p] != other[4 + p]));
+}
+
+/// A block-autoregressive conditioner: a dimension's parameters move with exactly the
+/// dimensions of lower levels, never with those of its own level.
+#[test]
+fn conditioner_is_autoregressive_in_its_levels() {
+    let levels = [1, 0, 2, 1, 0, 2];
+    let made = random_made(&levels, 2, &[10, 10], 4, 11);
+    assert_eq!(made.levels(), 3);
+    assert_eq!(made.level_dims(1), &[0, 3]);
+    let c = Tensor::from_vec(vec![0.3, -0.7], (1, 2), &Device::Cpu).unwrap();
+    assert_autoregressive(&made, &levels, 11, &c);
 }
 
 /// The layers' two partitions order every pair of dimensions, one on the other, in some
