@@ -41,7 +41,8 @@ chignolin-md:
     cargo test --release --test long_chignolin_md -- --ignored --nocapture
 
 # The chignolin study (the reference above, then about an hour more): backmapped and
-# reweighted C-alpha CG samples against the reference's folded fraction, and the ESS.
+# reweighted C-alpha CG samples against the reference's folded fraction and JS, and the
+# ESS.
 chignolin-study:
     cargo test --release --test long_chignolin_study -- --ignored --nocapture
 

@@ -15,6 +15,7 @@ pub mod fg_sample;
 pub mod fit_potential;
 pub mod import_trajectory;
 pub mod map_forces;
+pub mod protein_compare;
 pub mod protein_observables;
 pub mod ramachandran;
 pub mod registry;

@@ -34,6 +34,7 @@ impl Registry {
             .register::<super::reweight::Reweight>()
             .register::<super::compare::Compare>()
             .register::<super::protein_observables::ProteinObservables>()
+            .register::<super::protein_compare::ProteinCompare>()
     }
 
     /// Adds a stage; a second stage of the same name replaces the first.

@@ -34,6 +34,7 @@ mod md_openmm_reference;
 mod md_readers;
 mod nn;
 mod processes;
+mod protein_compare;
 mod protein_observables;
 mod ramachandran;
 mod smoke;
