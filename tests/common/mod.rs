@@ -443,3 +443,14 @@ pub fn string_column(t: &RecordBatch, name: &str) -> Vec<String> {
         .map(|s| s.unwrap_or_default().to_string())
         .collect()
 }
+
+/// A stage's inputs made of tables alone, by input name (no files).
+pub fn table_inputs(tables: Vec<(&str, RecordBatch)>) -> Inputs {
+    Inputs {
+        artifacts: tables
+            .into_iter()
+            .map(|(name, table)| (name.to_string(), Arc::new(Artifact::Table(table))))
+            .collect(),
+        files: std::collections::BTreeMap::new(),
+    }
+}

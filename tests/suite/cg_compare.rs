@@ -4,14 +4,14 @@
 //! counts, tables, plots, determinism and bad inputs.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
-use cgloop::artifact::Artifact;
 use cgloop::artifact::trajectory::{FrameRecord, Trajectory};
 use cgloop::random::{normal, stream};
 use cgloop::stages::cg_compare::{CgCompare, CgCompareParams};
-use cgloop::stages::{Context, Inputs, NoProgress, Outputs, Registry, Stage, StageError};
+use cgloop::stages::{Context, NoProgress, Outputs, Registry, Stage, StageError};
+
+use crate::common::table_inputs;
 
 // ---------------------------------------------------------------- synthetic chains
 
@@ -126,16 +126,7 @@ fn run_stage(
     reference: RecordBatch,
     sample: RecordBatch,
 ) -> Result<Outputs, StageError> {
-    let inputs = Inputs {
-        artifacts: BTreeMap::from([
-            (
-                "reference".to_string(),
-                Arc::new(Artifact::Table(reference)),
-            ),
-            ("sample".to_string(), Arc::new(Artifact::Table(sample))),
-        ]),
-        files: BTreeMap::new(),
-    };
+    let inputs = table_inputs(vec![("reference", reference), ("sample", sample)]);
     let mut ctx = Context::new([7; 32], &NoProgress);
     CgCompare::run(params, &inputs, &mut ctx)
 }

@@ -2,7 +2,6 @@
 //! sits near the noise floor, a shifted one far above it, and weights count: frames of
 //! weight 0 do not move the divergence, the same frames at weight 1 do.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, ListBuilder};
@@ -11,7 +10,9 @@ use arrow_schema::{DataType, Field, Schema};
 use cgloop::artifact::Artifact;
 use cgloop::random::{normal, stream};
 use cgloop::stages::protein_compare::{ProteinCompare, ProteinCompareParams};
-use cgloop::stages::{Context, Inputs, NoProgress, Outputs, Stage, StageError};
+use cgloop::stages::{Context, NoProgress, Outputs, Stage, StageError};
+
+use crate::common::table_inputs;
 
 /// A `frames` table: `rows` frames whose TICs and 3 distances are normal around `shift`
 /// (TICs) and 1 + shift / 10 nm (distances), then `extra` frames far away (TICs at 8),
@@ -54,16 +55,7 @@ fn frames(rows: usize, shift: f64, extra: usize, extra_weight: f64, seed: u64) -
 }
 
 fn run(reference: RecordBatch, sample: RecordBatch) -> Result<Outputs, StageError> {
-    let inputs = Inputs {
-        artifacts: BTreeMap::from([
-            (
-                "reference".to_string(),
-                Arc::new(Artifact::Table(reference)),
-            ),
-            ("sample".to_string(), Arc::new(Artifact::Table(sample))),
-        ]),
-        files: BTreeMap::new(),
-    };
+    let inputs = table_inputs(vec![("reference", reference), ("sample", sample)]);
     let mut ctx = Context::new([7; 32], &NoProgress);
     ProteinCompare::run(&ProteinCompareParams::default(), &inputs, &mut ctx)
 }
