@@ -38,7 +38,7 @@ use arrow_schema::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
-use crate::analysis::divergence::js_divergence;
+use crate::analysis::divergence::{Binning, js_divergence};
 use crate::artifact::Artifact;
 use crate::artifact::kind::TABLE;
 
@@ -101,6 +101,13 @@ impl Frames {
                 .ok_or_else(|| bad("`ca_distances_nm` does not hold float64".into()))?;
             distances.push(values.values().to_vec());
         }
+        if let Some(row) = distances.iter().position(|d| d.len() != distances[0].len()) {
+            return Err(bad(format!(
+                "row {row} has {} C-alpha distances, row 0 has {}",
+                distances[row].len(),
+                distances[0].len()
+            )));
+        }
         let frames = Frames {
             weight: f64s("weight")?,
             tic1: f64s("tic1")?,
@@ -135,19 +142,20 @@ impl Frames {
     }
 }
 
-/// `bins` equal bins over [lo, hi] (a point range widened to one unit).
-fn bin_of(x: f64, lo: f64, hi: f64, bins: usize) -> usize {
-    let span = if hi > lo { hi - lo } else { 1.0 };
-    (((x - lo) / span * bins as f64) as usize).min(bins - 1)
-}
-
-/// The finite span of `values` of both sets.
-fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    values
+/// `bins` equal bins over the finite span of `values` (an empty or single-point span
+/// widened to one unit, so that every finite value has a bin).
+fn binning(values: impl Iterator<Item = f64>, bins: usize) -> Binning {
+    let (lo, hi) = values
         .filter(|v| v.is_finite())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
-        })
+        });
+    if lo.is_finite() && hi > lo {
+        Binning::linear(lo, hi, bins)
+    } else {
+        let lo = if lo.is_finite() { lo } else { 0.0 };
+        Binning::linear(lo, lo + 1.0, bins)
+    }
 }
 
 /// A weighted histogram over `bins` of the rows `rows`, `index` giving each row's bin
@@ -167,17 +175,6 @@ fn histogram(
     h
 }
 
-/// JS of two unnormalized histograms (0 when either is empty).
-fn js(p: &[f64], q: &[f64]) -> f64 {
-    let (sp, sq) = (p.iter().sum::<f64>(), q.iter().sum::<f64>());
-    if sp <= 0.0 || sq <= 0.0 {
-        return f64::NAN;
-    }
-    let p: Vec<f64> = p.iter().map(|x| x / sp).collect();
-    let q: Vec<f64> = q.iter().map(|x| x / sq).collect();
-    js_divergence(&p, &q)
-}
-
 /// (JS reference vs sample, JS of the reference's halves) of one observable.
 fn divergence(
     reference: &Frames,
@@ -191,7 +188,10 @@ fn divergence(
             value_of(reference, r)
         })
     };
-    (js(&all(reference), &all(sample)), js(&half(0), &half(1)))
+    (
+        js_divergence(&all(reference), &all(sample)),
+        js_divergence(&half(0), &half(1)),
+    )
 }
 
 impl Stage for ProteinCompare {
@@ -265,15 +265,13 @@ impl Stage for ProteinCompare {
                 ),
             });
         }
-        let both =
-            |f: &dyn Fn(&Frames) -> Vec<f64>| span(f(&reference).into_iter().chain(f(&sample)));
-        let (x_lo, x_hi) = both(&|f| f.tic1.clone());
-        let (y_lo, y_hi) = both(&|f| f.tic2.clone());
         let m = p.map_bins;
+        let tic = |f: &dyn Fn(&Frames) -> &[f64]| {
+            binning(f(&reference).iter().chain(f(&sample)).copied(), m)
+        };
+        let (x, y) = (tic(&|f| &f.tic1), tic(&|f| &f.tic2));
         let tica = divergence(&reference, &sample, m * m, |f, r| {
-            let (x, y) = (f.tic1[r], f.tic2[r]);
-            (x.is_finite() && y.is_finite())
-                .then(|| bin_of(x, x_lo, x_hi, m) * m + bin_of(y, y_lo, y_hi, m))
+            Some(x.bin(f.tic1[r])? * m + y.bin(f.tic2[r])?)
         });
         let n = (1..)
             .find(|n| n * (n - 1) / 2 >= reference.pairs())
@@ -284,10 +282,13 @@ impl Stage for ProteinCompare {
             .collect();
         let mut rows = vec![("tic1 x tic2".to_string(), tica.0, tica.1)];
         for (k, name) in names.iter().enumerate() {
-            let (lo, hi) = both(&|f| f.distances.iter().map(|d| d[k]).collect());
+            let column = |f: &Frames| f.distances.iter().map(|d| d[k]).collect::<Vec<_>>();
+            let bins = binning(
+                column(&reference).into_iter().chain(column(&sample)),
+                p.bins,
+            );
             let (value, floor) = divergence(&reference, &sample, p.bins, |f, r| {
-                let d = f.distances[r][k];
-                d.is_finite().then(|| bin_of(d, lo, hi, p.bins))
+                bins.bin(f.distances[r][k])
             });
             rows.push((name.clone(), value, floor));
         }
