@@ -2,14 +2,17 @@
 //!
 //! A workflow may connect an output to an input only when their kinds have the same
 //! name; the executor checks that every table a stage returns has its kind's schema.
-//! Kinds with `schema: None` accept any table (used by generic analysis tables).
+//! Every table kind declares its schema: the kinds that connect stages and the model
+//! kinds live here and in the artifact modules beside their row types; a stage's own
+//! report tables (summaries, learning curves) are declared in the stage, beside the row
+//! type or schema function that defines them ([`super::rows`]).
 
 use arrow_schema::{DataType, Field, Schema};
 
 #[derive(Clone, Copy, Debug)]
 pub enum Format {
-    /// A Parquet table; `Some(schema)` pins its columns exactly.
-    Parquet(Option<fn() -> Schema>),
+    /// A Parquet table with exactly these columns.
+    Parquet(fn() -> Schema),
     /// A file stored as it is, with this extension (`png`, `svg`, `md`).
     File(&'static str),
 }
@@ -26,7 +29,7 @@ impl ArtifactKind {
     pub const fn table(name: &'static str, schema: fn() -> Schema, about: &'static str) -> Self {
         ArtifactKind {
             name,
-            format: Format::Parquet(Some(schema)),
+            format: Format::Parquet(schema),
             about,
         }
     }
@@ -49,7 +52,7 @@ impl ArtifactKind {
 
     pub fn schema(&self) -> Option<Schema> {
         match self.format {
-            Format::Parquet(Some(schema)) => Some(schema()),
+            Format::Parquet(schema) => Some(schema()),
             _ => None,
         }
     }
@@ -60,13 +63,6 @@ impl PartialEq for ArtifactKind {
         self.name == other.name
     }
 }
-
-/// Any table: analysis results whose columns the stage chooses.
-pub const TABLE: ArtifactKind = ArtifactKind {
-    name: "table",
-    format: Format::Parquet(None),
-    about: "a table whose columns the stage documents",
-};
 
 /// Model parameters: one row per tensor (see [`super::tensors`]).
 pub const MODEL_PARAMETERS: ArtifactKind = ArtifactKind::table(

@@ -6,12 +6,17 @@
 //! equal bytes. Plots and reports are plain files beside the tables. Each kind of
 //! artifact, with its Arrow schema, is declared once in [`kind`].
 
+pub mod assignment;
 pub mod atoms;
+pub mod backmap_densities;
 pub mod force_field;
+pub mod frame_weights;
 pub mod kind;
 pub mod md_state;
 pub mod parquet_io;
+pub mod protein_frames;
 pub mod ramachandran;
+pub mod rows;
 pub mod tensors;
 pub mod tica;
 pub mod trajectory;

@@ -162,16 +162,14 @@ fn compute(
         })?;
         let bytes = match (port.kind.format, artifact) {
             (Format::Parquet(schema), Artifact::Table(batch)) => {
-                if let Some(schema) = schema {
-                    let expected = schema();
-                    if batch.schema().fields() != expected.fields() {
-                        return Err(format!(
-                            "output `{}` does not have the `{}` schema (a bug in the stage): got {:?}",
-                            port.name,
-                            port.kind.name,
-                            batch.schema()
-                        ));
-                    }
+                let expected = schema();
+                if batch.schema().fields() != expected.fields() {
+                    return Err(format!(
+                        "output `{}` does not have the `{}` schema (a bug in the stage): got {:?}",
+                        port.name,
+                        port.kind.name,
+                        batch.schema()
+                    ));
                 }
                 provenance.insert("cgloop.output".to_string(), port.name.to_string());
                 encode_table(batch, &provenance)

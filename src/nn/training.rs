@@ -1,5 +1,6 @@
 //! What every training loop shares: a seeded train/validation split, seeded minibatches,
-//! frames gathered into a tensor, and Adam over a parameter store.
+//! frames gathered into a tensor, Adam over a parameter store, and the epoch loop that
+//! keeps the best validation checkpoint ([`train_keeping_best`]).
 //!
 //! The split and the batch order come from the caller's ChaCha generator (a node's
 //! stream), so training is a pure function of (data, params, seed). The split is by
@@ -12,6 +13,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand_core::RngCore;
 
 use super::store::ParameterStore;
+use crate::artifact::tensors::NamedTensor;
 
 /// A uniform index in 0..n from the generator (n > 0), by rejection (no modulo bias).
 pub fn uniform_index(rng: &mut impl RngCore, n: usize) -> usize {
@@ -145,6 +147,68 @@ pub fn step(optimizer: &mut AdamW, loss: &Tensor) -> Result<f64> {
     loss.to_dtype(DType::F64)?.to_scalar::<f64>()
 }
 
+/// The epoch a training run keeps, and its validation loss.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BestEpoch {
+    pub epoch: usize,
+    pub validation: f64,
+}
+
+/// What one epoch reports: its validation loss (lower is better; NaN or infinite never
+/// counts as best) and a line for the log.
+pub struct EpochReport {
+    pub validation: f64,
+    pub summary: String,
+}
+
+/// The epoch loop of every trainer: `epoch(e)` trains epoch e = 1..=epochs and reports
+/// its validation loss; the store's weights are copied whenever that loss is finite and
+/// below every earlier one (`start`, the checkpoint before training, if any, included),
+/// and each epoch is logged as "epoch e/epochs: summary", "(best)" added when kept. At
+/// the end the kept weights are loaded back into the store.
+///
+/// Returns the kept epoch, or `None` when no epoch had a finite validation loss (the
+/// store then holds the last epoch's weights and the caller says the training
+/// diverged). Store errors go through `store_error`.
+pub fn train_keeping_best<E>(
+    epochs: usize,
+    store: &ParameterStore,
+    start: Option<(BestEpoch, Vec<NamedTensor>)>,
+    store_error: fn(candle_core::Error) -> E,
+    mut epoch: impl FnMut(usize) -> std::result::Result<EpochReport, E>,
+) -> std::result::Result<Option<BestEpoch>, E> {
+    let mut best = start;
+    for e in 1..=epochs {
+        let report = epoch(e)?;
+        let improved = report.validation.is_finite()
+            && best
+                .as_ref()
+                .is_none_or(|(b, _)| report.validation < b.validation);
+        if improved {
+            let weights = store.to_tensors().map_err(store_error)?;
+            best = Some((
+                BestEpoch {
+                    epoch: e,
+                    validation: report.validation,
+                },
+                weights,
+            ));
+        }
+        tracing::info!(
+            "epoch {e}/{epochs}: {}{}",
+            report.summary,
+            if improved { " (best)" } else { "" }
+        );
+    }
+    match best {
+        Some((kept, weights)) => {
+            store.load(&weights).map_err(store_error)?;
+            Ok(Some(kept))
+        }
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +267,58 @@ mod tests {
         let mut all: Vec<usize> = batches.concat();
         all.sort();
         assert_eq!(all, idx);
+    }
+
+    /// The kept epoch is the lowest finite validation loss (the first of equals), its
+    /// weights end up in the store, and a run with no finite loss keeps nothing.
+    #[test]
+    fn the_loop_keeps_the_best_finite_epoch_and_restores_its_weights() {
+        let store = ParameterStore::new([7; 32]);
+        let w = store
+            .var_builder(DType::F64, &Device::Cpu)
+            .get_with_hints(1, "w", candle_nn::Init::Const(0.0))
+            .unwrap();
+        let value =
+            |store: &ParameterStore| store.vars()[0].1.as_tensor().to_vec1::<f64>().unwrap()[0];
+        let losses = [3.0, f64::NAN, 1.0, 1.0, 2.0];
+        let kept = train_keeping_best(
+            losses.len(),
+            &store,
+            None,
+            |e| e,
+            |e| {
+                store.vars()[0]
+                    .1
+                    .set(&Tensor::new(&[e as f64], &Device::Cpu)?)?;
+                Ok::<_, candle_core::Error>(EpochReport {
+                    validation: losses[e - 1],
+                    summary: String::new(),
+                })
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            kept,
+            Some(BestEpoch {
+                epoch: 3,
+                validation: 1.0
+            })
+        );
+        assert_eq!(value(&store), 3.0);
+        drop(w);
+        let none = train_keeping_best(
+            2,
+            &store,
+            None,
+            |e| e,
+            |_| {
+                Ok::<_, candle_core::Error>(EpochReport {
+                    validation: f64::INFINITY,
+                    summary: String::new(),
+                })
+            },
+        )
+        .unwrap();
+        assert_eq!(none, None);
     }
 }

@@ -38,15 +38,14 @@
 //! Randomness: batch k of `batch_size` draws uses the node's stream k (with `flow2`,
 //! 2^32 + k for the second flow's draws), so the output does not depend on thread count.
 
-use std::sync::Arc;
-
-use arrow_array::{Float64Array, Int64Array, RecordBatch};
-use arrow_schema::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::artifact::Artifact;
-use crate::artifact::kind::{INVERSE_MAP, TABLE};
+use crate::artifact::backmap_densities::BACKMAP_DENSITIES;
+use crate::artifact::backmap_densities::BackmapDensity;
+use crate::artifact::kind::INVERSE_MAP;
+use crate::artifact::rows;
 use crate::artifact::tensors::from_table as tensors_from_table;
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 use crate::nn::inverse_map::InverseMap;
@@ -108,7 +107,7 @@ impl Stage for Backmap {
         },
         Port {
             name: "densities",
-            kind: TABLE,
+            kind: BACKMAP_DENSITIES,
             about: "per frame: CG frame, log p(q | z), log J(q), U_hat(z)",
         },
     ];
@@ -240,27 +239,18 @@ impl Stage for Backmap {
             log_q.extend(log_p);
             ctx.progress.advance(batch.len() as u64);
         }
-        let u_hat: Vec<f64> = cg_rows.iter().map(|&f| cg.potential[f]).collect();
-        let schema = Schema::new(vec![
-            Field::new("frame", DataType::Int64, false),
-            Field::new("cg_frame", DataType::Int64, false),
-            Field::new("log_q_given_z", DataType::Float64, false),
-            Field::new("log_jacobian", DataType::Float64, false),
-            Field::new("cg_potential_kj_per_mol", DataType::Float64, false),
-        ]);
-        let densities = RecordBatch::try_new(
-            Arc::new(schema),
-            vec![
-                Arc::new(Int64Array::from_iter_values(0..cg_rows.len() as i64)),
-                Arc::new(Int64Array::from_iter_values(
-                    cg_rows.iter().map(|&f| f as i64),
-                )),
-                Arc::new(Float64Array::from(log_q)),
-                Arc::new(Float64Array::from(log_j)),
-                Arc::new(Float64Array::from(u_hat)),
-            ],
-        )
-        .expect("columns match the densities schema");
+        let densities: Vec<BackmapDensity> = cg_rows
+            .iter()
+            .enumerate()
+            .map(|(frame, &cg_frame)| BackmapDensity {
+                frame: frame as i64,
+                cg_frame: cg_frame as i64,
+                log_q_given_z: log_q[frame],
+                log_jacobian: log_j[frame],
+                cg_potential_kj_per_mol: cg.potential[cg_frame],
+            })
+            .collect();
+        let densities = rows::table(&densities);
         tracing::info!(
             "backmapped {} CG frames into {} atom frames",
             cg.len(),

@@ -32,16 +32,15 @@
 //!   consistency_error (max_J |(B P)_IJ - delta_IJ|), split_constraint_groups (bool: the
 //!   bead's weights differ inside a constraint group).
 
-use std::sync::Arc;
-
-use arrow_array::{BooleanArray, Float64Array, Int32Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::{Int32Array, RecordBatch, StringArray};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::artifact::Artifact;
-use crate::artifact::kind::TABLE;
+use crate::artifact::assignment::CG_ASSIGNMENT;
+use crate::artifact::kind::ArtifactKind;
+use crate::artifact::rows::{self, schema_of};
 use crate::artifact::trajectory::TRAJECTORY;
 use crate::nn::cg_map::map_trajectory;
 use crate::nn::force_map::{ForceMap, constrained_pairs, constraint_groups};
@@ -75,6 +74,40 @@ impl Default for MapForcesParams {
 
 pub struct MapForces;
 
+pub const FORCE_MAP: ArtifactKind = ArtifactKind::table(
+    "force_map",
+    schema_of::<ForceMapRow>,
+    "the force map B in full: bead, atom, atom_name, group (constraint group), weight",
+);
+
+pub const FORCE_MAP_SUMMARY: ArtifactKind = ArtifactKind::table(
+    "force_map_summary",
+    schema_of::<ForceMapSummary>,
+    "per bead: rms_basic, rms_mapped (kJ/mol/nm), variance_ratio, consistency_error, \
+     split_constraint_groups",
+);
+
+/// A row of the force map.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForceMapRow {
+    pub bead: i32,
+    pub atom: i32,
+    pub atom_name: String,
+    pub group: i32,
+    pub weight: f64,
+}
+
+/// A row of the summary, one per bead.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForceMapSummary {
+    pub bead: i32,
+    pub rms_basic: f64,
+    pub rms_mapped: f64,
+    pub variance_ratio: f64,
+    pub consistency_error: f64,
+    pub split_constraint_groups: bool,
+}
+
 impl Stage for MapForces {
     type Params = MapForcesParams;
     const NAME: &'static str = "map_forces";
@@ -90,7 +123,7 @@ impl Stage for MapForces {
         },
         Port {
             name: "assignment",
-            kind: TABLE,
+            kind: CG_ASSIGNMENT,
             about: "the CG map P: train_map's assignment (atom, atom_name, bead, weight)",
         },
     ];
@@ -103,12 +136,12 @@ impl Stage for MapForces {
         },
         Port {
             name: "force_map",
-            kind: TABLE,
+            kind: FORCE_MAP,
             about: "B in full: bead, atom, atom_name, group (constraint group), weight",
         },
         Port {
             name: "summary",
-            kind: TABLE,
+            kind: FORCE_MAP_SUMMARY,
             about: "per bead: rms_basic, rms_mapped (kJ/mol/nm), variance_ratio, \
                     consistency_error, split_constraint_groups",
         },
@@ -277,35 +310,19 @@ fn atom_names(inputs: &Inputs, n_atoms: usize) -> Result<Vec<String>, StageError
 }
 
 fn force_map_table(map: &ForceMap, names: &[String], groups: &[usize]) -> RecordBatch {
-    let (mut bead, mut atom, mut name, mut group, mut weight) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut table = Vec::with_capacity(map.n_beads * map.n_atoms);
     for b in 0..map.n_beads {
         for i in 0..map.n_atoms {
-            bead.push(b as i32);
-            atom.push(i as i32);
-            name.push(names[i].clone());
-            group.push(groups[i] as i32);
-            weight.push(map.weight(b, i));
+            table.push(ForceMapRow {
+                bead: b as i32,
+                atom: i as i32,
+                atom_name: names[i].clone(),
+                group: groups[i] as i32,
+                weight: map.weight(b, i),
+            });
         }
     }
-    let schema = Schema::new(vec![
-        Field::new("bead", DataType::Int32, false),
-        Field::new("atom", DataType::Int32, false),
-        Field::new("atom_name", DataType::Utf8, false),
-        Field::new("group", DataType::Int32, false),
-        Field::new("weight", DataType::Float64, false),
-    ]);
-    RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(Int32Array::from(bead)),
-            Arc::new(Int32Array::from(atom)),
-            Arc::new(StringArray::from(name)),
-            Arc::new(Int32Array::from(group)),
-            Arc::new(Float64Array::from(weight)),
-        ],
-    )
-    .expect("force_map schema")
+    rows::table(&table)
 }
 
 fn summary_table(
@@ -315,33 +332,15 @@ fn summary_table(
     map: &ForceMap,
     split: &[(usize, f64)],
 ) -> RecordBatch {
-    let n = map.n_beads;
-    let schema = Schema::new(vec![
-        Field::new("bead", DataType::Int32, false),
-        Field::new("rms_basic", DataType::Float64, false),
-        Field::new("rms_mapped", DataType::Float64, false),
-        Field::new("variance_ratio", DataType::Float64, false),
-        Field::new("consistency_error", DataType::Float64, false),
-        Field::new("split_constraint_groups", DataType::Boolean, false),
-    ]);
-    RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(Int32Array::from((0..n as i32).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(rms_basic.to_vec())),
-            Arc::new(Float64Array::from(rms_mapped.to_vec())),
-            Arc::new(Float64Array::from(
-                (0..n)
-                    .map(|b| (rms_mapped[b] / rms_basic[b]).powi(2))
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(Float64Array::from(vec![consistency; n])),
-            Arc::new(BooleanArray::from(
-                (0..n)
-                    .map(|b| split.iter().any(|s| s.0 == b))
-                    .collect::<Vec<_>>(),
-            )),
-        ],
-    )
-    .expect("summary schema")
+    let table: Vec<ForceMapSummary> = (0..map.n_beads)
+        .map(|b| ForceMapSummary {
+            bead: b as i32,
+            rms_basic: rms_basic[b],
+            rms_mapped: rms_mapped[b],
+            variance_ratio: (rms_mapped[b] / rms_basic[b]).powi(2),
+            consistency_error: consistency,
+            split_constraint_groups: split.iter().any(|s| s.0 == b),
+        })
+        .collect();
+    rows::table(&table)
 }

@@ -29,20 +29,53 @@
 //!
 //! The stage draws no random numbers.
 
-use std::sync::Arc;
-
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
-use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::{Array, RecordBatch};
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::divergence::{Binning, js_divergence};
 use crate::artifact::Artifact;
-use crate::artifact::kind::TABLE;
+use crate::artifact::kind::ArtifactKind;
+use crate::artifact::protein_frames::PROTEIN_FRAMES;
+use crate::artifact::rows::{self, schema_of};
 
 pub struct ProteinCompare;
+
+pub const PROTEIN_DIVERGENCES: ArtifactKind = ArtifactKind::table(
+    "protein_divergences",
+    schema_of::<ProteinDivergence>,
+    "per observable (tic1 x tic2, d(i,j)): observable, js_divergence, js_noise_floor (nats)",
+);
+
+pub const PROTEIN_COMPARE_SUMMARY: ArtifactKind = ArtifactKind::table(
+    "protein_compare_summary",
+    schema_of::<ProteinCompareSummary>,
+    "one row: tica_js, tica_noise_floor, mean_distance_js, largest_distance_js, \
+     largest_distance, reference_frames, sample_frames, sample_ess",
+);
+
+/// A row of `divergences`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProteinDivergence {
+    pub observable: String,
+    pub js_divergence: f64,
+    pub js_noise_floor: f64,
+}
+
+/// The summary's one row.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProteinCompareSummary {
+    pub tica_js: f64,
+    pub tica_noise_floor: f64,
+    pub mean_distance_js: f64,
+    pub largest_distance_js: f64,
+    pub largest_distance: String,
+    pub reference_frames: i64,
+    pub sample_frames: i64,
+    pub sample_ess: f64,
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -204,12 +237,12 @@ impl Stage for ProteinCompare {
     const INPUTS: &'static [Port] = &[
         Port {
             name: "reference",
-            kind: TABLE,
+            kind: PROTEIN_FRAMES,
             about: "protein_observables' `frames` of the reference (e.g. the FG frames)",
         },
         Port {
             name: "sample",
-            kind: TABLE,
+            kind: PROTEIN_FRAMES,
             about: "protein_observables' `frames` of the sample (projected on the reference's \
                     TICs), weighted by its `weight` column",
         },
@@ -217,12 +250,12 @@ impl Stage for ProteinCompare {
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "divergences",
-            kind: TABLE,
+            kind: PROTEIN_DIVERGENCES,
             about: "per observable (tic1 x tic2, d(i,j)): js_divergence, js_noise_floor (nats)",
         },
         Port {
             name: "summary",
-            kind: TABLE,
+            kind: PROTEIN_COMPARE_SUMMARY,
             about: "one row: tica_js, tica_noise_floor, mean_distance_js, largest_distance_js, \
                     largest_distance, reference_frames, sample_frames, sample_ess",
         },
@@ -311,45 +344,26 @@ impl Stage for ProteinCompare {
             sample.len()
         );
 
-        let f = |name: &str| Field::new(name, DataType::Float64, false);
-        let divergences = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![
-                Field::new("observable", DataType::Utf8, false),
-                f("js_divergence"),
-                f("js_noise_floor"),
-            ])),
-            vec![
-                Arc::new(StringArray::from_iter_values(
-                    rows.iter().map(|r| r.0.as_str()),
-                )),
-                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1))),
-                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
-            ],
-        )
-        .expect("columns match the divergences schema");
-        let summary = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![
-                f("tica_js"),
-                f("tica_noise_floor"),
-                f("mean_distance_js"),
-                f("largest_distance_js"),
-                Field::new("largest_distance", DataType::Utf8, false),
-                Field::new("reference_frames", DataType::Int64, false),
-                Field::new("sample_frames", DataType::Int64, false),
-                f("sample_ess"),
-            ])),
-            vec![
-                Arc::new(Float64Array::from(vec![tica.0])),
-                Arc::new(Float64Array::from(vec![tica.1])),
-                Arc::new(Float64Array::from(vec![mean])),
-                Arc::new(Float64Array::from(vec![largest.1])),
-                Arc::new(StringArray::from(vec![largest.0])),
-                Arc::new(Int64Array::from(vec![reference.len() as i64])),
-                Arc::new(Int64Array::from(vec![sample.len() as i64])),
-                Arc::new(Float64Array::from(vec![ess])),
-            ],
-        )
-        .expect("columns match the summary schema");
+        let divergences = rows::table(
+            &rows
+                .iter()
+                .map(|r| ProteinDivergence {
+                    observable: r.0.clone(),
+                    js_divergence: r.1,
+                    js_noise_floor: r.2,
+                })
+                .collect::<Vec<_>>(),
+        );
+        let summary = rows::table(&[ProteinCompareSummary {
+            tica_js: tica.0,
+            tica_noise_floor: tica.1,
+            mean_distance_js: mean,
+            largest_distance_js: largest.1,
+            largest_distance: largest.0,
+            reference_frames: reference.len() as i64,
+            sample_frames: sample.len() as i64,
+            sample_ess: ess,
+        }]);
         Ok(Outputs::from([
             ("divergences".to_string(), Artifact::Table(divergences)),
             ("summary".to_string(), Artifact::Table(summary)),

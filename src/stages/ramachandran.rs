@@ -37,7 +37,8 @@ use crate::analysis::histogram::PeriodicHistogram2d;
 use crate::analysis::plot::{Drawing, FreeEnergyMap, Label, Segment};
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};
-use crate::artifact::kind::{PNG, SVG, TABLE};
+use crate::artifact::frame_weights::FRAME_WEIGHTS;
+use crate::artifact::kind::{PNG, SVG};
 use crate::artifact::ramachandran::{
     BASIN_POPULATIONS, DIHEDRALS, FREE_ENERGY_2D, basin_populations_schema, dihedrals_schema,
     free_energy_2d_schema,
@@ -108,7 +109,7 @@ impl Stage for Ramachandran {
         },
         Port {
             name: "weights",
-            kind: TABLE,
+            kind: FRAME_WEIGHTS,
             about: "optional: frame weights, a float64 column `weight` (one row per trajectory \
                     frame or per analysed frame); without it every frame weighs 1",
         },

@@ -49,10 +49,8 @@
 //! The stage draws no random numbers.
 
 use std::f64::consts::PI;
-use std::sync::Arc;
 
-use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::{Float64Array, Int64Array};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -61,8 +59,12 @@ use super::stage::DataFile;
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::weight_tail::WeightTail;
 use crate::artifact::Artifact;
+use crate::artifact::backmap_densities::BACKMAP_DENSITIES;
 use crate::artifact::force_field::{FORCE_FIELD, ForceFieldRecord};
-use crate::artifact::kind::{INVERSE_MAP, TABLE};
+use crate::artifact::frame_weights::{FRAME_WEIGHTS, FrameWeight};
+use crate::artifact::kind::ArtifactKind;
+use crate::artifact::kind::INVERSE_MAP;
+use crate::artifact::rows::{self, schema_of};
 use crate::artifact::tensors::from_table as tensors_from_table;
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 use crate::geometry::zmatrix::{CoordinateKind, wrap_angle};
@@ -120,6 +122,27 @@ impl Default for ReweightParams {
 
 pub struct Reweight;
 
+pub const REWEIGHT_SUMMARY: ArtifactKind = ArtifactKind::table(
+    "reweight_summary",
+    schema_of::<ReweightSummary>,
+    "one row: estimator, samples, finite_samples, ess, ess_fraction, max_weight, \
+     temperature_k, pareto_k, ess_without_top5",
+);
+
+/// The summary's one row (see the module doc).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReweightSummary {
+    pub estimator: String,
+    pub samples: i64,
+    pub finite_samples: i64,
+    pub ess: f64,
+    pub ess_fraction: f64,
+    pub max_weight: f64,
+    pub temperature_k: f64,
+    pub pareto_k: f64,
+    pub ess_without_top5: f64,
+}
+
 impl Stage for Reweight {
     type Params = ReweightParams;
     const NAME: &'static str = "reweight";
@@ -139,7 +162,7 @@ impl Stage for Reweight {
         },
         Port {
             name: "densities",
-            kind: TABLE,
+            kind: BACKMAP_DENSITIES,
             about: "log p(q | z), log J(q), U_hat(z) per frame from backmap",
         },
         Port {
@@ -168,12 +191,12 @@ impl Stage for Reweight {
         },
         Port {
             name: "weights",
-            kind: TABLE,
+            kind: FRAME_WEIGHTS,
             about: "per frame: FG potential, log weight, normalized weight",
         },
         Port {
             name: "summary",
-            kind: TABLE,
+            kind: REWEIGHT_SUMMARY,
             about: "estimator, samples, finite samples, ESS, its fraction, largest weight",
         },
     ];
@@ -404,51 +427,31 @@ impl Stage for Reweight {
             tail.ess_without_largest
         );
 
-        let weights = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![
-                Field::new("frame", DataType::Int64, false),
-                Field::new("fg_potential_kj_per_mol", DataType::Float64, false),
-                Field::new("log_weight", DataType::Float64, false),
-                Field::new("weight", DataType::Float64, false),
-            ])),
-            vec![
-                Arc::new(Int64Array::from_iter_values(0..frames as i64)),
-                Arc::new(Float64Array::from(energy)),
-                Arc::new(Float64Array::from(log_w)),
-                Arc::new(Float64Array::from(weight)),
-            ],
-        )
-        .expect("columns match the weights schema");
-        let f = |name: &str| Field::new(name, DataType::Float64, false);
-        let i = |name: &str| Field::new(name, DataType::Int64, false);
-        let summary = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![
-                Field::new("estimator", DataType::Utf8, false),
-                i("samples"),
-                i("finite_samples"),
-                f("ess"),
-                f("ess_fraction"),
-                f("max_weight"),
-                f("temperature_k"),
-                f("pareto_k"),
-                f("ess_without_top5"),
-            ])),
-            vec![
-                Arc::new(StringArray::from(vec![match p.estimator {
-                    Estimator::Extended => "extended",
-                    Estimator::Marginal => "marginal",
-                }])),
-                Arc::new(Int64Array::from(vec![frames as i64])),
-                Arc::new(Int64Array::from(vec![finite as i64])),
-                Arc::new(Float64Array::from(vec![ess])),
-                Arc::new(Float64Array::from(vec![ess / frames as f64])),
-                Arc::new(Float64Array::from(vec![max_weight])),
-                Arc::new(Float64Array::from(vec![temperature_k])),
-                Arc::new(Float64Array::from(vec![tail.pareto_k])),
-                Arc::new(Float64Array::from(vec![tail.ess_without_largest])),
-            ],
-        )
-        .expect("columns match the summary schema");
+        let weights = rows::table(
+            &(0..frames)
+                .map(|k| FrameWeight {
+                    frame: k as i64,
+                    fg_potential_kj_per_mol: energy[k],
+                    log_weight: log_w[k],
+                    weight: weight[k],
+                })
+                .collect::<Vec<_>>(),
+        );
+        let summary = rows::table(&[ReweightSummary {
+            estimator: match p.estimator {
+                Estimator::Extended => "extended",
+                Estimator::Marginal => "marginal",
+            }
+            .to_string(),
+            samples: frames as i64,
+            finite_samples: finite as i64,
+            ess,
+            ess_fraction: ess / frames as f64,
+            max_weight,
+            temperature_k,
+            pareto_k: tail.pareto_k,
+            ess_without_top5: tail.ess_without_largest,
+        }]);
         Ok(Outputs::from([
             (
                 "trajectory".to_string(),

@@ -582,10 +582,17 @@ fn weights_may_be_left_unconnected_but_trajectory_and_atoms_may_not() {
             assert!(e.contains("`atoms`") && !e.contains("`weights`"), "{e}");
         }
     }
-    let weighted = dir.write(
+    // Weights are a `frame_weights` table (reweight's); any other table is refused.
+    let wrong = dir.write(
         "b.yaml",
         &workflow_with("{trajectory: fg.trajectory, atoms: fg.atoms, weights: fg.exchanges}"),
     );
+    let Err(e) = workflow::load(&wrong, &Registry::builtin()) else {
+        panic!("the exchanges table was accepted as weights");
+    };
+    assert!(e.to_string().contains("takes a `frame_weights`"), "{e}");
+    let chain = "{trajectory: fg.trajectory, atoms: fg.atoms, weights: rw.weights}\n  map:\n    stage: train_map\n    inputs: {trajectory: fg.trajectory, atoms: fg.atoms}\n  fit:\n    stage: fit_potential\n    inputs: {trajectory: map.trajectory}\n  cg:\n    stage: cg_sample\n    inputs: {potential: fit.potential, trajectory: map.trajectory, beads: map.beads}\n  flow:\n    stage: train_flow\n    inputs: {trajectory: fg.trajectory, atoms: fg.atoms, assignment: map.assignment}\n  back:\n    stage: backmap\n    inputs: {flow: flow.flow, samples: cg.trajectory}\n  rw:\n    stage: reweight\n    inputs: {trajectory: back.trajectory, densities: back.densities, samples: cg.trajectory, flow: flow.flow, force_field: fg.force_field}";
+    let weighted = dir.write("c.yaml", &workflow_with(chain));
     let wf = workflow::load(&weighted, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
     let rama = &wf.nodes[wf.index_of("rama").unwrap()];
     assert_eq!(rama.inputs.len(), 3);

@@ -94,7 +94,7 @@ use crate::analysis::basin::Basin;
 use crate::analysis::free_energy_error::free_energy_error;
 use crate::analysis::plot::Drawing;
 use crate::artifact::Artifact;
-use crate::artifact::kind::{PNG, SVG, TABLE};
+use crate::artifact::kind::{ArtifactKind, PNG, SVG};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 
 pub use observables::*;
@@ -126,6 +126,29 @@ impl Default for CgCompareParams {
 
 pub struct CgCompare;
 
+pub const CG_DIVERGENCES: ArtifactKind = ArtifactKind::table(
+    "cg_divergences",
+    tables::divergences_schema,
+    "per observable: observable, kind, js_divergence, js_noise_floor (nats), \
+     reference_mean/std, sample_mean/std, reference_frames, sample_frames",
+);
+pub const CG_HISTOGRAMS: ArtifactKind = ArtifactKind::table(
+    "cg_histograms",
+    tables::histograms_schema,
+    "per observable and bin: observable, bin_centre, reference_density, sample_density",
+);
+pub const DIHEDRAL_PAIRS: ArtifactKind = ArtifactKind::table(
+    "dihedral_pairs",
+    tables::dihedral_pairs_schema,
+    "per consecutive dihedral pair: first, second, mean_abs_df_kt, noise_floor_kt, bins, \
+     sample_empty_bins",
+);
+pub const CG_BASINS: ArtifactKind = ArtifactKind::table(
+    "cg_basins",
+    tables::basins_schema,
+    "basin, reference_population, sample_population",
+);
+
 impl Stage for CgCompare {
     type Params = CgCompareParams;
     const NAME: &'static str = "cg_compare";
@@ -149,25 +172,25 @@ impl Stage for CgCompare {
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "divergences",
-            kind: TABLE,
+            kind: CG_DIVERGENCES,
             about: "per observable: observable, kind, js_divergence, js_noise_floor (nats), \
                     reference_mean/std, sample_mean/std, reference_frames, sample_frames",
         },
         Port {
             name: "histograms",
-            kind: TABLE,
+            kind: CG_HISTOGRAMS,
             about: "per observable and bin: observable, bin_centre, reference_density, \
                     sample_density",
         },
         Port {
             name: "dihedral_pairs",
-            kind: TABLE,
+            kind: DIHEDRAL_PAIRS,
             about: "per consecutive dihedral pair: first, second, mean_abs_df_kt, \
                     noise_floor_kt (k_B T), bins, sample_empty_bins",
         },
         Port {
             name: "basins",
-            kind: TABLE,
+            kind: CG_BASINS,
             about: "with ramachandran_pair: basin, reference_population, sample_population",
         },
         Port {

@@ -77,17 +77,21 @@ pub(super) type PairComparison = (
     Option<Vec<(Basin, f64, f64)>>,
 );
 
-pub(super) fn dihedral_pairs_table(pairs: &[PairComparison]) -> RecordBatch {
-    let schema = Schema::new(vec![
+/// Columns of the `dihedral_pairs` output.
+pub fn dihedral_pairs_schema() -> Schema {
+    Schema::new(vec![
         Field::new("first", DataType::Utf8, false),
         Field::new("second", DataType::Utf8, false),
         Field::new("mean_abs_df_kt", DataType::Float64, false),
         Field::new("noise_floor_kt", DataType::Float64, false),
         Field::new("bins", DataType::Int64, false),
         Field::new("sample_empty_bins", DataType::Int64, false),
-    ]);
+    ])
+}
+
+pub(super) fn dihedral_pairs_table(pairs: &[PairComparison]) -> RecordBatch {
     RecordBatch::try_new(
-        Arc::new(schema),
+        Arc::new(dihedral_pairs_schema()),
         vec![
             Arc::new(StringArray::from_iter_values(
                 pairs.iter().map(|p| Observable::Dihedral(p.0).name()),
@@ -112,19 +116,23 @@ pub(super) fn dihedral_pairs_table(pairs: &[PairComparison]) -> RecordBatch {
     .expect("columns match the dihedral_pairs schema")
 }
 
+/// Columns of the `basins` output.
+pub fn basins_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("basin", DataType::Utf8, false),
+        Field::new("reference_population", DataType::Float64, false),
+        Field::new("sample_population", DataType::Float64, false),
+    ])
+}
+
 pub(super) fn basins_table(pairs: &[PairComparison]) -> RecordBatch {
     let rows: Vec<&(Basin, f64, f64)> = pairs
         .iter()
         .filter_map(|p| p.3.as_ref())
         .flatten()
         .collect();
-    let schema = Schema::new(vec![
-        Field::new("basin", DataType::Utf8, false),
-        Field::new("reference_population", DataType::Float64, false),
-        Field::new("sample_population", DataType::Float64, false),
-    ]);
     RecordBatch::try_new(
-        Arc::new(schema),
+        Arc::new(basins_schema()),
         vec![
             Arc::new(StringArray::from_iter_values(
                 rows.iter().map(|r| r.0.name()),

@@ -71,7 +71,8 @@ use crate::analysis::plot::Drawing;
 use crate::analysis::weight_tail::{WeightTail, ess_by_group};
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};
-use crate::artifact::kind::{MARKDOWN, PNG, SVG, TABLE};
+use crate::artifact::frame_weights::FRAME_WEIGHTS;
+use crate::artifact::kind::{ArtifactKind, MARKDOWN, PNG, SVG};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 use crate::geometry::angle::bond_angle_rad;
 use crate::geometry::dihedral::dihedral_of_atoms;
@@ -86,6 +87,28 @@ use report::report;
 use tables::{Summary, agreement_table, agreements, observables_table, populations_table};
 
 const ESTIMATES: [&str; 3] = ["reference", "raw", "reweighted"];
+
+pub const POPULATIONS: ArtifactKind = ArtifactKind::table(
+    "compared_populations",
+    tables::populations_schema,
+    "per basin: reference, raw, reweighted populations with _se, samples, ess",
+);
+pub const OBSERVABLE_MOMENTS: ArtifactKind = ArtifactKind::table(
+    "observable_moments",
+    tables::observables_schema,
+    "per observable: means and variances of reference, raw, reweighted with errors; z-scores",
+);
+pub const COMPARE_SUMMARY: ArtifactKind = ArtifactKind::table(
+    "compare_summary",
+    tables::summary_schema,
+    "one row: frames, ESS, fractions of observables within 2 standard errors",
+);
+pub const AGREEMENT: ArtifactKind = ArtifactKind::table(
+    "agreement",
+    tables::agreement_schema,
+    "joint tests per estimate and moment: observables, within_2se, sum_z2, max_abs_z, \
+     their p-values, worst",
+);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -208,7 +231,7 @@ impl Stage for Compare {
         },
         Port {
             name: "weights",
-            kind: TABLE,
+            kind: FRAME_WEIGHTS,
             about: "a float64 column `weight`, one per sample frame (reweight.weights); without \
                     it every frame weighs 1 and the reweighted estimates are the raw ones",
         },
@@ -217,22 +240,22 @@ impl Stage for Compare {
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "populations",
-            kind: TABLE,
+            kind: POPULATIONS,
             about: "basin populations with errors: reference, raw, reweighted",
         },
         Port {
             name: "observables",
-            kind: TABLE,
+            kind: OBSERVABLE_MOMENTS,
             about: "means and variances of bonds, angles and U with errors and z-scores",
         },
         Port {
             name: "summary",
-            kind: TABLE,
+            kind: COMPARE_SUMMARY,
             about: "frames, ESS, fractions of observables within 2 standard errors",
         },
         Port {
             name: "agreement",
-            kind: TABLE,
+            kind: AGREEMENT,
             about: "joint tests of the raw and reweighted means and variances against the reference",
         },
         Port {

@@ -12,6 +12,80 @@ use crate::analysis::bootstrap::{Estimate, Moments, Replicates};
 use crate::analysis::weight_tail::WeightTail;
 use crate::stages::StageError;
 
+/// Columns of the `summary` output.
+pub fn summary_schema() -> Schema {
+    let f = |name: &str| Field::new(name, DataType::Float64, false);
+    let i = |name: &str| Field::new(name, DataType::Int64, false);
+    Schema::new(vec![
+        i("reference_frames"),
+        i("sample_frames"),
+        f("ess"),
+        f("raw_means_within_2se"),
+        f("raw_variances_within_2se"),
+        f("reweighted_means_within_2se"),
+        f("reweighted_variances_within_2se"),
+    ])
+}
+
+/// Columns of the `populations` output: basin, then mean and `_se` of each estimate,
+/// samples and ess per basin.
+pub fn populations_schema() -> Schema {
+    let mut fields = vec![Field::new("basin", DataType::Utf8, false)];
+    for e in ESTIMATES {
+        fields.push(Field::new(e, DataType::Float64, false));
+        fields.push(Field::new(format!("{e}_se"), DataType::Float64, false));
+    }
+    fields.push(Field::new("samples", DataType::Int64, false));
+    fields.push(Field::new("ess", DataType::Float64, false));
+    Schema::new(fields)
+}
+
+/// Columns of the `observables` output: observable, kind, unit; mean, mean_se,
+/// variance, variance_se of each estimate; then the z-scores of raw and reweighted
+/// against the reference, means first.
+pub fn observables_schema() -> Schema {
+    let mut fields = vec![
+        Field::new("observable", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("unit", DataType::Utf8, false),
+    ];
+    let mut push = |name: String| fields.push(Field::new(name, DataType::Float64, false));
+    for e in ESTIMATES {
+        push(format!("{e}_mean"));
+        push(format!("{e}_mean_se"));
+        push(format!("{e}_variance"));
+        push(format!("{e}_variance_se"));
+    }
+    for e in &ESTIMATES[1..] {
+        push(format!("{e}_mean_z"));
+    }
+    for e in &ESTIMATES[1..] {
+        push(format!("{e}_variance_z"));
+    }
+    Schema::new(fields)
+}
+
+/// Columns of the `agreement` output.
+pub fn agreement_schema() -> Schema {
+    let f = |name: &str| Field::new(name, DataType::Float64, false);
+    let i = |name: &str| Field::new(name, DataType::Int64, false);
+    let s = |name: &str| Field::new(name, DataType::Utf8, false);
+    Schema::new(vec![
+        s("estimate"),
+        s("moment"),
+        i("observables"),
+        i("left_out"),
+        i("resamples"),
+        f("within_2se"),
+        f("within_2se_p"),
+        f("sum_z2"),
+        f("sum_z2_p"),
+        f("max_abs_z"),
+        f("max_abs_z_p"),
+        s("worst"),
+    ])
+}
+
 pub(super) struct Summary {
     /// Whether the `weights` input was connected.
     pub(super) weighted: bool,
@@ -27,20 +101,10 @@ pub(super) struct Summary {
 
 impl Summary {
     pub(super) fn table(&self) -> RecordBatch {
-        let f = |name: &str| Field::new(name, DataType::Float64, false);
-        let i = |name: &str| Field::new(name, DataType::Int64, false);
         let float = |v: f64| Arc::new(Float64Array::from(vec![v])) as Arc<dyn Array>;
         let int = |v: usize| Arc::new(Int64Array::from(vec![v as i64])) as Arc<dyn Array>;
         RecordBatch::try_new(
-            Arc::new(Schema::new(vec![
-                i("reference_frames"),
-                i("sample_frames"),
-                f("ess"),
-                f("raw_means_within_2se"),
-                f("raw_variances_within_2se"),
-                f("reweighted_means_within_2se"),
-                f("reweighted_variances_within_2se"),
-            ])),
+            Arc::new(summary_schema()),
             vec![
                 int(self.reference_frames),
                 int(self.sample_frames),
@@ -59,13 +123,10 @@ pub(super) fn populations_table(
     populations: &[Vec<Estimate>],
     basin_ess: &[(usize, f64)],
 ) -> RecordBatch {
-    let mut fields = vec![Field::new("basin", DataType::Utf8, false)];
     let mut columns: Vec<Arc<dyn Array>> = vec![Arc::new(StringArray::from_iter_values(
         Basin::ALL.iter().map(|b| b.name()),
     ))];
-    for (e, estimates) in ESTIMATES.iter().zip(populations) {
-        fields.push(Field::new(*e, DataType::Float64, false));
-        fields.push(Field::new(format!("{e}_se"), DataType::Float64, false));
+    for estimates in populations {
         columns.push(Arc::new(Float64Array::from_iter_values(
             estimates.iter().map(|x| x.mean),
         )));
@@ -73,55 +134,36 @@ pub(super) fn populations_table(
             estimates.iter().map(|x| x.std_error),
         )));
     }
-    fields.push(Field::new("samples", DataType::Int64, false));
-    fields.push(Field::new("ess", DataType::Float64, false));
     columns.push(Arc::new(Int64Array::from_iter_values(
         basin_ess.iter().map(|&(n, _)| n as i64),
     )));
     columns.push(Arc::new(Float64Array::from_iter_values(
         basin_ess.iter().map(|&(_, ess)| ess),
     )));
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    RecordBatch::try_new(Arc::new(populations_schema()), columns)
         .expect("columns match the populations schema")
 }
 
 pub(super) fn observables_table(defs: &Definitions, moments: &[Vec<Moments>]) -> RecordBatch {
-    let mut fields = vec![
-        Field::new("observable", DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("unit", DataType::Utf8, false),
-    ];
     let mut columns: Vec<Arc<dyn Array>> = vec![
         Arc::new(StringArray::from(defs.names.clone())),
         Arc::new(StringArray::from(defs.kinds.clone())),
         Arc::new(StringArray::from(defs.units.clone())),
     ];
-    let mut push = |name: String, values: Vec<f64>| {
-        fields.push(Field::new(name, DataType::Float64, false));
-        columns.push(Arc::new(Float64Array::from(values)));
-    };
-    for (e, m) in ESTIMATES.iter().zip(moments) {
-        push(format!("{e}_mean"), m.iter().map(|x| x.mean.mean).collect());
-        push(
-            format!("{e}_mean_se"),
-            m.iter().map(|x| x.mean.std_error).collect(),
-        );
-        push(
-            format!("{e}_variance"),
-            m.iter().map(|x| x.variance.mean).collect(),
-        );
-        push(
-            format!("{e}_variance_se"),
-            m.iter().map(|x| x.variance.std_error).collect(),
-        );
+    let mut push = |values: Vec<f64>| columns.push(Arc::new(Float64Array::from(values)));
+    for m in moments {
+        push(m.iter().map(|x| x.mean.mean).collect());
+        push(m.iter().map(|x| x.mean.std_error).collect());
+        push(m.iter().map(|x| x.variance.mean).collect());
+        push(m.iter().map(|x| x.variance.std_error).collect());
     }
-    for (e, m) in ESTIMATES.iter().zip(moments).skip(1) {
-        push(format!("{e}_mean_z"), z_scores(m, &moments[0], false));
+    for m in moments.iter().skip(1) {
+        push(z_scores(m, &moments[0], false));
     }
-    for (e, m) in ESTIMATES.iter().zip(moments).skip(1) {
-        push(format!("{e}_variance_z"), z_scores(m, &moments[0], true));
+    for m in moments.iter().skip(1) {
+        push(z_scores(m, &moments[0], true));
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    RecordBatch::try_new(Arc::new(observables_schema()), columns)
         .expect("columns match the observables schema")
 }
 
@@ -185,9 +227,6 @@ pub(super) fn agreement_table(
     defs: &Definitions,
     agreements: &[(&'static str, &'static str, Agreement)],
 ) -> RecordBatch {
-    let f = |name: &str| Field::new(name, DataType::Float64, false);
-    let i = |name: &str| Field::new(name, DataType::Int64, false);
-    let s = |name: &str| Field::new(name, DataType::Utf8, false);
     let floats = |g: fn(&Agreement) -> f64| {
         Arc::new(Float64Array::from_iter_values(
             agreements.iter().map(|a| g(&a.2)),
@@ -199,20 +238,7 @@ pub(super) fn agreement_table(
         )) as Arc<dyn Array>
     };
     RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            s("estimate"),
-            s("moment"),
-            i("observables"),
-            i("left_out"),
-            i("resamples"),
-            f("within_2se"),
-            f("within_2se_p"),
-            f("sum_z2"),
-            f("sum_z2_p"),
-            f("max_abs_z"),
-            f("max_abs_z_p"),
-            s("worst"),
-        ])),
+        Arc::new(agreement_schema()),
         vec![
             Arc::new(StringArray::from_iter_values(
                 agreements.iter().map(|a| a.0),

@@ -24,10 +24,6 @@
 //! whether or not it is split, and a node that stops between two chunk boundaries
 //! leaves its last step as an unbroken run would.
 
-use std::sync::Arc;
-
-use arrow_array::{Float64Array, Int64Array, RecordBatch};
-use arrow_schema::{DataType, Field, Schema};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -39,8 +35,9 @@ use super::{Context, DataFile, Inputs, Outputs, ParamDoc, ParamProblem, Port, St
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, to_table as atoms_table};
 use crate::artifact::force_field::{FORCE_FIELD, ForceFieldRecord};
-use crate::artifact::kind::TABLE;
+use crate::artifact::kind::ArtifactKind;
 use crate::artifact::md_state::{MD_STATE, MdStateRecord};
+use crate::artifact::rows::{self, schema_of};
 use crate::artifact::trajectory::{FrameRecord, TRAJECTORY, Trajectory};
 use crate::md::constraints::{ConstraintError, DistanceConstraint};
 use crate::md::dynamics::{DynamicsError, LangevinParams};
@@ -127,14 +124,21 @@ impl Default for FgSampleParams {
 
 pub struct FgSample;
 
-fn exchange_schema() -> Schema {
-    Schema::new(vec![
-        Field::new("lower_k", DataType::Float64, false),
-        Field::new("upper_k", DataType::Float64, false),
-        Field::new("attempts", DataType::Int64, false),
-        Field::new("accepted", DataType::Int64, false),
-        Field::new("acceptance_rate", DataType::Float64, false),
-    ])
+pub const EXCHANGES: ArtifactKind = ArtifactKind::table(
+    "exchanges",
+    schema_of::<ExchangeRow>,
+    "replica exchange per neighbour pair: lower_k, upper_k, attempts, accepted, \
+     acceptance_rate",
+);
+
+/// Replica exchange between two neighbouring rungs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExchangeRow {
+    pub lower_k: f64,
+    pub upper_k: f64,
+    pub attempts: i64,
+    pub accepted: i64,
+    pub acceptance_rate: f64,
 }
 
 impl Stage for FgSample {
@@ -181,7 +185,7 @@ impl Stage for FgSample {
         },
         Port {
             name: "exchanges",
-            kind: TABLE,
+            kind: EXCHANGES,
             about: "replica exchange per neighbour pair: lower_k, upper_k, attempts, accepted, acceptance_rate",
         },
         Port {
@@ -517,27 +521,18 @@ impl Stage for FgSample {
         let final_state = state_record(&remd, seed, production_start, &settings)?;
 
         let stats = remd.pair_statistics();
-        let exchanges = RecordBatch::try_new(
-            Arc::new(exchange_schema()),
-            vec![
-                Arc::new(Float64Array::from_iter_values(
-                    stats.iter().map(|s| s.lower_k),
-                )),
-                Arc::new(Float64Array::from_iter_values(
-                    stats.iter().map(|s| s.upper_k),
-                )),
-                Arc::new(Int64Array::from_iter_values(
-                    stats.iter().map(|s| s.attempts as i64),
-                )),
-                Arc::new(Int64Array::from_iter_values(
-                    stats.iter().map(|s| s.accepted as i64),
-                )),
-                Arc::new(Float64Array::from_iter_values(
-                    stats.iter().map(|s| s.acceptance_rate()),
-                )),
-            ],
-        )
-        .expect("columns match the exchange schema");
+        let exchanges = rows::table(
+            &stats
+                .iter()
+                .map(|s| ExchangeRow {
+                    lower_k: s.lower_k,
+                    upper_k: s.upper_k,
+                    attempts: s.attempts as i64,
+                    accepted: s.accepted as i64,
+                    acceptance_rate: s.acceptance_rate(),
+                })
+                .collect::<Vec<_>>(),
+        );
         for s in stats {
             tracing::info!(
                 "exchange {:.1} K <-> {:.1} K: acceptance {:.3}",

@@ -1,12 +1,49 @@
 //! The learning curve, summary and split tables of a `fit_potential` node, and its
 //! learning-curve figure.
 
-use std::sync::Arc;
-
-use arrow_array::{BooleanArray, Float64Array, Int64Array, RecordBatch};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::RecordBatch;
+use serde::{Deserialize, Serialize};
 
 use crate::analysis::line_plot::{Figure, Panel, Series, learning_curve, per_epoch};
+use crate::artifact::kind::ArtifactKind;
+use crate::artifact::rows::{self, schema_of};
+
+pub const FORCE_LEARNING_CURVE: ArtifactKind = ArtifactKind::table(
+    "force_learning_curve",
+    schema_of::<CurveRow>,
+    "per epoch: epoch, train_loss, train_force_rmse, validation_force_rmse (kJ/mol/nm), best",
+);
+
+pub const FIT_SUMMARY: ArtifactKind = ArtifactKind::table(
+    "fit_summary",
+    schema_of::<Summary>,
+    "one row: frames, best epoch, its force RMSEs, and the references: force RMS, \
+     zero-model and priors-only validation RMSE (kJ/mol/nm), repulsion sigma, scan's \
+     largest force",
+);
+
+pub const FRAME_SPLIT: ArtifactKind = ArtifactKind::table(
+    "frame_split",
+    schema_of::<SplitRow>,
+    "per frame used: frame (row of the input trajectory), validation (bool)",
+);
+
+/// A row of the learning curve.
+#[derive(Serialize, Deserialize)]
+pub struct CurveRow {
+    pub epoch: i64,
+    pub train_loss: f64,
+    pub train_force_rmse: f64,
+    pub validation_force_rmse: f64,
+    pub best: bool,
+}
+
+/// A row of the split.
+#[derive(Serialize, Deserialize)]
+pub struct SplitRow {
+    pub frame: i64,
+    pub validation: bool,
+}
 
 /// Per-epoch numbers.
 #[derive(Default)]
@@ -18,43 +55,35 @@ pub(super) struct Curve {
     pub(super) validation: Vec<f64>,
 }
 
-pub(super) struct Summary {
-    pub(super) train_frames: usize,
-    pub(super) validation_frames: usize,
-    pub(super) best_epoch: usize,
-    pub(super) train_force_rmse: f64,
-    pub(super) validation_force_rmse: f64,
-    pub(super) force_rms: f64,
-    pub(super) zero_model_validation_force_rmse: f64,
-    pub(super) prior_validation_force_rmse: f64,
-    pub(super) repulsion_sigma_nm: f64,
+/// The summary's one row.
+#[derive(Serialize, Deserialize)]
+pub struct Summary {
+    pub train_frames: i64,
+    pub validation_frames: i64,
+    pub best_epoch: i64,
+    pub train_force_rmse: f64,
+    pub validation_force_rmse: f64,
+    pub force_rms: f64,
+    pub zero_model_validation_force_rmse: f64,
+    pub prior_validation_force_rmse: f64,
+    pub repulsion_sigma_nm: f64,
     /// The fit-time scan's largest force, kJ/mol/nm (NaN when not scanned).
-    pub(super) scan_max_force: f64,
+    #[serde(rename = "scan_max_force_kj_per_mol_nm")]
+    pub scan_max_force: f64,
 }
 
 impl Curve {
     pub(super) fn table(&self, best_epoch: usize) -> RecordBatch {
-        let (first, last) = (self.first_epoch, self.first_epoch + self.train.len());
-        let schema = Schema::new(vec![
-            Field::new("epoch", DataType::Int64, false),
-            Field::new("train_loss", DataType::Float64, false),
-            Field::new("train_force_rmse", DataType::Float64, false),
-            Field::new("validation_force_rmse", DataType::Float64, false),
-            Field::new("best", DataType::Boolean, false),
-        ]);
-        RecordBatch::try_new(
-            Arc::new(schema),
-            vec![
-                Arc::new(Int64Array::from_iter_values(first as i64..last as i64)),
-                Arc::new(Float64Array::from(self.train_loss.clone())),
-                Arc::new(Float64Array::from(self.train.clone())),
-                Arc::new(Float64Array::from(self.validation.clone())),
-                Arc::new(BooleanArray::from(
-                    (first..last).map(|e| e == best_epoch).collect::<Vec<_>>(),
-                )),
-            ],
-        )
-        .expect("columns match the learning-curve schema")
+        let table: Vec<CurveRow> = (0..self.train.len())
+            .map(|k| CurveRow {
+                epoch: (self.first_epoch + k) as i64,
+                train_loss: self.train_loss[k],
+                train_force_rmse: self.train[k],
+                validation_force_rmse: self.validation[k],
+                best: self.first_epoch + k == best_epoch,
+            })
+            .collect();
+        rows::table(&table)
     }
 
     pub(super) fn figure(&self, s: &Summary, beads: usize) -> Figure {
@@ -67,7 +96,7 @@ impl Curve {
             self.first_epoch,
             &self.train,
             &self.validation,
-            (s.best_epoch, s.validation_force_rmse),
+            (s.best_epoch as usize, s.validation_force_rmse),
         );
         // The reference levels go before the kept epoch's marker.
         series.splice(
@@ -120,53 +149,18 @@ impl Curve {
 
 impl Summary {
     pub(super) fn table(&self) -> RecordBatch {
-        let f = |name: &str| Field::new(name, DataType::Float64, false);
-        let i = |name: &str| Field::new(name, DataType::Int64, false);
-        let schema = Schema::new(vec![
-            i("train_frames"),
-            i("validation_frames"),
-            i("best_epoch"),
-            f("train_force_rmse"),
-            f("validation_force_rmse"),
-            f("force_rms"),
-            f("zero_model_validation_force_rmse"),
-            f("prior_validation_force_rmse"),
-            f("repulsion_sigma_nm"),
-            f("scan_max_force_kj_per_mol_nm"),
-        ]);
-        let int =
-            |v: usize| Arc::new(Int64Array::from(vec![v as i64])) as Arc<dyn arrow_array::Array>;
-        let float = |v: f64| Arc::new(Float64Array::from(vec![v])) as Arc<dyn arrow_array::Array>;
-        RecordBatch::try_new(
-            Arc::new(schema),
-            vec![
-                int(self.train_frames),
-                int(self.validation_frames),
-                int(self.best_epoch),
-                float(self.train_force_rmse),
-                float(self.validation_force_rmse),
-                float(self.force_rms),
-                float(self.zero_model_validation_force_rmse),
-                float(self.prior_validation_force_rmse),
-                float(self.repulsion_sigma_nm),
-                float(self.scan_max_force),
-            ],
-        )
-        .expect("columns match the summary schema")
+        rows::table(std::slice::from_ref(self))
     }
 }
 
-pub(super) fn split_table(rows: &[usize], is_validation: &[bool]) -> RecordBatch {
-    let schema = Schema::new(vec![
-        Field::new("frame", DataType::Int64, false),
-        Field::new("validation", DataType::Boolean, false),
-    ]);
-    RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|&r| r as i64))),
-            Arc::new(BooleanArray::from(is_validation.to_vec())),
-        ],
-    )
-    .expect("columns match the split schema")
+pub(super) fn split_table(frames: &[usize], is_validation: &[bool]) -> RecordBatch {
+    let table: Vec<SplitRow> = frames
+        .iter()
+        .zip(is_validation)
+        .map(|(&frame, &validation)| SplitRow {
+            frame: frame as i64,
+            validation,
+        })
+        .collect();
+    rows::table(&table)
 }

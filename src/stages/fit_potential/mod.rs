@@ -103,7 +103,7 @@ mod priors;
 mod relative_entropy;
 pub mod scan;
 
-use curve::{Curve, Summary, split_table};
+use curve::{Curve, FIT_SUMMARY, FORCE_LEARNING_CURVE, FRAME_SPLIT, Summary, split_table};
 use frames::{Frames, force_rmse};
 pub use params::FitPotentialParams;
 use priors::fit_priors;
@@ -111,14 +111,16 @@ use priors::fit_priors;
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::plot::Drawing;
 use crate::artifact::Artifact;
-use crate::artifact::kind::{CG_POTENTIAL, PNG, SVG, TABLE};
+use crate::artifact::kind::{CG_POTENTIAL, PNG, SVG};
 use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
 use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 use crate::nn::ParameterStore;
 use crate::nn::cg_potential::{CgPotential, CgPotentialConfig, save_potential};
 use crate::nn::priors::BeadFrames;
 use crate::nn::priors::repulsion::Repulsion;
-use crate::nn::training::{adam, block_split, minibatches, step};
+use crate::nn::training::{
+    BestEpoch, EpochReport, adam, block_split, minibatches, step, train_keeping_best,
+};
 
 /// Fewer frames than this at the chosen temperature is an error.
 pub const MIN_FRAMES: usize = 10;
@@ -151,19 +153,19 @@ impl Stage for FitPotential {
         },
         Port {
             name: "learning_curve",
-            kind: TABLE,
+            kind: FORCE_LEARNING_CURVE,
             about: "per epoch: epoch, train_loss, train_force_rmse, validation_force_rmse \
                     (kJ/mol/nm), best",
         },
         Port {
             name: "summary",
-            kind: TABLE,
+            kind: FIT_SUMMARY,
             about: "one row: frames, best epoch, its force RMSEs, and the references: force \
                     RMS, zero-model and priors-only validation RMSE (kJ/mol/nm)",
         },
         Port {
             name: "split",
-            kind: TABLE,
+            kind: FRAME_SPLIT,
             about: "per frame used: frame (row of the input trajectory), validation (bool)",
         },
         Port {
@@ -260,7 +262,7 @@ impl Stage for FitPotential {
             first_epoch: if p.epochs == 0 { 0 } else { 1 },
             ..Curve::default()
         };
-        let mut best: Option<(usize, Vec<NamedTensor>)> = None;
+        let mut start = None;
         if p.epochs == 0 {
             // No training: the networks' weights are zero, so they add nothing and the
             // potential is its priors alone (epoch 0 of the curve).
@@ -269,10 +271,14 @@ impl Stage for FitPotential {
             curve.train_loss.push(train_rmse * train_rmse);
             curve.train.push(train_rmse);
             curve.validation.push(prior_rmse);
-            best = Some((0, zeros));
+            let epoch_zero = BestEpoch {
+                epoch: 0,
+                validation: prior_rmse,
+            };
+            start = Some((epoch_zero, zeros));
         }
         ctx.progress.start("epochs", p.epochs as u64);
-        for epoch in 1..=p.epochs {
+        let kept = train_keeping_best(p.epochs, &store, start, nn_error, |_| {
             let mut loss_sum = 0.0;
             for batch in minibatches(&train, p.batch_size, &mut batch_rng) {
                 let z = data.positions(&batch, &device).map_err(nn_error)?;
@@ -283,32 +289,28 @@ impl Stage for FitPotential {
             let train_loss = loss_sum / train.len() as f64;
             let train_rmse = force_rmse(&potential, &data, &train).map_err(nn_error)?;
             let validation_rmse = force_rmse(&potential, &data, &validation).map_err(nn_error)?;
-            let improved = validation_rmse.is_finite()
-                && best
-                    .as_ref()
-                    .is_none_or(|(b, _)| validation_rmse < curve.validation[b - 1]);
-            if improved {
-                best = Some((epoch, store.to_tensors().map_err(nn_error)?));
-            }
-            tracing::info!(
-                "epoch {epoch}/{}: train loss {train_loss:.4} (kJ/mol/nm)^2, force RMSE train \
-                 {train_rmse:.4}, validation {validation_rmse:.4} kJ/mol/nm{}",
-                p.epochs,
-                if improved { " (best)" } else { "" }
-            );
             curve.train_loss.push(train_loss);
             curve.train.push(train_rmse);
             curve.validation.push(validation_rmse);
             ctx.progress.advance(1);
-        }
-        let Some((best_epoch, best_weights)) = best else {
+            Ok(EpochReport {
+                validation: validation_rmse,
+                summary: format!(
+                    "train loss {train_loss:.4} (kJ/mol/nm)^2, force RMSE train \
+                     {train_rmse:.4}, validation {validation_rmse:.4} kJ/mol/nm"
+                ),
+            })
+        })?;
+        let Some(BestEpoch {
+            epoch: best_epoch, ..
+        }) = kept
+        else {
             return Err(StageError::Failed(format!(
                 "force matching diverged: the validation force RMSE was not finite in any of \
                  the {} epochs (try a smaller learning_rate)",
                 p.epochs
             )));
         };
-        store.load(&best_weights).map_err(nn_error)?;
         if p.relative_entropy_iterations > 0 {
             let settings = relative_entropy::Refinement {
                 iterations: p.relative_entropy_iterations,
@@ -363,9 +365,9 @@ impl Stage for FitPotential {
         );
 
         let summary = Summary {
-            train_frames: train.len(),
-            validation_frames: validation.len(),
-            best_epoch,
+            train_frames: train.len() as i64,
+            validation_frames: validation.len() as i64,
+            best_epoch: best_epoch as i64,
             train_force_rmse: curve.train[best_row],
             validation_force_rmse: curve.validation[best_row],
             force_rms,

@@ -40,8 +40,7 @@
 use crate::geometry::{distance, radius_of_gyration};
 use std::sync::Arc;
 
-use arrow_array::{Array, Float64Array, Int64Array, ListArray, RecordBatch};
-use arrow_buffer::OffsetBuffer;
+use arrow_array::{Array, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
 mod params;
@@ -58,7 +57,9 @@ use crate::analysis::tica::{Tica, lagged_pairs};
 use crate::analysis::uncertainty::plus_minus;
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};
-use crate::artifact::kind::{MARKDOWN, PNG, SVG, TABLE, float64_list};
+use crate::artifact::frame_weights::FRAME_WEIGHTS;
+use crate::artifact::kind::{ArtifactKind, MARKDOWN, PNG, SVG};
+use crate::artifact::protein_frames::{PROTEIN_FRAMES, ProteinFrame};
 use crate::artifact::tica::{
     TICA_MODEL, TicaRecord, from_table as tica_from_table, to_table as tica_to_table,
 };
@@ -78,22 +79,12 @@ const ESTIMATES: [&str; 6] = [
     "rmsd_nm",
 ];
 
-fn frames_schema() -> Schema {
-    let f = |name: &str| Field::new(name, DataType::Float64, false);
-    Schema::new(vec![
-        Field::new("frame", DataType::Int64, false),
-        Field::new("trajectory_frame", DataType::Int64, false),
-        f("weight"),
-        f("rmsd_nm"),
-        f("mirror_rmsd_nm"),
-        f("q"),
-        f("rg_nm"),
-        f("end_to_end_nm"),
-        f("tic1"),
-        f("tic2"),
-        Field::new("ca_distances_nm", float64_list(), false),
-    ])
-}
+pub const PROTEIN_SUMMARY: ArtifactKind = ArtifactKind::table(
+    "protein_summary",
+    summary_schema,
+    "one row: frames, ess, contacts, and mean and _se of folded_fraction, \
+     mirror_folded_fraction, q, rg_nm, end_to_end_nm, rmsd_nm",
+);
 
 fn summary_schema() -> Schema {
     let mut fields = vec![
@@ -130,7 +121,7 @@ impl Stage for ProteinObservables {
         },
         Port {
             name: "weights",
-            kind: TABLE,
+            kind: FRAME_WEIGHTS,
             about: "frame weights, a float64 column `weight` (one per trajectory frame or per \
                     analysed frame)",
         },
@@ -145,13 +136,13 @@ impl Stage for ProteinObservables {
     const OUTPUTS: &'static [Port] = &[
         Port {
             name: "frames",
-            kind: TABLE,
+            kind: PROTEIN_FRAMES,
             about: "per analysed frame: frame, trajectory_frame, weight, rmsd_nm, mirror_rmsd_nm, \
                     q, rg_nm, end_to_end_nm, tic1, tic2, ca_distances_nm",
         },
         Port {
             name: "summary",
-            kind: TABLE,
+            kind: PROTEIN_SUMMARY,
             about: "one row: frames, ess, contacts, and mean and _se of folded_fraction, \
                     mirror_folded_fraction, q, rg_nm, end_to_end_nm, rmsd_nm",
         },
@@ -548,30 +539,22 @@ fn frames_table(
     tic1: &[f64],
     tic2: &[f64],
 ) -> RecordBatch {
-    let width = o.distances.first().map_or(0, Vec::len);
-    let f = |v: &[f64]| Arc::new(Float64Array::from(v.to_vec())) as Arc<dyn Array>;
-    RecordBatch::try_new(
-        Arc::new(frames_schema()),
-        vec![
-            Arc::new(Int64Array::from_iter_values(0..rows.len() as i64)),
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|&r| r as i64))),
-            f(weights),
-            f(&o.rmsd),
-            f(&o.mirror),
-            f(&o.q),
-            f(&o.rg),
-            f(&o.end_to_end),
-            f(tic1),
-            f(tic2),
-            Arc::new(ListArray::new(
-                Field::new("item", DataType::Float64, false).into(),
-                OffsetBuffer::from_lengths(std::iter::repeat_n(width, rows.len())),
-                Arc::new(Float64Array::from(o.distances.concat())),
-                None,
-            )),
-        ],
-    )
-    .expect("columns match the frames schema")
+    let frames: Vec<ProteinFrame> = (0..rows.len())
+        .map(|k| ProteinFrame {
+            frame: k as i64,
+            trajectory_frame: rows[k] as i64,
+            weight: weights[k],
+            rmsd_nm: o.rmsd[k],
+            mirror_rmsd_nm: o.mirror[k],
+            q: o.q[k],
+            rg_nm: o.rg[k],
+            end_to_end_nm: o.end_to_end[k],
+            tic1: tic1[k],
+            tic2: tic2[k],
+            ca_distances_nm: o.distances.get(k).cloned().unwrap_or_default(),
+        })
+        .collect();
+    crate::artifact::rows::table(&frames)
 }
 
 fn summary_table(frames: usize, ess: f64, contacts: usize, estimates: &[Estimate]) -> RecordBatch {

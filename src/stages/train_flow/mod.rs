@@ -53,11 +53,9 @@
 //!
 //! Randomness: weights, the split and the batch order come from the node's streams.
 
-use std::sync::Arc;
-
-use arrow_array::{BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::RecordBatch;
 use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
 
 mod params;
 
@@ -67,19 +65,57 @@ use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, Stage
 use crate::analysis::line_plot::{Figure, Panel, learning_curve};
 use crate::analysis::plot::Drawing;
 use crate::artifact::Artifact;
+use crate::artifact::assignment::CG_ASSIGNMENT;
 use crate::artifact::atoms::ATOMS;
-use crate::artifact::kind::{INVERSE_MAP, PNG, SVG, TABLE};
-use crate::artifact::tensors::{NamedTensor, to_table as tensors_table};
+use crate::artifact::kind::{ArtifactKind, INVERSE_MAP, PNG, SVG};
+use crate::artifact::rows::{self, schema_of};
+use crate::artifact::tensors::to_table as tensors_table;
 use crate::artifact::trajectory::TRAJECTORY;
 use crate::geometry::zmatrix::{CoordinateKind, ZMatrix};
 use crate::md::covalent::infer_bonds;
 use crate::nn::ParameterStore;
 use crate::nn::flow::FlowConfig;
 use crate::nn::inverse_map::{InverseMap, bead_chain, bead_positions, pinned_coordinates};
-use crate::nn::training::{adam, block_split_sources, minibatches, step};
+use crate::nn::training::{
+    BestEpoch, EpochReport, adam, block_split_sources, minibatches, step, train_keeping_best,
+};
 use crate::nn::unit_box::UnitBox;
 
 pub struct TrainFlow;
+
+pub const NLL_LEARNING_CURVE: ArtifactKind = ArtifactKind::table(
+    "nll_learning_curve",
+    schema_of::<NllRow>,
+    "per epoch: epoch, train_nll, validation_nll (nats per frame), best",
+);
+
+pub const FLOW_COORDINATES: ArtifactKind = ArtifactKind::table(
+    "flow_coordinates",
+    schema_of::<CoordinateRow>,
+    "the flow's internal coordinates: index, label, kind, atom, box lo, hi, centre",
+);
+
+/// A row of the learning curve.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NllRow {
+    pub epoch: i64,
+    pub train_nll: f64,
+    pub validation_nll: f64,
+    pub best: bool,
+}
+
+/// An internal coordinate of the flow and its box (NaN for coordinates pinned to the
+/// beads).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CoordinateRow {
+    pub index: i64,
+    pub label: String,
+    pub kind: String,
+    pub atom: i32,
+    pub lo: f64,
+    pub hi: f64,
+    pub centre: f64,
+}
 
 impl Stage for TrainFlow {
     type Params = TrainFlowParams;
@@ -105,7 +141,7 @@ impl Stage for TrainFlow {
         },
         Port {
             name: "assignment",
-            kind: TABLE,
+            kind: CG_ASSIGNMENT,
             about: "the CG map P from train_map (atom, bead, weight)",
         },
         Port {
@@ -125,12 +161,12 @@ impl Stage for TrainFlow {
         },
         Port {
             name: "learning_curve",
-            kind: TABLE,
+            kind: NLL_LEARNING_CURVE,
             about: "train and validation NLL per epoch (nats per frame)",
         },
         Port {
             name: "coordinates",
-            kind: TABLE,
+            kind: FLOW_COORDINATES,
             about: "the internal coordinates: label, kind, atom, box bounds",
         },
         Port {
@@ -307,9 +343,8 @@ impl Stage for TrainFlow {
         let mut optimizer = adam(&model.store, p.learning_rate).map_err(failed)?;
         let mut batch_rng = ctx.stream(2);
         let mut curve = Curve::default();
-        let mut best: Option<(usize, f64, Vec<NamedTensor>)> = None;
         ctx.progress.start("epochs", p.epochs as u64);
-        for epoch in 1..=p.epochs {
+        let kept = train_keeping_best(p.epochs, &model.store, None, failed, |_| {
             let mut sum = 0.0;
             for batch in minibatches(&train, p.batch_size, &mut batch_rng) {
                 let lp = model
@@ -320,32 +355,25 @@ impl Stage for TrainFlow {
             }
             let train_nll = sum / train.len() as f64;
             let validation_nll = nll(&validation).map_err(failed)?;
-            let improved = validation_nll.is_finite()
-                && best.as_ref().is_none_or(|(_, b, _)| validation_nll < *b);
-            if improved {
-                best = Some((
-                    epoch,
-                    validation_nll,
-                    model.store.to_tensors().map_err(failed)?,
-                ));
-            }
-            tracing::info!(
-                "epoch {epoch}/{}: NLL train {train_nll:.3}, validation {validation_nll:.3} nats{}",
-                p.epochs,
-                if improved { " (best)" } else { "" }
-            );
             curve.train.push(train_nll);
             curve.validation.push(validation_nll);
             ctx.progress.advance(1);
-        }
-        let Some((best_epoch, best_nll, weights)) = best else {
+            Ok(EpochReport {
+                validation: validation_nll,
+                summary: format!("NLL train {train_nll:.3}, validation {validation_nll:.3} nats"),
+            })
+        })?;
+        let Some(BestEpoch {
+            epoch: best_epoch,
+            validation: best_nll,
+        }) = kept
+        else {
             return Err(StageError::Failed(format!(
                 "the flow diverged: the validation NLL was not finite in any of the {} epochs \
                  (try a smaller learning_rate)",
                 p.epochs
             )));
         };
-        model.store.load(&weights).map_err(failed)?;
         tracing::info!("kept epoch {best_epoch}: validation NLL {best_nll:.3} nats per frame");
         let saved = model.save().map_err(failed)?;
         let figure = curve.figure(best_epoch, train.len(), validation.len());
@@ -381,53 +409,37 @@ fn failed(e: candle_core::Error) -> StageError {
 fn coordinates_table(zmatrix: &ZMatrix, pinned: usize, unit_box: &UnitBox) -> RecordBatch {
     let kinds = zmatrix.kinds();
     let atoms = zmatrix.dof_atoms();
-    let bound = |values: &[f64]| -> Vec<f64> {
-        (0..kinds.len())
-            .map(|k| {
-                if k < pinned {
-                    f64::NAN
-                } else {
-                    values[k - pinned]
-                }
-            })
-            .collect()
+    let labels = zmatrix.dof_labels();
+    // Pinned coordinates (the first `pinned`) have no box.
+    let bound = |values: &[f64], k: usize| {
+        if k < pinned {
+            f64::NAN
+        } else {
+            values[k - pinned]
+        }
     };
-    let schema = Schema::new(vec![
-        Field::new("index", DataType::Int64, false),
-        Field::new("label", DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("atom", DataType::Int32, false),
-        Field::new("lo", DataType::Float64, false),
-        Field::new("hi", DataType::Float64, false),
-        Field::new("centre", DataType::Float64, false),
-    ]);
-    RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(Int64Array::from_iter_values(0..kinds.len() as i64)),
-            Arc::new(StringArray::from(zmatrix.dof_labels())),
-            Arc::new(StringArray::from_iter_values(kinds.iter().map(
-                |k| match k {
-                    CoordinateKind::Bond => "bond",
-                    CoordinateKind::Angle => "angle",
-                    CoordinateKind::Torsion => "torsion",
-                },
-            ))),
-            Arc::new(Int32Array::from_iter_values(
-                atoms.iter().map(|&a| a as i32),
-            )),
-            Arc::new(Float64Array::from(bound(&unit_box.lo))),
-            Arc::new(Float64Array::from(bound(&unit_box.hi))),
-            Arc::new(Float64Array::from(bound(
-                &unit_box
-                    .centre
-                    .iter()
-                    .map(|c| c.unwrap_or(f64::NAN))
-                    .collect::<Vec<_>>(),
-            ))),
-        ],
-    )
-    .expect("columns match the coordinates schema")
+    let centres: Vec<f64> = unit_box
+        .centre
+        .iter()
+        .map(|c| c.unwrap_or(f64::NAN))
+        .collect();
+    let table: Vec<CoordinateRow> = (0..kinds.len())
+        .map(|k| CoordinateRow {
+            index: k as i64,
+            label: labels[k].clone(),
+            kind: match kinds[k] {
+                CoordinateKind::Bond => "bond",
+                CoordinateKind::Angle => "angle",
+                CoordinateKind::Torsion => "torsion",
+            }
+            .to_string(),
+            atom: atoms[k] as i32,
+            lo: bound(&unit_box.lo, k),
+            hi: bound(&unit_box.hi, k),
+            centre: bound(&centres, k),
+        })
+        .collect();
+    rows::table(&table)
 }
 
 #[derive(Default)]
@@ -438,25 +450,15 @@ struct Curve {
 
 impl Curve {
     fn table(&self, best_epoch: usize) -> RecordBatch {
-        let schema = Schema::new(vec![
-            Field::new("epoch", DataType::Int64, false),
-            Field::new("train_nll", DataType::Float64, false),
-            Field::new("validation_nll", DataType::Float64, false),
-            Field::new("best", DataType::Boolean, false),
-        ]);
-        let epochs = self.train.len();
-        RecordBatch::try_new(
-            Arc::new(schema),
-            vec![
-                Arc::new(Int64Array::from_iter_values(1..=epochs as i64)),
-                Arc::new(Float64Array::from(self.train.clone())),
-                Arc::new(Float64Array::from(self.validation.clone())),
-                Arc::new(BooleanArray::from(
-                    (1..=epochs).map(|e| e == best_epoch).collect::<Vec<_>>(),
-                )),
-            ],
-        )
-        .expect("columns match the learning-curve schema")
+        let table: Vec<NllRow> = (0..self.train.len())
+            .map(|k| NllRow {
+                epoch: k as i64 + 1,
+                train_nll: self.train[k],
+                validation_nll: self.validation[k],
+                best: k + 1 == best_epoch,
+            })
+            .collect();
+        rows::table(&table)
     }
 
     fn figure(&self, best_epoch: usize, train: usize, validation: usize) -> Figure {

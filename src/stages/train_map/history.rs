@@ -2,39 +2,36 @@
 //! (one row per epoch of every restart), the check that stops training on a non-finite
 //! loss, and the atom-to-bead assignment table.
 
-use std::sync::Arc;
+use arrow_array::RecordBatch;
 
-use arrow_array::{BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
-
+use crate::artifact::assignment::AssignmentRow;
 use crate::artifact::atoms::AtomRow;
+use crate::artifact::kind::ArtifactKind;
+use crate::artifact::rows::{self, schema_of};
 use crate::stages::StageError;
+use serde::{Deserialize, Serialize};
 
-pub(super) fn losses_schema() -> Schema {
-    let f = |name: &str| Field::new(name, DataType::Float64, false);
-    Schema::new(vec![
-        Field::new("restart", DataType::Int64, false),
-        Field::new("kept", DataType::Boolean, false),
-        Field::new("phase", DataType::Utf8, false),
-        Field::new("epoch", DataType::Int64, false),
-        f("total"),
-        f("reconstruction_a2"),
-        f("link"),
-        f("entropy"),
-        f("assignment"),
-        f("mean_force"),
-        f("validation_rmsd_nm"),
-    ])
-}
+pub const MAP_LOSSES: ArtifactKind = ArtifactKind::table(
+    "map_losses",
+    schema_of::<LossRow>,
+    "per epoch of every restart: restart, kept, phase, epoch, the loss terms (total, \
+     reconstruction_a2, link, entropy, assignment, mean_force), validation_rmsd_nm",
+);
 
-pub(super) fn assignment_schema() -> Schema {
-    Schema::new(vec![
-        Field::new("atom", DataType::Int32, false),
-        Field::new("atom_name", DataType::Utf8, false),
-        Field::new("residue_index", DataType::Int32, false),
-        Field::new("bead", DataType::Int32, false),
-        Field::new("weight", DataType::Float64, false),
-    ])
+/// A row of the loss history.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LossRow {
+    pub restart: i64,
+    pub kept: bool,
+    pub phase: String,
+    pub epoch: i64,
+    pub total: f64,
+    pub reconstruction_a2: f64,
+    pub link: f64,
+    pub entropy: f64,
+    pub assignment: f64,
+    pub mean_force: f64,
+    pub validation_rmsd_nm: f64,
 }
 
 /// One row of the loss history.
@@ -86,67 +83,37 @@ pub(super) fn log_epoch(r: &EpochRecord) {
 
 pub(super) fn assignment_table(atoms: &[AtomRow], weights: &[Vec<f64>]) -> RecordBatch {
     let n_beads = weights.first().map_or(0, Vec::len);
-    let mut atom = Vec::new();
-    let mut name = Vec::new();
-    let mut residue = Vec::new();
-    let mut bead = Vec::new();
-    let mut weight = Vec::new();
+    let mut table = Vec::with_capacity(atoms.len() * n_beads);
     for (i, a) in atoms.iter().enumerate() {
         for b in 0..n_beads {
-            atom.push(i as i32);
-            name.push(a.name.clone());
-            residue.push(a.residue_index);
-            bead.push(b as i32);
-            weight.push(weights[i][b]);
+            table.push(AssignmentRow {
+                atom: i as i32,
+                atom_name: a.name.clone(),
+                residue_index: a.residue_index,
+                bead: b as i32,
+                weight: weights[i][b],
+            });
         }
     }
-    RecordBatch::try_new(
-        Arc::new(assignment_schema()),
-        vec![
-            Arc::new(Int32Array::from(atom)),
-            Arc::new(StringArray::from(name)),
-            Arc::new(Int32Array::from(residue)),
-            Arc::new(Int32Array::from(bead)),
-            Arc::new(Float64Array::from(weight)),
-        ],
-    )
-    .expect("columns match the assignment schema")
+    rows::table(&table)
 }
 
 pub(super) fn losses_table(history: &[EpochRecord]) -> RecordBatch {
-    let column = |k: usize| {
-        Arc::new(Float64Array::from(
-            history.iter().map(|r| r.means[k]).collect::<Vec<_>>(),
-        ))
-    };
-    RecordBatch::try_new(
-        Arc::new(losses_schema()),
-        vec![
-            Arc::new(Int64Array::from(
-                history.iter().map(|r| r.restart).collect::<Vec<_>>(),
-            )),
-            Arc::new(BooleanArray::from(
-                history.iter().map(|r| r.kept).collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::from(
-                history.iter().map(|r| r.phase).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from(
-                history.iter().map(|r| r.epoch).collect::<Vec<_>>(),
-            )),
-            column(0),
-            column(1),
-            column(2),
-            column(3),
-            column(4),
-            column(5),
-            Arc::new(Float64Array::from(
-                history
-                    .iter()
-                    .map(|r| r.validation_rmsd_nm)
-                    .collect::<Vec<_>>(),
-            )),
-        ],
-    )
-    .expect("columns match the losses schema")
+    let table: Vec<LossRow> = history
+        .iter()
+        .map(|r| LossRow {
+            restart: r.restart,
+            kept: r.kept,
+            phase: r.phase.to_string(),
+            epoch: r.epoch,
+            total: r.means[0],
+            reconstruction_a2: r.means[1],
+            link: r.means[2],
+            entropy: r.means[3],
+            assignment: r.means[4],
+            mean_force: r.means[5],
+            validation_rmsd_nm: r.validation_rmsd_nm,
+        })
+        .collect();
+    rows::table(&table)
 }

@@ -46,8 +46,9 @@
 
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::artifact::Artifact;
+use crate::artifact::assignment::CG_ASSIGNMENT;
 use crate::artifact::atoms::{ATOMS, AtomRow, to_table as atoms_table};
-use crate::artifact::kind::{MODEL_PARAMETERS, TABLE};
+use crate::artifact::kind::MODEL_PARAMETERS;
 use crate::artifact::tensors::to_table as tensors_table;
 use crate::artifact::trajectory::TRAJECTORY;
 use crate::nn::cg_map::map_trajectory;
@@ -57,7 +58,7 @@ mod history;
 mod params;
 mod restart;
 
-use history::{EpochRecord, assignment_table, losses_table};
+use history::{EpochRecord, MAP_LOSSES, assignment_table, losses_table};
 pub use params::{MapKind, SeedAtoms, TrainMapParams};
 use restart::{Attempt, train_restart};
 
@@ -101,7 +102,7 @@ impl Stage for TrainMap {
         },
         Port {
             name: "assignment",
-            kind: TABLE,
+            kind: CG_ASSIGNMENT,
             about: "P: atom, atom_name, residue_index, bead, weight",
         },
         Port {
@@ -111,7 +112,7 @@ impl Stage for TrainMap {
         },
         Port {
             name: "losses",
-            kind: TABLE,
+            kind: MAP_LOSSES,
             about: "per epoch: phase, loss terms, validation reconstruction RMSD (nm)",
         },
     ];

@@ -19,7 +19,9 @@ use crate::nn::equivariant::EgnnSizes;
 use crate::nn::map_model::{
     Assignment, MapLossWeights, MapModel, atom_features, mean_force_potential,
 };
-use crate::nn::training::{adam_over, gather_frames, minibatches, step};
+use crate::nn::training::{
+    EpochReport, adam_over, gather_frames, minibatches, step, train_keeping_best,
+};
 use crate::stages::{Context, StageError};
 
 fn seed32(rng: &mut impl RngCore) -> [u8; 32] {
@@ -244,10 +246,10 @@ pub(super) fn train_restart(
         },
     )
     .map_err(failed)?;
-    let mut best: Option<(f64, Vec<NamedTensor>)> = None;
+    let mut best = None;
     if decoder_epochs > 0 {
         let mut optimizer = adam_over(&[&decoder_store], p.learning_rate).map_err(failed)?;
-        for _ in 0..decoder_epochs {
+        best = train_keeping_best(decoder_epochs, &decoder_store, None, failed, |_| {
             let mut sums = [0.0; 6];
             for rows in &minibatches(train, p.batch_size, &mut batch_rng) {
                 let (x, f) = batch(rows)?;
@@ -262,9 +264,6 @@ pub(super) fn train_restart(
             let rmsd = decoder_only
                 .reconstruction_rmsd_nm(&frozen, &validation_x)
                 .map_err(failed)?;
-            if best.as_ref().is_none_or(|(b, _)| rmsd < *b) {
-                best = Some((rmsd, decoder_store.to_tensors().map_err(failed)?));
-            }
             let record = EpochRecord {
                 restart: restart as i64,
                 kept: false,
@@ -273,15 +272,22 @@ pub(super) fn train_restart(
                 means: sums.map(|s| s / train.len() as f64),
                 validation_rmsd_nm: rmsd,
             };
-            log_epoch(&record);
+            let summary = format!(
+                "restart {restart}, decoder alone: reconstruction {:.4e} A^2, validation RMSD \
+                 {rmsd:.5} nm",
+                record.means[1]
+            );
             history.push(record);
             ctx.progress.advance(1);
-        }
+            Ok(EpochReport {
+                validation: rmsd,
+                summary,
+            })
+        })?;
     }
-    if let Some((rmsd, tensors)) = &best {
-        decoder_store.load(tensors).map_err(failed)?;
+    if let Some(kept) = best {
         tracing::info!(
-            validation_rmsd_nm = rmsd,
+            validation_rmsd_nm = kept.validation,
             "train_map: kept the best decoder"
         );
     }
@@ -289,8 +295,7 @@ pub(super) fn train_restart(
     let mut parameters = map_store.to_tensors().map_err(failed)?;
     parameters.extend(decoder_store.to_tensors().map_err(failed)?);
     let score = best
-        .as_ref()
-        .map(|(r, _)| *r)
+        .map(|kept| kept.validation)
         .or_else(|| history.last().map(|r| r.validation_rmsd_nm))
         .unwrap_or(f64::INFINITY);
     tracing::info!(
