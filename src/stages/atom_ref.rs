@@ -22,6 +22,26 @@ impl AtomRef {
         }
     }
 
+    /// Alanine dipeptide's phi: C(ACE) N CA C(ALA).
+    pub fn alanine_phi() -> [AtomRef; 4] {
+        [
+            AtomRef::new(0, "C"),
+            AtomRef::new(1, "N"),
+            AtomRef::new(1, "CA"),
+            AtomRef::new(1, "C"),
+        ]
+    }
+
+    /// Alanine dipeptide's psi: N CA C(ALA) N(NME).
+    pub fn alanine_psi() -> [AtomRef; 4] {
+        [
+            AtomRef::new(1, "N"),
+            AtomRef::new(1, "CA"),
+            AtomRef::new(1, "C"),
+            AtomRef::new(2, "N"),
+        ]
+    }
+
     /// The index of the one atom this names in `atoms`; `what` (e.g. `phi`, `bead 2`)
     /// says in the error which reference failed. An error lists the residue's atoms when
     /// the name is not found.
@@ -65,4 +85,17 @@ impl AtomRef {
             }),
         }
     }
+}
+
+/// The indices of four named atoms (a dihedral's); `what` names them in errors.
+pub fn resolve_four(
+    atoms: &[AtomRow],
+    refs: &[AtomRef; 4],
+    what: &str,
+) -> Result<[usize; 4], StageError> {
+    let mut out = [0usize; 4];
+    for (slot, r) in out.iter_mut().zip(refs) {
+        *slot = r.resolve(atoms, what)?;
+    }
+    Ok(out)
 }

@@ -23,6 +23,7 @@ pub mod reweight;
 pub mod stage;
 pub mod train_flow;
 pub mod train_map;
+pub mod transitions;
 
 pub use registry::Registry;
 pub use stage::{

@@ -29,14 +29,14 @@ use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-pub use super::atom_ref::AtomRef;
+pub use super::atom_ref::{AtomRef, resolve_four};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 pub use crate::analysis::basin::Basin;
 use crate::analysis::bootstrap::{BlockBootstrap, Estimate};
 use crate::analysis::histogram::PeriodicHistogram2d;
 use crate::analysis::plot::{Drawing, FreeEnergyMap, Label, Segment};
 use crate::artifact::Artifact;
-use crate::artifact::atoms::{ATOMS, AtomRow};
+use crate::artifact::atoms::ATOMS;
 use crate::artifact::frame_weights::FRAME_WEIGHTS;
 use crate::artifact::kind::{PNG, SVG};
 use crate::artifact::ramachandran::{
@@ -66,18 +66,8 @@ impl Default for RamachandranParams {
     fn default() -> Self {
         RamachandranParams {
             temperature_index: 0,
-            phi: [
-                AtomRef::new(0, "C"),
-                AtomRef::new(1, "N"),
-                AtomRef::new(1, "CA"),
-                AtomRef::new(1, "C"),
-            ],
-            psi: [
-                AtomRef::new(1, "N"),
-                AtomRef::new(1, "CA"),
-                AtomRef::new(1, "C"),
-                AtomRef::new(2, "N"),
-            ],
+            phi: AtomRef::alanine_phi(),
+            psi: AtomRef::alanine_psi(),
             phi_bins: 60,
             psi_bins: 60,
             blocks: 20,
@@ -213,8 +203,8 @@ impl Stage for Ramachandran {
         ctx: &mut Context<'_>,
     ) -> Result<Outputs, StageError> {
         let (trajectory, atoms) = inputs.trajectory_with_atoms("trajectory", "atoms")?;
-        let phi_atoms = resolve_atoms(&atoms, &p.phi, "phi")?;
-        let psi_atoms = resolve_atoms(&atoms, &p.psi, "psi")?;
+        let phi_atoms = resolve_four(&atoms, &p.phi, "phi")?;
+        let psi_atoms = resolve_four(&atoms, &p.psi, "psi")?;
         let rows: Vec<usize> = (0..trajectory.len())
             .filter(|&i| trajectory.temperature_index[i] == p.temperature_index)
             .collect();
@@ -329,19 +319,6 @@ impl Stage for Ramachandran {
             ),
         ]))
     }
-}
-
-/// The atom indices of a dihedral, each found by residue and name.
-fn resolve_atoms(
-    atoms: &[AtomRow],
-    refs: &[AtomRef; 4],
-    dihedral: &str,
-) -> Result<[usize; 4], StageError> {
-    let mut out = [0usize; 4];
-    for (slot, r) in out.iter_mut().zip(refs) {
-        *slot = r.resolve(atoms, dihedral)?;
-    }
-    Ok(out)
 }
 
 /// The thermostat temperature of the analysed frames (they must agree).

@@ -35,6 +35,7 @@ impl Registry {
             .register::<super::compare::Compare>()
             .register::<super::protein_observables::ProteinObservables>()
             .register::<super::protein_compare::ProteinCompare>()
+            .register::<super::transitions::TransitionsStage>()
     }
 
     /// Adds a stage; a second stage of the same name replaces the first.

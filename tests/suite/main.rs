@@ -41,6 +41,7 @@ mod smoke;
 mod spline;
 mod store_disk;
 mod train_map;
+mod transitions;
 mod uncertainty;
 mod workflow_errors;
 mod workflows;
