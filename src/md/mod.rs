@@ -15,7 +15,8 @@ pub mod potential;
 pub mod topology;
 pub mod units;
 
-// Dynamics: constraints, BAOAB Langevin, minimization, temperature replica exchange.
+// Dynamics: constraints, BAOAB Langevin, minimization, temperature replica exchange,
+// umbrella biases on a collective variable.
 pub mod constraints;
 pub mod covalent;
 pub mod dynamics;
@@ -24,3 +25,4 @@ pub mod mass_repartition;
 pub mod minimize;
 pub mod replica_exchange;
 mod step_loops;
+pub mod umbrella;

@@ -250,8 +250,9 @@ fn dense_tensors<'a>(
 
 impl Network {
     /// The MLP `{prefix}.layer{l}` with `sizes` = [features + rows, hidden.., 1]: the first
-    /// `features` inputs are features and the rest a one-hot of the `rows` rows. A layer
-    /// beyond `sizes` is an error.
+    /// `features` inputs are features and the rest a one-hot of the `rows` rows; or, with
+    /// `sizes[0]` = features and one row, a plain MLP of the features. A layer beyond
+    /// `sizes` is an error.
     pub(crate) fn load(
         weights: &[NamedTensor],
         prefix: &str,
@@ -279,10 +280,16 @@ impl Network {
                 }
             }
             if l == 0 {
+                // Without one-hot columns (a single row of features alone), the bias.
+                let one_hot = inputs > kept;
                 row_bias = Vec::with_capacity(rows * outputs);
                 for p in 0..rows {
                     for i in 0..outputs {
-                        row_bias.push(bias.values[i] + weight.values[i * inputs + kept + p]);
+                        row_bias.push(if one_hot {
+                            bias.values[i] + weight.values[i * inputs + kept + p]
+                        } else {
+                            bias.values[i]
+                        });
                     }
                 }
             }

@@ -1,0 +1,315 @@
+//! The committor model q_theta(x): the probability that dynamics from x reach state B
+//! before state A, learned as a network of invariant features.
+//!
+//! ```text
+//! f_p(x) = 1 / |x_i - x_j|      for every pair p = (i, j), i < j, of the chosen atoms (nm^-1)
+//! y = MLP(f),   q = sigmoid(y) = 1 / (1 + e^-y)
+//! grad_x q = q (1 - q) sum_p (dy/df_p) df_p/dx,   df_p/dx_i = -f_p^3 (x_i - x_j) = -df_p/dx_j
+//! ```
+//!
+//! Inverse distances are invariant to translation and rotation and weigh close contacts
+//! most; the atoms are the heavy atoms by default ([`heavy_atoms`]). The pair
+//! differences are an incidence matrix E (pairs x atoms, +1 at i and -1 at j) times the
+//! positions, and the gradient is E^T (c r) with c_p = -(dy/df_p) f_p^3: the whole
+//! gradient is an ordinary candle graph ([`Committor::q_and_gradient`]), so a loss on
+//! it (the Dirichlet form E|grad q|^2) backpropagates to the weights exactly. For MD the
+//! same weights run on the host in f64 ([`HostCommittor`], a
+//! [`crate::md::umbrella::CollectiveVariable`] for window biases).
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::host_network::Network;
+use super::mlp::{Activation, Mlp};
+use crate::artifact::atoms::AtomRow;
+use crate::artifact::tensors::NamedTensor;
+use crate::md::umbrella::CollectiveVariable;
+
+/// The prefix of the network's weights.
+const PREFIX: &str = "committor";
+
+/// Which atoms the features use and the network's shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommittorConfig {
+    /// Atom indices (at least 2, distinct).
+    pub atoms: Vec<usize>,
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+}
+
+impl CommittorConfig {
+    /// Pairs (i, j) of the chosen atoms, in order.
+    pub fn pairs(&self) -> Vec<(usize, usize)> {
+        let a = &self.atoms;
+        (0..a.len())
+            .flat_map(|u| (u + 1..a.len()).map(move |v| (a[u], a[v])))
+            .collect()
+    }
+
+    fn sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![self.pairs().len()];
+        sizes.extend(&self.hidden);
+        sizes.push(1);
+        sizes
+    }
+}
+
+/// The atoms other than hydrogen.
+pub fn heavy_atoms(atoms: &[AtomRow]) -> Vec<usize> {
+    (0..atoms.len())
+        .filter(|&i| atoms[i].atomic_number != 1)
+        .collect()
+}
+
+/// q_theta for training: batches of positions as candle tensors.
+pub struct Committor {
+    pub config: CommittorConfig,
+    network: Mlp,
+    /// Pairs x atoms: +1 at i, -1 at j.
+    incidence: Tensor,
+}
+
+impl Committor {
+    /// A new network over `n_atoms`-atom positions, its weights from `vb`.
+    pub fn new(config: CommittorConfig, n_atoms: usize, vb: VarBuilder) -> Result<Self> {
+        let pairs = config.pairs();
+        let mut e = vec![0.0; pairs.len() * n_atoms];
+        for (p, &(i, j)) in pairs.iter().enumerate() {
+            e[p * n_atoms + i] = 1.0;
+            e[p * n_atoms + j] = -1.0;
+        }
+        let incidence =
+            Tensor::from_vec(e, (pairs.len(), n_atoms), vb.device())?.to_dtype(vb.dtype())?;
+        let network = Mlp::new(&config.sizes(), config.activation, vb.pp(PREFIX))?;
+        Ok(Committor {
+            config,
+            network,
+            incidence,
+        })
+    }
+
+    /// Pair differences r (batch, pairs, 3) and features f = 1/|r| (batch, pairs).
+    fn features(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let batch = x.dim(0)?;
+        let r = self
+            .incidence
+            .broadcast_as((batch, self.incidence.dim(0)?, self.incidence.dim(1)?))?
+            .matmul(x)?;
+        let f = r.sqr()?.sum(2)?.sqrt()?.recip()?;
+        Ok((r, f))
+    }
+
+    /// The logit y(x) (batch) for positions (batch, atoms, 3), nm.
+    pub fn logit(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, f) = self.features(x)?;
+        self.network.forward(&f)?.squeeze(1)
+    }
+
+    /// q (batch) and grad_x q (batch, atoms, 3), per nm.
+    pub fn q_and_gradient(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (r, f) = self.features(x)?;
+        let (y, dy_df) = self.network.forward_with_input_gradient(&f)?;
+        let q = candle_nn::ops::sigmoid(&y.squeeze(1)?)?;
+        // c_p = -(dy/df_p) f_p^3, then grad_x y = E^T (c r).
+        let c = (dy_df * f.powf(3.0)?)?.neg()?;
+        let cr = r.broadcast_mul(&c.unsqueeze(2)?)?;
+        let batch = x.dim(0)?;
+        let et = self.incidence.t()?.contiguous()?;
+        let grad_y = et
+            .broadcast_as((batch, et.dim(0)?, et.dim(1)?))?
+            .matmul(&cr)?;
+        let slope = (&q * (1.0 - &q)?)?;
+        let grad = grad_y.broadcast_mul(&slope.unsqueeze(1)?.unsqueeze(2)?)?;
+        Ok((q, grad))
+    }
+}
+
+/// q_theta on the host in f64, for MD: one configuration at a time.
+pub struct HostCommittor {
+    pairs: Vec<(usize, usize)>,
+    activation: Activation,
+    network: Network,
+    features: Vec<f64>,
+}
+
+impl HostCommittor {
+    /// The network saved from a [`Committor`] (its `committor.layer*` tensors).
+    pub fn load(
+        weights: &[NamedTensor],
+        config: &CommittorConfig,
+    ) -> std::result::Result<Self, String> {
+        let pairs = config.pairs();
+        let network = Network::load(
+            weights,
+            PREFIX,
+            &config.sizes(),
+            pairs.len(),
+            1,
+            &config.hidden,
+        )?;
+        Ok(HostCommittor {
+            features: vec![0.0; pairs.len()],
+            pairs,
+            activation: config.activation,
+            network,
+        })
+    }
+}
+
+impl CollectiveVariable for HostCommittor {
+    fn value_and_gradient(&mut self, x: &[[f64; 3]], gradient: &mut [[f64; 3]]) -> f64 {
+        for (f, &(i, j)) in self.features.iter_mut().zip(&self.pairs) {
+            let r: [f64; 3] = std::array::from_fn(|k| x[i][k] - x[j][k]);
+            *f = 1.0 / (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt();
+        }
+        self.network.evaluate(self.activation, &self.features);
+        let y = self.network.output[0];
+        let q = 1.0 / (1.0 + (-y).exp());
+        let slope = q * (1.0 - q);
+        gradient.iter_mut().for_each(|g| *g = [0.0; 3]);
+        for (p, &(i, j)) in self.pairs.iter().enumerate() {
+            let f = self.features[p];
+            let c = -self.network.grad[p] * f * f * f * slope;
+            for k in 0..3 {
+                let d = c * (x[i][k] - x[j][k]);
+                gradient[i][k] += d;
+                gradient[j][k] -= d;
+            }
+        }
+        q
+    }
+}
+
+/// Positions (frames x atoms x 3, flat) as a (frames, atoms, 3) f64 tensor on the CPU.
+pub fn positions_tensor(flat: &[f64], n_atoms: usize) -> Result<Tensor> {
+    Tensor::from_vec(
+        flat.to_vec(),
+        (flat.len() / (3 * n_atoms), n_atoms, 3),
+        &Device::Cpu,
+    )?
+    .to_dtype(DType::F64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::store::ParameterStore;
+
+    fn model() -> (ParameterStore, Committor) {
+        let store = ParameterStore::new([3; 32]);
+        let config = CommittorConfig {
+            atoms: vec![0, 1, 3, 4],
+            hidden: vec![8, 8],
+            activation: Activation::Tanh,
+        };
+        let vb = store.var_builder(DType::F64, &Device::Cpu);
+        let model = Committor::new(config, 5, vb).unwrap();
+        (store, model)
+    }
+
+    fn frames() -> Vec<f64> {
+        // Two frames of five atoms, no two atoms closer than 0.1 nm.
+        vec![
+            0.0, 0.0, 0.0, 0.15, 0.02, 0.0, 0.21, 0.13, 0.05, 0.33, 0.1, -0.08, 0.41, 0.22, 0.02,
+            0.01, -0.02, 0.03, 0.12, 0.06, 0.01, 0.25, 0.11, 0.1, 0.3, 0.15, -0.1, 0.45, 0.18,
+            0.05,
+        ]
+    }
+
+    #[test]
+    fn the_gradient_is_the_derivative_of_q_and_the_host_agrees() {
+        let (store, model) = model();
+        let x = frames();
+        let (q, grad) = model
+            .q_and_gradient(&positions_tensor(&x, 5).unwrap())
+            .unwrap();
+        let q = q.to_vec1::<f64>().unwrap();
+        let grad = grad.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let q_of = |x: &[f64]| {
+            model
+                .logit(&positions_tensor(x, 5).unwrap())
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+                .iter()
+                .map(|y| 1.0 / (1.0 + (-y).exp()))
+                .collect::<Vec<_>>()
+        };
+        let h = 1e-6;
+        for c in 0..x.len() {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[c] += h;
+            xm[c] -= h;
+            let frame = c / 15;
+            let numeric = (q_of(&xp)[frame] - q_of(&xm)[frame]) / (2.0 * h);
+            assert!(
+                (numeric - grad[c]).abs() < 1e-7,
+                "coordinate {c}: {numeric} vs {}",
+                grad[c]
+            );
+        }
+        // The host network gives the same q and gradient (to rounding).
+        let mut host = HostCommittor::load(&store.to_tensors().unwrap(), &model.config).unwrap();
+        for frame in 0..2 {
+            let xf: Vec<[f64; 3]> = x[frame * 15..(frame + 1) * 15]
+                .chunks(3)
+                .map(|c| [c[0], c[1], c[2]])
+                .collect();
+            let mut g = vec![[0.0; 3]; 5];
+            let qh = host.value_and_gradient(&xf, &mut g);
+            assert!((qh - q[frame]).abs() < 1e-13, "{qh} vs {}", q[frame]);
+            for (a, ga) in g.iter().enumerate() {
+                for k in 0..3 {
+                    assert!((ga[k] - grad[frame * 15 + a * 3 + k]).abs() < 1e-11);
+                }
+            }
+        }
+        // Atom 2 is not among the features' atoms: no gradient on it.
+        assert!(grad[6..9].iter().chain(&grad[21..24]).all(|&g| g == 0.0));
+    }
+
+    #[test]
+    fn a_loss_on_the_gradient_backpropagates_to_the_weights() {
+        // d/dtheta of the Dirichlet form mean |grad q|^2 against finite differences in
+        // one weight.
+        let (store, model) = model();
+        let x = positions_tensor(&frames(), 5).unwrap();
+        let loss = |m: &Committor| -> Tensor {
+            let (_, g) = m.q_and_gradient(&x).unwrap();
+            g.sqr().unwrap().sum_all().unwrap()
+        };
+        let grads = loss(&model).backward().unwrap();
+        let (name, var) = store
+            .vars()
+            .into_iter()
+            .find(|(n, _)| n == "committor.layer1.weight")
+            .unwrap();
+        let analytic = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()[3];
+        let base = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let value_at = |delta: f64| {
+            let mut w = base.clone();
+            w[3] += delta;
+            var.set(&Tensor::from_vec(w, var.shape(), &Device::Cpu).unwrap())
+                .unwrap();
+            loss(&model).to_scalar::<f64>().unwrap()
+        };
+        let h = 1e-6;
+        let numeric = (value_at(h) - value_at(-h)) / (2.0 * h);
+        value_at(0.0);
+        assert!(
+            (numeric - analytic).abs() < 1e-6 * numeric.abs().max(1e-3),
+            "{name}[3]: {numeric} vs {analytic}"
+        );
+    }
+}
