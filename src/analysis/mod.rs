@@ -12,6 +12,7 @@ pub mod free_energy_error;
 pub mod free_energy_panels;
 pub mod histogram;
 pub mod line_plot;
+pub mod mbar;
 pub mod native_contacts;
 pub mod plot;
 pub mod poisson;
