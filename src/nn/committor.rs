@@ -16,7 +16,7 @@
 //! same weights run on the host in f64 ([`HostCommittor`], a
 //! [`crate::md::umbrella::CollectiveVariable`] for window biases).
 
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::host_network::Network;
@@ -180,20 +180,21 @@ impl CollectiveVariable for HostCommittor {
     }
 }
 
-/// Positions (frames x atoms x 3, flat) as a (frames, atoms, 3) f64 tensor on the CPU.
-pub fn positions_tensor(flat: &[f64], n_atoms: usize) -> Result<Tensor> {
-    Tensor::from_vec(
-        flat.to_vec(),
-        (flat.len() / (3 * n_atoms), n_atoms, 3),
-        &Device::Cpu,
-    )?
-    .to_dtype(DType::F64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::nn::store::ParameterStore;
+    use candle_core::{DType, Device};
+
+    /// Positions (frames x atoms x 3, flat) as a (frames, atoms, 3) f64 tensor on the CPU.
+    fn positions_tensor(flat: &[f64], n_atoms: usize) -> Result<Tensor> {
+        Tensor::from_vec(
+            flat.to_vec(),
+            (flat.len() / (3 * n_atoms), n_atoms, 3),
+            &Device::Cpu,
+        )?
+        .to_dtype(DType::F64)
+    }
 
     fn model() -> (ParameterStore, Committor) {
         let store = ParameterStore::new([3; 32]);
