@@ -369,7 +369,7 @@ impl ZMatrix {
     }
 
     /// Index in q of the first coordinate (r) of the entry at placement position `p`.
-    fn dof_start(p: usize) -> usize {
+    pub fn dof_start(p: usize) -> usize {
         match p {
             0 | 1 => 0,
             2 => 1,

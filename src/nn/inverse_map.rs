@@ -376,8 +376,17 @@ impl InverseMap {
         Ok(tensors)
     }
 
-    /// A model saved by [`InverseMap::save`].
+    /// A model saved by [`InverseMap::save`], for drawing and evaluating: its flow is
+    /// frozen (no graph to the weights, intermediates freed as it goes).
     pub fn load(tensors: &[NamedTensor]) -> std::result::Result<InverseMap, String> {
+        let mut model = Self::load_trainable(tensors)?;
+        model.flow = model.flow.frozen();
+        Ok(model)
+    }
+
+    /// A model saved by [`InverseMap::save`] whose flow is tied to its store's variables,
+    /// to be trained further (`refine_flow`).
+    pub fn load_trainable(tensors: &[NamedTensor]) -> std::result::Result<InverseMap, String> {
         let get = |name: &str| -> std::result::Result<&NamedTensor, String> {
             tensors
                 .iter()
@@ -437,7 +446,7 @@ impl InverseMap {
             std: values("context.std")?,
         };
         let store = ParameterStore::new([0; 32]);
-        let mut model = InverseMap::new(
+        let model = InverseMap::new(
             zmatrix,
             n_beads,
             p.values.clone(),
@@ -453,8 +462,6 @@ impl InverseMap {
             .cloned()
             .collect();
         model.store.load(&weights).map_err(|e| e.to_string())?;
-        // A loaded model draws and evaluates; it is not trained further.
-        model.flow = model.flow.frozen();
         Ok(model)
     }
 }

@@ -24,11 +24,13 @@ pub mod map_model;
 pub mod mlp;
 pub mod priors;
 pub mod product_depth;
+pub mod reverse_kl;
 pub mod runtime;
 pub mod spline;
 pub mod store;
 pub mod training;
 pub mod unit_box;
+pub mod zmatrix_graph;
 
 pub use cg_potential::{CgPotential, CgPotentialConfig};
 pub use mlp::{Activation, Mlp};

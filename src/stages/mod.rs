@@ -18,6 +18,7 @@ pub mod map_forces;
 pub mod protein_compare;
 pub mod protein_observables;
 pub mod ramachandran;
+pub mod refine_flow;
 pub mod registry;
 pub mod reweight;
 pub mod stage;

@@ -30,6 +30,7 @@ impl Registry {
             .register::<super::train_map::TrainMap>()
             .register::<super::map_forces::MapForces>()
             .register::<super::train_flow::TrainFlow>()
+            .register::<super::refine_flow::RefineFlow>()
             .register::<super::backmap::Backmap>()
             .register::<super::reweight::Reweight>()
             .register::<super::compare::Compare>()

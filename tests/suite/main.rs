@@ -37,6 +37,8 @@ mod processes;
 mod protein_compare;
 mod protein_observables;
 mod ramachandran;
+mod refine_flow;
+mod reverse_kl;
 mod smoke;
 mod spline;
 mod store_disk;
