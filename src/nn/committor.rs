@@ -3,9 +3,15 @@
 //!
 //! ```text
 //! f_p(x) = 1 / |x_i - x_j|      for every pair p = (i, j), i < j, of the chosen atoms (nm^-1)
-//! y = MLP(f),   q = sigmoid(y) = 1 / (1 + e^-y)
-//! grad_x q = q (1 - q) sum_p (dy/df_p) df_p/dx,   df_p/dx_i = -f_p^3 (x_i - x_j) = -df_p/dx_j
+//! g_p = (f_p - m_p) / s_p        (standardized: m, s the features' mean and standard deviation)
+//! y = MLP(g),   q = sigmoid(y) = 1 / (1 + e^-y)
+//! grad_x q = q (1 - q) sum_p (dy/dg_p / s_p) df_p/dx,   df_p/dx_i = -f_p^3 (x_i - x_j) = -df_p/dx_j
 //! ```
+//!
+//! The standardization ([`CommittorConfig::standardized`], from training frames) puts
+//! every feature on the scale the network's initial weights expect: without it, inverse
+//! distances between bonded and distant atoms differ tenfold and training struggles
+//! (measured on diffusion between two spheres, `nn::committor_training`).
 //!
 //! Inverse distances are invariant to translation and rotation and weigh close contacts
 //! most; the atoms are the heavy atoms by default ([`heavy_atoms`]). The pair
@@ -35,9 +41,66 @@ pub struct CommittorConfig {
     pub atoms: Vec<usize>,
     pub hidden: Vec<usize>,
     pub activation: Activation,
+    /// Per pair: the mean m_p and scale s_p of the features (empty: 0 and 1).
+    pub feature_mean: Vec<f64>,
+    pub feature_scale: Vec<f64>,
 }
 
 impl CommittorConfig {
+    /// Plain features (m = 0, s = 1) over `atoms`.
+    pub fn new(atoms: Vec<usize>, hidden: Vec<usize>, activation: Activation) -> Self {
+        CommittorConfig {
+            atoms,
+            hidden,
+            activation,
+            feature_mean: Vec::new(),
+            feature_scale: Vec::new(),
+        }
+    }
+
+    /// The same with m and s the mean and standard deviation (at least 1e-6 nm^-1) of
+    /// each feature over `frames` (flat frames x atoms x 3, nm, `n_atoms` per frame).
+    pub fn standardized(mut self, frames: &[f64], n_atoms: usize) -> Self {
+        let pairs = self.pairs();
+        let count = (frames.len() / (3 * n_atoms)).max(1) as f64;
+        let mut sum = vec![0.0; pairs.len()];
+        let mut sq = vec![0.0; pairs.len()];
+        for frame in frames.chunks_exact(3 * n_atoms) {
+            for (p, &(i, j)) in pairs.iter().enumerate() {
+                let f = 1.0
+                    / (0..3)
+                        .map(|k| (frame[3 * i + k] - frame[3 * j + k]).powi(2))
+                        .sum::<f64>()
+                        .sqrt();
+                sum[p] += f;
+                sq[p] += f * f;
+            }
+        }
+        self.feature_mean = sum.iter().map(|s| s / count).collect();
+        self.feature_scale = sq
+            .iter()
+            .zip(&self.feature_mean)
+            .map(|(q, m)| (q / count - m * m).max(0.0).sqrt().max(1e-6))
+            .collect();
+        self
+    }
+
+    /// (m, s) per pair, the defaults filled in.
+    fn standardization(&self) -> (Vec<f64>, Vec<f64>) {
+        let n = self.pairs().len();
+        let pick = |v: &Vec<f64>, default: f64| {
+            if v.is_empty() {
+                vec![default; n]
+            } else {
+                v.clone()
+            }
+        };
+        (
+            pick(&self.feature_mean, 0.0),
+            pick(&self.feature_scale, 1.0),
+        )
+    }
+
     /// Pairs (i, j) of the chosen atoms, in order.
     pub fn pairs(&self) -> Vec<(usize, usize)> {
         let a = &self.atoms;
@@ -67,6 +130,9 @@ pub struct Committor {
     network: Mlp,
     /// Pairs x atoms: +1 at i, -1 at j.
     incidence: Tensor,
+    /// (1, pairs): m and 1 / s.
+    mean: Tensor,
+    inverse_scale: Tensor,
 }
 
 impl Committor {
@@ -81,7 +147,15 @@ impl Committor {
         let incidence =
             Tensor::from_vec(e, (pairs.len(), n_atoms), vb.device())?.to_dtype(vb.dtype())?;
         let network = Mlp::new(&config.sizes(), config.activation, vb.pp(PREFIX))?;
+        let (mean, scale) = config.standardization();
+        let n = pairs.len();
+        let inverse: Vec<f64> = scale.iter().map(|s| 1.0 / s).collect();
+        let row = |v: Vec<f64>| -> Result<Tensor> {
+            Tensor::from_vec(v, (1, n), vb.device())?.to_dtype(vb.dtype())
+        };
         Ok(Committor {
+            mean: row(mean)?,
+            inverse_scale: row(inverse)?,
             config,
             network,
             incidence,
@@ -102,13 +176,21 @@ impl Committor {
     /// The logit y(x) (batch) for positions (batch, atoms, 3), nm.
     pub fn logit(&self, x: &Tensor) -> Result<Tensor> {
         let (_, f) = self.features(x)?;
-        self.network.forward(&f)?.squeeze(1)
+        self.network.forward(&self.standardize(&f)?)?.squeeze(1)
+    }
+
+    fn standardize(&self, f: &Tensor) -> Result<Tensor> {
+        f.broadcast_sub(&self.mean)?
+            .broadcast_mul(&self.inverse_scale)
     }
 
     /// q (batch) and grad_x q (batch, atoms, 3), per nm.
     pub fn q_and_gradient(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let (r, f) = self.features(x)?;
-        let (y, dy_df) = self.network.forward_with_input_gradient(&f)?;
+        let (y, dy_dg) = self
+            .network
+            .forward_with_input_gradient(&self.standardize(&f)?)?;
+        let dy_df = dy_dg.broadcast_mul(&self.inverse_scale)?;
         let q = candle_nn::ops::sigmoid(&y.squeeze(1)?)?;
         // c_p = -(dy/df_p) f_p^3, then grad_x y = E^T (c r).
         let c = (dy_df * f.powf(3.0)?)?.neg()?;
@@ -129,7 +211,11 @@ pub struct HostCommittor {
     pairs: Vec<(usize, usize)>,
     activation: Activation,
     network: Network,
+    /// Standardized features g (the network's input) and the inverse distances f.
     features: Vec<f64>,
+    inverse_distances: Vec<f64>,
+    mean: Vec<f64>,
+    scale: Vec<f64>,
 }
 
 impl HostCommittor {
@@ -147,8 +233,12 @@ impl HostCommittor {
             1,
             &config.hidden,
         )?;
+        let (mean, scale) = config.standardization();
         Ok(HostCommittor {
+            mean,
+            scale,
             features: vec![0.0; pairs.len()],
+            inverse_distances: vec![0.0; pairs.len()],
             pairs,
             activation: config.activation,
             network,
@@ -158,9 +248,11 @@ impl HostCommittor {
 
 impl CollectiveVariable for HostCommittor {
     fn value_and_gradient(&mut self, x: &[[f64; 3]], gradient: &mut [[f64; 3]]) -> f64 {
-        for (f, &(i, j)) in self.features.iter_mut().zip(&self.pairs) {
+        for (p, &(i, j)) in self.pairs.iter().enumerate() {
             let r: [f64; 3] = std::array::from_fn(|k| x[i][k] - x[j][k]);
-            *f = 1.0 / (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt();
+            let f = 1.0 / (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt();
+            self.inverse_distances[p] = f;
+            self.features[p] = (f - self.mean[p]) / self.scale[p];
         }
         self.network.evaluate(self.activation, &self.features);
         let y = self.network.output[0];
@@ -168,8 +260,8 @@ impl CollectiveVariable for HostCommittor {
         let slope = q * (1.0 - q);
         gradient.iter_mut().for_each(|g| *g = [0.0; 3]);
         for (p, &(i, j)) in self.pairs.iter().enumerate() {
-            let f = self.features[p];
-            let c = -self.network.grad[p] * f * f * f * slope;
+            let f = self.inverse_distances[p];
+            let c = -self.network.grad[p] / self.scale[p] * f * f * f * slope;
             for k in 0..3 {
                 let d = c * (x[i][k] - x[j][k]);
                 gradient[i][k] += d;
@@ -198,11 +290,12 @@ mod tests {
 
     fn model() -> (ParameterStore, Committor) {
         let store = ParameterStore::new([3; 32]);
-        let config = CommittorConfig {
-            atoms: vec![0, 1, 3, 4],
-            hidden: vec![8, 8],
-            activation: Activation::Tanh,
-        };
+        // Means from the frames; a scale of 0.5 nm^-1 (two frames' own spread is tiny,
+        // and would make q too steep for finite differences).
+        let mut config = CommittorConfig::new(vec![0, 1, 3, 4], vec![8, 8], Activation::Tanh)
+            .standardized(&frames(), 5);
+        assert!(config.feature_mean.iter().all(|&m| m > 1.0));
+        config.feature_scale = vec![0.5; config.pairs().len()];
         let vb = store.var_builder(DType::F64, &Device::Cpu);
         let model = Committor::new(config, 5, vb).unwrap();
         (store, model)
@@ -244,7 +337,7 @@ mod tests {
             let frame = c / 15;
             let numeric = (q_of(&xp)[frame] - q_of(&xm)[frame]) / (2.0 * h);
             assert!(
-                (numeric - grad[c]).abs() < 1e-7,
+                (numeric - grad[c]).abs() < 1e-7 * (1.0 + numeric.abs()),
                 "coordinate {c}: {numeric} vs {}",
                 grad[c]
             );
