@@ -60,7 +60,11 @@ impl CommittorConfig {
 
     /// The same with m and s the mean and standard deviation (at least 1e-6 nm^-1) of
     /// each feature over `frames` (flat frames x atoms x 3, nm, `n_atoms` per frame).
+    /// Without a whole frame the features stay plain.
     pub fn standardized(mut self, frames: &[f64], n_atoms: usize) -> Self {
+        if n_atoms == 0 || frames.len() < 3 * n_atoms {
+            return self;
+        }
         let pairs = self.pairs();
         let count = (frames.len() / (3 * n_atoms)).max(1) as f64;
         let mut sum = vec![0.0; pairs.len()];
@@ -83,6 +87,27 @@ impl CommittorConfig {
             .map(|(q, m)| (q / count - m * m).max(0.0).sqrt().max(1e-6))
             .collect();
         self
+    }
+
+    /// The means and scales are empty or one per pair, the scales positive.
+    pub fn check_standardization(&self) -> std::result::Result<(), String> {
+        let n = self.pairs().len();
+        for (name, v) in [
+            ("feature_mean", &self.feature_mean),
+            ("feature_scale", &self.feature_scale),
+        ] {
+            if !v.is_empty() && v.len() != n {
+                return Err(format!("{name} has {} entries for {n} atom pairs", v.len()));
+            }
+        }
+        if self
+            .feature_scale
+            .iter()
+            .any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return Err("every feature_scale must be finite and positive".into());
+        }
+        Ok(())
     }
 
     /// (m, s) per pair, the defaults filled in.
@@ -139,6 +164,9 @@ impl Committor {
     /// A new network over `n_atoms`-atom positions, its weights from `vb`.
     pub fn new(config: CommittorConfig, n_atoms: usize, vb: VarBuilder) -> Result<Self> {
         let pairs = config.pairs();
+        if let Err(e) = config.check_standardization() {
+            candle_core::bail!("{e}")
+        }
         let mut e = vec![0.0; pairs.len() * n_atoms];
         for (p, &(i, j)) in pairs.iter().enumerate() {
             e[p * n_atoms + i] = 1.0;
@@ -224,6 +252,7 @@ impl HostCommittor {
         weights: &[NamedTensor],
         config: &CommittorConfig,
     ) -> std::result::Result<Self, String> {
+        config.check_standardization()?;
         let pairs = config.pairs();
         let network = Network::load(
             weights,

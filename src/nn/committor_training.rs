@@ -133,7 +133,7 @@ pub fn train_committor(
     for epoch in 0..settings.epochs {
         // Step decay: the last third at a tenth of the rate, so the minibatch noise
         // settles (at a constant rate the fit wanders by a few hundredths).
-        if epoch == 2 * settings.epochs / 3 {
+        if settings.epochs >= 3 && epoch == 2 * settings.epochs / 3 {
             optimizer.set_learning_rate(settings.learning_rate / 10.0);
         }
         let mut sum = 0.0;

@@ -46,7 +46,9 @@ pub struct EnergyLoss {
 }
 
 /// The draws of one batch: the surrogate loss (its gradient is that of the mean l over
-/// the kept draws) and each draw's l (nats; infinite where the energy was not finite).
+/// the kept draws, with the energy in log scale above the cut) and each draw's l as is
+/// (nats, the energy not cut; infinite where it was not finite), by which the worst are
+/// ranked.
 pub struct EnergyBatch {
     pub loss: Tensor,
     pub losses: Vec<f64>,

@@ -80,11 +80,15 @@ pub struct RefineRow {
     /// Mean NLL of the batches since the previous checkpoint (NaN at 0).
     pub train_nll: f64,
     pub validation_nll: f64,
-    /// Mean l of the validation draws.
+    /// Mean l of the validation draws whose energy is finite (NaN when none is).
     pub validation_energy_loss: f64,
+    /// Validation draws whose energy was not finite (left out of the mean; weight 0 in
+    /// the ESS).
+    pub validation_nonfinite_draws: i64,
     /// Mean over validation contexts of the Kish ESS fraction of their draws.
     pub validation_conditional_ess: f64,
-    /// ml_weight validation_nll + (1 - ml_weight) validation_energy_loss.
+    /// ml_weight validation_nll + (1 - ml_weight) validation_energy_loss (the NLL alone at
+    /// ml_weight 1).
     pub validation_loss: f64,
     pub best: bool,
 }
@@ -192,7 +196,7 @@ const DOCS: &[ParamDoc] = &[
 impl Stage for RefineFlow {
     type Params = RefineFlowParams;
     const NAME: &'static str = "refine_flow";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "Fine-tune an inverse map p(q | z) on the FG energy: the conditional \
          reverse KL from the flow's own draws, mixed with maximum likelihood";
     const INPUTS: &'static [Port] = &[
@@ -277,7 +281,8 @@ impl Stage for RefineFlow {
                 "must be at least 1",
             ));
         }
-        if p.validation_draws < 2 || p.validation_draws * p.validation_contexts > 1 << 20 {
+        let draws = p.validation_draws.checked_mul(p.validation_contexts);
+        if p.validation_draws < 2 || draws.is_none_or(|n| n > 1 << 20) {
             return Err(ParamProblem::new(
                 "validation_draws",
                 "must be at least 2, and validation_contexts x validation_draws at most 2^20",
@@ -465,7 +470,7 @@ impl Stage for RefineFlow {
             p.validation_draws
         );
 
-        let evaluate = || -> candle_core::Result<(f64, f64, f64)> {
+        let evaluate = || -> candle_core::Result<(f64, f64, f64, i64)> {
             let mut nll = 0.0;
             for chunk in validation.chunks(1024) {
                 let lp = model.log_prob_frozen(&pick(&q, d, chunk), &pick(&s, c, chunk))?;
@@ -474,14 +479,25 @@ impl Stage for RefineFlow {
             nll /= validation.len() as f64;
             let lw = log_weights(&model, &validation_s, &validation_base, beta, &energy)?;
             let finite: Vec<f64> = lw.iter().copied().filter(|l| l.is_finite()).collect();
-            let energy_loss = -finite.iter().sum::<f64>() / finite.len().max(1) as f64;
+            let energy_loss = if finite.is_empty() {
+                f64::NAN
+            } else {
+                -finite.iter().sum::<f64>() / finite.len() as f64
+            };
+            let nonfinite = (lw.len() - finite.len()) as i64;
             let ess = lw.chunks(p.validation_draws).map(ess_fraction).sum::<f64>() / v as f64;
-            Ok((nll, energy_loss, ess))
+            Ok((nll, energy_loss, ess, nonfinite))
         };
-        let mixed =
-            |nll: f64, energy_loss: f64| p.ml_weight * nll + (1.0 - p.ml_weight) * energy_loss;
+        // At ml_weight 1 the energy has no say (not even a NaN one).
+        let mixed = |nll: f64, energy_loss: f64| {
+            if p.ml_weight == 1.0 {
+                nll
+            } else {
+                p.ml_weight * nll + (1.0 - p.ml_weight) * energy_loss
+            }
+        };
         let mut curve: Vec<RefineRow> = Vec::new();
-        let (nll0, energy0, ess0) = evaluate().map_err(failed)?;
+        let (nll0, energy0, ess0, nonfinite0) = evaluate().map_err(failed)?;
         let start = mixed(nll0, energy0);
         tracing::info!(
             "start: validation NLL {nll0:.3}, energy loss {energy0:.3} nats, conditional ESS {:.1} %",
@@ -494,6 +510,7 @@ impl Stage for RefineFlow {
             train_nll: f64::NAN,
             validation_nll: nll0,
             validation_energy_loss: energy0,
+            validation_nonfinite_draws: nonfinite0,
             validation_conditional_ess: ess0,
             validation_loss: start,
             best: false,
@@ -558,7 +575,7 @@ impl Stage for RefineFlow {
                 iteration += 1;
                 ctx.progress.advance(1);
             }
-            let (validation_nll, validation_energy, ess) = evaluate().map_err(failed)?;
+            let (validation_nll, validation_energy, ess, nonfinite) = evaluate().map_err(failed)?;
             let validation_loss = mixed(validation_nll, validation_energy);
             let train_energy = energy_sum / steps.max(1) as f64;
             let train_nll = nll_sum / steps.max(1) as f64;
@@ -569,6 +586,7 @@ impl Stage for RefineFlow {
                 train_nll,
                 validation_nll,
                 validation_energy_loss: validation_energy,
+                validation_nonfinite_draws: nonfinite,
                 validation_conditional_ess: ess,
                 validation_loss,
                 best: false,
