@@ -366,7 +366,8 @@ pub fn single_frame(z: &[[f64; 3]], dtype: DType, device: &Device) -> Result<Ten
 }
 
 impl Activation {
-    fn code(self) -> f64 {
+    /// The number a saved model stores for the activation.
+    pub(crate) fn code(self) -> f64 {
         match self {
             Activation::Tanh => 0.0,
             Activation::Silu => 1.0,
@@ -374,7 +375,7 @@ impl Activation {
         }
     }
 
-    fn from_code(code: f64) -> Option<Self> {
+    pub(crate) fn from_code(code: f64) -> Option<Self> {
         match code as i64 {
             0 => Some(Activation::Tanh),
             1 => Some(Activation::Silu),

@@ -27,6 +27,8 @@ use candle_nn::VarBuilder;
 
 use super::host_network::Network;
 use super::mlp::{Activation, Mlp};
+use super::priors::{SavedRows, scalar_row, vector_row};
+use super::store::ParameterStore;
 use crate::artifact::atoms::AtomRow;
 use crate::artifact::tensors::NamedTensor;
 use crate::md::umbrella::CollectiveVariable;
@@ -140,6 +142,73 @@ impl CommittorConfig {
         sizes.push(1);
         sizes
     }
+}
+
+/// A trained committor as tensors: its weights (`committor.layer*`, from `store`)
+/// followed by `config.*` rows: n_atoms, atoms, hidden, activation, feature_mean,
+/// feature_scale.
+pub fn save_committor(
+    config: &CommittorConfig,
+    n_atoms: usize,
+    store: &ParameterStore,
+) -> Result<Vec<NamedTensor>> {
+    let mut tensors = store.to_tensors()?;
+    let as_f64 = |v: &[usize]| v.iter().map(|&i| i as f64).collect::<Vec<f64>>();
+    tensors.extend([
+        scalar_row("n_atoms", n_atoms as f64),
+        vector_row("atoms", &as_f64(&config.atoms)),
+        vector_row("hidden", &as_f64(&config.hidden)),
+        scalar_row("activation", config.activation.code()),
+        vector_row("feature_mean", &config.feature_mean),
+        vector_row("feature_scale", &config.feature_scale),
+    ]);
+    Ok(tensors)
+}
+
+/// The configuration, the atom count and the weights of a committor saved by
+/// [`save_committor`].
+pub fn committor_config(
+    tensors: &[NamedTensor],
+) -> std::result::Result<(CommittorConfig, usize, Vec<NamedTensor>), String> {
+    let rows = SavedRows::new(tensors);
+    let whole = |name: &str| -> std::result::Result<Vec<usize>, String> {
+        rows.get(name)
+            .ok_or_else(|| format!("saved committor has no `config.{name}`"))?
+            .iter()
+            .map(|&v| {
+                if v >= 0.0 && v.fract() == 0.0 && v < 1e9 {
+                    Ok(v as usize)
+                } else {
+                    Err(format!("`config.{name}` holds {v}, not a count"))
+                }
+            })
+            .collect()
+    };
+    let n_atoms = *whole("n_atoms")?
+        .first()
+        .ok_or("`config.n_atoms` is empty")?;
+    let code = rows.scalar("activation").map_err(|e| e.to_string())?;
+    let activation =
+        Activation::from_code(code).ok_or_else(|| format!("unknown activation code {code}"))?;
+    let config = CommittorConfig {
+        atoms: whole("atoms")?,
+        hidden: whole("hidden")?,
+        activation,
+        feature_mean: rows.vector("feature_mean"),
+        feature_scale: rows.vector("feature_scale"),
+    };
+    if config.atoms.len() < 2 || config.atoms.iter().any(|&a| a >= n_atoms) {
+        return Err(format!(
+            "`config.atoms` must name at least 2 of the {n_atoms} atoms"
+        ));
+    }
+    config.check_standardization()?;
+    let weights = tensors
+        .iter()
+        .filter(|t| !t.name.starts_with("config."))
+        .cloned()
+        .collect();
+    Ok((config, n_atoms, weights))
 }
 
 /// The atoms other than hydrogen.
@@ -304,7 +373,6 @@ impl CollectiveVariable for HostCommittor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::store::ParameterStore;
     use candle_core::{DType, Device};
 
     /// Positions (frames x atoms x 3, flat) as a (frames, atoms, 3) f64 tensor on the CPU.
@@ -389,6 +457,35 @@ mod tests {
         }
         // Atom 2 is not among the features' atoms: no gradient on it.
         assert!(grad[6..9].iter().chain(&grad[21..24]).all(|&g| g == 0.0));
+    }
+
+    #[test]
+    fn a_saved_committor_loads_with_its_standardization() {
+        let (store, model) = model();
+        let saved = save_committor(&model.config, 5, &store).unwrap();
+        let (config, n_atoms, weights) = committor_config(&saved).unwrap();
+        assert_eq!((config.clone(), n_atoms), (model.config.clone(), 5));
+        let mut host = HostCommittor::load(&weights, &config).unwrap();
+        let x = frames();
+        let (q, _) = model
+            .q_and_gradient(&positions_tensor(&x, 5).unwrap())
+            .unwrap();
+        let xf: Vec<[f64; 3]> = x[..15].chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
+        let qh = host.value_and_gradient(&xf, &mut [[0.0; 3]; 5]);
+        assert!((qh - q.to_vec1::<f64>().unwrap()[0]).abs() < 1e-13);
+        // A scale that does not fit the pairs is refused.
+        let mut broken = saved.clone();
+        let row = broken
+            .iter_mut()
+            .find(|t| t.name == "config.feature_scale")
+            .unwrap();
+        row.values.pop();
+        row.shape = vec![row.values.len()];
+        assert!(
+            committor_config(&broken)
+                .unwrap_err()
+                .contains("feature_scale")
+        );
     }
 
     #[test]

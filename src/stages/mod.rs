@@ -10,6 +10,7 @@ pub mod atom_ref;
 pub mod backmap;
 pub mod cg_compare;
 pub mod cg_sample;
+pub mod committor;
 pub mod compare;
 pub mod fg_sample;
 pub mod fit_potential;

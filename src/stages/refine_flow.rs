@@ -655,7 +655,7 @@ fn clip_gradients(
 }
 
 /// The topology and solvent of input `force_field`.
-fn force_field(inputs: &Inputs) -> Result<(Topology, Solvent), StageError> {
+pub(crate) fn force_field(inputs: &Inputs) -> Result<(Topology, Solvent), StageError> {
     let record = ForceFieldRecord::from_table(inputs.table("force_field")?)
         .map_err(|e| StageError::bad_input("force_field", e.to_string()))?;
     let topology = parse_prmtop(&record.topology_prmtop, &record.topology_file)

@@ -37,6 +37,7 @@ impl Registry {
             .register::<super::protein_observables::ProteinObservables>()
             .register::<super::protein_compare::ProteinCompare>()
             .register::<super::transitions::TransitionsStage>()
+            .register::<super::committor::CommittorStage>()
     }
 
     /// Adds a stage; a second stage of the same name replaces the first.

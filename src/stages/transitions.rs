@@ -103,14 +103,41 @@ pub struct Core {
 }
 
 impl Core {
-    fn distance_deg(&self, phi_deg: f64, psi_deg: f64) -> f64 {
+    pub(crate) fn distance_deg(&self, phi_deg: f64, psi_deg: f64) -> f64 {
         let wrap = |d: f64| (d + 180.0).rem_euclid(360.0) - 180.0;
         wrap(phi_deg - self.phi_deg).hypot(wrap(psi_deg - self.psi_deg))
     }
 
-    fn contains(&self, phi_deg: f64, psi_deg: f64) -> bool {
+    pub(crate) fn contains(&self, phi_deg: f64, psi_deg: f64) -> bool {
         self.distance_deg(phi_deg, psi_deg) <= self.radius_deg
     }
+}
+
+/// Params `a` and `b`: finite discs with radii in (0, 180) that do not overlap.
+pub(crate) fn check_cores(a: &Core, b: &Core) -> Result<(), ParamProblem> {
+    for (name, core) in [("a", a), ("b", b)] {
+        let finite = [core.phi_deg, core.psi_deg, core.radius_deg]
+            .iter()
+            .all(|v| v.is_finite());
+        if !(finite && core.radius_deg > 0.0 && core.radius_deg < 180.0) {
+            return Err(ParamProblem::new(
+                name,
+                "needs finite phi_deg, psi_deg and a radius_deg in (0, 180)",
+            ));
+        }
+    }
+    let apart = a.distance_deg(b.phi_deg, b.psi_deg);
+    if apart <= a.radius_deg + b.radius_deg {
+        return Err(ParamProblem::new(
+            "b",
+            format!(
+                "the cores overlap: their centres are {apart:.1} degrees apart, their radii \
+                 add to {:.1}",
+                a.radius_deg + b.radius_deg
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -203,28 +230,7 @@ impl Stage for TransitionsStage {
     ];
 
     fn check(p: &TransitionsParams) -> Result<(), ParamProblem> {
-        for (name, core) in [("a", &p.a), ("b", &p.b)] {
-            let finite = [core.phi_deg, core.psi_deg, core.radius_deg]
-                .iter()
-                .all(|v| v.is_finite());
-            if !(finite && core.radius_deg > 0.0 && core.radius_deg < 180.0) {
-                return Err(ParamProblem::new(
-                    name,
-                    "needs finite phi_deg, psi_deg and a radius_deg in (0, 180)",
-                ));
-            }
-        }
-        let apart = p.a.distance_deg(p.b.phi_deg, p.b.psi_deg);
-        if apart <= p.a.radius_deg + p.b.radius_deg {
-            return Err(ParamProblem::new(
-                "b",
-                format!(
-                    "the cores overlap: their centres are {apart:.1} degrees apart, their radii \
-                     add to {:.1}",
-                    p.a.radius_deg + p.b.radius_deg
-                ),
-            ));
-        }
+        check_cores(&p.a, &p.b)?;
         if !(p.confidence > 0.0 && p.confidence < 1.0) {
             return Err(ParamProblem::new("confidence", "must be in (0, 1)"));
         }

@@ -20,6 +20,7 @@ mod chignolin_md;
 mod chignolin_study;
 mod cli;
 mod cli_energy;
+mod committor;
 mod dihedral_pairs;
 mod engine;
 mod fg_sample;

@@ -1,0 +1,710 @@
+//! `committor`: the committor q(x) between two (phi, psi) cores, the probability that
+//! dynamics from x reach B before A, learned by adaptive importance sampling with the
+//! network itself as the bias ([`rounds`]; the model is [`crate::nn::committor`], its
+//! training [`crate::nn::committor_training`]).
+//!
+//! Input: unbiased frames (`trajectory`, a list) at the stage's temperature: their
+//! heavy-atom features set the standardization, their core frames give the boundary
+//! terms, and they seed the first windows. With `pool_input: true` they are also taken
+//! as a Boltzmann sample (one equilibrium run visiting both cores, e.g. the brute-force
+//! walkers at 450 K) and join MBAR as the unbiased state; with `false` (runs started in
+//! each core, which are no joint equilibrium sample) they weigh only in the boundary
+//! terms and as seeds.
+//!
+//! The window bias is (k/2)(q(x) - u_l)^2 with k in kJ/mol per unit q squared: its
+//! width in q is sqrt(k_B T / k) (0.061 at k = 1000 and 450 K), so neighbouring windows
+//! overlap when L sqrt(k_B T / k) is about 1 or more. It also adds a stiffness
+//! k |grad q|^2 to the dynamics: a fitted q of alanine dipeptide reaches |grad q| of
+//! 100-150 per nm in the transition region, where windows at k = 1000 broke their
+//! constraints at 2 fs (and ran at 1 fs, the default); `windows.max_gradient_per_nm`
+//! reports it.
+//!
+//! Outputs:
+//! - `committor` (committor): the last round's network and its `config.*` rows
+//!   ([`crate::nn::committor::save_committor`]).
+//! - `samples` (committor_samples): every pooled configuration: round (-1: input),
+//!   window, centre, step, phi_deg, psi_deg, region (`A`, `B`, `between`), q (last
+//!   network), weight (unbiased, last MBAR; 0 for input not pooled), positions_nm.
+//! - `windows` (committor_windows): per round and window: centre, samples, seed_q (q of
+//!   the seed under the round's network), mean_q and sd_q of its samples under that
+//!   network, free_energy_kt (last MBAR).
+//! - `learning_curve` (committor_learning_curve): round, epoch, loss.
+
+mod rounds;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::atom_ref::{AtomRef, resolve_four};
+use super::fg_sample::ConstraintSet;
+use super::refine_flow::force_field;
+use super::transitions::{Core, TransitionsParams, check_cores};
+use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
+use crate::artifact::Artifact;
+use crate::artifact::atoms::ATOMS;
+use crate::artifact::force_field::FORCE_FIELD;
+use crate::artifact::kind::ArtifactKind;
+use crate::artifact::rows::{self, schema_of};
+use crate::artifact::tensors::{self, NamedTensor};
+use crate::artifact::trajectory::TRAJECTORY;
+use crate::geometry::dihedral::dihedral_of_atoms;
+use crate::md::constraints::DistanceConstraint;
+use crate::md::dynamics::LangevinParams;
+use crate::md::units::BOLTZMANN;
+use crate::nn::committor::{Committor, CommittorConfig, heavy_atoms, save_committor};
+use crate::nn::committor_training::{CommittorSamples, DirichletTraining, Region, train_committor};
+use crate::nn::mlp::Activation;
+use crate::nn::store::ParameterStore;
+use rounds::{Dynamics, PooledSample, State};
+
+pub struct CommittorStage;
+
+pub const COMMITTOR: ArtifactKind = ArtifactKind::table(
+    "committor",
+    tensors::schema,
+    "a committor q(x): network weights and `config.*` rows (n_atoms, atoms, hidden, \
+     activation, feature_mean, feature_scale)",
+);
+
+pub const COMMITTOR_SAMPLES: ArtifactKind = ArtifactKind::table(
+    "committor_samples",
+    schema_of::<SampleRow>,
+    "per pooled configuration: round, window, centre, step, phi/psi, region, q, unbiased \
+     weight, positions_nm",
+);
+
+pub const COMMITTOR_WINDOWS: ArtifactKind = ArtifactKind::table(
+    "committor_windows",
+    schema_of::<WindowRow>,
+    "per round and window: centre, samples, seed_q, mean_q, sd_q, free_energy_kt",
+);
+
+pub const COMMITTOR_LEARNING_CURVE: ArtifactKind = ArtifactKind::table(
+    "committor_learning_curve",
+    schema_of::<CurveRow>,
+    "per round and epoch: the mean batch loss",
+);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SampleRow {
+    pub round: i64,
+    pub window: i64,
+    /// NaN for input frames.
+    pub centre: f64,
+    pub step: i64,
+    pub phi_deg: f64,
+    pub psi_deg: f64,
+    pub region: String,
+    pub q: f64,
+    pub weight: f64,
+    pub positions_nm: Vec<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WindowRow {
+    pub round: i64,
+    pub window: i64,
+    pub centre: f64,
+    pub samples: i64,
+    pub seed_q: f64,
+    pub mean_q: f64,
+    pub sd_q: f64,
+    /// The largest |grad q| (over all atoms, per nm) among its samples.
+    pub max_gradient_per_nm: f64,
+    pub free_energy_kt: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CurveRow {
+    pub round: i64,
+    pub epoch: i64,
+    pub loss: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommittorParams {
+    pub phi: [AtomRef; 4],
+    pub psi: [AtomRef; 4],
+    pub a: Core,
+    pub b: Core,
+    pub temperature_k: f64,
+    pub timestep_fs: f64,
+    pub friction_per_ps: f64,
+    pub constraints: ConstraintSet,
+    pub input_frames: usize,
+    pub pool_input: bool,
+    pub windows: usize,
+    pub force_constant: f64,
+    pub rounds: usize,
+    pub equilibration_steps: u64,
+    pub steps: u64,
+    pub save_every: u64,
+    pub hidden: Vec<usize>,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub boundary_weight: f64,
+}
+
+impl Default for CommittorParams {
+    fn default() -> Self {
+        let cores = TransitionsParams::default();
+        CommittorParams {
+            phi: AtomRef::alanine_phi(),
+            psi: AtomRef::alanine_psi(),
+            a: cores.a,
+            b: cores.b,
+            temperature_k: 300.0,
+            timestep_fs: 1.0,
+            friction_per_ps: 1.0,
+            constraints: ConstraintSet::Hbonds,
+            input_frames: 5_000,
+            pool_input: true,
+            windows: 10,
+            force_constant: 1_000.0,
+            rounds: 4,
+            equilibration_steps: 1_000,
+            steps: 20_000,
+            save_every: 100,
+            hidden: vec![32, 32],
+            epochs: 40,
+            batch_size: 256,
+            learning_rate: 1e-3,
+            boundary_weight: 1e4,
+        }
+    }
+}
+
+impl Stage for CommittorStage {
+    type Params = CommittorParams;
+    const NAME: &'static str = "committor";
+    const VERSION: u32 = 1;
+    const ABOUT: &'static str = "Learn the committor q(x) between two (phi, psi) cores by \
+         adaptive importance sampling: rounds of windows biased on the network's own q, \
+         combined by MBAR, and the Dirichlet form with boundary terms";
+    const INPUTS: &'static [Port] = &[
+        Port {
+            name: "trajectory",
+            kind: TRAJECTORY,
+            about: "unbiased frames at temperature_k (a list is joined): standardization, \
+                    boundary samples, first seeds, and with pool_input the unbiased state",
+        },
+        Port {
+            name: "atoms",
+            kind: ATOMS,
+            about: "the frames' atoms (heavy atoms give the features; dihedrals by name)",
+        },
+        Port {
+            name: "force_field",
+            kind: FORCE_FIELD,
+            about: "the force field of the windows' dynamics (fg_sample's `force_field`)",
+        },
+    ];
+    const LIST_INPUTS: &'static [&'static str] = &["trajectory"];
+    const OUTPUTS: &'static [Port] = &[
+        Port {
+            name: "committor",
+            kind: COMMITTOR,
+            about: "the last round's network with its configuration",
+        },
+        Port {
+            name: "samples",
+            kind: COMMITTOR_SAMPLES,
+            about: "every pooled configuration with its region, q and unbiased weight",
+        },
+        Port {
+            name: "windows",
+            kind: COMMITTOR_WINDOWS,
+            about: "per round and window: centre, seed, sampled q, MBAR free energy",
+        },
+        Port {
+            name: "learning_curve",
+            kind: COMMITTOR_LEARNING_CURVE,
+            about: "per round and epoch: the mean batch loss",
+        },
+    ];
+    const PARAMS: &'static [ParamDoc] = &[
+        ParamDoc {
+            name: "phi",
+            about: "four atoms as {residue, name}; default alanine dipeptide's phi",
+        },
+        ParamDoc {
+            name: "psi",
+            about: "four atoms as {residue, name}; default alanine dipeptide's psi",
+        },
+        ParamDoc {
+            name: "a",
+            about: "core A (q = 0) as {phi_deg, psi_deg, radius_deg}; default C7eq \
+                    {phi_deg: -83, psi_deg: 74, radius_deg: 30}",
+        },
+        ParamDoc {
+            name: "b",
+            about: "core B (q = 1); default C7ax {phi_deg: 70, psi_deg: -65, radius_deg: 30}",
+        },
+        ParamDoc {
+            name: "temperature_k",
+            about: "K, of the windows' dynamics; the input frames must have it",
+        },
+        ParamDoc {
+            name: "timestep_fs",
+            about: "fs; the bias adds a stiffness k |grad q|^2, and with |grad q| of 100-150 \
+                    per nm (measured on alanine dipeptide) 2 fs is unstable at k = 1000",
+        },
+        ParamDoc {
+            name: "friction_per_ps",
+            about: "Langevin friction, 1/ps",
+        },
+        ParamDoc {
+            name: "constraints",
+            about: "`hbonds` (bonds to hydrogen held at r0) or `none`",
+        },
+        ParamDoc {
+            name: "input_frames",
+            about: "at most this many input frames, evenly strided",
+        },
+        ParamDoc {
+            name: "pool_input",
+            about: "true: the input is one Boltzmann sample and joins MBAR as the unbiased \
+                    state; false: it weighs only in the boundary terms and as seeds",
+        },
+        ParamDoc {
+            name: "windows",
+            about: "L, windows per round, centred at u_l = (l + 1/2) / L",
+        },
+        ParamDoc {
+            name: "force_constant",
+            about: "k of the window bias (k/2)(q - u_l)^2, kJ/mol",
+        },
+        ParamDoc {
+            name: "rounds",
+            about: "R, rounds of sampling; R + 1 fits of q",
+        },
+        ParamDoc {
+            name: "equilibration_steps",
+            about: "steps per window before frames are saved",
+        },
+        ParamDoc {
+            name: "steps",
+            about: "steps per window per round",
+        },
+        ParamDoc {
+            name: "save_every",
+            about: "steps between saved frames of a window",
+        },
+        ParamDoc {
+            name: "hidden",
+            about: "hidden layer widths of the network (tanh)",
+        },
+        ParamDoc {
+            name: "epochs",
+            about: "training epochs per fit (the last third at a tenth of the rate)",
+        },
+        ParamDoc {
+            name: "batch_size",
+            about: "samples per minibatch",
+        },
+        ParamDoc {
+            name: "learning_rate",
+            about: "Adam's learning rate",
+        },
+        ParamDoc {
+            name: "boundary_weight",
+            about: "lambda, the weight of q^2 on A's samples and (1 - q)^2 on B's",
+        },
+    ];
+
+    fn check(p: &CommittorParams) -> Result<(), ParamProblem> {
+        check_cores(&p.a, &p.b)?;
+        let positive = [
+            ("temperature_k", p.temperature_k),
+            ("timestep_fs", p.timestep_fs),
+            ("friction_per_ps", p.friction_per_ps),
+            ("force_constant", p.force_constant),
+            ("learning_rate", p.learning_rate),
+            ("boundary_weight", p.boundary_weight),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ParamProblem::new(name, "must be finite and positive"));
+            }
+        }
+        let counts = [
+            ("input_frames", p.input_frames),
+            ("windows", p.windows),
+            ("epochs", p.epochs),
+            ("batch_size", p.batch_size),
+        ];
+        for (name, v) in counts {
+            if v == 0 {
+                return Err(ParamProblem::new(name, "must be at least 1"));
+            }
+        }
+        if p.save_every == 0 || p.steps < p.save_every {
+            return Err(ParamProblem::new(
+                "save_every",
+                "must be at least 1 and at most steps",
+            ));
+        }
+        let per_round = p.windows as u64 * (p.steps / p.save_every);
+        if p.rounds > 1000 || per_round.saturating_mul(p.rounds as u64) > 1 << 22 {
+            return Err(ParamProblem::new(
+                "rounds",
+                "rounds x windows x steps / save_every must be at most 2^22 samples",
+            ));
+        }
+        if p.hidden.is_empty() || p.hidden.contains(&0) {
+            return Err(ParamProblem::new(
+                "hidden",
+                "needs at least one layer, each at least 1 wide",
+            ));
+        }
+        Ok(())
+    }
+
+    fn run(
+        p: &CommittorParams,
+        inputs: &Inputs,
+        ctx: &mut Context<'_>,
+    ) -> Result<Outputs, StageError> {
+        let (trajectory, atoms) = inputs.trajectory_with_atoms("trajectory", "atoms")?;
+        let (topology, solvent) = force_field(inputs)?;
+        let n_atoms = atoms.len();
+        if topology.atoms.len() != n_atoms || trajectory.n_atoms != n_atoms {
+            return Err(StageError::bad_input(
+                "force_field",
+                format!(
+                    "{} atoms, the trajectory {} and its atoms table {n_atoms}",
+                    topology.atoms.len(),
+                    trajectory.n_atoms
+                ),
+            ));
+        }
+        if trajectory.is_empty() {
+            return Err(StageError::bad_input("trajectory", "no frames"));
+        }
+        if let Some(t) = trajectory
+            .temperature_k
+            .iter()
+            .find(|&&t| (t - p.temperature_k).abs() > 1e-6)
+        {
+            return Err(StageError::bad_input(
+                "trajectory",
+                format!(
+                    "a frame at {t} K: the input must be at temperature_k ({} K)",
+                    p.temperature_k
+                ),
+            ));
+        }
+        let phi_atoms = resolve_four(&atoms, &p.phi, "phi")?;
+        let psi_atoms = resolve_four(&atoms, &p.psi, "psi")?;
+        let classify = |x: &[f64]| {
+            let (phi, psi) = (
+                dihedral_of_atoms(x, phi_atoms),
+                dihedral_of_atoms(x, psi_atoms),
+            );
+            let region = if p.a.contains(phi, psi) {
+                Region::A
+            } else if p.b.contains(phi, psi) {
+                Region::B
+            } else {
+                Region::Between
+            };
+            (region, phi, psi)
+        };
+
+        // The input, evenly strided.
+        let stride = trajectory.len().div_ceil(p.input_frames);
+        let mut pool: Vec<PooledSample> = (0..trajectory.len())
+            .step_by(stride)
+            .map(|i| {
+                let x = trajectory.positions(i).to_vec();
+                let (region, phi_deg, psi_deg) = classify(&x);
+                PooledSample {
+                    round: -1,
+                    window: -1,
+                    positions: x,
+                    step: trajectory.step[i],
+                    region,
+                    phi_deg,
+                    psi_deg,
+                }
+            })
+            .collect();
+        let n_input = pool.len();
+        let in_core = |r: Region| pool.iter().filter(|s| s.region == r).count();
+        let (input_a, input_b) = (in_core(Region::A), in_core(Region::B));
+        tracing::info!(
+            "{n_input} input frames: {input_a} in A, {input_b} in B, {} between",
+            n_input - input_a - input_b
+        );
+        if input_a == 0 || input_b == 0 {
+            return Err(StageError::bad_input(
+                "trajectory",
+                format!(
+                    "{input_a} of the {n_input} input frames in core A and {input_b} in core B: \
+                     the boundary terms need frames in both (add a run started in the other \
+                     core, with pool_input: false)"
+                ),
+            ));
+        }
+
+        let masses = topology.masses();
+        let constraints: Vec<DistanceConstraint> = match p.constraints {
+            ConstraintSet::None => Vec::new(),
+            ConstraintSet::Hbonds => topology
+                .hydrogen_bonds()
+                .map(|b| DistanceConstraint {
+                    i: b.atoms[0],
+                    j: b.atoms[1],
+                    length_nm: b.r0,
+                })
+                .collect(),
+        };
+        let dynamics = Dynamics {
+            topology: &topology,
+            solvent,
+            masses: &masses,
+            constraints: &constraints,
+            params: LangevinParams::new(p.temperature_k, p.friction_per_ps, p.timestep_fs * 1e-3),
+            force_constant: p.force_constant,
+            equilibration_steps: p.equilibration_steps,
+            steps: p.steps,
+            save_every: p.save_every,
+        };
+        let k_over_kt = p.force_constant / (BOLTZMANN * p.temperature_k);
+
+        let input_positions: Vec<f64> = pool.iter().flat_map(|s| s.positions.clone()).collect();
+        let config = CommittorConfig::new(heavy_atoms(&atoms), p.hidden.clone(), Activation::Tanh)
+            .standardized(&input_positions, n_atoms);
+        drop(input_positions);
+        let mut seed = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut ctx.rng, &mut seed);
+        let store = ParameterStore::new(seed);
+        let model = Committor::new(
+            config.clone(),
+            n_atoms,
+            store.var_builder(candle_core::DType::F64, &candle_core::Device::Cpu),
+        )
+        .map_err(|e| StageError::Failed(e.to_string()))?;
+        let settings = DirichletTraining {
+            epochs: p.epochs,
+            batch_size: p.batch_size,
+            learning_rate: p.learning_rate,
+            boundary_weight: p.boundary_weight,
+        };
+
+        // The unbiased state: the input, when pooled.
+        let mut states: Vec<State> = Vec::new();
+        let mut member = vec![p.pool_input; n_input];
+        if p.pool_input {
+            states.push(State {
+                round: None,
+                centre: 0.0,
+                count: n_input,
+            });
+        }
+        let mut weights = vec![
+            if p.pool_input {
+                1.0 / n_input as f64
+            } else {
+                0.0
+            };
+            n_input
+        ];
+        let mut free_energies: Vec<f64> = vec![0.0; states.len()];
+        let mut networks: Vec<Vec<NamedTensor>> = Vec::new();
+        let mut q_by_round: Vec<Vec<f64>> = Vec::new();
+        let mut windows: Vec<WindowRow> = Vec::new();
+        let mut curve: Vec<CurveRow> = Vec::new();
+        let centres: Vec<f64> = (0..p.windows)
+            .map(|l| (l as f64 + 0.5) / p.windows as f64)
+            .collect();
+        let per_window = (p.equilibration_steps + p.steps) as usize;
+        ctx.progress.start(
+            "rounds (windows' steps and fits)",
+            (p.rounds * p.windows * per_window + (p.rounds + 1) * p.epochs) as u64,
+        );
+        let mut last = None;
+        for round in 0..=p.rounds {
+            let samples = CommittorSamples {
+                positions: pool.iter().flat_map(|s| s.positions.clone()).collect(),
+                n_atoms,
+                weights: weights.clone(),
+                regions: pool.iter().map(|s| s.region).collect(),
+            };
+            let losses = train_committor(
+                &model,
+                &store,
+                &samples,
+                &masses,
+                settings,
+                &mut ctx.stream(1_000_000 + round as u64),
+            )
+            .map_err(|e| StageError::Failed(format!("round {round}: training: {e}")))?;
+            ctx.progress.advance(p.epochs as u64);
+            tracing::info!(
+                "round {round}: fit on {} samples, loss {:.4} -> {:.4}",
+                pool.len(),
+                losses[0],
+                losses[losses.len() - 1]
+            );
+            curve.extend(losses.iter().enumerate().map(|(e, &loss)| CurveRow {
+                round: round as i64,
+                epoch: e as i64,
+                loss,
+            }));
+            let tensors = store
+                .to_tensors()
+                .map_err(|e| StageError::Failed(e.to_string()))?;
+            let (q, _) = rounds::evaluate(&tensors, &config, &pool)?;
+            if round == p.rounds {
+                last = Some(q);
+                break;
+            }
+
+            // The windows of this round, each from its own stream.
+            let seeds: Vec<usize> = centres.iter().map(|&u| rounds::nearest(&q, u)).collect();
+            let streams: Vec<_> = (0..p.windows)
+                .map(|l| ctx.stream((round * p.windows + l) as u64))
+                .collect();
+            let runs: Vec<Result<rounds::WindowFrames, StageError>> = (0..p.windows)
+                .into_par_iter()
+                .map(|l| {
+                    let host = crate::nn::committor::HostCommittor::load(&tensors, &config)
+                        .map_err(StageError::Failed)?;
+                    rounds::run_window(
+                        &dynamics,
+                        host,
+                        centres[l],
+                        &pool[seeds[l]].positions,
+                        streams[l].clone(),
+                    )
+                })
+                .collect();
+            ctx.progress.advance((p.windows * per_window) as u64);
+            networks.push(tensors);
+            q_by_round.push(q);
+            let start = pool.len();
+            for (l, run) in runs.into_iter().enumerate() {
+                let frames = run?;
+                states.push(State {
+                    round: Some(round),
+                    centre: centres[l],
+                    count: frames.len(),
+                });
+                for (step, x) in frames {
+                    let (region, phi_deg, psi_deg) = classify(&x);
+                    pool.push(PooledSample {
+                        round: round as i64,
+                        window: l as i64,
+                        positions: x,
+                        step,
+                        region,
+                        phi_deg,
+                        psi_deg,
+                    });
+                }
+            }
+            member.resize(pool.len(), true);
+            // Every earlier network at the new samples (round r's own q was computed on
+            // the pool before the windows ran).
+            let mut gradient_norms = Vec::new();
+            for (r, net) in networks.iter().enumerate() {
+                let (more, norms) = rounds::evaluate(net, &config, &pool[start..])?;
+                q_by_round[r].extend(more);
+                gradient_norms = norms;
+            }
+            // Each window's q under the network that biased it.
+            for l in 0..p.windows {
+                let mine: Vec<usize> = (start..pool.len())
+                    .filter(|&n| pool[n].window == l as i64)
+                    .collect();
+                let qs: Vec<f64> = mine.iter().map(|&n| q_by_round[round][n]).collect();
+                let steepest = mine
+                    .iter()
+                    .map(|&n| gradient_norms[n - start])
+                    .fold(0.0, f64::max);
+                let mean = qs.iter().sum::<f64>() / qs.len().max(1) as f64;
+                let var = qs.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                    / qs.len().max(2).saturating_sub(1) as f64;
+                windows.push(WindowRow {
+                    round: round as i64,
+                    window: l as i64,
+                    centre: centres[l],
+                    samples: qs.len() as i64,
+                    seed_q: q_by_round[round][seeds[l]],
+                    mean_q: mean,
+                    sd_q: var.sqrt(),
+                    max_gradient_per_nm: steepest,
+                    free_energy_kt: f64::NAN,
+                });
+            }
+            let (w, f, iterations) =
+                rounds::unbiased_weights(&states, &q_by_round, &member, k_over_kt)?;
+            weights = w;
+            free_energies = f;
+            let means: Vec<String> = windows[windows.len() - p.windows..]
+                .iter()
+                .map(|w| format!("{:.2} ({:.0}/nm)", w.mean_q, w.max_gradient_per_nm))
+                .collect();
+            tracing::info!(
+                "round {round}: windows' mean q [{}]; MBAR over {} states in {iterations} \
+                 iterations",
+                means.join(", "),
+                states.len()
+            );
+        }
+        let Some(q) = last else {
+            return Err(StageError::Failed("no round ran".into()));
+        };
+        let committor = save_committor(&config, n_atoms, &store)
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+        let rows: Vec<SampleRow> = pool
+            .iter()
+            .zip(&q)
+            .zip(&weights)
+            .map(|((s, &q), &weight)| SampleRow {
+                round: s.round,
+                window: s.window,
+                centre: if s.round < 0 {
+                    f64::NAN
+                } else {
+                    centres[s.window as usize]
+                },
+                step: s.step,
+                phi_deg: s.phi_deg,
+                psi_deg: s.psi_deg,
+                region: match s.region {
+                    Region::A => "A",
+                    Region::B => "B",
+                    Region::Between => "between",
+                }
+                .to_string(),
+                q,
+                weight,
+                positions_nm: s.positions.clone(),
+            })
+            .collect();
+        let offset = usize::from(p.pool_input);
+        for w in &mut windows {
+            let state = offset + w.round as usize * p.windows + w.window as usize;
+            w.free_energy_kt = free_energies[state];
+        }
+        Ok(Outputs::from([
+            (
+                "committor".to_string(),
+                Artifact::Table(tensors::to_table(&committor)),
+            ),
+            ("samples".to_string(), Artifact::Table(rows::table(&rows))),
+            (
+                "windows".to_string(),
+                Artifact::Table(rows::table(&windows)),
+            ),
+            (
+                "learning_curve".to_string(),
+                Artifact::Table(rows::table(&curve)),
+            ),
+        ]))
+    }
+}

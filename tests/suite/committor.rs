@@ -1,0 +1,125 @@
+//! The `committor` stage on alanine dipeptide at 300 K between C7eq (A) and alpha_R (B),
+//! which a 400 ps unbiased run crosses several times: the fitted q is near 0 in A and
+//! near 1 in B, the windows of the last round follow their centres across the
+//! transition region, the MBAR weights are a distribution, the saved network gives the
+//! samples' q, and an input without frames in B is refused by name.
+
+use crate::common::{TempDir, f64_column, i64_column, string_column};
+
+use std::path::Path;
+
+use cgloop::artifact::tensors::from_table;
+use cgloop::exec::{RunOptions, Store, run};
+use cgloop::md::umbrella::CollectiveVariable;
+use cgloop::nn::committor::{HostCommittor, committor_config};
+use cgloop::stages::Registry;
+use cgloop::stages::committor::SampleRow;
+use cgloop::workflow;
+
+/// Every failed node's message.
+fn failures(report: &cgloop::exec::RunReport) -> String {
+    report
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.outcome {
+            cgloop::exec::Outcome::Failed(e) => Some(format!("{}: {e}", n.id)),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn workflow_text(md_steps: u64) -> String {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/alanine_dipeptide");
+    format!(
+        "name: c\nseed: 5\nnodes:\n  md:\n    stage: fg_sample\n    params: {{topology: {}, coordinates: {}, temperature_k: 300, timestep_fs: 2, constraints: hbonds, replicas: 1, equilibration_steps: 1000, steps: {md_steps}, save_every: 100}}\n  q:\n    stage: committor\n    inputs: {{trajectory: md.trajectory, atoms: md.atoms, force_field: md.force_field}}\n    params: {{b: {{phi_deg: -75, psi_deg: -35, radius_deg: 30}}, temperature_k: 300, timestep_fs: 1, input_frames: 1000, windows: 6, force_constant: 1000, rounds: 2, equilibration_steps: 200, steps: 3000, save_every: 30, hidden: [16, 16], epochs: 20, batch_size: 128, learning_rate: 0.003}}\n",
+        data.join("ala2_ff14SB.prmtop").display(),
+        data.join("ala2_ff14SB.inpcrd").display(),
+    )
+}
+
+#[test]
+fn the_committor_separates_the_cores_and_its_windows_cross_between_them() {
+    let dir = TempDir::new("committor");
+    let file = dir.write("c.yaml", &workflow_text(200_000));
+    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let report = run(&wf, &store, &RunOptions::default()).unwrap();
+    assert!(report.succeeded(), "{}", failures(&report));
+    let node = report.nodes.iter().find(|n| n.id == "q").unwrap();
+    let table = |name: &str| {
+        store
+            .load_output(&node.key, name)
+            .unwrap()
+            .as_table()
+            .unwrap()
+            .clone()
+    };
+    let (samples, windows) = (table("samples"), table("windows"));
+    // 1,000 input frames, then 2 rounds x 6 windows x 100 frames.
+    let round = i64_column(&samples, "round");
+    assert_eq!(round.iter().filter(|&&r| r < 0).count(), 1000);
+    assert_eq!(round.len(), 1000 + 2 * 6 * 100);
+    assert_eq!(windows.num_rows(), 12);
+    // The unbiased weights: a distribution over all pooled samples.
+    let weight = f64_column(&samples, "weight");
+    assert!(weight.iter().all(|&w| w >= 0.0 && w.is_finite()));
+    assert!((weight.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    // q near 0 in A and near 1 in B.
+    let q = f64_column(&samples, "q");
+    let region = string_column(&samples, "region");
+    let mean_in = |r: &str| {
+        let v: Vec<f64> = (0..q.len())
+            .filter(|&i| region[i] == r)
+            .map(|i| q[i])
+            .collect();
+        assert!(!v.is_empty(), "no samples in {r}");
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let (in_a, in_b) = (mean_in("A"), mean_in("B"));
+    assert!(in_a < 0.1 && in_b > 0.9, "mean q in A {in_a}, in B {in_b}");
+    // The last round's windows: their sampled q rises with their centre and spans the
+    // transition region.
+    let mean_q = f64_column(&windows, "mean_q");
+    let last = &mean_q[6..];
+    eprintln!("windows' mean q: {mean_q:?}");
+    assert!(
+        last.windows(2).all(|w| w[1] > w[0]),
+        "last round's windows' mean q not increasing: {last:?}"
+    );
+    assert!(last[0] < 0.3 && last[5] > 0.7, "{last:?}");
+    // The saved network gives the samples' q.
+    let saved = from_table(&table("committor")).unwrap();
+    let (config, n_atoms, weights) = committor_config(&saved).unwrap();
+    let mut host = HostCommittor::load(&weights, &config).unwrap();
+    let rows: Vec<SampleRow> = cgloop::artifact::rows::rows(&samples).unwrap();
+    for i in [0, 700, 1500, 2199] {
+        let x: Vec<[f64; 3]> = rows[i]
+            .positions_nm
+            .chunks(3)
+            .map(|c| [c[0], c[1], c[2]])
+            .collect();
+        let value = host.value_and_gradient(&x, &mut vec![[0.0; 3]; n_atoms]);
+        assert!(
+            (value - q[i]).abs() < 1e-12,
+            "sample {i}: {value} vs {}",
+            q[i]
+        );
+    }
+}
+
+#[test]
+fn an_input_without_frames_in_a_core_is_refused() {
+    let dir = TempDir::new("committor_refused");
+    // 2 ps from C7eq: no frame in alpha_R.
+    let file = dir.write("c.yaml", &workflow_text(1_000));
+    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let report = run(&wf, &store, &RunOptions::default()).unwrap();
+    assert!(!report.succeeded());
+    let message = failures(&report);
+    assert!(
+        message.contains("in core B") && message.contains("trajectory"),
+        "{message}"
+    );
+}
