@@ -273,7 +273,18 @@ impl Committor {
     /// The logit y(x) (batch) for positions (batch, atoms, 3), nm.
     pub fn logit(&self, x: &Tensor) -> Result<Tensor> {
         let (_, f) = self.features(x)?;
-        self.network.forward(&self.standardize(&f)?)?.squeeze(1)
+        self.logit_of_features(&f)
+    }
+
+    /// The features 1/|r| (batch, pairs), nm^-1, of positions (batch, atoms, 3), nm.
+    pub fn inverse_distances(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.features(x)?.1)
+    }
+
+    /// The logit y (batch) from features (batch, pairs) of [`Self::inverse_distances`]:
+    /// training on features computed once is the same function as [`Self::logit`].
+    pub fn logit_of_features(&self, f: &Tensor) -> Result<Tensor> {
+        self.network.forward(&self.standardize(f)?)?.squeeze(1)
     }
 
     fn standardize(&self, f: &Tensor) -> Result<Tensor> {

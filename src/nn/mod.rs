@@ -11,6 +11,7 @@ pub mod cg_map;
 pub mod cg_potential;
 pub mod cg_potential_host;
 pub mod committor;
+pub mod committor_lagged;
 pub mod committor_training;
 pub mod decoder;
 pub mod equivariant;
