@@ -170,6 +170,17 @@ impl Topology {
         self.bonds.iter().filter(|b| b.involves_hydrogen)
     }
 
+    /// OpenMM's `constraints=HBonds`: every bond with a hydrogen, held at its r0 (nm).
+    pub fn hbond_constraints(&self) -> Vec<crate::md::constraints::DistanceConstraint> {
+        self.hydrogen_bonds()
+            .map(|b| crate::md::constraints::DistanceConstraint {
+                i: b.atoms[0],
+                j: b.atoms[1],
+                length_nm: b.r0,
+            })
+            .collect()
+    }
+
     /// Whether (i, j) is excluded from ordinary nonbonded interactions (either order).
     pub fn is_excluded(&self, i: usize, j: usize) -> bool {
         let pair = if i < j { [i, j] } else { [j, i] };

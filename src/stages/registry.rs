@@ -38,6 +38,7 @@ impl Registry {
             .register::<super::protein_compare::ProteinCompare>()
             .register::<super::transitions::TransitionsStage>()
             .register::<super::committor::CommittorStage>()
+            .register::<super::committor_test::CommittorTest>()
     }
 
     /// Adds a stage; a second stage of the same name replaces the first.

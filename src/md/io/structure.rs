@@ -113,14 +113,7 @@ impl Structure {
 
     /// OpenMM's `constraints=HBonds`: every bond with a hydrogen, held at its r0 (nm).
     pub fn hbond_constraints(&self) -> Vec<DistanceConstraint> {
-        self.topology
-            .hydrogen_bonds()
-            .map(|b| DistanceConstraint {
-                i: b.atoms[0],
-                j: b.atoms[1],
-                length_nm: b.r0,
-            })
-            .collect()
+        self.topology.hbond_constraints()
     }
 
     /// `NAME (RES n)` for messages about atom `i`.

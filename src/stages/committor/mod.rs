@@ -19,6 +19,15 @@
 //! constraints at 2 fs (and ran at 1 fs, the default); `windows.max_gradient_per_nm`
 //! reports it.
 //!
+//! With `loss: lagged` there are no windows (`rounds: 0`): the network is fitted to
+//! the time-lagged form E[(q~(x_t) - q~(x_{t+tau}))^2] over every pair of input frames
+//! `lag_frames` apart within a run, q~ fixed at 0 in A and 1 in B
+//! ([`crate::nn::committor_lagged`]). It needs unbiased runs that cross (e.g. the
+//! brute-force walkers at 450 K) and weighs the transition region by how often the
+//! dynamics cross it, where the Dirichlet form on a finite sample can move the step of
+//! q into a gap between samples. All input frames form pairs; `input_frames` strides
+//! only the standardization and the `samples` output.
+//!
 //! Outputs:
 //! - `committor` (committor): the last round's network and its `config.*` rows
 //!   ([`crate::nn::committor::save_committor`]).
@@ -41,7 +50,7 @@ use super::refine_flow::force_field;
 use super::transitions::{Core, TransitionsParams, check_cores};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::artifact::Artifact;
-use crate::artifact::atoms::ATOMS;
+use crate::artifact::atoms::{ATOMS, AtomRow};
 use crate::artifact::force_field::FORCE_FIELD;
 use crate::artifact::kind::ArtifactKind;
 use crate::artifact::rows::{self, schema_of};
@@ -52,12 +61,56 @@ use crate::md::constraints::DistanceConstraint;
 use crate::md::dynamics::LangevinParams;
 use crate::md::units::BOLTZMANN;
 use crate::nn::committor::{Committor, CommittorConfig, heavy_atoms, save_committor};
+use crate::nn::committor_lagged::{
+    LaggedPairs, LaggedTraining, lagged_pairs, train_committor_lagged,
+};
 use crate::nn::committor_training::{CommittorSamples, DirichletTraining, Region, train_committor};
 use crate::nn::mlp::Activation;
 use crate::nn::store::ParameterStore;
 use rounds::{Dynamics, PooledSample, State};
 
 pub struct CommittorStage;
+
+/// Assigns configurations to core A, core B or neither by their (phi, psi).
+pub(crate) struct CoreMap {
+    phi: [usize; 4],
+    psi: [usize; 4],
+    a: Core,
+    b: Core,
+}
+
+impl CoreMap {
+    pub(crate) fn new(
+        atoms: &[AtomRow],
+        phi: &[AtomRef; 4],
+        psi: &[AtomRef; 4],
+        a: &Core,
+        b: &Core,
+    ) -> Result<Self, StageError> {
+        Ok(CoreMap {
+            phi: resolve_four(atoms, phi, "phi")?,
+            psi: resolve_four(atoms, psi, "psi")?,
+            a: a.clone(),
+            b: b.clone(),
+        })
+    }
+
+    /// The region and (phi, psi) in degrees of flat positions `x`.
+    pub(crate) fn classify(&self, x: &[f64]) -> (Region, f64, f64) {
+        let (phi, psi) = (
+            dihedral_of_atoms(x, self.phi),
+            dihedral_of_atoms(x, self.psi),
+        );
+        let region = if self.a.contains(phi, psi) {
+            Region::A
+        } else if self.b.contains(phi, psi) {
+            Region::B
+        } else {
+            Region::Between
+        };
+        (region, phi, psi)
+    }
+}
 
 pub const COMMITTOR: ArtifactKind = ArtifactKind::table(
     "committor",
@@ -144,7 +197,22 @@ pub struct CommittorParams {
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
-    pub boundary_weight: f64,
+    /// None: the loss's own default ([`CommittorParams::boundary_weight`]).
+    pub boundary_weight: Option<f64>,
+    pub loss: CommittorLoss,
+    pub lag_frames: usize,
+}
+
+/// What the network is fitted to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommittorLoss {
+    /// The Dirichlet form with boundary terms on the pooled, MBAR-weighted samples
+    /// ([`crate::nn::committor_training`]).
+    Dirichlet,
+    /// The time-lagged form on the input's frame pairs `lag_frames` apart
+    /// ([`crate::nn::committor_lagged`]); no windows.
+    Lagged,
 }
 
 impl Default for CommittorParams {
@@ -171,8 +239,23 @@ impl Default for CommittorParams {
             epochs: 40,
             batch_size: 256,
             learning_rate: 1e-3,
-            boundary_weight: 1e4,
+            boundary_weight: None,
+            loss: CommittorLoss::Dirichlet,
+            lag_frames: 1,
         }
+    }
+}
+
+impl CommittorParams {
+    /// lambda as given, or the loss's default: 1e4 for the Dirichlet form (its
+    /// gradient term is ~1e2-1e3 where q steps), 0.01 for the lagged form (its pair
+    /// terms are ~1e-3; on a random walk between two spheres lambda = 1 bent q by 0.1
+    /// and 1e4 by 0.4, 0.01 left it within 0.002 of 0 and 1 in the cores).
+    pub fn boundary_weight(&self) -> f64 {
+        self.boundary_weight.unwrap_or(match self.loss {
+            CommittorLoss::Dirichlet => 1e4,
+            CommittorLoss::Lagged => 0.01,
+        })
     }
 }
 
@@ -181,8 +264,9 @@ impl Stage for CommittorStage {
     const NAME: &'static str = "committor";
     const VERSION: u32 = 1;
     const ABOUT: &'static str = "Learn the committor q(x) between two (phi, psi) cores by \
-         adaptive importance sampling: rounds of windows biased on the network's own q, \
-         combined by MBAR, and the Dirichlet form with boundary terms";
+         adaptive importance sampling (rounds of windows biased on the network's own q, \
+         combined by MBAR, and the Dirichlet form with boundary terms) or, with \
+         loss: lagged, from unbiased runs by the time-lagged variational form";
     const INPUTS: &'static [Port] = &[
         Port {
             name: "trajectory",
@@ -310,7 +394,20 @@ impl Stage for CommittorStage {
         },
         ParamDoc {
             name: "boundary_weight",
-            about: "lambda, the weight of q^2 on A's samples and (1 - q)^2 on B's",
+            about: "lambda, the weight of q^2 on A's samples and (1 - q)^2 on B's; default \
+                    1e4 with loss: dirichlet, 0.01 with loss: lagged (it must sit on the scale \
+                    of the pair loss, ~1e-3)",
+        },
+        ParamDoc {
+            name: "loss",
+            about: "`dirichlet` (adaptive sampling: windows and MBAR over rounds) or \
+                    `lagged` (the time-lagged form E[(q(x_t) - q(x_t+tau))^2] on the \
+                    input's unbiased frame pairs, q fixed at 0 and 1 in the cores; needs \
+                    runs with transitions, rounds: 0 and pool_input: true)",
+        },
+        ParamDoc {
+            name: "lag_frames",
+            about: "tau of the lagged loss, in saved frames of the input",
         },
     ];
 
@@ -322,7 +419,7 @@ impl Stage for CommittorStage {
             ("friction_per_ps", p.friction_per_ps),
             ("force_constant", p.force_constant),
             ("learning_rate", p.learning_rate),
-            ("boundary_weight", p.boundary_weight),
+            ("boundary_weight", p.boundary_weight()),
         ];
         for (name, v) in positive {
             if !(v.is_finite() && v > 0.0) {
@@ -352,6 +449,25 @@ impl Stage for CommittorStage {
                 "rounds",
                 "rounds x windows x steps / save_every must be at most 2^22 samples",
             ));
+        }
+        if p.loss == CommittorLoss::Lagged {
+            if p.rounds != 0 {
+                return Err(ParamProblem::new(
+                    "rounds",
+                    "must be 0 with loss: lagged (it trains on the input's unbiased frame \
+                     pairs; windows sample a biased ensemble whose pairs it cannot weigh)",
+                ));
+            }
+            if !p.pool_input {
+                return Err(ParamProblem::new(
+                    "pool_input",
+                    "must be true with loss: lagged (its pairs must start from one \
+                     equilibrium sample)",
+                ));
+            }
+            if p.lag_frames == 0 {
+                return Err(ParamProblem::new("lag_frames", "must be at least 1"));
+            }
         }
         if p.hidden.is_empty() || p.hidden.contains(&0) {
             return Err(ParamProblem::new(
@@ -396,22 +512,8 @@ impl Stage for CommittorStage {
                 ),
             ));
         }
-        let phi_atoms = resolve_four(&atoms, &p.phi, "phi")?;
-        let psi_atoms = resolve_four(&atoms, &p.psi, "psi")?;
-        let classify = |x: &[f64]| {
-            let (phi, psi) = (
-                dihedral_of_atoms(x, phi_atoms),
-                dihedral_of_atoms(x, psi_atoms),
-            );
-            let region = if p.a.contains(phi, psi) {
-                Region::A
-            } else if p.b.contains(phi, psi) {
-                Region::B
-            } else {
-                Region::Between
-            };
-            (region, phi, psi)
-        };
+        let cores = CoreMap::new(&atoms, &p.phi, &p.psi, &p.a, &p.b)?;
+        let classify = |x: &[f64]| cores.classify(x);
 
         // The input, evenly strided.
         let stride = trajectory.len().div_ceil(p.input_frames);
@@ -452,14 +554,7 @@ impl Stage for CommittorStage {
         let masses = topology.masses();
         let constraints: Vec<DistanceConstraint> = match p.constraints {
             ConstraintSet::None => Vec::new(),
-            ConstraintSet::Hbonds => topology
-                .hydrogen_bonds()
-                .map(|b| DistanceConstraint {
-                    i: b.atoms[0],
-                    j: b.atoms[1],
-                    length_nm: b.r0,
-                })
-                .collect(),
+            ConstraintSet::Hbonds => topology.hbond_constraints(),
         };
         let dynamics = Dynamics {
             topology: &topology,
@@ -491,7 +586,20 @@ impl Stage for CommittorStage {
             epochs: p.epochs,
             batch_size: p.batch_size,
             learning_rate: p.learning_rate,
-            boundary_weight: p.boundary_weight,
+            boundary_weight: p.boundary_weight(),
+        };
+
+        let lagged = match p.loss {
+            CommittorLoss::Dirichlet => None,
+            CommittorLoss::Lagged => {
+                Some(lagged_pairs_of(&trajectory, &cores, &model, p.lag_frames)?)
+            }
+        };
+        let lagged_settings = LaggedTraining {
+            epochs: p.epochs,
+            batch_size: p.batch_size,
+            learning_rate: p.learning_rate,
+            boundary_weight: p.boundary_weight(),
         };
 
         // The unbiased state: the input, when pooled.
@@ -533,14 +641,11 @@ impl Stage for CommittorStage {
                 weights: weights.clone(),
                 regions: pool.iter().map(|s| s.region).collect(),
             };
-            let losses = train_committor(
-                &model,
-                &store,
-                &samples,
-                &masses,
-                settings,
-                &mut ctx.stream(1_000_000 + round as u64),
-            )
+            let rng = &mut ctx.stream(1_000_000 + round as u64);
+            let losses = match &lagged {
+                None => train_committor(&model, &store, &samples, &masses, settings, rng),
+                Some(pairs) => train_committor_lagged(&model, &store, pairs, lagged_settings, rng),
+            }
             .map_err(|e| StageError::Failed(format!("round {round}: training: {e}")))?;
             ctx.progress.advance(p.epochs as u64);
             tracing::info!(
@@ -707,4 +812,70 @@ impl Stage for CommittorStage {
             ),
         ]))
     }
+}
+
+/// Every input frame's features and region, and the frame pairs `lag` apart within one
+/// run (see [`lagged_pairs`]); the pairs must all span one lag time.
+fn lagged_pairs_of(
+    trajectory: &crate::artifact::trajectory::Trajectory,
+    cores: &CoreMap,
+    model: &Committor,
+    lag: usize,
+) -> Result<LaggedPairs, StageError> {
+    let n_atoms = trajectory.n_atoms;
+    let regions: Vec<Region> = (0..trajectory.len())
+        .into_par_iter()
+        .map(|i| cores.classify(trajectory.positions(i)).0)
+        .collect();
+    let pairs = lagged_pairs(&trajectory.time_ps, &regions, lag);
+    let Some(&(s, t)) = pairs.first() else {
+        return Err(StageError::bad_input(
+            "trajectory",
+            format!("no pair of frames {lag} apart in one run with a frame between the cores"),
+        ));
+    };
+    let tau = trajectory.time_ps[t] - trajectory.time_ps[s];
+    if let Some(&(s, t)) = pairs
+        .iter()
+        .find(|&&(s, t)| (trajectory.time_ps[t] - trajectory.time_ps[s] - tau).abs() > 1e-6 * tau)
+    {
+        return Err(StageError::bad_input(
+            "trajectory",
+            format!(
+                "frames {s} and {t} are {} ps apart, frames of the first pair {tau} ps: the \
+                 lagged loss needs one save interval in all runs",
+                trajectory.time_ps[t] - trajectory.time_ps[s]
+            ),
+        ));
+    }
+    let chunk = 4096;
+    let mut features = Vec::new();
+    let mut width = 0;
+    for start in (0..trajectory.len()).step_by(chunk) {
+        let end = (start + chunk).min(trajectory.len());
+        let x: Vec<f64> = (start..end)
+            .flat_map(|i| trajectory.positions(i).iter().copied())
+            .collect();
+        let x =
+            candle_core::Tensor::from_vec(x, (end - start, n_atoms, 3), &candle_core::Device::Cpu)
+                .and_then(|x| model.inverse_distances(&x))
+                .map_err(|e| StageError::Failed(e.to_string()))?;
+        width = x.dim(1).map_err(|e| StageError::Failed(e.to_string()))?;
+        features.extend(
+            x.flatten_all()
+                .and_then(|f| f.to_vec1::<f64>())
+                .map_err(|e| StageError::Failed(e.to_string()))?,
+        );
+    }
+    tracing::info!(
+        "lagged loss: {} frame pairs {tau} ps apart ({} frames)",
+        pairs.len(),
+        trajectory.len()
+    );
+    Ok(LaggedPairs {
+        features,
+        width,
+        regions,
+        pairs,
+    })
 }
