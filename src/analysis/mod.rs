@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod divergence;
 pub mod free_energy_error;
 pub mod free_energy_panels;
+pub mod hill;
 pub mod histogram;
 pub mod line_plot;
 pub mod mbar;

@@ -39,6 +39,7 @@ impl Registry {
             .register::<super::transitions::TransitionsStage>()
             .register::<super::committor::CommittorStage>()
             .register::<super::committor_test::CommittorTest>()
+            .register::<super::committor_rate::CommittorRate>()
     }
 
     /// Adds a stage; a second stage of the same name replaces the first.

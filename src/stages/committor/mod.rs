@@ -823,6 +823,17 @@ fn lagged_pairs_of(
     lag: usize,
 ) -> Result<LaggedPairs, StageError> {
     let n_atoms = trajectory.n_atoms;
+    let (rung, walker) = (trajectory.temperature_index[0], trajectory.replica[0]);
+    if trajectory.temperature_index.iter().any(|&t| t != rung)
+        || trajectory.replica.iter().any(|&r| r != walker)
+    {
+        return Err(StageError::bad_input(
+            "trajectory",
+            "frames of several walkers (a replica exchange): the lagged loss needs one \
+             walker's unbiased dynamics (fg_sample with replicas: 1), whose frames follow \
+             each other in time",
+        ));
+    }
     let regions: Vec<Region> = (0..trajectory.len())
         .into_par_iter()
         .map(|i| cores.classify(trajectory.positions(i)).0)
