@@ -257,21 +257,58 @@ fn the_lagged_loss_learns_a_committor_from_unbiased_pairs() {
     }
 }
 
+/// With windows, the lagged fit is made once on the input's pairs and the windows only
+/// sample on it: the learning curve has round 0 alone, each window's mean q under the
+/// network that biased it is its samples' mean q under the saved one (the same
+/// network), and the windows' samples carry MBAR weights.
 #[test]
-fn the_lagged_loss_refuses_windows_by_name() {
-    let dir = TempDir::new("committor_lagged_refused");
-    let file = dir.write(
-        "c.yaml",
-        &lagged_workflow(", rounds: 2").replace("rounds: 0, ", ""),
-    );
-    let message = match workflow::load(&file, &Registry::builtin()) {
-        Ok(_) => panic!("rounds: 2 with loss: lagged was accepted"),
-        Err(e) => e.to_string(),
+fn windows_only_sample_on_the_lagged_committor() {
+    let dir = TempDir::new("committor_lagged_windows");
+    let text = lagged_workflow(
+        ", windows: 4, force_constant: 1000, timestep_fs: 1, equilibration_steps: 200, \
+         steps: 2000, save_every: 20, rounds: 1",
+    )
+    .replace("rounds: 0, ", "");
+    let file = dir.write("c.yaml", &text);
+    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let report = run(&wf, &store, &RunOptions::default()).unwrap();
+    assert!(report.succeeded(), "{}", failures(&report));
+    let output = |name: &str| {
+        let node = report.nodes.iter().find(|n| n.id == "q").unwrap();
+        store
+            .load_output(&node.key, name)
+            .unwrap()
+            .as_table()
+            .unwrap()
+            .clone()
     };
     assert!(
-        message.contains("rounds") && message.contains("lagged"),
-        "{message}"
+        i64_column(&output("learning_curve"), "round")
+            .iter()
+            .all(|&r| r == 0)
     );
+    let (windows, samples) = (output("windows"), output("samples"));
+    assert_eq!(windows.num_rows(), 4);
+    let (round, window) = (
+        i64_column(&samples, "round"),
+        i64_column(&samples, "window"),
+    );
+    let (q, weight) = (f64_column(&samples, "q"), f64_column(&samples, "weight"));
+    assert_eq!(round.iter().filter(|&&r| r == 0).count(), 4 * 100);
+    for (l, &mean_q) in f64_column(&windows, "mean_q").iter().enumerate() {
+        let mine: Vec<f64> = (0..q.len())
+            .filter(|&i| round[i] == 0 && window[i] == l as i64)
+            .map(|i| q[i])
+            .collect();
+        let mean = mine.iter().sum::<f64>() / mine.len() as f64;
+        assert!(
+            (mean - mean_q).abs() < 1e-12,
+            "window {l}: {mean} vs {mean_q}"
+        );
+    }
+    assert!((weight.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!(weight.iter().all(|&w| w >= 0.0 && w.is_finite()));
 }
 
 /// The Hill rate of the lagged q on the run it was trained on, beside the `transitions`

@@ -19,14 +19,17 @@
 //! constraints at 2 fs (and ran at 1 fs, the default); `windows.max_gradient_per_nm`
 //! reports it.
 //!
-//! With `loss: lagged` there are no windows (`rounds: 0`): the network is fitted to
+//! With `loss: lagged` the network is fitted once, before any window, to
 //! the time-lagged form E[(q~(x_t) - q~(x_{t+tau}))^2] over every pair of input frames
 //! `lag_frames` apart within a run, q~ fixed at 0 in A and 1 in B
 //! ([`crate::nn::committor_lagged`]). It needs unbiased runs that cross (e.g. the
 //! brute-force walkers at 450 K) and weighs the transition region by how often the
 //! dynamics cross it, where the Dirichlet form on a finite sample can move the step of
 //! q into a gap between samples. All input frames form pairs; `input_frames` strides
-//! only the standardization and the `samples` output.
+//! only the standardization and the `samples` output. Windows (`rounds` > 0) then only
+//! sample on that fixed q and join MBAR: saved frames of unbiased runs seldom sit in
+//! the transition region, which is crossed within a frame or two, and the windows put
+//! weighted samples there (the configurations `committor_test` shoots from).
 //!
 //! Outputs:
 //! - `committor` (committor): the last round's network and its `config.*` rows
@@ -211,7 +214,7 @@ pub enum CommittorLoss {
     /// ([`crate::nn::committor_training`]).
     Dirichlet,
     /// The time-lagged form on the input's frame pairs `lag_frames` apart
-    /// ([`crate::nn::committor_lagged`]); no windows.
+    /// ([`crate::nn::committor_lagged`]), fitted once; windows, if any, only sample.
     Lagged,
 }
 
@@ -402,8 +405,10 @@ impl Stage for CommittorStage {
             name: "loss",
             about: "`dirichlet` (adaptive sampling: windows and MBAR over rounds) or \
                     `lagged` (the time-lagged form E[(q(x_t) - q(x_t+tau))^2] on the \
-                    input's unbiased frame pairs, q fixed at 0 and 1 in the cores; needs \
-                    runs with transitions, rounds: 0 and pool_input: true)",
+                    input's unbiased frame pairs, q fixed at 0 and 1 in the cores, fitted \
+                    once; needs runs with transitions and pool_input: true; rounds > 0 then \
+                    only sample windows on that q, e.g. for committor_test's \
+                    configurations)",
         },
         ParamDoc {
             name: "lag_frames",
@@ -451,13 +456,6 @@ impl Stage for CommittorStage {
             ));
         }
         if p.loss == CommittorLoss::Lagged {
-            if p.rounds != 0 {
-                return Err(ParamProblem::new(
-                    "rounds",
-                    "must be 0 with loss: lagged (it trains on the input's unbiased frame \
-                     pairs; windows sample a biased ensemble whose pairs it cannot weigh)",
-                ));
-            }
             if !p.pool_input {
                 return Err(ParamProblem::new(
                     "pool_input",
@@ -631,29 +629,39 @@ impl Stage for CommittorStage {
         let per_window = (p.equilibration_steps + p.steps) as usize;
         ctx.progress.start(
             "rounds (windows' steps and fits)",
-            (p.rounds * p.windows * per_window + (p.rounds + 1) * p.epochs) as u64,
+            (p.rounds * p.windows * per_window
+                + match p.loss {
+                    CommittorLoss::Dirichlet => (p.rounds + 1) * p.epochs,
+                    CommittorLoss::Lagged => p.epochs,
+                }) as u64,
         );
         let mut last = None;
         for round in 0..=p.rounds {
-            let samples = CommittorSamples {
-                positions: pool.iter().flat_map(|s| s.positions.clone()).collect(),
-                n_atoms,
-                weights: weights.clone(),
-                regions: pool.iter().map(|s| s.region).collect(),
-            };
             let rng = &mut ctx.stream(1_000_000 + round as u64);
             let losses = match &lagged {
-                None => train_committor(&model, &store, &samples, &masses, settings, rng),
+                None => {
+                    let samples = CommittorSamples {
+                        positions: pool.iter().flat_map(|s| s.positions.clone()).collect(),
+                        n_atoms,
+                        weights: weights.clone(),
+                        regions: pool.iter().map(|s| s.region).collect(),
+                    };
+                    train_committor(&model, &store, &samples, &masses, settings, rng)
+                }
+                // The lagged fit uses the input's pairs alone: once.
+                Some(_) if round > 0 => Ok(Vec::new()),
                 Some(pairs) => train_committor_lagged(&model, &store, pairs, lagged_settings, rng),
             }
             .map_err(|e| StageError::Failed(format!("round {round}: training: {e}")))?;
-            ctx.progress.advance(p.epochs as u64);
-            tracing::info!(
-                "round {round}: fit on {} samples, loss {:.4} -> {:.4}",
-                pool.len(),
-                losses[0],
-                losses[losses.len() - 1]
-            );
+            if !losses.is_empty() {
+                ctx.progress.advance(p.epochs as u64);
+                tracing::info!(
+                    "round {round}: fit on {} samples, loss {:.4} -> {:.4}",
+                    pool.len(),
+                    losses[0],
+                    losses[losses.len() - 1]
+                );
+            }
             curve.extend(losses.iter().enumerate().map(|(e, &loss)| CurveRow {
                 round: round as i64,
                 epoch: e as i64,
