@@ -35,6 +35,11 @@ cg-seeds:
 cg-seeds-full:
     cargo test --release --test long_cg_seeds full -- --ignored --nocapture
 
+# The committor of alanine dipeptide at 450 K (about 30 minutes on 2 cores from an empty
+# store): the Hill rate out of sample against the count, and the committor test.
+committor:
+    cargo test --release --test long_alanine_committor -- --ignored --nocapture
+
 # The chignolin FG reference (about 3.6 h on 2 cores from an empty store): runs A and B
 # must agree on the folded fraction at 340 K within 2 combined standard errors.
 chignolin-md:
