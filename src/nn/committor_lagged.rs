@@ -73,7 +73,7 @@ pub fn lagged_pairs(time_ps: &[f64], regions: &[Region], lag: usize) -> Vec<(usi
         if i > 0 && time_ps[i] <= time_ps[i - 1] {
             run_start = i;
         }
-        if lag == 0 || i < run_start + lag {
+        if lag == 0 || i - run_start < lag {
             continue;
         }
         let j = i - lag;

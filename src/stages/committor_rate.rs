@@ -29,9 +29,10 @@
 //!   time_a_ps, exits, flux_per_ns (exits per ns committed to A), mean_q_exit,
 //!   rate_ab_per_ns with rate_ab_se_per_ns (bootstrap), exits_to_b, exits_to_a,
 //!   exits_undecided, outcome_rate_ab_per_ns with its bootstrap error (the brute-force
-//!   count along the same exits), difference_per_ns (Hill minus outcome rate) with its
-//!   bootstrap error (the test of q: the flux is common to both, so the difference's
-//!   error is the outcomes' binomial noise alone), blocks, resamples.
+//!   count along the same exits), difference_per_ns (Hill minus outcome rate over the
+//!   exits with an outcome) with its bootstrap error (the test of q: the flux is common
+//!   to both, so the difference's error is the outcomes' binomial noise alone), blocks,
+//!   resamples.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -130,7 +131,7 @@ impl Default for CommittorRateParams {
 impl Stage for CommittorRate {
     type Params = CommittorRateParams;
     const NAME: &'static str = "committor_rate";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "The rate k_AB from a committor by the Hill relation: exits \
          from core A in unbiased frames, each weighted by its q, per time committed to A, \
          with a block-bootstrap error; where the frames cross, the brute-force rate along \
@@ -263,6 +264,12 @@ impl Stage for CommittorRate {
                 ),
             ));
         }
+        if let Some(i) = trajectory.time_ps.iter().position(|t| !t.is_finite()) {
+            return Err(StageError::bad_input(
+                "trajectory",
+                format!("frame {i}: time_ps is not finite"),
+            ));
+        }
         let cores = CoreMap::new(&atoms, &p.phi, &p.psi, &p.a, &p.b)?;
         let classified: Vec<(Region, f64, f64)> = (0..trajectory.len())
             .into_par_iter()
@@ -279,8 +286,10 @@ impl Stage for CommittorRate {
         let interface = p.a.radius_deg + p.interface_deg;
         let beyond: Vec<bool> = classified
             .iter()
-            .map(|&(region, phi, psi)| {
-                region != Region::A && p.a.distance_deg(phi, psi) > interface
+            .map(|&(region, phi, psi)| match region {
+                Region::A => false,
+                Region::B => true,
+                Region::Between => p.a.distance_deg(phi, psi) > interface,
             })
             .collect();
         let series = crossings(&trajectory.time_ps, &core, &beyond);
@@ -327,7 +336,12 @@ impl Stage for CommittorRate {
             outcome[e.frame] = f64::from(e.outcome == Some(State::B)) / w;
             flux[e.frame] = 1.0 / w;
         }
-        let difference: Vec<f64> = hill.iter().zip(&outcome).map(|(h, o)| h - o).collect();
+        // The difference over decided exits only: an exit whose run ends first has q
+        // but no outcome.
+        let mut difference = vec![0.0; n];
+        for e in series.exits.iter().filter(|e| e.outcome.is_some()) {
+            difference[e.frame] = hill[e.frame] - outcome[e.frame];
+        }
         let bootstrap = BlockBootstrap {
             blocks: p.blocks,
             resamples: p.resamples,

@@ -413,6 +413,14 @@ impl Stage for CommittorTest {
                 mean_steps,
             });
         }
+        if shots.iter().all(|s| !s.p_b.is_finite()) {
+            return Err(StageError::Failed(format!(
+                "no shot of the {} configurations entered a core within max_steps ({}): \
+                 raise max_steps",
+                shots.len(),
+                p.max_steps
+            )));
+        }
         let summary = summarize(&shots, p.shots);
         tracing::info!(
             "committor test: {} configurations with mean q {:.3}: p_B {:.3} +- {:.3} (sd over \

@@ -463,8 +463,8 @@ impl Stage for CommittorStage {
                      equilibrium sample)",
                 ));
             }
-            if p.lag_frames == 0 {
-                return Err(ParamProblem::new("lag_frames", "must be at least 1"));
+            if !(1..=1_000_000).contains(&p.lag_frames) {
+                return Err(ParamProblem::new("lag_frames", "must be in 1..=1000000"));
             }
         }
         if p.hidden.is_empty() || p.hidden.contains(&0) {
@@ -655,9 +655,12 @@ impl Stage for CommittorStage {
             .map_err(|e| StageError::Failed(format!("round {round}: training: {e}")))?;
             if !losses.is_empty() {
                 ctx.progress.advance(p.epochs as u64);
+                let fitted = match &lagged {
+                    None => format!("{} samples", pool.len()),
+                    Some(pairs) => format!("{} frame pairs", pairs.pairs.len()),
+                };
                 tracing::info!(
-                    "round {round}: fit on {} samples, loss {:.4} -> {:.4}",
-                    pool.len(),
+                    "round {round}: fit on {fitted}, loss {:.4} -> {:.4}",
                     losses[0],
                     losses[losses.len() - 1]
                 );
@@ -840,6 +843,12 @@ fn lagged_pairs_of(
             "frames of several walkers (a replica exchange): the lagged loss needs one \
              walker's unbiased dynamics (fg_sample with replicas: 1), whose frames follow \
              each other in time",
+        ));
+    }
+    if let Some(i) = trajectory.time_ps.iter().position(|t| !t.is_finite()) {
+        return Err(StageError::bad_input(
+            "trajectory",
+            format!("frame {i}: time_ps is not finite"),
         ));
     }
     let regions: Vec<Region> = (0..trajectory.len())
