@@ -18,8 +18,8 @@
 //!   p_b_se (binomial), mean_steps (to commitment).
 //! - `summary` (committor_test_summary, one row): configurations, shots per
 //!   configuration, mean_q, mean_p_b with its standard error over configurations,
-//!   sd_p_b, binomial_sd (of p_b for p = mean_p_b), fraction_near_half (configurations
-//!   with |p_b - 1/2| <= 0.1), undecided.
+//!   sd_p_b, binomial_sd (of p_b for p = mean_p_b and each configuration's decided
+//!   shots), fraction_near_half (configurations with |p_b - 1/2| <= 0.1), undecided.
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
@@ -131,7 +131,7 @@ impl Default for CommittorTestParams {
 impl Stage for CommittorTest {
     type Params = CommittorTestParams;
     const NAME: &'static str = "committor_test";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const ABOUT: &'static str = "The committor test: shoot configurations with q near 1/2 \
          with fresh velocities in unbiased dynamics; the fraction reaching B first should be \
          near 1/2";
@@ -463,7 +463,9 @@ fn summarize(shots: &[ShotRow], per_configuration: usize) -> TestSummary {
         mean_p_b,
         mean_p_b_se: sd / n.sqrt(),
         sd_p_b: sd,
-        binomial_sd: (mean_p_b * (1.0 - mean_p_b) / per_configuration as f64).sqrt(),
+        // sqrt(p (1 - p) mean_i 1/n_i): each p_b counts its n_i decided shots.
+        binomial_sd: (mean_p_b * (1.0 - mean_p_b) * mean(&|s| 1.0 / (s.to_a + s.to_b) as f64))
+            .sqrt(),
         fraction_near_half: decided
             .iter()
             .filter(|s| (s.p_b - 0.5).abs() <= 0.1)
