@@ -41,6 +41,7 @@ use crate::md::constraints::DistanceConstraint;
 use crate::md::dynamics::LangevinParams;
 use crate::md::forcefield::ForceField;
 use crate::md::langevin::LangevinIntegrator;
+use crate::md::umbrella::CollectiveVariable;
 use crate::nn::committor_training::Region;
 
 pub struct CommittorTest;
@@ -290,7 +291,7 @@ impl Stage for CommittorTest {
         }
         let committor = crate::artifact::tensors::from_table(inputs.table("committor")?)
             .map_err(|e| StageError::bad_input("committor", e.to_string()))?;
-        let (_, committor_atoms, _) = crate::nn::committor::committor_config(&committor)
+        let (config, committor_atoms, network) = crate::nn::committor::committor_config(&committor)
             .map_err(|e| StageError::bad_input("committor", e))?;
         if committor_atoms != n_atoms || samples.iter().any(|s| s.positions_nm.len() != 3 * n_atoms)
         {
@@ -326,6 +327,28 @@ impl Stage for CommittorTest {
                 )
             })?;
         let chosen: Vec<usize> = picks.iter().map(|&k| candidates[k]).collect();
+        // The samples' q must be this committor's: recompute it at the chosen ones.
+        let mut host = crate::nn::committor::HostCommittor::load(&network, &config)
+            .map_err(|e| StageError::bad_input("committor", e))?;
+        let mut gradient = vec![[0.0; 3]; n_atoms];
+        for &i in &chosen {
+            let x: Vec<[f64; 3]> = samples[i]
+                .positions_nm
+                .chunks(3)
+                .map(|c| [c[0], c[1], c[2]])
+                .collect();
+            let q = host.value_and_gradient(&x, &mut gradient);
+            if (q - samples[i].q).abs() > 1e-9 {
+                return Err(StageError::bad_input(
+                    "committor",
+                    format!(
+                        "sample {i} has q {} but this committor gives {q}: give the samples \
+                         and the committor of one committor node",
+                        samples[i].q
+                    ),
+                ));
+            }
+        }
         let masses = topology.masses();
         let constraints: Vec<DistanceConstraint> = match p.constraints {
             ConstraintSet::None => Vec::new(),

@@ -388,3 +388,25 @@ fn the_lagged_loss_refuses_a_replica_exchange() {
         "{message}"
     );
 }
+
+/// The committor test recomputes q at its configurations: samples of one committor node
+/// with the network of another are refused by name.
+#[test]
+fn samples_and_a_committor_of_different_nodes_are_refused() {
+    let dir = TempDir::new("committor_test_mismatch");
+    let base = lagged_workflow("");
+    let q = base.split("  q:\n").nth(1).unwrap();
+    let text = format!(
+        "{base}  other:\n{q}  test:\n    stage: committor_test\n    inputs: {{samples: q.samples, committor: other.committor, atoms: md.atoms, force_field: md.force_field}}\n    params: {{b: {{phi_deg: -155, psi_deg: 165, radius_deg: 30}}, temperature_k: 300, q_low: 0.0, q_high: 1.0, configurations: 2, shots: 2}}\n"
+    );
+    let file = dir.write("c.yaml", &text);
+    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let report = run(&wf, &store, &RunOptions::default()).unwrap();
+    assert!(!report.succeeded());
+    let message = failures(&report);
+    assert!(
+        message.starts_with("test:") && message.contains("this committor gives"),
+        "{message}"
+    );
+}
