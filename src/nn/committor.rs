@@ -353,6 +353,20 @@ impl HostCommittor {
             network,
         })
     }
+
+    /// q at positions (atoms x 3, flat, nm), without its gradient: the value
+    /// [`CollectiveVariable::value_and_gradient`] gives, bit for bit.
+    pub fn value_at(&mut self, positions_nm: &[f64]) -> f64 {
+        for (p, &(i, j)) in self.pairs.iter().enumerate() {
+            let r: [f64; 3] =
+                std::array::from_fn(|k| positions_nm[3 * i + k] - positions_nm[3 * j + k]);
+            let f = 1.0 / (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt();
+            self.inverse_distances[p] = f;
+            self.features[p] = (f - self.mean[p]) / self.scale[p];
+        }
+        self.network.evaluate(self.activation, &self.features);
+        1.0 / (1.0 + (-self.network.output[0]).exp())
+    }
 }
 
 impl CollectiveVariable for HostCommittor {
@@ -460,6 +474,8 @@ mod tests {
             let mut g = vec![[0.0; 3]; 5];
             let qh = host.value_and_gradient(&xf, &mut g);
             assert!((qh - q[frame]).abs() < 1e-13, "{qh} vs {}", q[frame]);
+            // The value alone, from flat positions, is the same bits.
+            assert_eq!(host.value_at(&x[frame * 15..(frame + 1) * 15]), qh);
             for (a, ga) in g.iter().enumerate() {
                 for k in 0..3 {
                     assert!((ga[k] - grad[frame * 15 + a * 3 + k]).abs() < 1e-11);

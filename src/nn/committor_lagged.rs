@@ -167,26 +167,9 @@ pub fn train_committor_lagged(
 mod tests {
     use super::*;
     use crate::nn::committor::CommittorConfig;
+    use crate::nn::committor_training::two_spheres::region;
     use crate::nn::mlp::Activation;
     use crate::random::{normal, stream, uniform};
-
-    const R_A: f64 = 0.3;
-    const R_B: f64 = 0.6;
-
-    fn exact(r: f64) -> f64 {
-        (1.0 / R_A - 1.0 / r) / (1.0 / R_A - 1.0 / R_B)
-    }
-
-    fn region(p: &[f64]) -> Region {
-        let r = (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt();
-        if r < R_A {
-            Region::A
-        } else if r > R_B {
-            Region::B
-        } else {
-            Region::Between
-        }
-    }
 
     /// Pairs of one step of the Metropolis random walk of atom 1 (atom 0 at the
     /// origin) in the shell 0.2 < r < 0.7 with steps of `sigma` nm per coordinate: its
@@ -251,23 +234,7 @@ mod tests {
         let curve =
             train_committor_lagged(&model, &store, &data, settings, &mut stream(seed, 2)).unwrap();
         assert!(curve.last().unwrap() < &curve[0], "{curve:?}");
-        let radii: Vec<f64> = (0..=30)
-            .map(|k| R_A + (R_B - R_A) * k as f64 / 30.0)
-            .collect();
-        let x: Vec<f64> = radii
-            .iter()
-            .flat_map(|&r| [0.0, 0.0, 0.0, r, 0.0, 0.0])
-            .collect();
-        let x = Tensor::from_vec(x, (radii.len(), 2, 3), &Device::Cpu).unwrap();
-        let q = candle_nn::ops::sigmoid(&model.logit(&x).unwrap())
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        radii
-            .iter()
-            .zip(&q)
-            .map(|(&r, &q)| (q - exact(r)).abs())
-            .fold(0.0, f64::max)
+        crate::nn::committor_training::two_spheres::max_error(&model)
     }
 
     /// Measured: largest errors 0.0136, 0.0144, 0.0141 on seeds 1-3 with lambda = 0.01,

@@ -154,20 +154,64 @@ pub fn train_committor(
     Ok(curve)
 }
 
+/// The test problem of the committor trainers: atom 1 moving freely around atom 0 at
+/// the origin, A the ball r < R_A and B the outside r > R_B, whose committor is known.
+#[cfg(test)]
+pub(crate) mod two_spheres {
+    use candle_core::{Device, Tensor};
+
+    use super::Region;
+    use crate::nn::committor::Committor;
+
+    pub const R_A: f64 = 0.3;
+    pub const R_B: f64 = 0.6;
+
+    /// The exact committor of free diffusion between the spheres r = R_A and r = R_B.
+    pub fn exact(r: f64) -> f64 {
+        (1.0 / R_A - 1.0 / r) / (1.0 / R_A - 1.0 / R_B)
+    }
+
+    /// The region of atom 1 at `p` (nm).
+    pub fn region(p: &[f64]) -> Region {
+        let r = (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt();
+        if r < R_A {
+            Region::A
+        } else if r > R_B {
+            Region::B
+        } else {
+            Region::Between
+        }
+    }
+
+    /// The largest |q - q_exact| of `model` at 31 radii from R_A to R_B.
+    pub fn max_error(model: &Committor) -> f64 {
+        let radii: Vec<f64> = (0..=30)
+            .map(|k| R_A + (R_B - R_A) * k as f64 / 30.0)
+            .collect();
+        let x: Vec<f64> = radii
+            .iter()
+            .flat_map(|&r| [0.0, 0.0, 0.0, r, 0.0, 0.0])
+            .collect();
+        let x = Tensor::from_vec(x, (radii.len(), 2, 3), &Device::Cpu).unwrap();
+        let q = candle_nn::ops::sigmoid(&model.logit(&x).unwrap())
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        radii
+            .iter()
+            .zip(&q)
+            .map(|(&r, &q)| (q - exact(r)).abs())
+            .fold(0.0, f64::max)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::two_spheres::region;
     use super::*;
     use crate::nn::committor::CommittorConfig;
     use crate::nn::mlp::Activation;
     use crate::random::{stream, uniform};
-
-    const R_A: f64 = 0.3;
-    const R_B: f64 = 0.6;
-
-    /// The exact committor of free diffusion between the spheres r = R_A and r = R_B.
-    fn exact(r: f64) -> f64 {
-        (1.0 / R_A - 1.0 / r) / (1.0 / R_A - 1.0 / R_B)
-    }
 
     /// Atom 0 at the origin, atom 1 uniform in the ball of radius 0.7 outside r = 0.2
     /// (free diffusion: the Boltzmann density is uniform in space).
@@ -183,13 +227,7 @@ mod tests {
             }
             positions.extend([0.0, 0.0, 0.0]);
             positions.extend(p);
-            regions.push(if r < R_A {
-                Region::A
-            } else if r > R_B {
-                Region::B
-            } else {
-                Region::Between
-            });
+            regions.push(region(&p));
         }
         CommittorSamples {
             positions,
@@ -222,21 +260,7 @@ mod tests {
         )
         .unwrap();
         assert!(curve.last().unwrap() < &curve[0], "{curve:?}");
-        let radii: Vec<f64> = (0..=30)
-            .map(|k| R_A + (R_B - R_A) * k as f64 / 30.0)
-            .collect();
-        let x: Vec<f64> = radii
-            .iter()
-            .flat_map(|&r| [0.0, 0.0, 0.0, r, 0.0, 0.0])
-            .collect();
-        let x = Tensor::from_vec(x, (radii.len(), 2, 3), &Device::Cpu).unwrap();
-        let (q, _) = model.q_and_gradient(&x).unwrap();
-        let q = q.to_vec1::<f64>().unwrap();
-        radii
-            .iter()
-            .zip(&q)
-            .map(|(&r, &q)| (q - exact(r)).abs())
-            .fold(0.0, f64::max)
+        super::two_spheres::max_error(&model)
     }
 
     /// Measured: largest errors 0.033, 0.044, 0.028 on seeds 1-3, the largest at the

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use super::atom_ref::AtomRef;
 use super::committor::{COMMITTOR, CoreMap};
-use super::transitions::{Core, TransitionsParams, check_cores};
+use super::transitions::{Core, TransitionsParams, check_cores, finite_times, one_walker};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::bootstrap::BlockBootstrap;
 use crate::analysis::hill::crossings;
@@ -49,7 +49,6 @@ use crate::artifact::atoms::ATOMS;
 use crate::artifact::kind::ArtifactKind;
 use crate::artifact::rows::{self, schema_of};
 use crate::artifact::trajectory::TRAJECTORY;
-use crate::md::umbrella::CollectiveVariable;
 use crate::nn::committor::{HostCommittor, committor_config};
 use crate::nn::committor_training::Region;
 
@@ -240,16 +239,8 @@ impl Stage for CommittorRate {
                 format!("{} frames: no exit to count", trajectory.len()),
             ));
         }
-        let (rung, walker) = (trajectory.temperature_index[0], trajectory.replica[0]);
-        if trajectory.temperature_index.iter().any(|&t| t != rung)
-            || trajectory.replica.iter().any(|&r| r != walker)
-        {
-            return Err(StageError::bad_input(
-                "trajectory",
-                "frames of several walkers (a replica exchange): exits need one walker's \
-                 unbiased dynamics (fg_sample with replicas: 1)",
-            ));
-        }
+        one_walker(&trajectory, "exits need")?;
+        finite_times(&trajectory)?;
         let saved = crate::artifact::tensors::from_table(inputs.table("committor")?)
             .map_err(|e| StageError::bad_input("committor", e.to_string()))?;
         let (config, committor_atoms, weights) =
@@ -262,12 +253,6 @@ impl Stage for CommittorRate {
                     trajectory.n_atoms,
                     atoms.len()
                 ),
-            ));
-        }
-        if let Some(i) = trajectory.time_ps.iter().position(|t| !t.is_finite()) {
-            return Err(StageError::bad_input(
-                "trajectory",
-                format!("frame {i}: time_ps is not finite"),
             ));
         }
         let cores = CoreMap::new(&atoms, &p.phi, &p.psi, &p.a, &p.b)?;
@@ -307,19 +292,11 @@ impl Stage for CommittorRate {
             .map(|part| -> Result<Vec<f64>, StageError> {
                 let mut host =
                     HostCommittor::load(&weights, &config).map_err(StageError::Failed)?;
-                let mut gradient = vec![[0.0; 3]; trajectory.n_atoms];
                 Ok(part
                     .iter()
-                    .map(|e| {
-                        if classified[e.frame].0 == Region::B {
-                            return 1.0;
-                        }
-                        let x: Vec<[f64; 3]> = trajectory
-                            .positions(e.frame)
-                            .chunks(3)
-                            .map(|c| [c[0], c[1], c[2]])
-                            .collect();
-                        host.value_and_gradient(&x, &mut gradient)
+                    .map(|e| match classified[e.frame].0 {
+                        Region::B => 1.0,
+                        _ => host.value_at(trajectory.positions(e.frame)),
                     })
                     .collect())
             })

@@ -41,7 +41,6 @@ use crate::md::constraints::DistanceConstraint;
 use crate::md::dynamics::LangevinParams;
 use crate::md::forcefield::ForceField;
 use crate::md::langevin::LangevinIntegrator;
-use crate::md::umbrella::CollectiveVariable;
 use crate::nn::committor_training::Region;
 
 pub struct CommittorTest;
@@ -330,14 +329,8 @@ impl Stage for CommittorTest {
         // The samples' q must be this committor's: recompute it at the chosen ones.
         let mut host = crate::nn::committor::HostCommittor::load(&network, &config)
             .map_err(|e| StageError::bad_input("committor", e))?;
-        let mut gradient = vec![[0.0; 3]; n_atoms];
         for &i in &chosen {
-            let x: Vec<[f64; 3]> = samples[i]
-                .positions_nm
-                .chunks(3)
-                .map(|c| [c[0], c[1], c[2]])
-                .collect();
-            let q = host.value_and_gradient(&x, &mut gradient);
+            let q = host.value_at(&samples[i].positions_nm);
             if (q - samples[i].q).abs() > 1e-9 {
                 return Err(StageError::bad_input(
                     "committor",

@@ -39,7 +39,7 @@ use crate::artifact::Artifact;
 use crate::artifact::atoms::ATOMS;
 use crate::artifact::kind::ArtifactKind;
 use crate::artifact::rows::{self, schema_of};
-use crate::artifact::trajectory::TRAJECTORY;
+use crate::artifact::trajectory::{TRAJECTORY, Trajectory};
 use crate::geometry::dihedral::dihedral_of_atoms;
 
 pub struct TransitionsStage;
@@ -138,6 +138,42 @@ pub(crate) fn check_cores(a: &Core, b: &Core) -> Result<(), ParamProblem> {
         ));
     }
     Ok(())
+}
+
+/// Refuses the `trajectory` input unless it is one walker's: one rung, one replica (a
+/// rung of a replica exchange holds frames of several walkers, and its time series is no
+/// dynamics). `need` names what needs it ("transitions need").
+pub(crate) fn one_walker(trajectory: &Trajectory, need: &str) -> Result<(), StageError> {
+    let (Some(&rung), Some(&walker)) = (
+        trajectory.temperature_index.first(),
+        trajectory.replica.first(),
+    ) else {
+        return Ok(());
+    };
+    if trajectory.temperature_index.iter().any(|&t| t != rung)
+        || trajectory.replica.iter().any(|&r| r != walker)
+    {
+        return Err(StageError::bad_input(
+            "trajectory",
+            format!(
+                "frames of several walkers (a replica exchange): {need} one walker's \
+                 unbiased dynamics (fg_sample with replicas: 1)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses the `trajectory` input if a frame's time is not finite (runs are told apart
+/// by times that do not increase).
+pub(crate) fn finite_times(trajectory: &Trajectory) -> Result<(), StageError> {
+    match trajectory.time_ps.iter().position(|t| !t.is_finite()) {
+        Some(i) => Err(StageError::bad_input(
+            "trajectory",
+            format!("frame {i}: time_ps is not finite"),
+        )),
+        None => Ok(()),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -253,18 +289,7 @@ impl Stage for TransitionsStage {
                 trajectory.len()
             )));
         }
-        // One walker: one rung, one replica (a rung of a replica exchange holds frames of
-        // several walkers, and its time series is no dynamics).
-        let (rung, walker) = (trajectory.temperature_index[0], trajectory.replica[0]);
-        if trajectory.temperature_index.iter().any(|&t| t != rung)
-            || trajectory.replica.iter().any(|&r| r != walker)
-        {
-            return Err(bad(
-                "frames of several walkers (a replica exchange): transitions need one \
-                 walker's unbiased dynamics (fg_sample with replicas: 1)"
-                    .into(),
-            ));
-        }
+        one_walker(&trajectory, "transitions need")?;
         let temperature_k = trajectory.temperature_k[0];
         let phi_atoms = resolve_four(&atoms, &p.phi, "phi")?;
         let psi_atoms = resolve_four(&atoms, &p.psi, "psi")?;

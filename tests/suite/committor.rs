@@ -9,6 +9,8 @@ use crate::common::{TempDir, f64_column, i64_column, string_column};
 
 use std::path::Path;
 
+use arrow_array::RecordBatch;
+
 use cgloop::artifact::tensors::from_table;
 use cgloop::exec::{RunOptions, Store, run};
 use cgloop::md::umbrella::CollectiveVariable;
@@ -30,6 +32,33 @@ fn failures(report: &cgloop::exec::RunReport) -> String {
         .join("; ")
 }
 
+/// A run of workflow `text` in a fresh store under `dir` (kept alive by the caller).
+struct Ran {
+    store: Store,
+    report: cgloop::exec::RunReport,
+}
+
+fn run_text(dir: &TempDir, text: &str) -> Ran {
+    let file = dir.write("c.yaml", text);
+    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let report = run(&wf, &store, &RunOptions::default()).unwrap();
+    Ran { store, report }
+}
+
+impl Ran {
+    /// Output `name` of node `id`, a table.
+    fn output(&self, id: &str, name: &str) -> RecordBatch {
+        let node = self.report.nodes.iter().find(|n| n.id == id).unwrap();
+        self.store
+            .load_output(&node.key, name)
+            .unwrap()
+            .as_table()
+            .unwrap()
+            .clone()
+    }
+}
+
 fn workflow_text(md_steps: u64) -> String {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/alanine_dipeptide");
     format!(
@@ -42,20 +71,9 @@ fn workflow_text(md_steps: u64) -> String {
 #[test]
 fn the_committor_separates_the_cores_and_its_windows_cross_between_them() {
     let dir = TempDir::new("committor");
-    let file = dir.write("c.yaml", &workflow_text(200_000));
-    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let report = run(&wf, &store, &RunOptions::default()).unwrap();
-    assert!(report.succeeded(), "{}", failures(&report));
-    let node = report.nodes.iter().find(|n| n.id == "q").unwrap();
-    let table = |name: &str| {
-        store
-            .load_output(&node.key, name)
-            .unwrap()
-            .as_table()
-            .unwrap()
-            .clone()
-    };
+    let ran = run_text(&dir, &workflow_text(200_000));
+    assert!(ran.report.succeeded(), "{}", failures(&ran.report));
+    let table = |name: &str| ran.output("q", name);
     let (samples, windows) = (table("samples"), table("windows"));
     // 1,000 input frames, then 2 rounds x 6 windows x 100 frames.
     let round = i64_column(&samples, "round");
@@ -113,12 +131,9 @@ fn the_committor_separates_the_cores_and_its_windows_cross_between_them() {
 fn an_input_without_frames_in_a_core_is_refused() {
     let dir = TempDir::new("committor_refused");
     // 2 ps from C7eq: no frame in alpha_R.
-    let file = dir.write("c.yaml", &workflow_text(1_000));
-    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let report = run(&wf, &store, &RunOptions::default()).unwrap();
-    assert!(!report.succeeded());
-    let message = failures(&report);
+    let ran = run_text(&dir, &workflow_text(1_000));
+    assert!(!ran.report.succeeded());
+    let message = failures(&ran.report);
     assert!(
         message.contains("in core B") && message.contains("trajectory"),
         "{message}"
@@ -133,20 +148,9 @@ fn an_input_without_frames_in_a_core_is_refused() {
 #[test]
 fn every_shot_is_counted_and_p_b_follows_from_the_counts() {
     let dir = TempDir::new("committor_test");
-    let file = dir.write("c.yaml", &workflow_text(200_000));
-    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let report = run(&wf, &store, &RunOptions::default()).unwrap();
-    assert!(report.succeeded(), "{}", failures(&report));
-    let output = |id: &str, name: &str| {
-        let node = report.nodes.iter().find(|n| n.id == id).unwrap();
-        store
-            .load_output(&node.key, name)
-            .unwrap()
-            .as_table()
-            .unwrap()
-            .clone()
-    };
+    let ran = run_text(&dir, &workflow_text(200_000));
+    assert!(ran.report.succeeded(), "{}", failures(&ran.report));
+    let output = |id: &str, name: &str| ran.output(id, name);
     for (id, range) in [("low", 0.05..=0.3), ("high", 0.7..=0.95)] {
         let shots = output(id, "shots");
         let (to_a, to_b, undecided) = (
@@ -163,7 +167,11 @@ fn every_shot_is_counted_and_p_b_follows_from_the_counts() {
             assert!((se[k] - (p_b[k] * (1.0 - p_b[k]) / decided).sqrt()).abs() < 1e-15);
         }
         assert!(f64_column(&shots, "q").iter().all(|q| range.contains(q)));
-        assert!(f64_column(&shots, "mean_steps").iter().all(|&m| m >= 10.0));
+        assert!(
+            f64_column(&shots, "mean_steps")
+                .iter()
+                .all(|&m| (10.0..=50_000.0).contains(&m))
+        );
         let summary = output(id, "summary");
         let mean = p_b.iter().sum::<f64>() / 8.0;
         assert!((f64_column(&summary, "mean_p_b")[0] - mean).abs() < 1e-12);
@@ -191,20 +199,9 @@ fn lagged_workflow(extra: &str) -> String {
 #[test]
 fn the_lagged_loss_learns_a_committor_from_unbiased_pairs() {
     let dir = TempDir::new("committor_lagged");
-    let file = dir.write("c.yaml", &lagged_workflow(""));
-    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let report = run(&wf, &store, &RunOptions::default()).unwrap();
-    assert!(report.succeeded(), "{}", failures(&report));
-    let node = report.nodes.iter().find(|n| n.id == "q").unwrap();
-    let table = |name: &str| {
-        store
-            .load_output(&node.key, name)
-            .unwrap()
-            .as_table()
-            .unwrap()
-            .clone()
-    };
+    let ran = run_text(&dir, &lagged_workflow(""));
+    assert!(ran.report.succeeded(), "{}", failures(&ran.report));
+    let table = |name: &str| ran.output("q", name);
     let samples = table("samples");
     assert_eq!(samples.num_rows(), 1000);
     assert_eq!(table("windows").num_rows(), 0);
@@ -269,20 +266,9 @@ fn windows_only_sample_on_the_lagged_committor() {
          steps: 2000, save_every: 20, rounds: 1",
     )
     .replace("rounds: 0, ", "");
-    let file = dir.write("c.yaml", &text);
-    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let report = run(&wf, &store, &RunOptions::default()).unwrap();
-    assert!(report.succeeded(), "{}", failures(&report));
-    let output = |name: &str| {
-        let node = report.nodes.iter().find(|n| n.id == "q").unwrap();
-        store
-            .load_output(&node.key, name)
-            .unwrap()
-            .as_table()
-            .unwrap()
-            .clone()
-    };
+    let ran = run_text(&dir, &text);
+    assert!(ran.report.succeeded(), "{}", failures(&ran.report));
+    let output = |name: &str| ran.output("q", name);
     assert!(
         i64_column(&output("learning_curve"), "round")
             .iter()
@@ -324,22 +310,11 @@ fn the_hill_rate_of_the_lagged_committor_matches_the_transition_count() {
     let dir = TempDir::new("committor_rate");
     let text = lagged_workflow("")
         + "  rate:\n    stage: committor_rate\n    inputs: {trajectory: [md.trajectory], atoms: md.atoms, committor: q.committor}\n    params: {b: {phi_deg: -155, psi_deg: 165, radius_deg: 30}, interface_deg: 30}\n  count:\n    stage: transitions\n    inputs: {trajectory: [md.trajectory], atoms: md.atoms}\n    params: {b: {phi_deg: -155, psi_deg: 165, radius_deg: 30}}\n";
-    let file = dir.write("c.yaml", &text);
-    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let report = run(&wf, &store, &RunOptions::default()).unwrap();
-    assert!(report.succeeded(), "{}", failures(&report));
-    let output = |id: &str, name: &str| {
-        let node = report.nodes.iter().find(|n| n.id == id).unwrap();
-        store
-            .load_output(&node.key, name)
-            .unwrap()
-            .as_table()
-            .unwrap()
-            .clone()
-    };
+    let ran = run_text(&dir, &text);
+    assert!(ran.report.succeeded(), "{}", failures(&ran.report));
+    let output = |id: &str, name: &str| ran.output(id, name);
     let (rate, count) = (output("rate", "summary"), output("count", "summary"));
-    let value = |t: &arrow_array::RecordBatch, c: &str| f64_column(t, c)[0];
+    let value = |t: &RecordBatch, c: &str| f64_column(t, c)[0];
     let transitions = i64_column(&count, "transitions_ab")[0];
     assert!(transitions >= 5, "{transitions} transitions A -> B");
     assert_eq!(i64_column(&rate, "exits_to_b")[0], transitions);
@@ -377,12 +352,9 @@ fn the_lagged_loss_refuses_a_replica_exchange() {
         "replicas: 2, max_temperature_k: 400, equilibration_steps: 1000, steps: 20_000",
     );
     assert!(text.contains("replicas: 2"));
-    let file = dir.write("c.yaml", &text);
-    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let report = run(&wf, &store, &RunOptions::default()).unwrap();
-    assert!(!report.succeeded());
-    let message = failures(&report);
+    let ran = run_text(&dir, &text);
+    assert!(!ran.report.succeeded());
+    let message = failures(&ran.report);
     assert!(
         message.contains("several walkers") && message.contains("trajectory"),
         "{message}"
@@ -399,12 +371,9 @@ fn samples_and_a_committor_of_different_nodes_are_refused() {
     let text = format!(
         "{base}  other:\n{q}  test:\n    stage: committor_test\n    inputs: {{samples: q.samples, committor: other.committor, atoms: md.atoms, force_field: md.force_field}}\n    params: {{b: {{phi_deg: -155, psi_deg: 165, radius_deg: 30}}, temperature_k: 300, q_low: 0.0, q_high: 1.0, configurations: 2, shots: 2}}\n"
     );
-    let file = dir.write("c.yaml", &text);
-    let wf = workflow::load(&file, &Registry::builtin()).unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(dir.path().join("store")).unwrap();
-    let report = run(&wf, &store, &RunOptions::default()).unwrap();
-    assert!(!report.succeeded());
-    let message = failures(&report);
+    let ran = run_text(&dir, &text);
+    assert!(!ran.report.succeeded());
+    let message = failures(&ran.report);
     assert!(
         message.starts_with("test:") && message.contains("this committor gives"),
         "{message}"

@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 use super::atom_ref::{AtomRef, resolve_four};
 use super::fg_sample::ConstraintSet;
 use super::refine_flow::force_field;
-use super::transitions::{Core, TransitionsParams, check_cores};
+use super::transitions::{Core, TransitionsParams, check_cores, finite_times, one_walker};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::artifact::Artifact;
 use crate::artifact::atoms::{ATOMS, AtomRow};
@@ -834,23 +834,8 @@ fn lagged_pairs_of(
     lag: usize,
 ) -> Result<LaggedPairs, StageError> {
     let n_atoms = trajectory.n_atoms;
-    let (rung, walker) = (trajectory.temperature_index[0], trajectory.replica[0]);
-    if trajectory.temperature_index.iter().any(|&t| t != rung)
-        || trajectory.replica.iter().any(|&r| r != walker)
-    {
-        return Err(StageError::bad_input(
-            "trajectory",
-            "frames of several walkers (a replica exchange): the lagged loss needs one \
-             walker's unbiased dynamics (fg_sample with replicas: 1), whose frames follow \
-             each other in time",
-        ));
-    }
-    if let Some(i) = trajectory.time_ps.iter().position(|t| !t.is_finite()) {
-        return Err(StageError::bad_input(
-            "trajectory",
-            format!("frame {i}: time_ps is not finite"),
-        ));
-    }
+    one_walker(trajectory, "the lagged loss needs")?;
+    finite_times(trajectory)?;
     let regions: Vec<Region> = (0..trajectory.len())
         .into_par_iter()
         .map(|i| cores.classify(trajectory.positions(i)).0)
