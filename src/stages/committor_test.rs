@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::atom_ref::AtomRef;
+use super::committor::shots::Shooter;
 use super::committor::{COMMITTOR, COMMITTOR_SAMPLES, CoreMap, SampleRow};
 use super::fg_sample::ConstraintSet;
 use super::refine_flow::force_field;
@@ -39,8 +40,6 @@ use crate::artifact::kind::ArtifactKind;
 use crate::artifact::rows::{self, schema_of};
 use crate::md::constraints::DistanceConstraint;
 use crate::md::dynamics::LangevinParams;
-use crate::md::forcefield::ForceField;
-use crate::md::langevin::LangevinIntegrator;
 use crate::nn::committor_training::Region;
 
 pub struct CommittorTest;
@@ -104,6 +103,10 @@ pub struct CommittorTestParams {
     pub shots: usize,
     pub check_every: u64,
     pub max_steps: u64,
+    /// Only the samples of this round's windows (-1: the input frames); none: all.
+    /// Left out of the key when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round: Option<i64>,
 }
 
 impl Default for CommittorTestParams {
@@ -124,6 +127,7 @@ impl Default for CommittorTestParams {
             shots: 40,
             check_every: 10,
             max_steps: 500_000,
+            round: None,
         }
     }
 }
@@ -228,6 +232,12 @@ impl Stage for CommittorTest {
             name: "max_steps",
             about: "a shot not in a core after this many steps is undecided",
         },
+        ParamDoc {
+            name: "round",
+            about: "draw only from this round's window samples (-1: the input frames), e.g. \
+                    the last round of a committor node with shots, whose fit never saw them; \
+                    default: every sample",
+        },
     ];
 
     fn check(p: &CommittorTestParams) -> Result<(), ParamProblem> {
@@ -308,6 +318,7 @@ impl Stage for CommittorTest {
         let candidates: Vec<usize> = (0..samples.len())
             .filter(|&i| {
                 (p.q_low..=p.q_high).contains(&samples[i].q)
+                    && p.round.is_none_or(|r| samples[i].round == r)
                     && cores.classify(&samples[i].positions_nm).0 == Region::Between
             })
             .collect();
@@ -318,10 +329,11 @@ impl Stage for CommittorTest {
                 StageError::bad_input(
                     "samples",
                     format!(
-                        "{} samples between the cores with q in [{}, {}]: {e}",
+                        "{} samples between the cores with q in [{}, {}]{}: {e}",
                         candidates.len(),
                         p.q_low,
-                        p.q_high
+                        p.q_high,
+                        p.round.map_or(String::new(), |r| format!(" of round {r}"))
                     ),
                 )
             })?;
@@ -347,60 +359,38 @@ impl Stage for CommittorTest {
             ConstraintSet::None => Vec::new(),
             ConstraintSet::Hbonds => topology.hbond_constraints(),
         };
-        let params = LangevinParams::new(p.temperature_k, p.friction_per_ps, p.timestep_fs * 1e-3);
+        let shooter = Shooter {
+            topology: &topology,
+            solvent,
+            masses: &masses,
+            constraints: &constraints,
+            params: LangevinParams::new(p.temperature_k, p.friction_per_ps, p.timestep_fs * 1e-3),
+            check_every: p.check_every,
+            max_steps: p.max_steps,
+        };
         let streams: Vec<ChaCha20Rng> = (0..chosen.len()).map(|c| ctx.stream(c as u64)).collect();
         ctx.progress.start("configurations", chosen.len() as u64);
         let results: Vec<Result<(usize, usize, usize, f64), StageError>> = chosen
             .par_iter()
             .zip(&streams)
             .map(|(&i, stream)| {
-                let start: Vec<[f64; 3]> = samples[i]
-                    .positions_nm
-                    .chunks(3)
-                    .map(|c| [c[0], c[1], c[2]])
-                    .collect();
-                let failed = |e: crate::md::dynamics::DynamicsError| {
-                    StageError::Failed(format!("shot from sample {i}: {e}"))
-                };
                 // One stream per configuration; each shot's thermostat stream is seeded
                 // from it.
                 let mut seeds = stream.clone();
                 let (mut to_a, mut to_b, mut undecided, mut steps) = (0, 0, 0, 0u64);
                 for _ in 0..p.shots {
-                    let (forcefield, _) = ForceField::new(&topology, solvent)
-                        .map_err(|e| StageError::Failed(e.to_string()))?
-                        .without_constrained_bonds(&constraints);
-                    let mut md = LangevinIntegrator::new(
-                        forcefield,
-                        &masses,
-                        &start,
-                        &constraints,
-                        params,
+                    let shot = shooter.shoot(
+                        &samples[i].positions_nm,
+                        &cores,
                         crate::random::stream(seeds.next_u64(), 0),
-                    )
-                    .map_err(failed)?;
-                    md.initialize_velocities().map_err(failed)?;
-                    let mut decided = None;
-                    let mut taken = 0;
-                    while taken < p.max_steps {
-                        md.run(p.check_every, 0, |_| {}).map_err(failed)?;
-                        taken += p.check_every;
-                        let x: Vec<f64> = md.positions().iter().flatten().copied().collect();
-                        match cores.classify(&x).0 {
-                            Region::A => decided = Some(Region::A),
-                            Region::B => decided = Some(Region::B),
-                            Region::Between => {}
-                        }
-                        if decided.is_some() {
-                            break;
-                        }
+                        &format!("sample {i}"),
+                    )?;
+                    match shot.outcome {
+                        Region::A => to_a += 1,
+                        Region::B => to_b += 1,
+                        Region::Between => undecided += 1,
                     }
-                    match decided {
-                        Some(Region::A) => to_a += 1,
-                        Some(_) => to_b += 1,
-                        None => undecided += 1,
-                    }
-                    steps += taken;
+                    steps += shot.steps;
                 }
                 Ok((to_b, to_a, undecided, steps as f64 / p.shots as f64))
             })

@@ -379,3 +379,78 @@ fn samples_and_a_committor_of_different_nodes_are_refused() {
         "{message}"
     );
 }
+
+/// With shots, each round's windows are shot from and the lagged fit is redone on the
+/// input's pairs plus the shots; the last fit gets windows of its own. So: fits in
+/// rounds 0 and 1, windows in rounds 0 and 1, and the last windows' mean q under the
+/// network that biased them is their samples' q under the saved one (the same
+/// network). A committor test with `round: 1` draws from those windows alone.
+#[test]
+fn shots_refit_the_lagged_committor_and_its_last_windows_sample_on_it() {
+    let dir = TempDir::new("committor_lagged_shots");
+    let q = lagged_workflow(
+        ", windows: 4, force_constant: 1000, timestep_fs: 1, equilibration_steps: 200, \
+         steps: 2000, save_every: 20, rounds: 1, shots: {every: 4, max_steps: 2000}",
+    )
+    .replace("rounds: 0, ", "");
+    let text = format!(
+        "{q}  test:\n    stage: committor_test\n    inputs: {{samples: q.samples, committor: q.committor, atoms: md.atoms, force_field: md.force_field}}\n    params: {{b: {{phi_deg: -155, psi_deg: 165, radius_deg: 30}}, temperature_k: 300, q_low: 0.0, q_high: 1.0, configurations: 6, shots: 2, round: 1}}\n"
+    );
+    let ran = run_text(&dir, &text);
+    assert!(ran.report.succeeded(), "{}", failures(&ran.report));
+    let output = |name: &str| ran.output("q", name);
+    let curve_rounds = i64_column(&output("learning_curve"), "round");
+    assert_eq!(curve_rounds.iter().filter(|&&r| r == 0).count(), 60);
+    assert_eq!(curve_rounds.iter().filter(|&&r| r == 1).count(), 60);
+    let (windows, samples) = (output("windows"), output("samples"));
+    assert_eq!(i64_column(&windows, "round"), [0, 0, 0, 0, 1, 1, 1, 1]);
+    let (round, window) = (
+        i64_column(&samples, "round"),
+        i64_column(&samples, "window"),
+    );
+    let q = f64_column(&samples, "q");
+    assert_eq!(round.iter().filter(|&&r| r == 1).count(), 4 * 100);
+    for (l, &mean_q) in f64_column(&windows, "mean_q")[4..].iter().enumerate() {
+        let mine: Vec<f64> = (0..q.len())
+            .filter(|&i| round[i] == 1 && window[i] == l as i64)
+            .map(|i| q[i])
+            .collect();
+        let mean = mine.iter().sum::<f64>() / mine.len() as f64;
+        assert!(
+            (mean - mean_q).abs() < 1e-12,
+            "window {l}: {mean} vs {mean_q}"
+        );
+    }
+    let weight = f64_column(&samples, "weight");
+    assert!((weight.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    let drawn = i64_column(&ran.output("test", "shots"), "sample");
+    assert!(
+        drawn.iter().all(|&i| round[i as usize] == 1),
+        "drawn samples {drawn:?}"
+    );
+}
+
+/// Without shots the lagged loss needs one equilibrium sample; with them (the refits
+/// regress on where each shot went) runs started in each core will do.
+#[test]
+fn the_lagged_loss_without_pooled_input_needs_shots() {
+    let dir = TempDir::new("committor_lagged_unpooled");
+    let file = dir.write("c.yaml", &lagged_workflow(", pool_input: false"));
+    let message = workflow::load(&file, &Registry::builtin())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        message.contains("pool_input") && message.contains("no shots"),
+        "{message}"
+    );
+    let shots = dir.write(
+        "s.yaml",
+        &lagged_workflow(", pool_input: false, shots: {every: 1}"),
+    );
+    let message = workflow::load(&shots, &Registry::builtin())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(message.is_empty(), "{message}");
+}

@@ -43,6 +43,7 @@
 //! - `learning_curve` (committor_learning_curve): round, epoch, loss.
 
 mod rounds;
+pub(crate) mod shots;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -70,7 +71,9 @@ use crate::nn::committor_lagged::{
 use crate::nn::committor_training::{CommittorSamples, DirichletTraining, Region, train_committor};
 use crate::nn::mlp::Activation;
 use crate::nn::store::ParameterStore;
+use rand_core::RngCore;
 use rounds::{Dynamics, PooledSample, State};
+use shots::{Shooter, ShotPool};
 
 pub struct CommittorStage;
 
@@ -204,6 +207,35 @@ pub struct CommittorParams {
     pub boundary_weight: Option<f64>,
     pub loss: CommittorLoss,
     pub lag_frames: usize,
+    /// Shots from the windows' samples and refits on them (loss: lagged); none: the
+    /// windows only sample. Left out of the key when unset, so existing nodes keep
+    /// theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shots: Option<ShotSettings>,
+}
+
+/// The shots of a lagged fit's rounds: one from every `every`-th window sample between
+/// the cores, plain dynamics until a core or `max_steps` (checked every `check_every`
+/// steps), and `weight`, mu of their regression term
+/// ([`crate::nn::committor_lagged::ShotTargets`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShotSettings {
+    pub every: usize,
+    pub max_steps: u64,
+    pub check_every: u64,
+    pub weight: f64,
+}
+
+impl Default for ShotSettings {
+    fn default() -> Self {
+        ShotSettings {
+            every: 1,
+            max_steps: 20_000,
+            check_every: 10,
+            weight: 1.0,
+        }
+    }
 }
 
 /// What the network is fitted to.
@@ -214,7 +246,8 @@ pub enum CommittorLoss {
     /// ([`crate::nn::committor_training`]).
     Dirichlet,
     /// The time-lagged form on the input's frame pairs `lag_frames` apart
-    /// ([`crate::nn::committor_lagged`]), fitted once; windows, if any, only sample.
+    /// ([`crate::nn::committor_lagged`]); windows, if any, only sample, or with `shots`
+    /// are shot from and refitted on.
     Lagged,
 }
 
@@ -245,6 +278,7 @@ impl Default for CommittorParams {
             boundary_weight: None,
             loss: CommittorLoss::Dirichlet,
             lag_frames: 1,
+            shots: None,
         }
     }
 }
@@ -414,6 +448,16 @@ impl Stage for CommittorStage {
             name: "lag_frames",
             about: "tau of the lagged loss, in saved frames of the input",
         },
+        ParamDoc {
+            name: "shots",
+            about: "loss: lagged only; {every, max_steps, check_every, weight}: after each \
+                    round's windows, one unbiased shot from every `every`-th window sample \
+                    between the cores until a core or max_steps (default 1, 20000, 10), and \
+                    a refit on the input's pairs plus weight (default 1) x mean (q(x) - t)^2, \
+                    t = 0 / 1 by the core reached first (q before the refit at the end of an \
+                    undecided shot); the last round's windows sample on the last fit, out of \
+                    sample. Without it, pool_input must be true",
+        },
     ];
 
     fn check(p: &CommittorParams) -> Result<(), ParamProblem> {
@@ -455,12 +499,29 @@ impl Stage for CommittorStage {
                 "rounds x windows x steps / save_every must be at most 2^22 samples",
             ));
         }
+        if let Some(shots) = &p.shots {
+            if p.loss != CommittorLoss::Lagged {
+                return Err(ParamProblem::new("shots", "needs loss: lagged"));
+            }
+            if shots.every == 0 || shots.check_every == 0 || shots.max_steps < shots.check_every {
+                return Err(ParamProblem::new(
+                    "shots",
+                    "every and check_every must be at least 1, max_steps at least check_every",
+                ));
+            }
+            if !(shots.weight.is_finite() && shots.weight > 0.0) {
+                return Err(ParamProblem::new(
+                    "shots",
+                    "weight must be finite and positive",
+                ));
+            }
+        }
         if p.loss == CommittorLoss::Lagged {
-            if !p.pool_input {
+            if !p.pool_input && p.shots.is_none() {
                 return Err(ParamProblem::new(
                     "pool_input",
-                    "must be true with loss: lagged (its pairs must start from one \
-                     equilibrium sample)",
+                    "must be true with loss: lagged and no shots (its pairs must start \
+                     from one equilibrium sample)",
                 ));
             }
             if !(1..=1_000_000).contains(&p.lag_frames) {
@@ -627,14 +688,27 @@ impl Stage for CommittorStage {
             .map(|l| (l as f64 + 0.5) / p.windows as f64)
             .collect();
         let per_window = (p.equilibration_steps + p.steps) as usize;
+        // With shots, the last fit gets windows of its own (sample only).
+        let shooting = p.shots.is_some();
+        let window_rounds = p.rounds + usize::from(shooting);
+        let fits = match (p.loss, shooting) {
+            (CommittorLoss::Lagged, false) => 1,
+            _ => p.rounds + 1,
+        };
         ctx.progress.start(
-            "rounds (windows' steps and fits)",
-            (p.rounds * p.windows * per_window
-                + match p.loss {
-                    CommittorLoss::Dirichlet => (p.rounds + 1) * p.epochs,
-                    CommittorLoss::Lagged => p.epochs,
-                }) as u64,
+            "rounds (windows' steps, shots and fits)",
+            (window_rounds * p.windows * per_window + fits * p.epochs) as u64,
         );
+        let shooter = p.shots.as_ref().map(|s| Shooter {
+            topology: &topology,
+            solvent,
+            masses: &masses,
+            constraints: &constraints,
+            params: dynamics.params,
+            check_every: s.check_every,
+            max_steps: s.max_steps,
+        });
+        let mut shots = ShotPool::default();
         let mut last = None;
         for round in 0..=p.rounds {
             let rng = &mut ctx.stream(1_000_000 + round as u64);
@@ -648,15 +722,34 @@ impl Stage for CommittorStage {
                     };
                     train_committor(&model, &store, &samples, &masses, settings, rng)
                 }
-                // The lagged fit uses the input's pairs alone: once.
-                Some(_) if round > 0 => Ok(Vec::new()),
-                Some(pairs) => train_committor_lagged(&model, &store, pairs, lagged_settings, rng),
+                // Without shots the lagged fit uses the input's pairs alone: once.
+                Some(_) if round > 0 && !shooting => Ok(Vec::new()),
+                Some(pairs) if round > 0 => {
+                    let weight = p.shots.as_ref().map_or(1.0, |s| s.weight);
+                    let targets = shots.targets(&store, &config, &model, n_atoms, weight)?;
+                    train_committor_lagged(
+                        &model,
+                        &store,
+                        pairs,
+                        Some(&targets),
+                        lagged_settings,
+                        rng,
+                    )
+                }
+                Some(pairs) => {
+                    train_committor_lagged(&model, &store, pairs, None, lagged_settings, rng)
+                }
             }
             .map_err(|e| StageError::Failed(format!("round {round}: training: {e}")))?;
             if !losses.is_empty() {
                 ctx.progress.advance(p.epochs as u64);
                 let fitted = match &lagged {
                     None => format!("{} samples", pool.len()),
+                    Some(pairs) if round > 0 => format!(
+                        "{} frame pairs and {} shots",
+                        pairs.pairs.len(),
+                        shots.outcomes.len()
+                    ),
                     Some(pairs) => format!("{} frame pairs", pairs.pairs.len()),
                 };
                 tracing::info!(
@@ -674,7 +767,7 @@ impl Stage for CommittorStage {
                 .to_tensors()
                 .map_err(|e| StageError::Failed(e.to_string()))?;
             let (q, _) = rounds::evaluate(&tensors, &config, &pool)?;
-            if round == p.rounds {
+            if round == p.rounds && !shooting {
                 last = Some(q);
                 break;
             }
@@ -770,6 +863,35 @@ impl Stage for CommittorStage {
                 means.join(", "),
                 states.len()
             );
+            if round == p.rounds {
+                last = Some(q_by_round[round].clone());
+                break;
+            }
+            if let (Some(shooter), Some(settings)) = (&shooter, &p.shots) {
+                let starts: Vec<usize> = (start..pool.len())
+                    .filter(|&n| pool[n].region == Region::Between)
+                    .step_by(settings.every)
+                    .collect();
+                let mut seeds = ctx.stream(2_000_000 + round as u64);
+                let streams: Vec<u64> = starts.iter().map(|_| seeds.next_u64()).collect();
+                let outcomes: Vec<Result<shots::Shot, StageError>> = starts
+                    .par_iter()
+                    .zip(&streams)
+                    .map(|(&n, &seed)| {
+                        shooter.shoot(
+                            &pool[n].positions,
+                            &cores,
+                            crate::random::stream(seed, 0),
+                            &format!("round {round}'s sample {n}"),
+                        )
+                    })
+                    .collect();
+                let before = shots.outcomes.len();
+                for (&n, outcome) in starts.iter().zip(outcomes) {
+                    shots.push(&pool[n].positions, outcome?);
+                }
+                tracing::info!("round {round}: {}", shots.describe(before));
+            }
         }
         let Some(q) = last else {
             return Err(StageError::Failed("no round ran".into()));
@@ -861,25 +983,10 @@ fn lagged_pairs_of(
             ),
         ));
     }
-    let chunk = 4096;
-    let mut features = Vec::new();
-    let mut width = 0;
-    for start in (0..trajectory.len()).step_by(chunk) {
-        let end = (start + chunk).min(trajectory.len());
-        let x: Vec<f64> = (start..end)
-            .flat_map(|i| trajectory.positions(i).iter().copied())
-            .collect();
-        let x =
-            candle_core::Tensor::from_vec(x, (end - start, n_atoms, 3), &candle_core::Device::Cpu)
-                .and_then(|x| model.inverse_distances(&x))
-                .map_err(|e| StageError::Failed(e.to_string()))?;
-        width = x.dim(1).map_err(|e| StageError::Failed(e.to_string()))?;
-        features.extend(
-            x.flatten_all()
-                .and_then(|f| f.to_vec1::<f64>())
-                .map_err(|e| StageError::Failed(e.to_string()))?,
-        );
-    }
+    let positions: Vec<f64> = (0..trajectory.len())
+        .flat_map(|i| trajectory.positions(i).iter().copied())
+        .collect();
+    let (features, width) = shots::features_of(model, &positions, n_atoms)?;
     tracing::info!(
         "lagged loss: {} frame pairs {tau} ps apart ({} frames)",
         pairs.len(),
