@@ -410,6 +410,56 @@ impl BundledRun {
     }
 }
 
+/// The committor tests `nodes` (low, mid and high q ranges) of a run: prints each
+/// summary and checks that the mid range's mean p_B is within 0.5 +- 0.1 and that p_B
+/// rises from low to high.
+pub fn committor_tests(study: &BundledRun, nodes: [&str; 3]) {
+    let mut means = Vec::new();
+    for node in nodes {
+        let t = study.table(node, "summary");
+        let value = |c: &str| f64_column(&t, c)[0];
+        println!(
+            "{node}: mean q {:.3}, mean p_B {:.3} +- {:.3}, sd over configurations {:.3} \
+             (binomial {:.3})",
+            value("mean_q"),
+            value("mean_p_b"),
+            value("mean_p_b_se"),
+            value("sd_p_b"),
+            value("binomial_sd")
+        );
+        means.push(value("mean_p_b"));
+    }
+    assert!(
+        (means[1] - 0.5).abs() <= 0.1,
+        "{}: mean p_B {}",
+        nodes[1],
+        means[1]
+    );
+    assert!(
+        means[0] < means[1] && means[1] < means[2],
+        "{nodes:?}: {means:?}"
+    );
+}
+
+/// The Hill rate of `committor_rate` node `node` (per ns) and its error, printed with
+/// its exits and, where they decide, the count along them.
+pub fn hill_rate(study: &BundledRun, node: &str) -> (f64, f64) {
+    let t = study.table(node, "summary");
+    let value = |c: &str| f64_column(&t, c)[0];
+    let (k, se) = (value("rate_ab_per_ns"), value("rate_ab_se_per_ns"));
+    println!(
+        "{node}: {} exits in {:.1} ns committed to A, mean q at exits {:.2e}: Hill k_AB \
+         {k:.4} +- {se:.4} per ns; count along the same exits {:.4} +- {:.4} ({} to B)",
+        i64_column(&t, "exits")[0],
+        value("time_a_ps") / 1000.0,
+        value("mean_q_exit"),
+        value("outcome_rate_ab_per_ns"),
+        value("outcome_rate_ab_se_per_ns"),
+        i64_column(&t, "exits_to_b")[0],
+    );
+    (k, se)
+}
+
 /// A float64 column of a table.
 pub fn f64_column(t: &RecordBatch, name: &str) -> Vec<f64> {
     t.column_by_name(name)

@@ -31,6 +31,24 @@
 //! the transition region, which is crossed within a frame or two, and the windows put
 //! weighted samples there (the configurations `committor_test` shoots from).
 //!
+//! With `shots` the lagged fit also learns from the windows ([`shots`]):
+//!
+//! ```text
+//! round r = 0..R:
+//!   fit q_r: r = 0 on the input's pairs; r > 0 on the pairs plus every shot so far
+//!     (warm start from q_{r-1}), the shots' term mu mean (q(x_n) - t_n)^2
+//!   windows on q_r, MBAR over every window so far
+//!   if r < R: one unbiased shot from every `every`-th new window sample between the
+//!     cores, until a core (t_n = 0 in A, 1 in B) or max_steps (t_n = q at its end
+//!     under the network the next refit starts from)
+//! ```
+//!
+//! so the last fit has windows of its own, whose samples no fit has seen (committor_test
+//! `round: R` draws from them). The shots need no weights: E[t | x] is the committor
+//! wherever x comes from. They also let the input be runs started in each core with
+//! `pool_input: false` (no run need cross, e.g. at 300 K): those runs' pairs then shape
+//! q near each core and the shots between them.
+//!
 //! Outputs:
 //! - `committor` (committor): the last round's network and its `config.*` rows
 //!   ([`crate::nn::committor::save_committor`]).
@@ -303,7 +321,8 @@ impl Stage for CommittorStage {
     const ABOUT: &'static str = "Learn the committor q(x) between two (phi, psi) cores by \
          adaptive importance sampling (rounds of windows biased on the network's own q, \
          combined by MBAR, and the Dirichlet form with boundary terms) or, with \
-         loss: lagged, from unbiased runs by the time-lagged variational form";
+         loss: lagged, from unbiased runs by the time-lagged variational form, refitted \
+         with shots from windows on it";
     const INPUTS: &'static [Port] = &[
         Port {
             name: "trajectory",
@@ -439,10 +458,10 @@ impl Stage for CommittorStage {
             name: "loss",
             about: "`dirichlet` (adaptive sampling: windows and MBAR over rounds) or \
                     `lagged` (the time-lagged form E[(q(x_t) - q(x_t+tau))^2] on the \
-                    input's unbiased frame pairs, q fixed at 0 and 1 in the cores, fitted \
-                    once; needs runs with transitions and pool_input: true; rounds > 0 then \
-                    only sample windows on that q, e.g. for committor_test's \
-                    configurations)",
+                    input's unbiased frame pairs, q fixed at 0 and 1 in the cores; without \
+                    shots it is fitted once, needs runs with transitions and pool_input: \
+                    true, and rounds > 0 only sample windows on that q, e.g. for \
+                    committor_test's configurations; with shots each round refits)",
         },
         ParamDoc {
             name: "lag_frames",
