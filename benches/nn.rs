@@ -244,7 +244,7 @@ fn main() {
     // As the cgloop binary does (nn::runtime): the thread count set once, freed tensors
     // kept in the heap.
     // SAFETY: first thing in main; no other thread exists yet.
-    let prepared = unsafe { cgloop::nn::runtime::prepare_process() };
+    let prepared = unsafe { cgloop::nn::runtime::prepare_process(1) };
     TUNED.store(prepared.malloc_tuned, Ordering::Relaxed);
     let seconds: f64 = std::env::var("CGLOOP_BENCH_SECONDS")
         .ok()

@@ -1,5 +1,6 @@
 //! `nn::runtime::prepare_process`: RAYON_NUM_THREADS set to the CPUs this process may
-//! use when the user has not set it, kept when they have; glibc takes every malloc
+//! use divided by the jobs (at least one) when the user has not set it, kept when they
+//! have; glibc takes every malloc
 //! threshold (mallopt returns 1 for each).
 //!
 //! One test function: it writes the process environment, which no other test of this
@@ -14,7 +15,7 @@ fn prepare_sets_the_thread_count_once_and_tunes_glibc() {
     // SAFETY (every environment write and prepare_process): this binary's only test;
     // nothing else reads the environment meanwhile.
     unsafe { std::env::remove_var("RAYON_NUM_THREADS") };
-    let prepared = unsafe { prepare_process() };
+    let prepared = unsafe { prepare_process(1) };
     let expected = Prepared {
         threads: cpus,
         threads_set: true,
@@ -27,8 +28,15 @@ fn prepare_sets_the_thread_count_once_and_tunes_glibc() {
     );
     assert_eq!(candle_core::utils::get_num_threads(), cpus);
 
+    // Per node: two jobs share the CPUs, more jobs than CPUs get one thread each.
+    unsafe { std::env::remove_var("RAYON_NUM_THREADS") };
+    assert_eq!(unsafe { prepare_process(2) }.threads, (cpus / 2).max(1));
+    unsafe { std::env::remove_var("RAYON_NUM_THREADS") };
+    assert_eq!(unsafe { prepare_process(cpus + 1) }.threads, 1);
+    assert_eq!(candle_core::utils::get_num_threads(), 1);
+
     unsafe { std::env::set_var("RAYON_NUM_THREADS", "7") };
-    let prepared = unsafe { prepare_process() };
+    let prepared = unsafe { prepare_process(2) };
     let expected = Prepared {
         threads: 7,
         threads_set: false,
@@ -39,5 +47,5 @@ fn prepare_sets_the_thread_count_once_and_tunes_glibc() {
 
     // Not a count: replaced, as rayon and candle would ignore it.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", "many") };
-    assert_eq!(unsafe { prepare_process() }.threads, cpus);
+    assert_eq!(unsafe { prepare_process(1) }.threads, cpus);
 }

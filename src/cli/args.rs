@@ -53,7 +53,8 @@ pub enum Command {
         /// Recompute these nodes even if the store holds them; repeatable.
         #[arg(long, value_name = "NODE")]
         force: Vec<String>,
-        /// Nodes run at once.
+        /// Nodes run at once, each on the CPUs divided by N (RAYON_NUM_THREADS, if set,
+        /// is the threads per node).
         #[arg(short, long, default_value_t = 1, value_name = "N")]
         jobs: usize,
         /// Show the plan and stop.

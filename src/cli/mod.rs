@@ -11,6 +11,8 @@ mod energy;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+use args::Command;
 use tracing_subscriber::EnvFilter;
 
 pub use args::Cli;
@@ -60,9 +62,13 @@ fn init_logging(verbose: u8) {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    // SAFETY: first thing in the process; no other thread exists yet.
-    let prepared = unsafe { crate::nn::runtime::prepare_process() };
     let cli = Cli::parse();
+    let jobs = match &cli.command {
+        Command::Run { jobs, .. } => *jobs,
+        _ => 1,
+    };
+    // SAFETY: parsing the arguments starts no thread; no other thread exists yet.
+    let prepared = unsafe { crate::nn::runtime::prepare_process(jobs) };
     init_logging(cli.verbose);
     tracing::debug!(?prepared, "threads and malloc for candle (nn::runtime)");
     install_panic_message();
