@@ -35,13 +35,13 @@ cg-seeds:
 cg-seeds-full:
     cargo test --release --test long_cg_seeds full -- --ignored --nocapture
 
-# The committor of alanine dipeptide at 450 K (about 35 minutes on 2 cores from an empty
+# The committor of alanine dipeptide at 450 K (about 40 minutes on 2 cores from an empty
 # store): the Hill rate out of sample against the count, and the committor test.
 committor:
     cargo test --release --test long_alanine_committor -- --ignored --nocapture
 
 # The committor at 300 K, where no run crosses, by windows, shots and refits from runs
-# started in each core (about 5 minutes on 2 cores): the committor test on samples no
+# started in each core (about 10 minutes on 2 cores): the committor test on samples no
 # fit has seen, and the Hill rate.
 committor-300k:
     cargo test --release --test long_alanine_committor_300k -- --ignored --nocapture

@@ -1,6 +1,6 @@
-//! `nn::runtime::prepare_process`: RAYON_NUM_THREADS set to the CPUs this process may
-//! use divided by the jobs (at least one) when the user has not set it, kept when they
-//! have; glibc takes every malloc
+//! `nn::runtime::prepare_process`: RAYON_NUM_THREADS (candle's threads per product) set
+//! to the CPUs this process may use divided by the jobs (at least one) when the user has
+//! not set it, kept when they have, with rayon's global pool at one thread per CPU; glibc takes every malloc
 //! threshold (mallopt returns 1 for each).
 //!
 //! One test function: it writes the process environment, which no other test of this
@@ -19,6 +19,7 @@ fn prepare_sets_the_thread_count_once_and_tunes_glibc() {
     let expected = Prepared {
         threads: cpus,
         threads_set: true,
+        pool_threads: cpus,
         malloc_tuned: glibc,
     };
     assert_eq!(prepared, expected);
@@ -30,16 +31,20 @@ fn prepare_sets_the_thread_count_once_and_tunes_glibc() {
 
     // Per node: two jobs share the CPUs, more jobs than CPUs get one thread each.
     unsafe { std::env::remove_var("RAYON_NUM_THREADS") };
-    assert_eq!(unsafe { prepare_process(2) }.threads, (cpus / 2).max(1));
+    let prepared = unsafe { prepare_process(2) };
+    assert_eq!(prepared.threads, (cpus / 2).max(1));
+    assert_eq!(prepared.pool_threads, cpus);
     unsafe { std::env::remove_var("RAYON_NUM_THREADS") };
     assert_eq!(unsafe { prepare_process(cpus + 1) }.threads, 1);
     assert_eq!(candle_core::utils::get_num_threads(), 1);
+    assert_eq!(rayon::current_num_threads(), cpus);
 
     unsafe { std::env::set_var("RAYON_NUM_THREADS", "7") };
     let prepared = unsafe { prepare_process(2) };
     let expected = Prepared {
         threads: 7,
         threads_set: false,
+        pool_threads: cpus,
         malloc_tuned: glibc,
     };
     assert_eq!(prepared, expected);

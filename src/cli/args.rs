@@ -53,8 +53,8 @@ pub enum Command {
         /// Recompute these nodes even if the store holds them; repeatable.
         #[arg(long, value_name = "NODE")]
         force: Vec<String>,
-        /// Nodes run at once, each on the CPUs divided by N (RAYON_NUM_THREADS, if set,
-        /// is the threads per node).
+        /// Nodes run at once; the networks' matrix products then take the CPUs divided
+        /// by N threads (RAYON_NUM_THREADS, if set, is used as it is).
         #[arg(short, long, default_value_t = 1, value_name = "N")]
         jobs: usize,
         /// Show the plan and stop.

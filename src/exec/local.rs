@@ -1,13 +1,5 @@
-//! The local executor: nodes compute on threads of this process, up to `jobs` at once.
-//!
-//! A node's own parallelism is rayon's (its MD windows, chains, batches). With one job
-//! that is the global pool. With several, each node gets a pool of its own, as large as
-//! the global one, which the `cgloop` binary sizes to the CPUs divided by the jobs
-//! (`nn::runtime::prepare_process`, where candle's products take the same count): on a
-//! shared pool nodes side by side would share one node's share of the machine. Results
-//! do not depend on the pool's size (stages split work by data, never by thread, and
-//! products are the same bytes for any thread count, tests/matmul_threads.rs), so this
-//! changes time only.
+//! The local executor: nodes compute on threads of this process, up to `jobs` at once
+//! (each node's own parallelism is rayon's, shared by all).
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::Scope;
@@ -25,8 +17,6 @@ pub struct LocalExecutor<'scope, 'env> {
     keyed: &'env [KeyedNode],
     store: &'env Store,
     jobs: usize,
-    /// The size of each node's own pool; none: the global pool (one job).
-    threads_per_node: Option<usize>,
     progress: bool,
     in_flight: usize,
     tx: Sender<(usize, Outcome)>,
@@ -43,15 +33,12 @@ impl<'scope, 'env> LocalExecutor<'scope, 'env> {
         progress: bool,
     ) -> Self {
         let (tx, rx) = channel();
-        let jobs = jobs.max(1);
-        let threads_per_node = (jobs > 1).then(rayon::current_num_threads);
         LocalExecutor {
             scope,
             workflow,
             keyed,
             store,
-            jobs,
-            threads_per_node,
+            jobs: jobs.max(1),
             progress,
             in_flight: 0,
             tx,
@@ -71,21 +58,8 @@ impl Executor for LocalExecutor<'_, '_> {
             let tx = self.tx.clone();
             let (workflow, keyed, store, progress) =
                 (self.workflow, self.keyed, self.store, self.progress);
-            let threads = self.threads_per_node;
             self.scope.spawn(move || {
-                let compute = || compute_node(workflow, s.index, keyed, store, s.force, progress);
-                let pool = threads.and_then(|n| {
-                    rayon::ThreadPoolBuilder::new()
-                        .num_threads(n)
-                        .thread_name(move |i| format!("cgloop-node-{}-{i}", s.index))
-                        .build()
-                        .ok()
-                });
-                // A pool that cannot be built leaves the node on the global one.
-                let result = match pool {
-                    Some(pool) => pool.install(compute),
-                    None => compute(),
-                };
+                let result = compute_node(workflow, s.index, keyed, store, s.force, progress);
                 let _ = tx.send((s.index, result));
             });
         }

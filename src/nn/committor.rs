@@ -369,8 +369,15 @@ impl HostCommittor {
     }
 }
 
-impl CollectiveVariable for HostCommittor {
-    fn value_and_gradient(&mut self, x: &[[f64; 3]], gradient: &mut [[f64; 3]]) -> f64 {
+impl HostCommittor {
+    /// q (or with `logit`, y = ln(q / (1 - q)), the network's output) and its gradient
+    /// in x.
+    fn evaluate_with_gradient(
+        &mut self,
+        x: &[[f64; 3]],
+        gradient: &mut [[f64; 3]],
+        logit: bool,
+    ) -> f64 {
         for (p, &(i, j)) in self.pairs.iter().enumerate() {
             let r: [f64; 3] = std::array::from_fn(|k| x[i][k] - x[j][k]);
             let f = 1.0 / (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt();
@@ -380,7 +387,7 @@ impl CollectiveVariable for HostCommittor {
         self.network.evaluate(self.activation, &self.features);
         let y = self.network.output[0];
         let q = 1.0 / (1.0 + (-y).exp());
-        let slope = q * (1.0 - q);
+        let slope = if logit { 1.0 } else { q * (1.0 - q) };
         gradient.iter_mut().for_each(|g| *g = [0.0; 3]);
         for (p, &(i, j)) in self.pairs.iter().enumerate() {
             let f = self.inverse_distances[p];
@@ -391,7 +398,29 @@ impl CollectiveVariable for HostCommittor {
                 gradient[j][k] -= d;
             }
         }
-        q
+        if logit { y } else { q }
+    }
+
+    /// y = ln(q / (1 - q)) of the last evaluation (exact where q rounds to 0 or 1).
+    pub fn last_logit(&self) -> f64 {
+        self.network.output[0]
+    }
+}
+
+impl CollectiveVariable for HostCommittor {
+    fn value_and_gradient(&mut self, x: &[[f64; 3]], gradient: &mut [[f64; 3]]) -> f64 {
+        self.evaluate_with_gradient(x, gradient, false)
+    }
+}
+
+/// The committor's logit y = ln(q / (1 - q)) as a collective variable: windows on it
+/// stratify q over orders of magnitude near the cores, where q itself is too steep for
+/// a window to hold, and its gradient (grad q / (q (1 - q))) stays bounded there.
+pub struct CommittorLogit(pub HostCommittor);
+
+impl CollectiveVariable for CommittorLogit {
+    fn value_and_gradient(&mut self, x: &[[f64; 3]], gradient: &mut [[f64; 3]]) -> f64 {
+        self.0.evaluate_with_gradient(x, gradient, true)
     }
 }
 
@@ -484,6 +513,40 @@ mod tests {
         }
         // Atom 2 is not among the features' atoms: no gradient on it.
         assert!(grad[6..9].iter().chain(&grad[21..24]).all(|&g| g == 0.0));
+    }
+
+    /// The logit as a collective variable: y = ln(q / (1 - q)) of the same network, and
+    /// its gradient against finite differences of that y.
+    #[test]
+    fn the_logit_variable_is_the_log_odds_of_q_with_its_gradient() {
+        let (store, model) = model();
+        let weights = store.to_tensors().unwrap();
+        let x = frames();
+        let xf: Vec<[f64; 3]> = x[..15].chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
+        let mut host = HostCommittor::load(&weights, &model.config).unwrap();
+        let q = host.value_and_gradient(&xf, &mut [[0.0; 3]; 5]);
+        let mut logit = CommittorLogit(HostCommittor::load(&weights, &model.config).unwrap());
+        let mut g = vec![[0.0; 3]; 5];
+        let y = logit.value_and_gradient(&xf, &mut g);
+        assert!((y - (q / (1.0 - q)).ln()).abs() < 1e-9, "{y} vs q {q}");
+        assert_eq!(host.last_logit(), y);
+        let h = 1e-6;
+        for a in 0..5 {
+            for k in 0..3 {
+                let (mut xp, mut xm) = (xf.clone(), xf.clone());
+                xp[a][k] += h;
+                xm[a][k] -= h;
+                let mut scratch = vec![[0.0; 3]; 5];
+                let numeric = (logit.value_and_gradient(&xp, &mut scratch)
+                    - logit.value_and_gradient(&xm, &mut scratch))
+                    / (2.0 * h);
+                assert!(
+                    (numeric - g[a][k]).abs() < 1e-6 * (1.0 + numeric.abs()),
+                    "atom {a}, axis {k}: {numeric} vs {}",
+                    g[a][k]
+                );
+            }
+        }
     }
 
     #[test]

@@ -40,9 +40,9 @@
 //! ```
 //!
 //! with q_prev the network before the refit, held fixed. Whatever the distribution of
-//! the x_n, it is smallest for q(x) = E[t | x], the committor (by the strong Markov
-//! property the stopped process's q_prev at the cap continues it), so the shots need
-//! no weights and shape q exactly where the pairs cannot; the pair loss keeps the
+//! the x_n, it is smallest for q(x) = E[t | x], which for decided shots is the
+//! committor (for an undecided one it is so where q_prev is, by the strong Markov
+//! property), so the shots need no weights and shape q exactly where the pairs cannot; the pair loss keeps the
 //! basins' rim, which the rate through the Hill relation depends on.
 //!
 //! The features (inverse distances, nm^-1) are computed once per frame

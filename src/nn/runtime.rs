@@ -7,9 +7,10 @@
 //!    unset it counts the physical cores with `num_cpus::get_physical`, which parses
 //!    /proc/cpuinfo, and does so again for every product: 18 % of a `train_map` step went
 //!    to the kernel formatting that file. [`prepare_process`] sets the variable, when the
-//!    user has not, to the CPUs this process may use, which is also what rayon's global
-//!    pool (cgloop's own parallel work) takes. Products are the same bytes for any thread
-//!    count (tests/matmul_threads.rs), so this changes time only.
+//!    user has not, to the CPUs this process may use divided by the nodes that compute
+//!    at once, and keeps rayon's global pool (cgloop's own parallel work) at one thread
+//!    per CPU. Products are the same bytes for any thread count
+//!    (tests/matmul_threads.rs), so this changes time only.
 //! 2. Fresh pages for every tensor. candle allocates a new buffer for each tensor an
 //!    operation produces: hundreds per step, most a few hundred kB (a batch of 64 frames
 //!    x 10 bead pairs x 64 features is 328 kB). glibc's malloc serves blocks above its
@@ -66,11 +67,12 @@ mod glibc {
 /// What [`prepare_process`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Prepared {
-    /// The thread count candle's products and rayon's pool now read from
-    /// `RAYON_NUM_THREADS`: per node.
+    /// The thread count candle's products now read from `RAYON_NUM_THREADS`: per node.
     pub threads: usize,
     /// Whether the count was set here (false: the user's `RAYON_NUM_THREADS` stands).
     pub threads_set: bool,
+    /// The threads of rayon's global pool.
+    pub pool_threads: usize,
     /// Whether glibc took the malloc thresholds.
     pub malloc_tuned: bool,
 }
@@ -78,10 +80,12 @@ pub struct Prepared {
 /// Sets `RAYON_NUM_THREADS` (unless the user has) and glibc's malloc thresholds; see the
 /// module doc. Call it once, first thing in a program that trains networks (the `cgloop`
 /// binary and the training benchmark do). `jobs` is how many nodes will compute at once:
-/// each gets the CPUs divided by it, for its products and (through the local executor's
-/// pool per node) its own parallel work. Two training nodes side by side on a 2-core
-/// machine otherwise each split every product over both cores: the quick study's two
-/// flows took 35.8 and 30.2 s with 2 threads, 15.2 and 13.6 s with 1 (`-j 2`).
+/// candle's products each take the CPUs divided by it, while rayon's global pool, where
+/// nodes run their own parallel work (MD windows, chains), keeps one thread per CPU, so a
+/// node alone still has the whole machine. Two training nodes side by side on a 2-core
+/// machine otherwise each split every product over both cores and waited on each other:
+/// the quick study's two flows took 35.8 and 30.2 s with 2 threads, 17.8 and 14.6 s with
+/// 1 (`-j 2`; the whole study 44.7 -> 31.0 s, the same bytes).
 ///
 /// # Safety
 ///
@@ -98,12 +102,20 @@ pub unsafe fn prepare_process(jobs: usize) -> Prepared {
             // SAFETY: the caller guarantees that no other thread exists, so nothing reads
             // the environment while it is written.
             unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+            if n != cpus {
+                // The global pool at full width, the variable notwithstanding (only its
+                // first build counts; an existing pool stays as it is).
+                let _ = rayon::ThreadPoolBuilder::new()
+                    .num_threads(cpus)
+                    .build_global();
+            }
             (n, true)
         }
     };
     Prepared {
         threads,
         threads_set,
+        pool_threads: rayon::current_num_threads(),
         malloc_tuned: tune_malloc(),
     }
 }

@@ -421,6 +421,24 @@ fn shots_refit_the_lagged_committor_and_its_last_windows_sample_on_it() {
             "window {l}: {mean} vs {mean_q}"
         );
     }
+    // The refit moved q: round 0's windows' q under their own network is not their
+    // q under the saved one.
+    let moved = f64_column(&windows, "mean_q")[..4]
+        .iter()
+        .enumerate()
+        .any(|(l, &mean_q)| {
+            let mine: Vec<f64> = (0..q.len())
+                .filter(|&i| round[i] == 0 && window[i] == l as i64)
+                .map(|i| q[i])
+                .collect();
+            (mine.iter().sum::<f64>() / mine.len() as f64 - mean_q).abs() > 1e-6
+        });
+    assert!(moved, "the refit on the shots left q unchanged");
+    assert!(
+        f64_column(&windows, "free_energy_kt")
+            .iter()
+            .all(|f| f.is_finite())
+    );
     let weight = f64_column(&samples, "weight");
     assert!((weight.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     let drawn = i64_column(&ran.output("test", "shots"), "sample");
@@ -453,4 +471,38 @@ fn the_lagged_loss_without_pooled_input_needs_shots() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(message.is_empty(), "{message}");
+}
+
+/// With `logit_windows` the windows sit on y = ln(q / (1 - q)): their centres are
+/// evenly in [low, high], and the samples' mean y rises with the centre.
+#[test]
+fn logit_windows_are_centred_on_the_log_odds_and_hold_their_order() {
+    let dir = TempDir::new("committor_logit_windows");
+    let q = lagged_workflow(
+        ", windows: 4, force_constant: 20, timestep_fs: 1, equilibration_steps: 200, \
+         steps: 2000, save_every: 20, rounds: 1, logit_windows: [-4, 4]",
+    )
+    .replace("rounds: 0, ", "");
+    let ran = run_text(&dir, &q);
+    assert!(ran.report.succeeded(), "{}", failures(&ran.report));
+    let (windows, samples) = (ran.output("q", "windows"), ran.output("q", "samples"));
+    assert_eq!(f64_column(&windows, "centre"), [-3.0, -1.0, 1.0, 3.0]);
+    let (round, window, q) = (
+        i64_column(&samples, "round"),
+        i64_column(&samples, "window"),
+        f64_column(&samples, "q"),
+    );
+    let mean_logit: Vec<f64> = (0..4)
+        .map(|l| {
+            let y: Vec<f64> = (0..q.len())
+                .filter(|&i| round[i] == 0 && window[i] == l)
+                .map(|i| (q[i] / (1.0 - q[i])).ln())
+                .collect();
+            y.iter().sum::<f64>() / y.len() as f64
+        })
+        .collect();
+    assert!(
+        mean_logit.windows(2).all(|w| w[0] < w[1]),
+        "mean logit per window: {mean_logit:?}"
+    );
 }

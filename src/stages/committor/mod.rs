@@ -45,7 +45,8 @@
 //!
 //! so the last fit has windows of its own, whose samples no fit has seen (committor_test
 //! `round: R` draws from them). The shots need no weights: E[t | x] is the committor
-//! wherever x comes from. They also let the input be runs started in each core with
+//! wherever x comes from, as far as the shots decide (an undecided shot's target is only
+//! as good as the previous q at its end). They also let the input be runs started in each core with
 //! `pool_input: false` (no run need cross, e.g. at 300 K): those runs' pairs then shape
 //! q near each core and the shots between them.
 //!
@@ -85,7 +86,9 @@ use crate::artifact::trajectory::TRAJECTORY;
 use crate::md::constraints::DistanceConstraint;
 use crate::md::dynamics::LangevinParams;
 use crate::md::units::BOLTZMANN;
-use crate::nn::committor::{Committor, CommittorConfig, heavy_atoms, save_committor};
+use crate::nn::committor::{
+    Committor, CommittorConfig, CommittorLogit, heavy_atoms, save_committor,
+};
 use crate::nn::committor_lagged::{
     LaggedPairs, LaggedTraining, lagged_pairs, train_committor_lagged,
 };
@@ -361,10 +364,17 @@ impl Stage for CommittorStage {
         let mut free_energies: Vec<f64> = vec![0.0; states.len()];
         let mut networks: Vec<Vec<NamedTensor>> = Vec::new();
         let mut q_by_round: Vec<Vec<f64>> = Vec::new();
+        // The windowed variable under each round's network: q, or its logit.
+        let mut cv_by_round: Vec<Vec<f64>> = Vec::new();
+        let windowed = |e: rounds::Evaluated| match p.logit_windows {
+            Some(_) => e.logit,
+            None => e.q,
+        };
         let mut windows: Vec<WindowRow> = Vec::new();
         let mut curve: Vec<CurveRow> = Vec::new();
+        let [low, high] = p.logit_windows.unwrap_or([0.0, 1.0]);
         let centres: Vec<f64> = (0..p.windows)
-            .map(|l| (l as f64 + 0.5) / p.windows as f64)
+            .map(|l| low + (high - low) * (l as f64 + 0.5) / p.windows as f64)
             .collect();
         let per_window = (p.equilibration_steps + p.steps) as usize;
         // With shots, the last fit gets windows of its own (sample only).
@@ -375,7 +385,7 @@ impl Stage for CommittorStage {
             _ => p.rounds + 1,
         };
         ctx.progress.start(
-            "rounds (windows' steps, shots and fits)",
+            "rounds (windows' steps and fits; shots not counted)",
             (window_rounds * p.windows * per_window + fits * p.epochs) as u64,
         );
         let shooter = p.shots.as_ref().map(|s| Shooter {
@@ -445,14 +455,16 @@ impl Stage for CommittorStage {
             let tensors = store
                 .to_tensors()
                 .map_err(|e| StageError::Failed(e.to_string()))?;
-            let (q, _) = rounds::evaluate(&tensors, &config, &pool)?;
+            let evaluated = rounds::evaluate(&tensors, &config, &pool)?;
+            let q = evaluated.q.clone();
             if round == p.rounds && !shooting {
                 last = Some(q);
                 break;
             }
+            let cv = windowed(evaluated);
 
             // The windows of this round, each from its own stream.
-            let seeds: Vec<usize> = centres.iter().map(|&u| rounds::nearest(&q, u)).collect();
+            let seeds: Vec<usize> = centres.iter().map(|&u| rounds::nearest(&cv, u)).collect();
             let streams: Vec<_> = (0..p.windows)
                 .map(|l| ctx.stream((round * p.windows + l) as u64))
                 .collect();
@@ -461,18 +473,23 @@ impl Stage for CommittorStage {
                 .map(|l| {
                     let host = crate::nn::committor::HostCommittor::load(&tensors, &config)
                         .map_err(StageError::Failed)?;
-                    rounds::run_window(
-                        &dynamics,
-                        host,
-                        centres[l],
-                        &pool[seeds[l]].positions,
-                        streams[l].clone(),
-                    )
+                    let (seed, stream) = (&pool[seeds[l]].positions, streams[l].clone());
+                    match p.logit_windows {
+                        Some(_) => rounds::run_window(
+                            &dynamics,
+                            CommittorLogit(host),
+                            centres[l],
+                            seed,
+                            stream,
+                        ),
+                        None => rounds::run_window(&dynamics, host, centres[l], seed, stream),
+                    }
                 })
                 .collect();
             ctx.progress.advance((p.windows * per_window) as u64);
             networks.push(tensors);
             q_by_round.push(q);
+            cv_by_round.push(cv);
             let start = pool.len();
             for (l, run) in runs.into_iter().enumerate() {
                 let frames = run?;
@@ -499,9 +516,10 @@ impl Stage for CommittorStage {
             // the pool before the windows ran).
             let mut gradient_norms = Vec::new();
             for (r, net) in networks.iter().enumerate() {
-                let (more, norms) = rounds::evaluate(net, &config, &pool[start..])?;
-                q_by_round[r].extend(more);
-                gradient_norms = norms;
+                let more = rounds::evaluate(net, &config, &pool[start..])?;
+                q_by_round[r].extend_from_slice(&more.q);
+                gradient_norms = more.gradient_norms.clone();
+                cv_by_round[r].extend(windowed(more));
             }
             // Each window's q under the network that biased it.
             for l in 0..p.windows {
@@ -529,7 +547,7 @@ impl Stage for CommittorStage {
                 });
             }
             let (w, f, iterations) =
-                rounds::unbiased_weights(&states, &q_by_round, &member, k_over_kt)?;
+                rounds::unbiased_weights(&states, &cv_by_round, &member, k_over_kt)?;
             weights = w;
             free_energies = f;
             let means: Vec<String> = windows[windows.len() - p.windows..]
@@ -551,8 +569,8 @@ impl Stage for CommittorStage {
                     .filter(|&n| pool[n].region == Region::Between)
                     .step_by(settings.every)
                     .collect();
-                let mut seeds = ctx.stream(2_000_000 + round as u64);
-                let streams: Vec<u64> = starts.iter().map(|_| seeds.next_u64()).collect();
+                let mut shot_seeds = ctx.stream(2_000_000 + round as u64);
+                let streams: Vec<u64> = starts.iter().map(|_| shot_seeds.next_u64()).collect();
                 let outcomes: Vec<Result<shots::Shot, StageError>> = starts
                     .par_iter()
                     .zip(&streams)
@@ -662,10 +680,7 @@ fn lagged_pairs_of(
             ),
         ));
     }
-    let positions: Vec<f64> = (0..trajectory.len())
-        .flat_map(|i| trajectory.positions(i).iter().copied())
-        .collect();
-    let (features, width) = shots::features_of(model, &positions, n_atoms)?;
+    let (features, width) = shots::features_of(model, &trajectory.positions_nm, n_atoms)?;
     tracing::info!(
         "lagged loss: {} frame pairs {tau} ps apart ({} frames)",
         pairs.len(),

@@ -40,6 +40,10 @@ pub struct CommittorParams {
     /// theirs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shots: Option<ShotSettings>,
+    /// Windows on the logit y = ln(q / (1 - q)), centred evenly in [low, high]; none:
+    /// on q in [0, 1]. Left out of the key when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logit_windows: Option<[f64; 2]>,
 }
 
 /// The shots of a lagged fit's rounds: one from every `every`-th window sample between
@@ -107,6 +111,7 @@ impl Default for CommittorParams {
             loss: CommittorLoss::Dirichlet,
             lag_frames: 1,
             shots: None,
+            logit_windows: None,
         }
     }
 }
@@ -166,7 +171,8 @@ pub(super) const PARAMS: &[ParamDoc] = &[
     ParamDoc {
         name: "pool_input",
         about: "true: the input is one Boltzmann sample and joins MBAR as the unbiased \
-                state; false: it weighs only in the boundary terms and as seeds",
+                state; false: it weighs only in the fits (boundary terms, and with loss: \
+                lagged its pairs) and as seeds",
     },
     ParamDoc {
         name: "windows",
@@ -178,7 +184,8 @@ pub(super) const PARAMS: &[ParamDoc] = &[
     },
     ParamDoc {
         name: "rounds",
-        about: "R, rounds of sampling; R + 1 fits of q",
+        about: "R, rounds of windows (R + 1 with shots, the last on the last fit); R + 1 \
+                fits of q (one with loss: lagged and no shots)",
     },
     ParamDoc {
         name: "equilibration_steps",
@@ -228,6 +235,13 @@ pub(super) const PARAMS: &[ParamDoc] = &[
         about: "tau of the lagged loss, in saved frames of the input",
     },
     ParamDoc {
+        name: "logit_windows",
+        about: "[low, high]: windows on y = ln(q / (1 - q)) with centres evenly in \
+                [low, high] (force_constant then per unit y squared, e.g. k_B T / 0.25 for a \
+                width of 0.5), which hold q over orders of magnitude near the cores where \
+                q itself is too steep; default: windows on q in [0, 1]",
+    },
+    ParamDoc {
         name: "shots",
         about: "loss: lagged only; {every, max_steps, check_every, weight}: after each \
                 round's windows, one unbiased shot from every `every`-th window sample \
@@ -272,10 +286,24 @@ pub(super) fn check(p: &CommittorParams) -> Result<(), ParamProblem> {
         ));
     }
     let per_round = p.windows as u64 * (p.steps / p.save_every);
-    if p.rounds > 1000 || per_round.saturating_mul(p.rounds as u64) > 1 << 22 {
+    // With shots the last fit gets windows of its own.
+    let window_rounds = p.rounds as u64 + u64::from(p.shots.is_some());
+    if p.rounds > 1000
+        || per_round.saturating_mul(window_rounds) > 1 << 22
+        || (p.windows as u64).saturating_mul(window_rounds) >= 1_000_000
+    {
         return Err(ParamProblem::new(
             "rounds",
-            "rounds x windows x steps / save_every must be at most 2^22 samples",
+            "the window rounds (rounds, plus one with shots) x windows x steps / save_every \
+             must be at most 2^22 samples, and window rounds x windows below 1e6",
+        ));
+    }
+    if let Some([low, high]) = p.logit_windows
+        && !(low.is_finite() && high.is_finite() && low < high)
+    {
+        return Err(ParamProblem::new(
+            "logit_windows",
+            "must be [low, high] with low < high, both finite",
         ));
     }
     if let Some(shots) = &p.shots {

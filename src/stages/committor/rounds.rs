@@ -70,7 +70,7 @@ pub(super) type WindowFrames = Vec<(i64, Vec<f64>)>;
 /// Runs one window: biased Langevin dynamics from `seed` (flat positions).
 pub(super) fn run_window(
     dynamics: &Dynamics<'_>,
-    committor: HostCommittor,
+    committor: impl CollectiveVariable,
     centre: f64,
     seed: &[f64],
     rng: ChaCha20Rng,
@@ -106,14 +106,15 @@ pub(super) fn run_window(
     Ok(frames)
 }
 
-/// q of every sample under one network, and |grad q| (per nm, over all atoms).
+/// q of every sample under one network, |grad q| (per nm, over all atoms), and the
+/// logit y = ln(q / (1 - q)).
 pub(super) fn evaluate(
     weights: &[NamedTensor],
     config: &CommittorConfig,
     samples: &[PooledSample],
-) -> Result<(Vec<f64>, Vec<f64>), StageError> {
+) -> Result<Evaluated, StageError> {
     let chunk = 256;
-    let parts: Vec<Result<Vec<(f64, f64)>, StageError>> = samples
+    let parts: Vec<Result<Vec<(f64, f64, f64)>, StageError>> = samples
         .par_chunks(chunk)
         .map(|part| {
             let mut host = HostCommittor::load(weights, config).map_err(StageError::Failed)?;
@@ -126,19 +127,28 @@ pub(super) fn evaluate(
                         s.positions.chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
                     let q = host.value_and_gradient(&x, &mut gradient);
                     let norm = gradient.iter().flatten().map(|g| g * g).sum::<f64>().sqrt();
-                    (q, norm)
+                    (q, norm, host.last_logit())
                 })
                 .collect())
         })
         .collect();
-    let (mut q, mut norms) = (Vec::with_capacity(samples.len()), Vec::new());
+    let mut out = Evaluated::default();
     for part in parts {
-        for (v, g) in part? {
-            q.push(v);
-            norms.push(g);
+        for (q, g, y) in part? {
+            out.q.push(q);
+            out.gradient_norms.push(g);
+            out.logit.push(y);
         }
     }
-    Ok((q, norms))
+    Ok(out)
+}
+
+/// What [`evaluate`] gives per sample.
+#[derive(Default)]
+pub(super) struct Evaluated {
+    pub q: Vec<f64>,
+    pub gradient_norms: Vec<f64>,
+    pub logit: Vec<f64>,
 }
 
 /// The index of the sample whose q is nearest `centre` (the first of equals).
@@ -163,7 +173,7 @@ pub(super) struct State {
 
 /// The unbiased weights of the pooled samples that belong to `states` (in pool order,
 /// the rest weight 0) and the states' free energies (k_B T), by MBAR. `q_by_round[r][n]`
-/// is q_r at sample n; `member[n]` says whether sample n was drawn in one of `states`.
+/// is round r's windowed variable (q_r, or its logit) at sample n; `member[n]` says whether sample n was drawn in one of `states`.
 pub(super) fn unbiased_weights(
     states: &[State],
     q_by_round: &[Vec<f64>],
