@@ -177,3 +177,54 @@ pub(super) fn features_of(
     }
     Ok((features, width))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::mlp::Activation;
+    use candle_core::{DType, Device, Tensor};
+
+    /// Decided shots give 0 and 1; an undecided one the network's q at its end, and
+    /// the features are those of its start.
+    #[test]
+    fn targets_are_the_core_reached_or_q_at_the_end() {
+        let store = ParameterStore::new([9; 32]);
+        let config = CommittorConfig::new(vec![0, 1], vec![4], Activation::Tanh);
+        let model = Committor::new(
+            config.clone(),
+            2,
+            store.var_builder(DType::F64, &Device::Cpu),
+        )
+        .unwrap();
+        let mut pool = ShotPool::default();
+        let start = [0.0, 0.0, 0.0, 0.4, 0.0, 0.0];
+        let end = vec![0.0, 0.0, 0.0, 0.0, 0.5, 0.0];
+        for outcome in [Region::A, Region::B, Region::Between] {
+            let shot = Shot {
+                outcome,
+                steps: 10,
+                end: end.clone(),
+            };
+            pool.push(&start, shot);
+        }
+        let targets = pool.targets(&store, &config, &model, 2, 0.5).unwrap();
+        let x = Tensor::from_vec(end, (1, 2, 3), &Device::Cpu).unwrap();
+        let q_end = candle_nn::ops::sigmoid(&model.logit(&x).unwrap())
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()[0];
+        assert_eq!(targets.targets[..2], [0.0, 1.0]);
+        assert!(
+            (targets.targets[2] - q_end).abs() < 1e-12,
+            "{targets:?}",
+            targets = targets.targets
+        );
+        assert!(q_end > 0.0 && q_end < 1.0);
+        assert_eq!((targets.width, targets.weight), (1, 0.5));
+        assert!(targets.features.iter().all(|&f| (f - 2.5).abs() < 1e-12));
+        assert_eq!(
+            pool.describe(0),
+            "3 shots: 1 to A first, 1 to B, 1 undecided; 10 steps on average"
+        );
+    }
+}
