@@ -240,6 +240,19 @@ mod tests {
     use crate::nn::mlp::Activation;
     use crate::random::{normal, stream, uniform};
 
+    /// The inverse distance of each two-atom configuration (flat positions).
+    fn features(model: &Committor, positions: Vec<f64>) -> Vec<f64> {
+        let n = positions.len() / 6;
+        let x = Tensor::from_vec(positions, (n, 2, 3), &Device::Cpu).unwrap();
+        model
+            .inverse_distances(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+    }
+
     /// Pairs of one step of the Metropolis random walk of atom 1 (atom 0 at the
     /// origin) in the shell 0.2 < r < 0.7 with steps of `sigma` nm per coordinate: its
     /// stationary density is uniform, as for free diffusion, and it is reversible, so
@@ -263,14 +276,7 @@ mod tests {
                 regions.push(region(&x));
             }
         }
-        let x = Tensor::from_vec(positions, (2 * count, 2, 3), &Device::Cpu).unwrap();
-        let features = model
-            .inverse_distances(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
+        let features = features(model, positions);
         let pairs = (0..count)
             .map(|k| (2 * k, 2 * k + 1))
             .filter(|&(s, t)| regions[s] == Region::Between || regions[t] == Region::Between)
@@ -344,14 +350,7 @@ mod tests {
             positions.extend(p);
             targets.push(f64::from(radius(&x) > R_B));
         }
-        let x = Tensor::from_vec(positions, (count, 2, 3), &Device::Cpu).unwrap();
-        let features = model
-            .inverse_distances(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
+        let features = features(model, positions);
         ShotTargets {
             features,
             width: 1,

@@ -38,7 +38,6 @@ use crate::artifact::atoms::{ATOMS, AtomRow};
 use crate::artifact::force_field::FORCE_FIELD;
 use crate::artifact::kind::ArtifactKind;
 use crate::artifact::rows::{self, schema_of};
-use crate::md::constraints::DistanceConstraint;
 use crate::md::dynamics::LangevinParams;
 use crate::nn::committor_training::Region;
 
@@ -355,10 +354,7 @@ impl Stage for CommittorTest {
             }
         }
         let masses = topology.masses();
-        let constraints: Vec<DistanceConstraint> = match p.constraints {
-            ConstraintSet::None => Vec::new(),
-            ConstraintSet::Hbonds => topology.hbond_constraints(),
-        };
+        let constraints = p.constraints.of(&topology);
         let shooter = Shooter {
             topology: &topology,
             solvent,

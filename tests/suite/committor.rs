@@ -59,6 +59,21 @@ impl Ran {
     }
 }
 
+/// The mean of `f(q)` over the samples of window `l` in round `r`.
+fn window_mean(samples: &RecordBatch, r: i64, l: usize, f: impl Fn(f64) -> f64) -> f64 {
+    let (round, window, q) = (
+        i64_column(samples, "round"),
+        i64_column(samples, "window"),
+        f64_column(samples, "q"),
+    );
+    let mine: Vec<f64> = (0..q.len())
+        .filter(|&i| round[i] == r && window[i] == l as i64)
+        .map(|i| f(q[i]))
+        .collect();
+    assert!(!mine.is_empty(), "no samples in round {r}, window {l}");
+    mine.iter().sum::<f64>() / mine.len() as f64
+}
+
 fn workflow_text(md_steps: u64) -> String {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/alanine_dipeptide");
     format!(
@@ -276,18 +291,11 @@ fn windows_only_sample_on_the_lagged_committor() {
     );
     let (windows, samples) = (output("windows"), output("samples"));
     assert_eq!(windows.num_rows(), 4);
-    let (round, window) = (
-        i64_column(&samples, "round"),
-        i64_column(&samples, "window"),
-    );
-    let (q, weight) = (f64_column(&samples, "q"), f64_column(&samples, "weight"));
+    let round = i64_column(&samples, "round");
+    let weight = f64_column(&samples, "weight");
     assert_eq!(round.iter().filter(|&&r| r == 0).count(), 4 * 100);
     for (l, &mean_q) in f64_column(&windows, "mean_q").iter().enumerate() {
-        let mine: Vec<f64> = (0..q.len())
-            .filter(|&i| round[i] == 0 && window[i] == l as i64)
-            .map(|i| q[i])
-            .collect();
-        let mean = mine.iter().sum::<f64>() / mine.len() as f64;
+        let mean = window_mean(&samples, 0, l, |q| q);
         assert!(
             (mean - mean_q).abs() < 1e-12,
             "window {l}: {mean} vs {mean_q}"
@@ -404,18 +412,10 @@ fn shots_refit_the_lagged_committor_and_its_last_windows_sample_on_it() {
     assert_eq!(curve_rounds.iter().filter(|&&r| r == 1).count(), 60);
     let (windows, samples) = (output("windows"), output("samples"));
     assert_eq!(i64_column(&windows, "round"), [0, 0, 0, 0, 1, 1, 1, 1]);
-    let (round, window) = (
-        i64_column(&samples, "round"),
-        i64_column(&samples, "window"),
-    );
-    let q = f64_column(&samples, "q");
+    let round = i64_column(&samples, "round");
     assert_eq!(round.iter().filter(|&&r| r == 1).count(), 4 * 100);
     for (l, &mean_q) in f64_column(&windows, "mean_q")[4..].iter().enumerate() {
-        let mine: Vec<f64> = (0..q.len())
-            .filter(|&i| round[i] == 1 && window[i] == l as i64)
-            .map(|i| q[i])
-            .collect();
-        let mean = mine.iter().sum::<f64>() / mine.len() as f64;
+        let mean = window_mean(&samples, 1, l, |q| q);
         assert!(
             (mean - mean_q).abs() < 1e-12,
             "window {l}: {mean} vs {mean_q}"
@@ -426,13 +426,7 @@ fn shots_refit_the_lagged_committor_and_its_last_windows_sample_on_it() {
     let moved = f64_column(&windows, "mean_q")[..4]
         .iter()
         .enumerate()
-        .any(|(l, &mean_q)| {
-            let mine: Vec<f64> = (0..q.len())
-                .filter(|&i| round[i] == 0 && window[i] == l as i64)
-                .map(|i| q[i])
-                .collect();
-            (mine.iter().sum::<f64>() / mine.len() as f64 - mean_q).abs() > 1e-6
-        });
+        .any(|(l, &mean_q)| (window_mean(&samples, 0, l, |q| q) - mean_q).abs() > 1e-6);
     assert!(moved, "the refit on the shots left q unchanged");
     assert!(
         f64_column(&windows, "free_energy_kt")
@@ -487,19 +481,8 @@ fn logit_windows_are_centred_on_the_log_odds_and_hold_their_order() {
     assert!(ran.report.succeeded(), "{}", failures(&ran.report));
     let (windows, samples) = (ran.output("q", "windows"), ran.output("q", "samples"));
     assert_eq!(f64_column(&windows, "centre"), [-3.0, -1.0, 1.0, 3.0]);
-    let (round, window, q) = (
-        i64_column(&samples, "round"),
-        i64_column(&samples, "window"),
-        f64_column(&samples, "q"),
-    );
     let mean_logit: Vec<f64> = (0..4)
-        .map(|l| {
-            let y: Vec<f64> = (0..q.len())
-                .filter(|&i| round[i] == 0 && window[i] == l)
-                .map(|i| (q[i] / (1.0 - q[i])).ln())
-                .collect();
-            y.iter().sum::<f64>() / y.len() as f64
-        })
+        .map(|l| window_mean(&samples, 0, l, |q| (q / (1.0 - q)).ln()))
         .collect();
     assert!(
         mean_logit.windows(2).all(|w| w[0] < w[1]),

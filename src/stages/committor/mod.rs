@@ -72,7 +72,6 @@ pub use params::{CommittorLoss, CommittorParams, ShotSettings};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::fg_sample::ConstraintSet;
 use super::refine_flow::force_field;
 use super::transitions::{finite_times, one_walker};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
@@ -83,7 +82,6 @@ use crate::artifact::kind::ArtifactKind;
 use crate::artifact::rows::{self, schema_of};
 use crate::artifact::tensors::{self, NamedTensor};
 use crate::artifact::trajectory::TRAJECTORY;
-use crate::md::constraints::DistanceConstraint;
 use crate::md::dynamics::LangevinParams;
 use crate::md::units::BOLTZMANN;
 use crate::nn::committor::{
@@ -293,10 +291,7 @@ impl Stage for CommittorStage {
         }
 
         let masses = topology.masses();
-        let constraints: Vec<DistanceConstraint> = match p.constraints {
-            ConstraintSet::None => Vec::new(),
-            ConstraintSet::Hbonds => topology.hbond_constraints(),
-        };
+        let constraints = p.constraints.of(&topology);
         let dynamics = Dynamics {
             topology: &topology,
             solvent,

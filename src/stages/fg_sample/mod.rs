@@ -78,6 +78,16 @@ pub enum ConstraintSet {
     Hbonds,
 }
 
+impl ConstraintSet {
+    /// The distance constraints of `topology` this set names.
+    pub fn of(&self, topology: &crate::md::topology::Topology) -> Vec<DistanceConstraint> {
+        match self {
+            ConstraintSet::None => Vec::new(),
+            ConstraintSet::Hbonds => topology.hbond_constraints(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FgSampleParams {
@@ -371,10 +381,7 @@ impl Stage for FgSample {
                 masses
             }
         };
-        let constraints: Vec<DistanceConstraint> = match p.constraints {
-            ConstraintSet::None => Vec::new(),
-            ConstraintSet::Hbonds => structure.hbond_constraints(),
-        };
+        let constraints = p.constraints.of(&structure.topology);
         // As OpenMM with constraints=HBonds: the bonds held at r0 are left out.
         let (mut forcefield, _) = ForceField::new(&structure.topology, solvent)
             .map_err(|e| StageError::Failed(e.to_string()))?
