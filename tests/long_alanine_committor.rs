@@ -14,7 +14,11 @@
 //!   a mean p_B within 0.5 +- 0.1, and p_B rises from the low range to the high one;
 //!   the same for `ais_q` and `ais_logit_q`, learned from short runs started in each
 //!   core (windows on q or on logit q, shots and refits), on their last windows'
-//!   samples.
+//!   samples;
+//! - the in-A run's exits shot straight to B (`exit_shots`, `committor_ffs` with no
+//!   interface) give a rate within three combined errors of the pooled count, and the
+//!   forward flux along the short runs' q (`ais_ffs`) multiplies its stages' fractions
+//!   (its rate, measured far below the count, is printed).
 //!
 //! The committor tests' spread over configurations (two to four times the binomial
 //! one) and the short runs' Hill rates on the walkers' exits (`ais_q` 3-4 times below
@@ -70,5 +74,35 @@ fn the_hill_rate_and_the_committor_test_at_450_k() {
         let (logit, _) = hill_rate(&study, &format!("ais_logit_rate_{walker}"));
         let (plain, _) = hill_rate(&study, &format!("ais_rate_{walker}"));
         println!("walker {walker}: logit windows {logit:.4} against windows on q {plain:.4}");
+    }
+    // The mean committor over the exits by direct shots: the flux and the trials'
+    // dynamics against the count.
+    let (count, count_lo, count_hi) = (
+        f64_column(&rates, "rate_ab_per_ns")[0],
+        f64_column(&rates, "rate_ab_lo_per_ns")[0],
+        f64_column(&rates, "rate_ab_hi_per_ns")[0],
+    );
+    let count_se = (count_hi - count_lo) / (2.0 * 1.96);
+    for node in ["exit_shots", "ais_ffs"] {
+        let summary = study.table(node, "summary");
+        let stages = study.table(node, "stages");
+        let value = |c: &str| f64_column(&summary, c)[0];
+        let (rate, se) = (value("rate_ab_per_ns"), value("rate_ab_se_per_ns"));
+        let product: f64 = f64_column(&stages, "probability").iter().product();
+        println!(
+            "{node}: k_AB {rate:.4} +- {se:.4} per ns (stages {:?}, last reached from {} \
+             exits), {} MD steps",
+            f64_column(&stages, "probability"),
+            i64_column(&summary, "final_ancestors")[0],
+            i64_column(&summary, "md_steps")[0]
+        );
+        assert!((value("probability") - product).abs() <= 1e-12 * product);
+        assert!((rate - value("flux_per_ns") * product).abs() <= 1e-12 * rate);
+        if node == "exit_shots" {
+            assert!(
+                (rate - count).abs() < 3.0 * (se * se + count_se * count_se).sqrt(),
+                "{node}: {rate} +- {se} against the count {count} +- {count_se}"
+            );
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod backmap;
 pub mod cg_compare;
 pub mod cg_sample;
 pub mod committor;
+pub mod committor_ffs;
 pub mod committor_rate;
 pub mod committor_test;
 pub mod compare;

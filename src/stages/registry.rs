@@ -40,6 +40,7 @@ impl Registry {
             .register::<super::committor::CommittorStage>()
             .register::<super::committor_test::CommittorTest>()
             .register::<super::committor_rate::CommittorRate>()
+            .register::<super::committor_ffs::CommittorFfs>()
     }
 
     /// Adds a stage; a second stage of the same name replaces the first.

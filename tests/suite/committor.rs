@@ -350,6 +350,60 @@ fn the_hill_rate_of_the_lagged_committor_matches_the_transition_count() {
     );
 }
 
+/// Forward flux sampling on the lagged q of the 400 ps run between C7eq and C5: the
+/// rate from the run's exits and trials through one interface matches the run's own
+/// transition count within three combined errors, and the tables add up (each
+/// probability is reached / trials, the product is the summary's, the rate is flux x
+/// product, the MD steps are the trials').
+#[test]
+fn forward_flux_along_the_lagged_committor_matches_the_transition_count() {
+    let dir = TempDir::new("committor_ffs");
+    let text = lagged_workflow("")
+        + "  ffs:\n    stage: committor_ffs\n    inputs: {trajectory: [md.trajectory], atoms: md.atoms, committor: q.committor, force_field: md.force_field}\n    params: {b: {phi_deg: -155, psi_deg: 165, radius_deg: 30}, temperature_k: 300, timestep_fs: 2, interfaces: [0.5], trials: 300}\n  count:\n    stage: transitions\n    inputs: {trajectory: [md.trajectory], atoms: md.atoms}\n    params: {b: {phi_deg: -155, psi_deg: 165, radius_deg: 30}}\n";
+    let ran = run_text(&dir, &text);
+    assert!(ran.report.succeeded(), "{}", failures(&ran.report));
+    let (stages, summary) = (ran.output("ffs", "stages"), ran.output("ffs", "summary"));
+    let count = ran.output("count", "summary");
+    let value = |t: &RecordBatch, c: &str| f64_column(t, c)[0];
+    assert_eq!(stages.num_rows(), 2);
+    let (reached, trials) = (
+        i64_column(&stages, "reached"),
+        i64_column(&stages, "trials"),
+    );
+    let probability = f64_column(&stages, "probability");
+    for k in 0..2 {
+        assert_eq!(probability[k], reached[k] as f64 / trials[k] as f64);
+        assert!(
+            reached[k] > 0 && reached[k] < trials[k],
+            "stage {k}: {}",
+            reached[k]
+        );
+    }
+    let product = probability[0] * probability[1];
+    assert!((value(&summary, "probability") - product).abs() < 1e-15);
+    let rate = value(&summary, "rate_ab_per_ns");
+    assert!((rate - value(&summary, "flux_per_ns") * product).abs() < 1e-12 * rate);
+    let steps: f64 = f64_column(&stages, "mean_steps")
+        .iter()
+        .zip(&trials)
+        .map(|(m, &t)| m * t as f64)
+        .sum();
+    assert!((steps - i64_column(&summary, "md_steps")[0] as f64).abs() < 1e-6 * steps);
+    assert_eq!(i64_column(&summary, "check_every")[0], 100);
+    let transitions = i64_column(&count, "transitions_ab")[0];
+    assert!(transitions >= 5, "{transitions} transitions A -> B");
+    let brute = value(&count, "rate_ab_per_ns");
+    let (se, brute_se) = (
+        value(&summary, "rate_ab_se_per_ns"),
+        brute / (transitions as f64).sqrt(),
+    );
+    eprintln!("forward flux {rate} +- {se} per ns, count {brute} +- {brute_se} ({transitions})");
+    assert!(
+        (rate - brute).abs() < 3.0 * (se * se + brute_se * brute_se).sqrt(),
+        "forward flux {rate} +- {se}, count {brute} +- {brute_se}"
+    );
+}
+
 /// A replica exchange's frames are no one walker's dynamics: the lagged loss refuses
 /// them by name rather than pairing frames of different walkers.
 #[test]

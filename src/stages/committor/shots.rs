@@ -38,6 +38,18 @@ pub(crate) struct Shot {
     pub end: Vec<f64>,
 }
 
+/// Where a run of [`Shooter::run_until`] stopped.
+pub(crate) struct Stop<T> {
+    /// What `decide` said at the check where the run stopped; None: undecided after
+    /// `max_steps`.
+    pub verdict: Option<T>,
+    pub steps: u64,
+    /// nm, flat: the positions at that check.
+    pub end: Vec<f64>,
+    /// nm/ps: the velocities at that check.
+    pub velocities: Vec<[f64; 3]>,
+}
+
 impl Shooter<'_> {
     /// One shot from flat positions `start`; `rng` seeds the velocities and the
     /// thermostat. A failure of the dynamics is reported as the shot `from` (e.g.
@@ -49,6 +61,28 @@ impl Shooter<'_> {
         rng: ChaCha20Rng,
         from: &str,
     ) -> Result<Shot, StageError> {
+        let stop = self.run_until(start, None, rng, from, |x| {
+            let region = cores.classify(x).0;
+            (region != Region::Between).then_some(region)
+        })?;
+        Ok(Shot {
+            outcome: stop.verdict.unwrap_or(Region::Between),
+            steps: stop.steps,
+            end: stop.end,
+        })
+    }
+
+    /// Plain dynamics from flat positions `start`, with `velocities` or fresh
+    /// Maxwell-Boltzmann ones, until `decide` (asked every `check_every` steps with the
+    /// flat positions) gives a verdict or `max_steps` pass. `start` itself is not asked.
+    pub(crate) fn run_until<T>(
+        &self,
+        start: &[f64],
+        velocities: Option<&[[f64; 3]]>,
+        rng: ChaCha20Rng,
+        from: &str,
+        mut decide: impl FnMut(&[f64]) -> Option<T>,
+    ) -> Result<Stop<T>, StageError> {
         let failed = |e: crate::md::dynamics::DynamicsError| {
             StageError::Failed(format!("shot from {from}: {e}"))
         };
@@ -65,26 +99,30 @@ impl Shooter<'_> {
             rng,
         )
         .map_err(failed)?;
-        md.initialize_velocities().map_err(failed)?;
+        match velocities {
+            Some(v) => md.set_velocities(v).map_err(failed)?,
+            None => md.initialize_velocities().map_err(failed)?,
+        }
         let mut steps = 0;
         let mut end: Vec<f64> = start.to_vec();
         while steps < self.max_steps {
             md.run(self.check_every, 0, |_| {}).map_err(failed)?;
             steps += self.check_every;
             end = md.positions().iter().flatten().copied().collect();
-            let outcome = cores.classify(&end).0;
-            if outcome != Region::Between {
-                return Ok(Shot {
-                    outcome,
+            if let Some(verdict) = decide(&end) {
+                return Ok(Stop {
+                    verdict: Some(verdict),
                     steps,
                     end,
+                    velocities: md.velocities().to_vec(),
                 });
             }
         }
-        Ok(Shot {
-            outcome: Region::Between,
+        Ok(Stop {
+            verdict: None,
             steps,
             end,
+            velocities: md.velocities().to_vec(),
         })
     }
 }
