@@ -36,21 +36,21 @@
 //! `ancestors` counts the distinct ones per stage. Where a few exits carry the last
 //! stages, the trials explore a few channels only: the estimate is unbiased over
 //! repetitions but typically low, and its error understated. On alanine dipeptide at
-//! 450 K, along q from short runs whose level sets near A are not the committor's, five
-//! interfaces gave 0.002 per ns against 0.045 from shooting the same exits straight to B
-//! (docs/studies/alanine_dipeptide_committor.md): with an empty `interfaces` the stage is
-//! that direct estimate.
+//! 450 K, on frames 2 ps apart, five interfaces along q from short runs gave 0.0007 per
+//! ns, and along the walkers' q 0.0017, against 0.032-0.045 from shooting the same exits
+//! straight to B (docs/studies/alanine_dipeptide_committor.md). With an empty
+//! `interfaces` the stage is that direct estimate.
 //!
 //! Outputs:
-//! - `stages` (committor_ffs_stages): per stage: from_q (0: A's exits), to_q (1: core
+//! - `stages` (committor_ffs_stages): per stage: stage, from_q (0: A's exits), to_q (1: core
 //!   B), starts (states it could draw from), trials, reached, ancestors (distinct exits
 //!   the reached states descend from), returned_to_a, undecided
 //!   (neither within max_steps, counted as not reached), probability with its binomial
 //!   error, mean_steps.
 //! - `summary` (committor_ffs_summary, one row): frames, temperature_k, time_a_ps,
 //!   exits, flux_per_ns with its error, probability (the product) with its relative
-//!   error, final_ancestors (the last stage's), rate_ab_per_ns with its error, md_steps (every trial's steps: the cost),
-//!   check_every.
+//!   error, final_ancestors (the last stage's), rate_ab_per_ns with its error, md_steps
+//!   (every trial's steps: the cost), check_every.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -80,8 +80,8 @@ pub struct CommittorFfs;
 pub const COMMITTOR_FFS_STAGES: ArtifactKind = ArtifactKind::table(
     "committor_ffs_stages",
     schema_of::<StageRow>,
-    "per stage of forward flux sampling: from_q, to_q, starts, trials, reached, \
-     returned_to_a, undecided, probability with its binomial error, mean_steps",
+    "per stage of forward flux sampling: stage, from_q, to_q, starts, trials, reached, \
+     ancestors, returned_to_a, undecided, probability with its binomial error, mean_steps",
 );
 
 pub const COMMITTOR_FFS_SUMMARY: ArtifactKind = ArtifactKind::table(
@@ -172,7 +172,7 @@ enum Verdict {
 
 /// A state a stage reached: flat positions (nm) and velocities (nm/ps; none for the
 /// exit frames), and the exit it descends from.
-struct Reached {
+struct ReachedState {
     positions: Vec<f64>,
     velocities: Option<Vec<[f64; 3]>>,
     exit: usize,
@@ -269,7 +269,8 @@ impl Stage for CommittorFfs {
         ParamDoc {
             name: "max_steps",
             about: "a trial neither back in A nor at the next interface after this many \
-                    steps is undecided (counted as not reached)",
+                    steps (rounded up to whole frame spacings) is undecided (counted as not \
+                    reached)",
         },
         ParamDoc {
             name: "blocks",
@@ -330,7 +331,11 @@ impl Stage for CommittorFfs {
         one_walker(&trajectory, "forward flux sampling needs")?;
         finite_times(&trajectory)?;
         let frames_temperature = trajectory.temperature_k[0];
-        if (frames_temperature - p.temperature_k).abs() > 1e-6 {
+        let other_temperature = trajectory
+            .temperature_k
+            .iter()
+            .find(|&&t| (t - p.temperature_k).abs() > 1e-6);
+        if let Some(&frames_temperature) = other_temperature {
             return Err(StageError::bad_input(
                 "trajectory",
                 format!(
@@ -341,6 +346,33 @@ impl Stage for CommittorFfs {
             ));
         }
         let check_every = check_every(&trajectory.time_ps, p.timestep_fs)?;
+        // The frames' own timestep, from two consecutive frames of one run.
+        if let Some(t) =
+            (1..trajectory.len()).find(|&t| trajectory.step[t] > trajectory.step[t - 1])
+        {
+            let steps = (trajectory.step[t] - trajectory.step[t - 1]) as f64;
+            let frames_fs = 1000.0 * (trajectory.time_ps[t] - trajectory.time_ps[t - 1]) / steps;
+            if (frames_fs - p.timestep_fs).abs() > 1e-6 * p.timestep_fs {
+                return Err(StageError::bad_input(
+                    "trajectory",
+                    format!(
+                        "frames made with {frames_fs} fs steps, the trials with timestep_fs {}: \
+                         the flux and the probabilities must be of one dynamics",
+                        p.timestep_fs
+                    ),
+                ));
+            }
+        }
+        if p.max_steps < check_every {
+            return Err(StageError::bad_input(
+                "trajectory",
+                format!(
+                    "frames {check_every} steps apart, more than max_steps {}: a trial looks at \
+                     the cores once per frame spacing",
+                    p.max_steps
+                ),
+            ));
+        }
         let (topology, solvent) = force_field(inputs)?;
         let n_atoms = trajectory.n_atoms;
         if topology.atoms.len() != n_atoms || atoms.len() != n_atoms {
@@ -407,11 +439,11 @@ impl Stage for CommittorFfs {
             check_every,
             max_steps: p.max_steps,
         };
-        let mut starts: Vec<Reached> = series
+        let mut starts: Vec<ReachedState> = series
             .exits
             .iter()
             .enumerate()
-            .map(|(exit, e)| Reached {
+            .map(|(exit, e)| ReachedState {
                 positions: trajectory.positions(e.frame).to_vec(),
                 velocities: None,
                 exit,
@@ -435,7 +467,7 @@ impl Stage for CommittorFfs {
                 .map(|k| ctx.stream(((stage as u64) << 32) | k as u64))
                 .collect();
             // Reached the target: in B, or (for an interface) q at least its value.
-            let reached = |host: &mut HostCommittor, x: &[f64]| -> Option<Verdict> {
+            let verdict_at = |host: &mut HostCommittor, x: &[f64]| -> Option<Verdict> {
                 match cores.classify(x).0 {
                     Region::A => Some(Verdict::ReturnedToA),
                     Region::B => Some(Verdict::Reached),
@@ -445,41 +477,43 @@ impl Stage for CommittorFfs {
                     },
                 }
             };
-            let trials: Vec<Result<(Option<Verdict>, u64, Option<Reached>), StageError>> = picks
-                .par_iter()
-                .zip(streams)
-                .enumerate()
-                .map_init(
-                    || HostCommittor::load(&weights, &config).ok(),
-                    |host, (k, (&pick, rng))| {
-                        let host = host.as_mut().ok_or_else(|| {
-                            StageError::Failed("committor: could not load".into())
-                        })?;
-                        let start = &starts[pick];
-                        if reached(host, &start.positions) == Some(Verdict::Reached) {
-                            let state = Reached {
-                                positions: start.positions.clone(),
-                                velocities: start.velocities.clone(),
-                                exit: start.exit,
-                            };
-                            return Ok((Some(Verdict::Reached), 0, Some(state)));
-                        }
-                        let stop = shooter.run_until(
-                            &start.positions,
-                            start.velocities.as_deref(),
-                            rng,
-                            &format!("stage {stage}, trial {k}"),
-                            |x| reached(host, x),
-                        )?;
-                        let state = (stop.verdict == Some(Verdict::Reached)).then_some(Reached {
-                            positions: stop.end,
-                            velocities: Some(stop.velocities),
-                            exit: start.exit,
-                        });
-                        Ok((stop.verdict, stop.steps, state))
-                    },
-                )
-                .collect();
+            let trials: Vec<Result<(Option<Verdict>, u64, Option<ReachedState>), StageError>> =
+                picks
+                    .par_iter()
+                    .zip(streams)
+                    .enumerate()
+                    .map_init(
+                        || HostCommittor::load(&weights, &config).ok(),
+                        |host, (k, (&pick, rng))| {
+                            let host = host.as_mut().ok_or_else(|| {
+                                StageError::Failed("committor: could not load".into())
+                            })?;
+                            let start = &starts[pick];
+                            if verdict_at(host, &start.positions) == Some(Verdict::Reached) {
+                                let state = ReachedState {
+                                    positions: start.positions.clone(),
+                                    velocities: start.velocities.clone(),
+                                    exit: start.exit,
+                                };
+                                return Ok((Some(Verdict::Reached), 0, Some(state)));
+                            }
+                            let stop = shooter.run_until(
+                                &start.positions,
+                                start.velocities.as_deref(),
+                                rng,
+                                &format!("stage {stage}, trial {k}"),
+                                |x| verdict_at(host, x),
+                            )?;
+                            let state =
+                                (stop.verdict == Some(Verdict::Reached)).then_some(ReachedState {
+                                    positions: stop.end,
+                                    velocities: Some(stop.velocities),
+                                    exit: start.exit,
+                                });
+                            Ok((stop.verdict, stop.steps, state))
+                        },
+                    )
+                    .collect();
             ctx.progress.advance(p.trials as u64);
             let (mut next, mut returned, mut undecided, mut steps) = (Vec::new(), 0, 0, 0u64);
             for trial in trials {

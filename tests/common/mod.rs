@@ -383,10 +383,21 @@ pub struct BundledRun {
 
 impl BundledRun {
     pub fn new(workflow_file: &str) -> BundledRun {
+        BundledRun::with_seed(workflow_file, None)
+    }
+
+    /// As [`BundledRun::new`], with the workflow's seed replaced (another realization,
+    /// as `--seed`).
+    pub fn with_seed(workflow_file: &str, seed: Option<u64>) -> BundledRun {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         std::env::set_current_dir(root).unwrap();
-        let wf = cgloop::workflow::load(Path::new(workflow_file), &Registry::builtin())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let overrides = cgloop::workflow::Overrides {
+            seed,
+            ..Default::default()
+        };
+        let wf =
+            cgloop::workflow::load_with(Path::new(workflow_file), &Registry::builtin(), &overrides)
+                .unwrap_or_else(|e| panic!("{e}"));
         let dir = std::env::var("CGLOOP_STORE").unwrap_or_else(|_| "results/store".into());
         let store = cgloop::exec::Store::open(&dir).unwrap();
         let options = cgloop::exec::RunOptions {

@@ -1,8 +1,10 @@
 //! Unbiased shots: plain Langevin dynamics from a configuration, with fresh
 //! Maxwell-Boltzmann velocities, until it enters core A or core B (checked every
-//! `check_every` steps) or `max_steps` pass. The committor test shoots many times from
-//! each configuration; the `committor` stage's refits shoot once from each window sample
-//! and regress q on where the shot went.
+//! `check_every` steps) or `max_steps` pass (rounded up to whole checks). The committor
+//! test shoots many times from each configuration; the `committor` stage's refits shoot
+//! once from each window sample and regress q on where the shot went.
+//! [`Shooter::run_until`] is the general form (given velocities, any stopping rule),
+//! which `committor_ffs`'s trials use.
 
 use rand_chacha::ChaCha20Rng;
 
