@@ -40,9 +40,10 @@ cg-seeds-full:
 committor:
     cargo test --release --test long_alanine_committor -- --ignored --nocapture
 
-# The committor at 450 K from short runs on one 0.1 ps grid (about 20 minutes on 2
-# cores with the brute-force walkers stored): three realizations, the committor test on
-# each, and their Hill rates printed beside the count's 95 % interval.
+# The committor from short runs on one 0.1 ps grid, three realizations each at 450 K
+# (about 20 minutes on 2 cores with the brute-force walkers stored; Hill rates printed
+# beside the count's 95 % interval) and at 300 K (about 20 minutes; the rates' spread
+# over realizations printed): the committor test on each.
 committor-fine:
     cargo test --release --test long_alanine_committor_fine -- --ignored --nocapture
 
