@@ -58,9 +58,10 @@ use serde::{Deserialize, Serialize};
 use super::atom_ref::AtomRef;
 use super::committor::shots::Shooter;
 use super::committor::{COMMITTOR, CoreMap};
+use super::committor_rate::{committor_of, exit_frames};
 use super::fg_sample::ConstraintSet;
 use super::refine_flow::force_field;
-use super::transitions::{Core, TransitionsParams, check_cores, finite_times, one_walker};
+use super::transitions::{Core, TransitionsParams, check_cores};
 use super::{Context, Inputs, Outputs, ParamDoc, ParamProblem, Port, Stage, StageError};
 use crate::analysis::bootstrap::BlockBootstrap;
 use crate::analysis::hill::exits_from_a;
@@ -72,7 +73,7 @@ use crate::artifact::kind::ArtifactKind;
 use crate::artifact::rows::{self, schema_of};
 use crate::artifact::trajectory::TRAJECTORY;
 use crate::md::dynamics::LangevinParams;
-use crate::nn::committor::{HostCommittor, committor_config};
+use crate::nn::committor::HostCommittor;
 use crate::nn::committor_training::Region;
 
 pub struct CommittorFfs;
@@ -321,15 +322,7 @@ impl Stage for CommittorFfs {
         inputs: &Inputs,
         ctx: &mut Context<'_>,
     ) -> Result<Outputs, StageError> {
-        let (trajectory, atoms) = inputs.trajectory_with_atoms("trajectory", "atoms")?;
-        if trajectory.len() < 2 {
-            return Err(StageError::bad_input(
-                "trajectory",
-                format!("{} frames: no exit to count", trajectory.len()),
-            ));
-        }
-        one_walker(&trajectory, "forward flux sampling needs")?;
-        finite_times(&trajectory)?;
+        let (trajectory, atoms) = exit_frames(inputs, "forward flux sampling needs")?;
         let frames_temperature = trajectory.temperature_k[0];
         let other_temperature = trajectory
             .temperature_k
@@ -385,16 +378,7 @@ impl Stage for CommittorFfs {
                 ),
             ));
         }
-        let saved = crate::artifact::tensors::from_table(inputs.table("committor")?)
-            .map_err(|e| StageError::bad_input("committor", e.to_string()))?;
-        let (config, committor_atoms, weights) =
-            committor_config(&saved).map_err(|e| StageError::bad_input("committor", e))?;
-        if committor_atoms != n_atoms {
-            return Err(StageError::bad_input(
-                "committor",
-                format!("{committor_atoms} atoms, the trajectory {n_atoms}"),
-            ));
-        }
+        let (config, weights) = committor_of(inputs, n_atoms, atoms.len())?;
         HostCommittor::load(&weights, &config)
             .map_err(|e| StageError::bad_input("committor", e))?;
         let cores = CoreMap::new(&atoms, &p.phi, &p.psi, &p.a, &p.b)?;

@@ -46,10 +46,13 @@ use crate::analysis::hill::crossings;
 use crate::analysis::transitions::State;
 use crate::artifact::Artifact;
 use crate::artifact::atoms::ATOMS;
+use crate::artifact::atoms::AtomRow;
 use crate::artifact::kind::ArtifactKind;
 use crate::artifact::rows::{self, schema_of};
+use crate::artifact::tensors::NamedTensor;
 use crate::artifact::trajectory::TRAJECTORY;
-use crate::nn::committor::{HostCommittor, committor_config};
+use crate::artifact::trajectory::Trajectory;
+use crate::nn::committor::{CommittorConfig, HostCommittor, committor_config};
 use crate::nn::committor_training::Region;
 
 pub struct CommittorRate;
@@ -232,29 +235,8 @@ impl Stage for CommittorRate {
         inputs: &Inputs,
         ctx: &mut Context<'_>,
     ) -> Result<Outputs, StageError> {
-        let (trajectory, atoms) = inputs.trajectory_with_atoms("trajectory", "atoms")?;
-        if trajectory.len() < 2 {
-            return Err(StageError::bad_input(
-                "trajectory",
-                format!("{} frames: no exit to count", trajectory.len()),
-            ));
-        }
-        one_walker(&trajectory, "exits need")?;
-        finite_times(&trajectory)?;
-        let saved = crate::artifact::tensors::from_table(inputs.table("committor")?)
-            .map_err(|e| StageError::bad_input("committor", e.to_string()))?;
-        let (config, committor_atoms, weights) =
-            committor_config(&saved).map_err(|e| StageError::bad_input("committor", e))?;
-        if committor_atoms != trajectory.n_atoms || atoms.len() != trajectory.n_atoms {
-            return Err(StageError::bad_input(
-                "committor",
-                format!(
-                    "{committor_atoms} atoms, the trajectory {} and its atoms table {}",
-                    trajectory.n_atoms,
-                    atoms.len()
-                ),
-            ));
-        }
+        let (trajectory, atoms) = exit_frames(inputs, "exits need")?;
+        let (config, weights) = committor_of(inputs, trajectory.n_atoms, atoms.len())?;
         let cores = CoreMap::new(&atoms, &p.phi, &p.psi, &p.a, &p.b)?;
         let classified: Vec<(Region, f64, f64)> = (0..trajectory.len())
             .into_par_iter()
@@ -395,4 +377,45 @@ impl Stage for CommittorRate {
             ),
         ]))
     }
+}
+
+/// The `trajectory` and `atoms` inputs of a rate from exits out of A: at least two
+/// frames, one walker (`need` says for what), finite times.
+pub(super) fn exit_frames(
+    inputs: &Inputs,
+    need: &str,
+) -> Result<(Trajectory, Vec<AtomRow>), StageError> {
+    let (trajectory, atoms) = inputs.trajectory_with_atoms("trajectory", "atoms")?;
+    if trajectory.len() < 2 {
+        return Err(StageError::bad_input(
+            "trajectory",
+            format!("{} frames: no exit to count", trajectory.len()),
+        ));
+    }
+    one_walker(&trajectory, need)?;
+    finite_times(&trajectory)?;
+    Ok((trajectory, atoms))
+}
+
+/// The `committor` input's configuration and weights, checked against the frames'
+/// atom count and their atoms table's.
+pub(super) fn committor_of(
+    inputs: &Inputs,
+    n_atoms: usize,
+    atoms_rows: usize,
+) -> Result<(CommittorConfig, Vec<NamedTensor>), StageError> {
+    let saved = crate::artifact::tensors::from_table(inputs.table("committor")?)
+        .map_err(|e| StageError::bad_input("committor", e.to_string()))?;
+    let (config, committor_atoms, weights) =
+        committor_config(&saved).map_err(|e| StageError::bad_input("committor", e))?;
+    if committor_atoms != n_atoms || atoms_rows != n_atoms {
+        return Err(StageError::bad_input(
+            "committor",
+            format!(
+                "{committor_atoms} atoms, the trajectory {n_atoms} and its atoms table \
+                 {atoms_rows}"
+            ),
+        ));
+    }
+    Ok((config, weights))
 }

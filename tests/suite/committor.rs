@@ -354,7 +354,9 @@ fn the_hill_rate_of_the_lagged_committor_matches_the_transition_count() {
 /// rate from the run's exits and trials through one interface matches the run's own
 /// transition count within three combined errors, and the tables add up (each
 /// probability is reached / trials, the product is the summary's, the rate is flux x
-/// product, the MD steps are the trials').
+/// product, the MD steps are the trials'). The flux and the count come from the same
+/// frames, so the combined error, taken as if independent, is a loose bound. Measured:
+/// 38 +- 9 per ns against 65 +- 15 (18 transitions).
 #[test]
 fn forward_flux_along_the_lagged_committor_matches_the_transition_count() {
     let dir = TempDir::new("committor_ffs");
